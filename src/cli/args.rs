@@ -1,0 +1,88 @@
+//! Command-line arguments as clap declares them. Values are checked here only as far as
+//! their type; commands turn them into validated plans.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "mcpscript", version, about = "Test MCP servers at scale: scripted scenarios, real load, chaos and regression detection")]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug); MCPSCRIPT_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the built-in reference MCP server.
+    Serve(ServeArgs),
+    /// Initialize a session with TARGET, make one request, print the result.
+    Call(CallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// URL to serve (repeatable): http://HOST:PORT/PATH (Streamable HTTP, plus legacy SSE at
+    /// /sse and WebSocket upgrades), sse+http://, ws://, tcp://HOST:PORT. Port 0 picks a free port.
+    #[arg(long = "listen", value_name = "URL", default_values_t = ["http://127.0.0.1:8080/mcp".to_string(), "tcp://127.0.0.1:7777".to_string()])]
+    pub listen: Vec<String>,
+    /// Serve one session on stdin/stdout instead of listening.
+    #[arg(long, conflicts_with = "workers")]
+    pub stdio: bool,
+    /// Processes sharing each port through SO_REUSEPORT.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Open connections per worker beyond which new ones are refused (-32000 / HTTP 503).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Requests in progress per worker beyond which new ones are shed (-32000 / HTTP 503).
+    #[arg(long, value_name = "N")]
+    pub max_inflight: Option<usize>,
+    /// Delay added to every reply except initialize, e.g. 5ms.
+    #[arg(long, value_name = "DURATION")]
+    pub latency: Option<String>,
+    /// Fraction of requests (0 to 1) answered with an injected -32603 error.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Require this token: HTTP bearer, or authToken in initialize params on tcp/ws/stdio.
+    #[arg(long, value_name = "TOKEN", env = "MCPSCRIPT_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Accept this Origin on HTTP besides loopback origins (repeatable).
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
+    /// Permit listening on non-loopback addresses.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Largest accepted message in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::client::DEFAULT_MAX_MESSAGE)]
+    pub max_message_size: usize,
+    /// Internal: this process's index among the workers.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub worker_index: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The server: http://..., sse+http://..., ws://..., tcp://HOST:PORT, stdio:COMMAND ARGS or builtin.
+    pub target: String,
+    /// The method, e.g. ping, tools/list, tools/call, resources/read.
+    pub method: String,
+    /// Parameters as a JSON object, e.g. '{"name":"echo","arguments":{"message":"hi"}}'.
+    pub params: Option<String>,
+    /// Deadline for the request (connecting has its own 10 s deadline).
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub timeout: String,
+    /// Protocol revision to offer in initialize.
+    #[arg(long, value_name = "VERSION", default_value = crate::protocol::mcp::LATEST_PROTOCOL_VERSION)]
+    pub protocol_version: String,
+    /// Auth token (HTTP bearer, or authToken in initialize params).
+    #[arg(long, value_name = "TOKEN", env = "MCPSCRIPT_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Largest accepted reply in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::client::DEFAULT_MAX_MESSAGE)]
+    pub max_message_size: usize,
+    /// Print the server's initialize answer to stderr as well.
+    #[arg(long)]
+    pub show_server: bool,
+}

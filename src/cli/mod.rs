@@ -1,0 +1,51 @@
+//! The command line. [`args`] declares the commands and options (clap); each command has
+//! its own file; [`exit`] is the one place where errors become a message and an exit code
+//! (0 passed, 1 failed, 2 invalid input, 3 regression, 130 interrupted; SPEC section 11).
+
+pub mod args;
+pub mod call;
+pub mod exit;
+pub mod serve;
+
+use args::{Cli, Command};
+use clap::Parser;
+pub use exit::{CliError, Exit};
+
+/// Parses arguments, runs the command, prints any error, returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { Exit::Invalid as i32 } else { Exit::Ok as i32 };
+        }
+    };
+    init_tracing(cli.verbose);
+    let result = match cli.command {
+        Command::Serve(a) => serve::run(a),
+        Command::Call(a) => call::run(a),
+    };
+    match result {
+        Ok(code) => code as i32,
+        Err(e) => e.report(),
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MCPSCRIPT_LOG").unwrap_or_else(|_| default.into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// A multi-threaded tokio runtime with `threads` workers (0: one per core).
+pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, CliError> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if threads > 0 {
+        b.worker_threads(threads);
+    }
+    b.enable_all().build().map_err(|e| CliError::failed(format!("cannot start the async runtime: {e}")))
+}

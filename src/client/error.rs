@@ -1,0 +1,73 @@
+//! Client errors. Each names the target and what was expected; [`ErrorKind`] buckets them
+//! for counting (JSON-RPC code, timeout, transport, protocol, HTTP status).
+
+use crate::protocol::ErrorObject;
+use std::time::Duration;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    InvalidTarget(#[from] super::target::TargetError),
+    #[error("cannot connect to {target}: {detail}")]
+    Connect { target: String, detail: String },
+    #[error("cannot start the stdio server '{command}': {detail}")]
+    Spawn { command: String, detail: String },
+    #[error("{target}: connection closed {detail}")]
+    Closed { target: String, detail: String },
+    #[error("{target}: no reply to '{method}' within {}{note}", crate::util::duration::format_duration(*after))]
+    Timeout { target: String, method: String, after: Duration, note: String },
+    #[error("{target}: '{method}' returned {error}")]
+    Rpc { target: String, method: String, error: ErrorObject },
+    #[error("{target}: protocol error: {detail}")]
+    Protocol { target: String, detail: String },
+    #[error("{target}: HTTP {status}{}", if body.is_empty() { String::new() } else { format!(": {body}") })]
+    Http { target: String, status: u16, body: String },
+    #[error("{target}: initialize failed: {detail}")]
+    Handshake { target: String, detail: String },
+}
+
+/// What kind of failure, for counting errors by kind in load results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A JSON-RPC error reply with this code.
+    Rpc(i64),
+    /// No reply before the deadline.
+    Timeout,
+    /// Connecting or the connection itself failed.
+    Transport,
+    /// A malformed, oversized or unmatched reply.
+    Protocol,
+    /// An HTTP error status.
+    Http(u16),
+}
+
+impl ClientError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ClientError::Rpc { error, .. } => ErrorKind::Rpc(error.code),
+            ClientError::Timeout { .. } => ErrorKind::Timeout,
+            ClientError::Protocol { .. } | ClientError::Handshake { .. } => ErrorKind::Protocol,
+            ClientError::Http { status, .. } => ErrorKind::Http(*status),
+            ClientError::InvalidTarget(_) | ClientError::Connect { .. } | ClientError::Spawn { .. } | ClientError::Closed { .. } => {
+                ErrorKind::Transport
+            }
+        }
+    }
+
+    /// Whether this error means the session cannot be used any more.
+    pub fn is_fatal_to_session(&self) -> bool {
+        matches!(self, ClientError::Closed { .. } | ClientError::Connect { .. } | ClientError::Spawn { .. })
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ErrorKind::Rpc(code) => write!(f, "rpc_{code}"),
+            ErrorKind::Timeout => f.write_str("timeout"),
+            ErrorKind::Transport => f.write_str("transport"),
+            ErrorKind::Protocol => f.write_str("protocol"),
+            ErrorKind::Http(status) => write!(f, "http_{status}"),
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Client transports, one file each, behind the [`Transport`] trait. A transport moves
+//! whole JSON-RPC messages: `send` writes one, and everything the server sends (replies,
+//! notifications, server requests) is handed to the session's [`Dispatcher`].
+//! [`connect`] picks the transport from the target's scheme.
+
+pub mod stdio;
+pub mod stream;
+pub mod tcp;
+
+use super::{ClientError, ClientOptions, Dispatcher, Target};
+use crate::protocol::Message;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed future, so transports can sit behind `dyn Transport`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One connection to a server, carrying JSON-RPC messages both ways.
+pub trait Transport: Send + Sync {
+    /// Sends one message. For request/response transports (HTTP) the reply is read here
+    /// and handed to the dispatcher before the future completes.
+    fn send(&self, msg: Message) -> BoxFuture<'_, Result<(), ClientError>>;
+
+    /// Called once `initialize` succeeded, with the negotiated protocol revision (HTTP
+    /// sends it as `MCP-Protocol-Version` from then on).
+    fn set_protocol_version(&self, _version: &str) {}
+
+    /// Ends the session: DELETE for HTTP, closing the socket, ending a stdio child.
+    fn close(&self) -> BoxFuture<'_, ()>;
+}
+
+/// Opens a transport to `target`; inbound messages go to `dispatch`.
+pub async fn connect(target: &Target, dispatch: Arc<Dispatcher>, opts: &ClientOptions) -> Result<Box<dyn Transport>, ClientError> {
+    match target {
+        Target::Tcp { host, port } => Ok(Box::new(tcp::connect(host, *port, dispatch, opts).await?)),
+        Target::Stdio { command, args } => Ok(Box::new(stdio::spawn(command, args, dispatch, opts)?)),
+        Target::Http { .. } | Target::LegacySse { .. } | Target::Ws { .. } => Err(ClientError::Connect {
+            target: target.to_string(),
+            detail: "this transport is not built yet".into(),
+        }),
+        Target::Builtin => Err(ClientError::Connect {
+            target: "builtin".into(),
+            detail: "the built-in server must be started first (mcpscript does this for `run` and `call`)".into(),
+        }),
+    }
+}

@@ -1,0 +1,111 @@
+//! `stdio:COMMAND ARGS`: spawns the server as a child speaking newline-delimited JSON-RPC
+//! on stdin/stdout. The child dies with the session (and with mcpscript: PR_SET_PDEATHSIG);
+//! the tail of its stderr is kept for error messages.
+
+use super::stream::LineWriter;
+use super::{BoxFuture, Transport};
+use crate::client::{ClientError, ClientOptions, Dispatcher};
+use crate::protocol::Message;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, ChildStdin, Command};
+
+/// How much of the child's stderr is kept.
+const STDERR_TAIL: usize = 4096;
+
+pub struct StdioTransport {
+    lines: LineWriter<ChildStdin>,
+    child: tokio::sync::Mutex<Option<Child>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+/// Makes a child process receive SIGKILL when this process dies.
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and only affects the child being set up.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+pub fn spawn(command: &str, args: &[String], dispatch: Arc<Dispatcher>, opts: &ClientOptions) -> Result<StdioTransport, ClientError> {
+    let mut cmd = Command::new(command);
+    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| ClientError::Spawn {
+        command: command.to_string(),
+        detail: match e.kind() {
+            std::io::ErrorKind::NotFound => "no such command (not found on PATH)".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied (is it executable?)".to_string(),
+            _ => e.to_string(),
+        },
+    })?;
+    let (stdin, stdout, mut stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+    let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
+        return Err(ClientError::Spawn { command: command.to_string(), detail: "no stdio pipes".into() });
+    };
+    let tail = Arc::new(Mutex::new(Vec::new()));
+    if let Some(mut err) = stderr.take() {
+        let tail = tail.clone();
+        tokio::spawn(async move {
+            let mut chunk = [0u8; 1024];
+            while let Ok(n) = err.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
+                t.extend_from_slice(&chunk[..n]);
+                let excess = t.len().saturating_sub(STDERR_TAIL);
+                t.drain(..excess);
+            }
+        });
+    }
+    Ok(StdioTransport {
+        lines: LineWriter::start(stdout, stdin, dispatch, opts.max_message_size),
+        child: tokio::sync::Mutex::new(Some(child)),
+        stderr: tail,
+    })
+}
+
+impl StdioTransport {
+    /// The last lines the child wrote to stderr.
+    pub fn stderr_tail(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap_or_else(|e| e.into_inner())).trim().to_string()
+    }
+
+    /// The child's process id while it runs.
+    pub async fn pid(&self) -> Option<u32> {
+        self.child.lock().await.as_ref().and_then(Child::id)
+    }
+}
+
+impl Transport for StdioTransport {
+    fn send(&self, msg: Message) -> BoxFuture<'_, Result<(), ClientError>> {
+        Box::pin(async move {
+            self.lines.send(msg).await.map_err(|e| match e {
+                ClientError::Closed { target, detail } => {
+                    let tail = self.stderr_tail();
+                    let detail = if tail.is_empty() { detail } else { format!("{detail}; server stderr: {tail}") };
+                    ClientError::Closed { target, detail }
+                }
+                other => other,
+            })
+        })
+    }
+
+    /// Closes stdin, gives the child a moment to exit, then kills it.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.lines.shutdown().await;
+            if let Some(mut child) = self.child.lock().await.take() {
+                if tokio::time::timeout(Duration::from_millis(500), child.wait()).await.is_err() {
+                    let _ = child.kill().await;
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,20 @@
+//! mcpscript tests MCP (Model Context Protocol) servers at scale.
+//!
+//! # Layout
+//! - [`protocol`]: JSON-RPC 2.0 messages and the MCP lifecycle (versions, method names, error codes).
+//! - [`client`]: MCP client sessions over every transport (Streamable HTTP, legacy SSE,
+//!   WebSocket, TCP, stdio), with request deadlines and cancellation.
+//! - [`server`]: the built-in reference server behind `mcpscript serve`.
+//! - [`net`]: sockets and framing shared by client and server (line reader, SO_REUSEPORT,
+//!   source-address binding, file limits).
+//! - [`util`]: small helpers without a better home (durations, process memory).
+//! - [`cli`]: the `mcpscript` command line: argument parsing, commands, exit codes.
+//!
+//! `src/README.md` keeps the same map, one line per folder.
+
+pub mod cli;
+pub mod client;
+pub mod net;
+pub mod protocol;
+pub mod server;
+pub mod util;

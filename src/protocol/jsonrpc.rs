@@ -1,0 +1,397 @@
+//! JSON-RPC 2.0 messages: parsing (single messages and batches, with the distinction
+//! between unparseable input and structurally invalid requests that servers must report
+//! as -32700 and -32600), and serialisation into compact JSON bytes.
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::fmt;
+
+/// Parse error: the input is not JSON.
+pub const PARSE_ERROR: i64 = -32700;
+/// The JSON is not a valid JSON-RPC request.
+pub const INVALID_REQUEST: i64 = -32600;
+/// The method does not exist or is not available.
+pub const METHOD_NOT_FOUND: i64 = -32601;
+/// Invalid method parameters.
+pub const INVALID_PARAMS: i64 = -32602;
+/// Internal JSON-RPC error.
+pub const INTERNAL_ERROR: i64 = -32603;
+
+/// A request id. MCP forbids `null` ids on requests; `null` only appears on error responses
+/// to messages whose id could not be read, which [`Response::id`] models as `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Id {
+    Num(i64),
+    Str(String),
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Id::Num(n) => write!(f, "{n}"),
+            Id::Str(s) => write!(f, "\"{s}\""),
+        }
+    }
+}
+
+impl Id {
+    fn from_value(v: &Value) -> Option<Id> {
+        match v {
+            Value::Number(n) => n.as_i64().map(Id::Num),
+            Value::String(s) => Some(Id::Str(s.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// The error member of a JSON-RPC response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorObject {
+    pub code: i64,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl ErrorObject {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        ErrorObject { code, message: message.into(), data: None }
+    }
+
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+}
+
+impl fmt::Display for ErrorObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JSON-RPC error {}: {}", self.code, self.message)?;
+        if let Some(data) = &self.data {
+            write!(f, " ({data})")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub id: Id,
+    pub method: String,
+    pub params: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub method: String,
+    pub params: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// `None` serialises as `"id": null` (a reply to input whose id could not be read).
+    pub id: Option<Id>,
+    pub outcome: Result<Value, ErrorObject>,
+}
+
+impl Response {
+    pub fn ok(id: Id, result: Value) -> Self {
+        Response { id: Some(id), outcome: Ok(result) }
+    }
+
+    pub fn err(id: Option<Id>, error: ErrorObject) -> Self {
+        Response { id, outcome: Err(error) }
+    }
+}
+
+/// One JSON-RPC message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Request(Request),
+    Notification(Notification),
+    Response(Response),
+}
+
+/// A message that is JSON but not valid JSON-RPC; `id` is kept when it could be read so
+/// the -32600 reply can carry it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    pub id: Option<Id>,
+    pub reason: String,
+}
+
+impl Invalid {
+    /// The -32600 response a server sends for this message.
+    pub fn to_response(&self) -> Response {
+        Response::err(self.id.clone(), ErrorObject::new(INVALID_REQUEST, format!("Invalid Request: {}", self.reason)))
+    }
+}
+
+/// What one frame (a line, an HTTP body, a WebSocket text frame) held.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    Single(Result<Message, Invalid>),
+    /// A batch; empty batches are reported as `Single(Err(..))`.
+    Batch(Vec<Result<Message, Invalid>>),
+}
+
+/// The input was not JSON at all (-32700).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("not valid JSON: {detail}")]
+pub struct ParseError {
+    pub detail: String,
+}
+
+impl ParseError {
+    pub fn to_response(&self) -> Response {
+        Response::err(None, ErrorObject::new(PARSE_ERROR, format!("Parse error: {}", self.detail)))
+    }
+}
+
+/// Distinguishes a member that is absent from one that is `null`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct RawMessage {
+    #[serde(default, deserialize_with = "present")]
+    jsonrpc: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    method: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    params: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    result: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Value>,
+}
+
+fn first_byte(bytes: &[u8]) -> Option<u8> {
+    bytes.iter().copied().find(|b| !b.is_ascii_whitespace())
+}
+
+/// Parses one frame into a message or a batch of messages.
+pub fn parse(bytes: &[u8]) -> Result<Payload, ParseError> {
+    match first_byte(bytes) {
+        Some(b'[') => {
+            let items: Vec<&RawValue> =
+                serde_json::from_slice(bytes).map_err(|e| ParseError { detail: e.to_string() })?;
+            if items.is_empty() {
+                return Ok(Payload::Single(Err(Invalid { id: None, reason: "empty batch".into() })));
+            }
+            Ok(Payload::Batch(items.into_iter().map(|raw| parse_object(raw.get().as_bytes())).collect()))
+        }
+        Some(b'{') => {
+            let raw: RawMessage = serde_json::from_slice(bytes).map_err(|e| ParseError { detail: e.to_string() })?;
+            Ok(Payload::Single(classify(raw)))
+        }
+        _ => {
+            // Valid JSON that is not an object or array is an invalid request; anything
+            // else is a parse error.
+            serde_json::from_slice::<Value>(bytes).map_err(|e| ParseError { detail: e.to_string() })?;
+            Ok(Payload::Single(Err(Invalid { id: None, reason: "expected a JSON object or array".into() })))
+        }
+    }
+}
+
+/// Parses one batch element (already known to be JSON).
+fn parse_object(bytes: &[u8]) -> Result<Message, Invalid> {
+    match serde_json::from_slice::<RawMessage>(bytes) {
+        Ok(raw) => classify(raw),
+        Err(_) => Err(Invalid { id: None, reason: "batch element is not an object".into() }),
+    }
+}
+
+fn classify(raw: RawMessage) -> Result<Message, Invalid> {
+    let id = match &raw.id {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(Id::from_value(v).ok_or_else(|| Invalid { id: None, reason: format!("id must be an integer or a string, got {v}") })?),
+    };
+    let invalid = |reason: String| Invalid { id: id.clone(), reason };
+    match raw.jsonrpc {
+        Some(Value::String(ref s)) if s == "2.0" => {}
+        _ => return Err(invalid("jsonrpc must be \"2.0\"".into())),
+    }
+    if let Some(method) = raw.method {
+        let Value::String(method) = method else {
+            return Err(invalid("method must be a string".into()));
+        };
+        if let Some(p) = &raw.params {
+            if !(p.is_object() || p.is_array()) {
+                return Err(invalid("params must be an object or an array".into()));
+            }
+        }
+        return match (id, &raw.id) {
+            (Some(id), _) => Ok(Message::Request(Request { id, method, params: raw.params })),
+            (None, Some(_)) => Err(Invalid { id: None, reason: "a request id must not be null".into() }),
+            (None, None) => Ok(Message::Notification(Notification { method, params: raw.params })),
+        };
+    }
+    if raw.id.is_none() {
+        return Err(invalid("a response needs an id; a request needs a method".into()));
+    }
+    match (raw.result, raw.error) {
+        (Some(result), None) if id.is_some() => Ok(Message::Response(Response { id, outcome: Ok(result) })),
+        (None, Some(error)) => {
+            let error: ErrorObject = serde_json::from_value(error).map_err(|e| invalid(format!("malformed error object: {e}")))?;
+            Ok(Message::Response(Response { id, outcome: Err(error) }))
+        }
+        (Some(_), Some(_)) => Err(invalid("a response has either result or error, not both".into())),
+        _ => Err(invalid("a message needs a method, a result or an error".into())),
+    }
+}
+
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("jsonrpc", "2.0")?;
+        match self {
+            Message::Request(r) => {
+                map.serialize_entry("id", &r.id)?;
+                map.serialize_entry("method", &r.method)?;
+                if let Some(p) = &r.params {
+                    map.serialize_entry("params", p)?;
+                }
+            }
+            Message::Notification(n) => {
+                map.serialize_entry("method", &n.method)?;
+                if let Some(p) = &n.params {
+                    map.serialize_entry("params", p)?;
+                }
+            }
+            Message::Response(r) => {
+                map.serialize_entry("id", &r.id)?;
+                match &r.outcome {
+                    Ok(v) => map.serialize_entry("result", v)?,
+                    Err(e) => map.serialize_entry("error", e)?,
+                }
+            }
+        }
+        map.end()
+    }
+}
+
+impl Message {
+    /// Compact JSON bytes (no trailing newline).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128);
+        self.write_to(&mut out);
+        out
+    }
+
+    /// Appends compact JSON bytes to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        // Serialising a Message into a Vec cannot fail: every key is a string.
+        serde_json::to_writer(&mut *out, self).expect("serialising a JSON-RPC message");
+    }
+
+    pub fn request(id: Id, method: impl Into<String>, params: Option<Value>) -> Self {
+        Message::Request(Request { id, method: method.into(), params })
+    }
+
+    pub fn notification(method: impl Into<String>, params: Option<Value>) -> Self {
+        Message::Notification(Notification { method: method.into(), params })
+    }
+}
+
+/// Serialises a batch of messages as one JSON array.
+pub fn batch_to_vec(messages: &[Message]) -> Vec<u8> {
+    serde_json::to_vec(messages).expect("serialising a JSON-RPC batch")
+}
+
+/// Best-effort recovery of `"id": N` from a frame that failed to parse, so a corrupted
+/// reply can still be charged to the request it answers.
+pub fn scan_id(bytes: &[u8]) -> Option<Id> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let at = text.find("\"id\"")? + 4;
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '-').collect();
+    if !digits.is_empty() {
+        return digits.parse().ok().map(Id::Num);
+    }
+    let rest = rest.strip_prefix('"')?;
+    Some(Id::Str(rest[..rest.find('"')?].to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn single(s: &str) -> Result<Message, Invalid> {
+        match parse(s.as_bytes()).unwrap() {
+            Payload::Single(m) => m,
+            other => panic!("expected single, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_each_kind() {
+        let m = single(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).unwrap();
+        assert_eq!(m, Message::request(Id::Num(1), "ping", None));
+        let m = single(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        assert!(matches!(m, Message::Notification(n) if n.method == "notifications/initialized"));
+        let m = single(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap();
+        assert_eq!(m, Message::Response(Response::ok(Id::Str("a".into()), json!({}))));
+        let m = single(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#).unwrap();
+        assert!(matches!(m, Message::Response(Response { id: None, outcome: Err(e) }) if e.code == -32700));
+    }
+
+    #[test]
+    fn null_result_is_a_response() {
+        let m = single(r#"{"jsonrpc":"2.0","id":3,"result":null}"#).unwrap();
+        assert_eq!(m, Message::Response(Response::ok(Id::Num(3), Value::Null)));
+    }
+
+    #[test]
+    fn distinguishes_parse_errors_from_invalid_requests() {
+        assert!(parse(b"{not json").is_err());
+        assert!(parse(b"").is_err());
+        let inv = single(r#"{"jsonrpc":"1.0","id":7,"method":"ping"}"#).unwrap_err();
+        assert_eq!(inv.id, Some(Id::Num(7)));
+        assert_eq!(inv.to_response().outcome.unwrap_err().code, INVALID_REQUEST);
+        assert!(single(r#"{"jsonrpc":"2.0","id":1,"method":5}"#).is_err());
+        assert!(single(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":3}"#).is_err());
+        assert!(single(r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#).is_err());
+        assert!(single("42").is_err());
+        assert!(single("[]").is_err());
+    }
+
+    #[test]
+    fn parses_batches() {
+        let p = parse(br#"[{"jsonrpc":"2.0","id":1,"method":"a"}, 5, {"jsonrpc":"2.0","method":"n"}]"#).unwrap();
+        let Payload::Batch(items) = p else { panic!() };
+        assert_eq!(items.len(), 3);
+        assert!(items[0].is_ok() && items[1].is_err() && items[2].is_ok());
+    }
+
+    #[test]
+    fn round_trips() {
+        for m in [
+            Message::request(Id::Num(9), "tools/call", Some(json!({"name":"echo"}))),
+            Message::notification("notifications/cancelled", Some(json!({"requestId":9}))),
+            Message::Response(Response::ok(Id::Str("x".into()), json!([1, 2]))),
+            Message::Response(Response::err(None, ErrorObject::new(-32700, "bad"))),
+        ] {
+            let bytes = m.to_vec();
+            assert_eq!(single(std::str::from_utf8(&bytes).unwrap()).unwrap(), m);
+        }
+        assert_eq!(
+            String::from_utf8(Message::Response(Response::err(None, ErrorObject::new(-1, "m"))).to_vec()).unwrap(),
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-1,"message":"m"}}"#
+        );
+    }
+
+    #[test]
+    fn scans_ids_from_broken_frames() {
+        assert_eq!(scan_id(br#"{"jsonrpc":"2.0","id": 42,"res"#), Some(Id::Num(42)));
+        assert_eq!(scan_id(br#"{"id":"abc","x"#), Some(Id::Str("abc".into())));
+        assert_eq!(scan_id(b"garbage"), None);
+    }
+}

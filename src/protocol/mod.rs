@@ -1,0 +1,8 @@
+//! The wire protocol: JSON-RPC 2.0 messages ([`jsonrpc`]) and the MCP layer on top of it
+//! ([`mcp`]): protocol revisions and their negotiation, method names, error codes and the
+//! shapes of the `initialize` handshake. No I/O lives here.
+
+pub mod jsonrpc;
+pub mod mcp;
+
+pub use jsonrpc::{ErrorObject, Id, Message, Notification, Payload, Request, Response};

@@ -1,0 +1,176 @@
+//! Server configuration: listen URLs (`http://`, `sse+http://`, `ws://`, `tcp://`), capacity
+//! limits, injected latency and errors, auth and Origin rules. Validated once, up front.
+
+use super::ServerError;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// One address to serve and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// Streamable HTTP at this path (the same port also answers legacy SSE at `/sse` and
+    /// WebSocket upgrades).
+    Http(SocketAddr, String),
+    /// Legacy HTTP+SSE: the stream at this path, messages POSTed to `/message`.
+    LegacySse(SocketAddr, String),
+    /// WebSocket upgrades at this path.
+    Ws(SocketAddr, String),
+    /// Newline-delimited JSON-RPC.
+    Tcp(SocketAddr),
+}
+
+impl Listen {
+    pub fn parse(url: &str) -> Result<Listen, ServerError> {
+        let bad = |reason: &str| ServerError::BadListen { url: url.to_string(), reason: reason.to_string() };
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("expected SCHEME://HOST:PORT[/PATH] with scheme http, sse+http, ws or tcp"))?;
+        let (hostport, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let addr: SocketAddr = match hostport.parse() {
+            Ok(a) => a,
+            Err(_) => {
+                let (host, port) = hostport.rsplit_once(':').ok_or_else(|| bad("missing :PORT (use :0 for any free port)"))?;
+                let port: u16 = port.parse().map_err(|_| bad("the port is not a number from 0 to 65535"))?;
+                let ip: IpAddr = match host {
+                    "localhost" => IpAddr::from([127, 0, 0, 1]),
+                    h => h.trim_matches(['[', ']']).parse().map_err(|_| bad("the host must be an IP address or localhost"))?,
+                };
+                SocketAddr::new(ip, port)
+            }
+        };
+        let path = if path.is_empty() { None } else { Some(path.to_string()) };
+        match scheme {
+            "tcp" if path.is_none() || path.as_deref() == Some("/") => Ok(Listen::Tcp(addr)),
+            "tcp" => Err(bad("tcp:// takes no path")),
+            "http" => Ok(Listen::Http(addr, path.unwrap_or_else(|| "/mcp".into()))),
+            "sse+http" => Ok(Listen::LegacySse(addr, path.unwrap_or_else(|| "/sse".into()))),
+            "ws" => Ok(Listen::Ws(addr, path.unwrap_or_else(|| "/ws".into()))),
+            _ => Err(bad("unknown scheme; use http, sse+http, ws or tcp")),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Listen::Http(a, _) | Listen::LegacySse(a, _) | Listen::Ws(a, _) | Listen::Tcp(a) => *a,
+        }
+    }
+
+    /// The same listener on another port (after binding port 0).
+    pub fn with_port(&self, port: u16) -> Listen {
+        let mut l = self.clone();
+        match &mut l {
+            Listen::Http(a, _) | Listen::LegacySse(a, _) | Listen::Ws(a, _) | Listen::Tcp(a) => a.set_port(port),
+        }
+        l
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Listen::Http(a, p) => write!(f, "http://{a}{p}"),
+            Listen::LegacySse(a, p) => write!(f, "sse+http://{a}{p}"),
+            Listen::Ws(a, p) => write!(f, "ws://{a}{p}"),
+            Listen::Tcp(a) => write!(f, "tcp://{a}"),
+        }
+    }
+}
+
+/// Everything `mcpscript serve` can be told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: Vec<Listen>,
+    /// Processes sharing each port (SO_REUSEPORT); 1 serves in this process only.
+    pub workers: usize,
+    /// Open connections (sessions for HTTP) beyond which new ones are refused.
+    pub max_connections: Option<usize>,
+    /// Requests in progress beyond which new ones are shed with -32000 / HTTP 503.
+    pub max_inflight: Option<usize>,
+    /// Added before every reply (except to `initialize`).
+    pub latency: Option<Duration>,
+    /// Fraction (0..=1) of requests (except `initialize`) answered with an injected -32603.
+    pub error_rate: f64,
+    /// Required bearer token (HTTP) or `authToken` in `initialize` params (other transports).
+    pub auth_token: Option<String>,
+    /// Origins accepted on HTTP besides loopback ones.
+    pub allowed_origins: Vec<String>,
+    /// Permit binding non-loopback addresses.
+    pub allow_remote: bool,
+    pub max_message_size: usize,
+    /// This process's index among the workers (0 = the parent).
+    pub worker_index: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: vec![],
+            workers: 1,
+            max_connections: None,
+            max_inflight: None,
+            latency: None,
+            error_rate: 0.0,
+            auth_token: None,
+            allowed_origins: vec![],
+            allow_remote: false,
+            max_message_size: crate::client::DEFAULT_MAX_MESSAGE,
+            worker_index: 0,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// A config serving the given URLs (e.g. `tcp://127.0.0.1:0`), everything else default.
+    pub fn listening(urls: &[&str]) -> Result<ServerConfig, ServerError> {
+        Ok(ServerConfig { listen: urls.iter().map(|u| Listen::parse(u)).collect::<Result<_, _>>()?, ..Default::default() })
+    }
+
+    pub fn validate(&self) -> Result<(), ServerError> {
+        if self.listen.is_empty() {
+            return Err(ServerError::Config("nothing to listen on: give at least one --listen URL".into()));
+        }
+        for l in &self.listen {
+            if !self.allow_remote && !l.addr().ip().is_loopback() {
+                return Err(ServerError::BadListen {
+                    url: l.to_string(),
+                    reason: "not a loopback address; pass --allow-remote to serve other interfaces".into(),
+                });
+            }
+        }
+        if !(0.0..=1.0).contains(&self.error_rate) {
+            return Err(ServerError::Config(format!("--error-rate must be between 0 and 1, got {}", self.error_rate)));
+        }
+        if self.workers == 0 || self.workers > 64 {
+            return Err(ServerError::Config(format!("--workers must be between 1 and 64, got {}", self.workers)));
+        }
+        if self.max_inflight == Some(0) || self.max_connections == Some(0) {
+            return Err(ServerError::Config("--max-inflight and --max-connections must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listen_urls() {
+        assert_eq!(Listen::parse("tcp://127.0.0.1:7777").unwrap(), Listen::Tcp("127.0.0.1:7777".parse().unwrap()));
+        assert_eq!(Listen::parse("http://localhost:0").unwrap(), Listen::Http("127.0.0.1:0".parse().unwrap(), "/mcp".into()));
+        assert_eq!(Listen::parse("ws://[::1]:9/x").unwrap().to_string(), "ws://[::1]:9/x");
+        assert!(Listen::parse("tcp://example.com:1").unwrap_err().to_string().contains("IP address"));
+        assert!(Listen::parse("udp://127.0.0.1:1").is_err());
+        assert!(Listen::parse("tcp://127.0.0.1").unwrap_err().to_string().contains(":PORT"));
+    }
+
+    #[test]
+    fn refuses_remote_binds_unless_allowed() {
+        let mut c = ServerConfig::listening(&["tcp://0.0.0.0:0"]).unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("--allow-remote"));
+        c.allow_remote = true;
+        assert!(c.validate().is_ok());
+    }
+}

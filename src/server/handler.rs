@@ -1,0 +1,257 @@
+//! The MCP request handler shared by every server transport. A transport hands it one
+//! inbound frame and gets back an [`Outcome`]: a reply ready now (the fast path: no task,
+//! no allocation beyond the reply), or a future for replies that wait (the `sleep` tool,
+//! injected latency). Lifecycle, load shedding and error injection are enforced here, so
+//! every transport behaves the same.
+
+use super::catalog::{self, ToolResult};
+use super::stats::Stats;
+use super::ServerConfig;
+use crate::protocol::jsonrpc::{self, ErrorObject, Message, Payload, Response, INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND};
+use crate::protocol::mcp::{self, codes, methods};
+use crate::protocol::Request;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What a transport does with one inbound frame.
+pub enum Outcome {
+    /// The serialised reply (`None`: nothing to send, e.g. only notifications).
+    Ready(Option<Vec<u8>>),
+    /// The reply comes later; the transport awaits it without blocking other requests.
+    Pending(BoxFuture<Option<Vec<u8>>>),
+}
+
+/// One client session's protocol state (a tcp/ws/stdio connection, or an HTTP session id).
+#[derive(Default)]
+pub struct SessionState {
+    initialized: AtomicBool,
+    version: OnceLock<&'static str>,
+    /// The transport already authenticated this client (HTTP bearer token).
+    pre_authorized: bool,
+}
+
+impl SessionState {
+    pub fn new(pre_authorized: bool) -> Self {
+        SessionState { pre_authorized, ..Default::default() }
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.initialized.load(Ordering::Acquire)
+    }
+
+    /// The negotiated revision, once initialized.
+    pub fn protocol_version(&self) -> Option<&'static str> {
+        self.version.get().copied()
+    }
+}
+
+/// Server-wide state: configuration, counters, the in-flight gauge.
+pub struct ServerState {
+    pub config: ServerConfig,
+    pub stats: Stats,
+    inflight: AtomicUsize,
+}
+
+/// Decrements the in-flight gauge when a request's reply is produced.
+struct InflightGuard<'a>(&'a AtomicUsize);
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+enum Step {
+    None,
+    Now(Response),
+    Later(BoxFuture<Response>),
+}
+
+impl ServerState {
+    pub fn new(config: ServerConfig) -> Self {
+        ServerState { config, stats: Stats::default(), inflight: AtomicUsize::new(0) }
+    }
+
+    /// Requests being worked on right now.
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::Relaxed)
+    }
+
+    /// Whether a new request would be shed (HTTP answers 503 before reading the body).
+    pub fn overloaded(&self) -> bool {
+        self.config.max_inflight.is_some_and(|max| self.inflight() >= max)
+    }
+
+    /// Whether a new connection (or HTTP session) must be refused.
+    pub fn at_connection_limit(&self) -> bool {
+        self.config.max_connections.is_some_and(|max| self.stats.connections_open.load(Ordering::Relaxed) as usize >= max)
+    }
+
+    /// The -32000 reply of load shedding.
+    pub fn overloaded_error(what: &str) -> ErrorObject {
+        ErrorObject::new(codes::OVERLOADED, format!("overloaded: {what}")).with_data(json!({"retryAfterMs": 100}))
+    }
+
+    /// Handles one frame: a message or a batch.
+    pub fn handle_frame(self: &Arc<Self>, session: &Arc<SessionState>, frame: &[u8]) -> Outcome {
+        match jsonrpc::parse(frame) {
+            Err(e) => {
+                Stats::inc(&self.stats.parse_errors);
+                Outcome::Ready(Some(Message::Response(e.to_response()).to_vec()))
+            }
+            Ok(Payload::Single(Err(invalid))) => {
+                Stats::inc(&self.stats.invalid_requests);
+                Outcome::Ready(Some(Message::Response(invalid.to_response()).to_vec()))
+            }
+            Ok(Payload::Single(Ok(msg))) => match self.handle_message(session, msg) {
+                Step::None => Outcome::Ready(None),
+                Step::Now(r) => Outcome::Ready(Some(Message::Response(r).to_vec())),
+                Step::Later(f) => Outcome::Pending(Box::pin(async move { Some(Message::Response(f.await).to_vec()) })),
+            },
+            Ok(Payload::Batch(items)) => self.handle_batch(session, items),
+        }
+    }
+
+    fn handle_batch(self: &Arc<Self>, session: &Arc<SessionState>, items: Vec<Result<Message, jsonrpc::Invalid>>) -> Outcome {
+        let steps: Vec<Step> = items
+            .into_iter()
+            .map(|item| match item {
+                Ok(msg) => self.handle_message(session, msg),
+                Err(invalid) => {
+                    Stats::inc(&self.stats.invalid_requests);
+                    Step::Now(invalid.to_response())
+                }
+            })
+            .collect();
+        let encode = |replies: Vec<Response>| {
+            (!replies.is_empty()).then(|| jsonrpc::batch_to_vec(&replies.into_iter().map(Message::Response).collect::<Vec<_>>()))
+        };
+        if steps.iter().all(|s| !matches!(s, Step::Later(_))) {
+            let replies = steps.into_iter().filter_map(|s| if let Step::Now(r) = s { Some(r) } else { None }).collect();
+            return Outcome::Ready(encode(replies));
+        }
+        Outcome::Pending(Box::pin(async move {
+            let mut replies = Vec::new();
+            for s in steps {
+                match s {
+                    Step::None => {}
+                    Step::Now(r) => replies.push(r),
+                    Step::Later(f) => replies.push(f.await),
+                }
+            }
+            encode(replies)
+        }))
+    }
+
+    fn handle_message(self: &Arc<Self>, session: &Arc<SessionState>, msg: Message) -> Step {
+        match msg {
+            Message::Request(req) => {
+                Stats::inc(&self.stats.requests);
+                self.handle_request(session, req)
+            }
+            Message::Notification(n) => {
+                Stats::inc(&self.stats.notifications);
+                if n.method == methods::INITIALIZED && session.version.get().is_some() {
+                    session.initialized.store(true, Ordering::Release);
+                }
+                Step::None
+            }
+            // Replies to server requests: this server sends none, so there is nothing to match.
+            Message::Response(_) => Step::None,
+        }
+    }
+
+    fn handle_request(self: &Arc<Self>, session: &Arc<SessionState>, req: Request) -> Step {
+        let id = req.id.clone();
+        let reply = |outcome: Result<Value, ErrorObject>| {
+            let stat = if outcome.is_ok() { &self.stats.responses_ok } else { &self.stats.responses_error };
+            Stats::inc(stat);
+            Response { id: Some(id.clone()), outcome }
+        };
+        if req.method == methods::INITIALIZE {
+            return Step::Now(reply(self.initialize(session, req.params.as_ref())));
+        }
+        if session.version.get().is_none() && req.method != methods::PING {
+            return Step::Now(reply(Err(ErrorObject::new(
+                INVALID_REQUEST,
+                format!("session not initialized: send initialize before '{}'", req.method),
+            ))));
+        }
+        if self.overloaded() {
+            Stats::inc(&self.stats.shed);
+            return Step::Now(reply(Err(Self::overloaded_error("too many requests in flight"))));
+        }
+        self.inflight.fetch_add(1, Ordering::Relaxed);
+        let guard = InflightGuard(&self.inflight);
+        let (mut delay, outcome) = if self.config.error_rate > 0.0 && rand::random::<f64>() < self.config.error_rate {
+            Stats::inc(&self.stats.injected_errors);
+            (Duration::ZERO, Err(ErrorObject::new(INTERNAL_ERROR, "injected error (--error-rate)")))
+        } else {
+            match self.dispatch(&req) {
+                ToolResult::Done(outcome) => (Duration::ZERO, outcome),
+                ToolResult::After(d, outcome) => (d, outcome),
+            }
+        };
+        delay += self.config.latency.unwrap_or_default();
+        let response = reply(outcome);
+        if delay.is_zero() {
+            drop(guard);
+            return Step::Now(response);
+        }
+        std::mem::forget(guard);
+        let state = self.clone();
+        Step::Later(Box::pin(async move {
+            let _guard = InflightGuard(&state.inflight);
+            tokio::time::sleep(delay).await;
+            response
+        }))
+    }
+
+    fn initialize(&self, session: &SessionState, params: Option<&Value>) -> Result<Value, ErrorObject> {
+        if session.version.get().is_some() {
+            return Err(ErrorObject::new(INVALID_REQUEST, "session already initialized"));
+        }
+        let params = params.ok_or_else(|| ErrorObject::new(jsonrpc::INVALID_PARAMS, "initialize needs params"))?;
+        let requested = params
+            .get("protocolVersion")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ErrorObject::new(jsonrpc::INVALID_PARAMS, "initialize params need a protocolVersion string"))?;
+        if let Some(token) = &self.config.auth_token {
+            if !session.pre_authorized && params.get("authToken").and_then(Value::as_str) != Some(token.as_str()) {
+                return Err(ErrorObject::new(codes::UNAUTHORIZED, "unauthorized: initialize params need the server's authToken"));
+            }
+        }
+        let version = mcp::negotiate(requested);
+        let _ = session.version.set(version);
+        Stats::inc(&self.stats.sessions_initialized);
+        Ok(json!({
+            "protocolVersion": version,
+            "capabilities": {"tools": {"listChanged": false}, "resources": {}, "prompts": {}, "logging": {}},
+            "serverInfo": {"name": "mcpscript", "title": "mcpscript reference server", "version": env!("CARGO_PKG_VERSION")},
+            "instructions": "mcpscript's reference server: tools echo, add, sleep, fail, payload, stats."
+        }))
+    }
+
+    fn dispatch(&self, req: &Request) -> ToolResult {
+        let params = req.params.as_ref();
+        let done = ToolResult::Done;
+        match req.method.as_str() {
+            methods::PING => done(Ok(json!({}))),
+            methods::TOOLS_LIST => done(Ok(catalog::tools_list())),
+            methods::TOOLS_CALL => catalog::call_tool(params, || self.stats.snapshot()),
+            methods::RESOURCES_LIST => done(Ok(catalog::resources_list())),
+            methods::RESOURCE_TEMPLATES_LIST => done(Ok(catalog::resource_templates_list())),
+            methods::RESOURCES_READ => done(catalog::read_resource(params, || self.stats.snapshot())),
+            methods::PROMPTS_LIST => done(Ok(catalog::prompts_list())),
+            methods::PROMPTS_GET => done(catalog::get_prompt(params)),
+            methods::LOGGING_SET_LEVEL => done(Ok(json!({}))),
+            other => done(Err(ErrorObject::new(METHOD_NOT_FOUND, format!("Method not found: {other}")))),
+        }
+    }
+}

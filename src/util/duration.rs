@@ -1,0 +1,81 @@
+//! Parsing and printing of human durations such as `250ms`, `5s`, `1.5m`, `100us`.
+
+use std::time::Duration;
+
+/// Why a duration string was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration '{input}': {reason} (expected a number with a unit: ns, us, ms, s, m or h, e.g. \"250ms\")")]
+pub struct DurationError {
+    pub input: String,
+    pub reason: &'static str,
+}
+
+/// Parses `"250ms"`, `"5s"`, `"1.5s"`, `"2m"`, `"100us"`, `"1h"`. A bare number is rejected:
+/// a unit is always required so that `5` can never silently mean 5 ns or 5 s.
+pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
+    let err = |reason| DurationError { input: input.to_string(), reason };
+    let s = input.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| err("missing unit"))?;
+    let (num, unit) = s.split_at(split);
+    if num.is_empty() {
+        return Err(err("missing number"));
+    }
+    let value: f64 = num.parse().map_err(|_| err("not a number"))?;
+    let scale = match unit.trim() {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" | "sec" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(err("unknown unit")),
+    };
+    let secs = value * scale;
+    if !secs.is_finite() || secs > 1e9 {
+        return Err(err("too large"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Prints a duration the way a person reads it: `850us`, `12.3ms`, `4.2s`.
+pub fn format_duration(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1000.0 {
+        format!("{us:.0}us")
+    } else if us < 1e6 {
+        format!("{:.1}ms", us / 1e3)
+    } else {
+        format!("{:.2}s", us / 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_units() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("100us").unwrap(), Duration::from_micros(100));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert_eq!(parse_duration("5").unwrap_err().reason, "missing unit");
+        assert_eq!(parse_duration("ms").unwrap_err().reason, "missing number");
+        assert_eq!(parse_duration("5 parsecs").unwrap_err().reason, "unknown unit");
+        assert_eq!(parse_duration("1.2.3s").unwrap_err().reason, "not a number");
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(format_duration(Duration::from_micros(850)), "850us");
+        assert_eq!(format_duration(Duration::from_micros(12_300)), "12.3ms");
+        assert_eq!(format_duration(Duration::from_millis(4200)), "4.20s");
+    }
+}

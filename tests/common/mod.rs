@@ -1,0 +1,21 @@
+//! Shared support for the integration tests: include it with `mod common;`.
+//!
+//! Not every test binary uses every helper, hence the blanket `dead_code` allowance.
+#![allow(dead_code)]
+
+pub mod interop;
+
+use std::net::{Ipv4Addr, TcpListener};
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, release it).
+///
+/// Another process may take it before the caller binds it; callers that start a
+/// server on it should treat "address in use" as a reason to retry with a new port.
+pub fn free_port() -> u16 {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0 to find a free port");
+    listener
+        .local_addr()
+        .expect("local_addr of a bound listener")
+        .port()
+}
