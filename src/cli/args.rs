@@ -19,7 +19,43 @@ pub enum Command {
     Serve(ServeArgs),
     /// Initialize a session with TARGET, make one request, print the result.
     Call(CallArgs),
+    /// Run a scenario script (.rhai) against a target and write results.json.
+    Run(RunArgs),
+    /// Compile and validate a script without running it.
+    Check(CheckArgs),
+    /// Print the scripting API reference generated from the engine.
+    Api(ApiArgs),
 }
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario script (.rhai).
+    pub file: std::path::PathBuf,
+    /// The server under test (default: the built-in reference server).
+    #[arg(long, default_value = "builtin", value_name = "URL")]
+    pub target: String,
+    /// Set a script parameter: KEY=VALUE (numbers, durations like 250ms, booleans, strings). Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Seed for everything random in the run.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Output folder (default: reports/<run-id>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The scenario script (.rhai) to compile and validate.
+    pub file: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ApiArgs {}
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

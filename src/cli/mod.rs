@@ -2,9 +2,12 @@
 //! its own file; [`exit`] is the one place where errors become a message and an exit code
 //! (0 passed, 1 failed, 2 invalid input, 3 regression, 130 interrupted; SPEC section 11).
 
+pub mod api;
 pub mod args;
 pub mod call;
+pub mod check;
 pub mod exit;
+pub mod run;
 pub mod serve;
 
 use args::{Cli, Command};
@@ -24,6 +27,9 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Serve(a) => serve::run(a),
         Command::Call(a) => call::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Api(a) => api::run(a),
     };
     match result {
         Ok(code) => code as i32,

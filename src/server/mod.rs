@@ -12,6 +12,7 @@ pub mod http;
 pub mod lines;
 pub mod stats;
 pub mod workers;
+pub mod ws;
 
 pub use config::{Listen, ServerConfig};
 pub use handler::{Outcome, ServerState, SessionState};

@@ -3,9 +3,12 @@
 //! notifications, server requests) is handed to the session's [`Dispatcher`].
 //! [`connect`] picks the transport from the target's scheme.
 
+pub mod http;
+pub mod sse;
 pub mod stdio;
 pub mod stream;
 pub mod tcp;
+pub mod ws;
 
 use super::{ClientError, ClientOptions, Dispatcher, Target};
 use crate::protocol::Message;
@@ -35,10 +38,9 @@ pub async fn connect(target: &Target, dispatch: Arc<Dispatcher>, opts: &ClientOp
     match target {
         Target::Tcp { host, port } => Ok(Box::new(tcp::connect(host, *port, dispatch, opts).await?)),
         Target::Stdio { command, args } => Ok(Box::new(stdio::spawn(command, args, dispatch, opts)?)),
-        Target::Http { .. } | Target::LegacySse { .. } | Target::Ws { .. } => Err(ClientError::Connect {
-            target: target.to_string(),
-            detail: "this transport is not built yet".into(),
-        }),
+        Target::Http { url } => http::connect(url, dispatch, opts).await,
+        Target::LegacySse { url } => sse::connect(url, dispatch, opts).await,
+        Target::Ws { url } => ws::connect(url, dispatch, opts).await,
         Target::Builtin => Err(ClientError::Connect {
             target: "builtin".into(),
             detail: "the built-in server must be started first (mcpscript does this for `run` and `call`)".into(),
