@@ -51,6 +51,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let mut urls = Vec::new();
     let mut tasks = Vec::new();
     for listen in state.config.listen.clone() {
+        if state.config.worker_index == 0 && listen.addr().port() != 0 {
+            // SO_REUSEPORT would let a second server silently share a taken port; only
+            // our own workers may join, so the first process insists on a free one.
+            std::net::TcpListener::bind(listen.addr()).map_err(|source| ServerError::Bind { addr: listen.to_string(), source })?;
+        }
         let listener =
             crate::net::socket::reuseport_listener(listen.addr()).map_err(|source| ServerError::Bind { addr: listen.to_string(), source })?;
         let bound = listen.with_port(listener.local_addr().map_err(|source| ServerError::Bind { addr: listen.to_string(), source })?.port());
