@@ -9,7 +9,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_mcpscript");
 
 fn mcpscript(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN).args(args).output().expect("run mcpscript");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A `mcpscript serve` child and the URLs it announced.
@@ -21,7 +25,8 @@ struct Serve {
 
 impl Serve {
     fn start(args: &[&str], expect_urls: usize) -> Serve {
-        let mut child = Command::new(BIN).arg("serve").args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child =
+            Command::new(BIN).arg("serve").args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut urls = vec![];
         while urls.len() < expect_urls {

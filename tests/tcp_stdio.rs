@@ -95,14 +95,22 @@ async fn timed_out_request_is_cancelled_and_reported() {
     let notes_before = server.state.stats.notifications.load(Ordering::Relaxed);
     let started = Instant::now();
     let err = s
-        .request_timeout("tools/call", Some(json!({"name": "sleep", "arguments": {"ms": 2000}})), Duration::from_millis(100))
+        .request_timeout(
+            "tools/call",
+            Some(json!({"name": "sleep", "arguments": {"ms": 2000}})),
+            Duration::from_millis(100),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_millis(1000));
     assert!(err.to_string().contains("no reply to 'tools/call' within 100.0ms"), "{err}");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(server.state.stats.notifications.load(Ordering::Relaxed), notes_before + 1, "notifications/cancelled reached the server");
+    assert_eq!(
+        server.state.stats.notifications.load(Ordering::Relaxed),
+        notes_before + 1,
+        "notifications/cancelled reached the server"
+    );
     // The session is still usable afterwards.
     s.ping().await.unwrap();
     server.shutdown().await;

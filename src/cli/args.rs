@@ -4,7 +4,11 @@
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "mcpscript", version, about = "Test MCP servers at scale: scripted scenarios, real load, chaos and regression detection")]
+#[command(
+    name = "mcpscript",
+    version,
+    about = "Test MCP servers at scale: scripted scenarios, real load, chaos and regression detection"
+)]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug); MCPSCRIPT_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

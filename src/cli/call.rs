@@ -11,13 +11,16 @@ use serde_json::Value;
 use std::sync::Arc;
 
 pub fn run(a: CallArgs) -> Result<Exit, CliError> {
-    let target: Target = a.target.parse().map_err(|e: crate::client::target::TargetError| CliError::invalid(e.to_string()))?;
+    let target: Target =
+        a.target.parse().map_err(|e: crate::client::target::TargetError| CliError::invalid(e.to_string()))?;
     let timeout = parse_duration(&a.timeout).map_err(|e| CliError::invalid(format!("--timeout: {e}")))?;
     let params = match &a.params {
         None => None,
         Some(p) => match serde_json::from_str::<Value>(p) {
             Ok(v @ (Value::Object(_) | Value::Array(_))) => Some(v),
-            Ok(_) => return Err(CliError::invalid("PARAMS must be a JSON object or array, e.g. '{\"name\":\"echo\"}'")),
+            Ok(_) => {
+                return Err(CliError::invalid("PARAMS must be a JSON object or array, e.g. '{\"name\":\"echo\"}'"))
+            }
             Err(e) => return Err(CliError::invalid(format!("PARAMS is not valid JSON: {e}"))),
         },
     };
@@ -41,7 +44,11 @@ pub fn run(a: CallArgs) -> Result<Exit, CliError> {
             _ => None,
         };
         let target = match &builtin {
-            Some(s) => s.url("tcp").unwrap_or_default().parse().map_err(|e: crate::client::target::TargetError| CliError::failed(e.to_string()))?,
+            Some(s) => s
+                .url("tcp")
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e: crate::client::target::TargetError| CliError::failed(e.to_string()))?,
             None => target,
         };
         let result = async {

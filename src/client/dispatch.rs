@@ -149,7 +149,10 @@ impl Dispatcher {
                 let outcome = if req.method == crate::protocol::mcp::methods::PING {
                     Ok(serde_json::json!({}))
                 } else {
-                    Err(ErrorObject::new(METHOD_NOT_FOUND, format!("mcpscript client does not handle '{}'", req.method)))
+                    Err(ErrorObject::new(
+                        METHOD_NOT_FOUND,
+                        format!("mcpscript client does not handle '{}'", req.method),
+                    ))
                 };
                 Some(Message::Response(Response { id: Some(req.id), outcome }))
             }
@@ -247,7 +250,9 @@ mod tests {
         let replies = d.deliver_frame(br#"[{"jsonrpc":"2.0","id":"p","method":"ping"},{"jsonrpc":"2.0","id":"s","method":"sampling/createMessage"}]"#);
         assert_eq!(replies.len(), 2);
         assert!(matches!(&replies[0], Message::Response(Response { outcome: Ok(_), .. })));
-        assert!(matches!(&replies[1], Message::Response(Response { outcome: Err(e), .. }) if e.code == METHOD_NOT_FOUND));
+        assert!(
+            matches!(&replies[1], Message::Response(Response { outcome: Err(e), .. }) if e.code == METHOD_NOT_FOUND)
+        );
     }
 
     #[tokio::test]

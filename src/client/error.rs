@@ -48,9 +48,10 @@ impl ClientError {
             ClientError::Timeout { .. } => ErrorKind::Timeout,
             ClientError::Protocol { .. } | ClientError::Handshake { .. } => ErrorKind::Protocol,
             ClientError::Http { status, .. } => ErrorKind::Http(*status),
-            ClientError::InvalidTarget(_) | ClientError::Connect { .. } | ClientError::Spawn { .. } | ClientError::Closed { .. } => {
-                ErrorKind::Transport
-            }
+            ClientError::InvalidTarget(_)
+            | ClientError::Connect { .. }
+            | ClientError::Spawn { .. }
+            | ClientError::Closed { .. } => ErrorKind::Transport,
         }
     }
 

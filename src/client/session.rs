@@ -28,7 +28,10 @@ impl Session {
             Ok(r) => r,
             Err(_) => Err(ClientError::Connect {
                 target: name,
-                detail: format!("connect and initialize took longer than {}", crate::util::duration::format_duration(deadline)),
+                detail: format!(
+                    "connect and initialize took longer than {}",
+                    crate::util::duration::format_duration(deadline)
+                ),
             }),
         }
     }
@@ -57,7 +60,9 @@ impl Session {
         );
         let result = match session.request(methods::INITIALIZE, Some(params)).await {
             Ok(r) => r,
-            Err(ClientError::Rpc { target, error, .. }) => return Err(ClientError::Handshake { target, detail: error.to_string() }),
+            Err(ClientError::Rpc { target, error, .. }) => {
+                return Err(ClientError::Handshake { target, detail: error.to_string() })
+            }
             Err(e) => return Err(e),
         };
         session.server = ServerInfo::from_result(&result)
@@ -88,7 +93,12 @@ impl Session {
     }
 
     /// A request with its own deadline.
-    pub async fn request_timeout(&self, method: &str, params: Option<Value>, timeout: Duration) -> Result<Value, ClientError> {
+    pub async fn request_timeout(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let rx = self.dispatch.register(id)?;
         let started = Instant::now();
@@ -103,7 +113,10 @@ impl Session {
                 Err(ClientError::Rpc { target: self.target().to_string(), method: method.to_string(), error })
             }
             Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(_)) => Err(ClientError::Closed { target: self.target().to_string(), detail: "before the reply arrived".into() }),
+            Ok(Err(_)) => Err(ClientError::Closed {
+                target: self.target().to_string(),
+                detail: "before the reply arrived".into(),
+            }),
             Err(_) => {
                 self.dispatch.forget(id);
                 self.cancel(id, timeout).await;

@@ -151,8 +151,14 @@ mod tests {
 
     #[test]
     fn parses_every_scheme() {
-        assert_eq!("tcp://127.0.0.1:7777".parse::<Target>().unwrap(), Target::Tcp { host: "127.0.0.1".into(), port: 7777 });
-        assert_eq!("http://127.0.0.1:8080/mcp".parse::<Target>().unwrap(), Target::Http { url: "http://127.0.0.1:8080/mcp".into() });
+        assert_eq!(
+            "tcp://127.0.0.1:7777".parse::<Target>().unwrap(),
+            Target::Tcp { host: "127.0.0.1".into(), port: 7777 }
+        );
+        assert_eq!(
+            "http://127.0.0.1:8080/mcp".parse::<Target>().unwrap(),
+            Target::Http { url: "http://127.0.0.1:8080/mcp".into() }
+        );
         assert_eq!(
             "sse+http://127.0.0.1:1/sse".parse::<Target>().unwrap(),
             Target::LegacySse { url: "http://127.0.0.1:1/sse".into() }

@@ -211,7 +211,10 @@ fn parse_object(bytes: &[u8]) -> Result<Message, Invalid> {
 fn classify(raw: RawMessage) -> Result<Message, Invalid> {
     let id = match &raw.id {
         None | Some(Value::Null) => None,
-        Some(v) => Some(Id::from_value(v).ok_or_else(|| Invalid { id: None, reason: format!("id must be an integer or a string, got {v}") })?),
+        Some(v) => Some(
+            Id::from_value(v)
+                .ok_or_else(|| Invalid { id: None, reason: format!("id must be an integer or a string, got {v}") })?,
+        ),
     };
     let invalid = |reason: String| Invalid { id: id.clone(), reason };
     match raw.jsonrpc {
@@ -239,7 +242,8 @@ fn classify(raw: RawMessage) -> Result<Message, Invalid> {
     match (raw.result, raw.error) {
         (Some(result), None) if id.is_some() => Ok(Message::Response(Response { id, outcome: Ok(result) })),
         (None, Some(error)) => {
-            let error: ErrorObject = serde_json::from_value(error).map_err(|e| invalid(format!("malformed error object: {e}")))?;
+            let error: ErrorObject =
+                serde_json::from_value(error).map_err(|e| invalid(format!("malformed error object: {e}")))?;
             Ok(Message::Response(Response { id, outcome: Err(error) }))
         }
         (Some(_), Some(_)) => Err(invalid("a response has either result or error, not both".into())),

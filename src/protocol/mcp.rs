@@ -48,7 +48,12 @@ pub fn negotiate(requested: &str) -> &'static str {
 }
 
 /// The `params` of a client's `initialize` request.
-pub fn initialize_params(protocol_version: &str, client_name: &str, client_version: &str, auth_token: Option<&str>) -> Value {
+pub fn initialize_params(
+    protocol_version: &str,
+    client_name: &str,
+    client_version: &str,
+    auth_token: Option<&str>,
+) -> Value {
     let mut params = json!({
         "protocolVersion": protocol_version,
         "capabilities": {},
@@ -74,10 +79,8 @@ impl ServerInfo {
     /// Validates an `initialize` result: the revision must be one we speak and
     /// `serverInfo` must name the server.
     pub fn from_result(result: &Value) -> Result<ServerInfo, String> {
-        let version = result
-            .get("protocolVersion")
-            .and_then(Value::as_str)
-            .ok_or("initialize result has no protocolVersion")?;
+        let version =
+            result.get("protocolVersion").and_then(Value::as_str).ok_or("initialize result has no protocolVersion")?;
         if !is_supported(version) {
             return Err(format!(
                 "server chose protocol version {version}, which mcpscript does not speak (supported: {})",
@@ -108,7 +111,8 @@ mod tests {
 
     #[test]
     fn validates_initialize_results() {
-        let ok = json!({"protocolVersion":"2025-03-26","capabilities":{"tools":{}},"serverInfo":{"name":"s","version":"1"}});
+        let ok =
+            json!({"protocolVersion":"2025-03-26","capabilities":{"tools":{}},"serverInfo":{"name":"s","version":"1"}});
         let info = ServerInfo::from_result(&ok).unwrap();
         assert_eq!((info.protocol_version.as_str(), info.name.as_str()), ("2025-03-26", "s"));
         let bad = json!({"protocolVersion":"2099-01-01","serverInfo":{"name":"s"}});

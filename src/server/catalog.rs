@@ -85,13 +85,18 @@ pub fn call_tool(params: Option<&Value>, stats: impl FnOnce() -> Value) -> ToolR
                     r["isError"] = json!(true);
                     done(Ok(r))
                 }
-                "rpc" => done(Err(ErrorObject::new(args.get("code").and_then(Value::as_i64).unwrap_or(INTERNAL_ERROR), message))),
+                "rpc" => done(Err(ErrorObject::new(
+                    args.get("code").and_then(Value::as_i64).unwrap_or(INTERNAL_ERROR),
+                    message,
+                ))),
                 other => done(Err(invalid(format!("fail: mode must be \"rpc\" or \"tool\", got \"{other}\"")))),
             }
         }
         "payload" => match args.get("size").and_then(Value::as_u64) {
             Some(size) if size <= MAX_PAYLOAD => done(Ok(text(payload(size as usize)))),
-            Some(size) => done(Err(invalid(format!("payload: size {size} exceeds the maximum of {MAX_PAYLOAD} bytes")))),
+            Some(size) => {
+                done(Err(invalid(format!("payload: size {size} exceeds the maximum of {MAX_PAYLOAD} bytes"))))
+            }
             None => done(Err(invalid("payload needs arguments.size (a non-negative integer)"))),
         },
         "stats" => {
@@ -143,12 +148,16 @@ pub fn read_resource(params: Option<&Value>, stats: impl FnOnce() -> Value) -> R
         .and_then(Value::as_str)
         .ok_or_else(|| invalid("resources/read needs params.uri (a string)"))?;
     let (mime, body) = match uri {
-        "mcpscript://readme" => ("text/plain", "mcpscript reference server: a real MCP server for load and conformance tests.".to_string()),
+        "mcpscript://readme" => {
+            ("text/plain", "mcpscript reference server: a real MCP server for load and conformance tests.".to_string())
+        }
         "mcpscript://stats" => ("application/json", stats().to_string()),
         _ => match uri.strip_prefix("mcpscript://payload/").map(str::parse::<u64>) {
             Some(Ok(size)) if size <= MAX_PAYLOAD => ("text/plain", payload(size as usize)),
             _ => {
-                return Err(ErrorObject::new(codes::RESOURCE_NOT_FOUND, "Resource not found").with_data(json!({"uri": uri})));
+                return Err(
+                    ErrorObject::new(codes::RESOURCE_NOT_FOUND, "Resource not found").with_data(json!({"uri": uri}))
+                );
             }
         },
     };
@@ -194,9 +203,18 @@ mod tests {
 
     #[test]
     fn tools_answer_and_validate() {
-        assert_eq!(call(json!({"name":"echo","arguments":{"message":"hi"}})).unwrap()["content"][0]["text"], "Echo: hi");
+        assert_eq!(
+            call(json!({"name":"echo","arguments":{"message":"hi"}})).unwrap()["content"][0]["text"],
+            "Echo: hi"
+        );
         assert_eq!(call(json!({"name":"add","arguments":{"a":2,"b":3.5}})).unwrap()["structuredContent"]["sum"], 5.5);
-        assert_eq!(call(json!({"name":"payload","arguments":{"size":100}})).unwrap()["content"][0]["text"].as_str().unwrap().len(), 100);
+        assert_eq!(
+            call(json!({"name":"payload","arguments":{"size":100}})).unwrap()["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .len(),
+            100
+        );
         assert_eq!(call(json!({"name":"fail","arguments":{"code":-32099}})).unwrap_err().code, -32099);
         assert_eq!(call(json!({"name":"fail","arguments":{"mode":"tool"}})).unwrap()["isError"], true);
         assert_eq!(call(json!({"name":"echo","arguments":{}})).unwrap_err().code, INVALID_PARAMS);
@@ -209,8 +227,12 @@ mod tests {
     fn resources_and_prompts() {
         let r = read_resource(Some(&json!({"uri":"mcpscript://payload/10"})), || json!({})).unwrap();
         assert_eq!(r["contents"][0]["text"].as_str().unwrap().len(), 10);
-        assert_eq!(read_resource(Some(&json!({"uri":"x://y"})), || json!({})).unwrap_err().code, codes::RESOURCE_NOT_FOUND);
-        assert!(get_prompt(Some(&json!({"name":"greeting","arguments":{"name":"Ada"}}))).unwrap()["messages"][0]["content"]["text"]
+        assert_eq!(
+            read_resource(Some(&json!({"uri":"x://y"})), || json!({})).unwrap_err().code,
+            codes::RESOURCE_NOT_FOUND
+        );
+        assert!(get_prompt(Some(&json!({"name":"greeting","arguments":{"name":"Ada"}}))).unwrap()["messages"][0]
+            ["content"]["text"]
             .as_str()
             .unwrap()
             .contains("Ada"));

@@ -23,7 +23,9 @@ pub enum Listen {
 impl Listen {
     pub fn parse(url: &str) -> Result<Listen, ServerError> {
         let bad = |reason: &str| ServerError::BadListen { url: url.to_string(), reason: reason.to_string() };
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("expected SCHEME://HOST:PORT[/PATH] with scheme http, sse+http, ws or tcp"))?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected SCHEME://HOST:PORT[/PATH] with scheme http, sse+http, ws or tcp"))?;
         let (hostport, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
@@ -31,11 +33,15 @@ impl Listen {
         let addr: SocketAddr = match hostport.parse() {
             Ok(a) => a,
             Err(_) => {
-                let (host, port) = hostport.rsplit_once(':').ok_or_else(|| bad("missing :PORT (use :0 for any free port)"))?;
+                let (host, port) =
+                    hostport.rsplit_once(':').ok_or_else(|| bad("missing :PORT (use :0 for any free port)"))?;
                 let port: u16 = port.parse().map_err(|_| bad("the port is not a number from 0 to 65535"))?;
                 let ip: IpAddr = match host {
                     "localhost" => IpAddr::from([127, 0, 0, 1]),
-                    h => h.trim_matches(['[', ']']).parse().map_err(|_| bad("the host must be an IP address or localhost"))?,
+                    h => h
+                        .trim_matches(['[', ']'])
+                        .parse()
+                        .map_err(|_| bad("the host must be an IP address or localhost"))?,
                 };
                 SocketAddr::new(ip, port)
             }
@@ -124,7 +130,10 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// A config serving the given URLs (e.g. `tcp://127.0.0.1:0`), everything else default.
     pub fn listening(urls: &[&str]) -> Result<ServerConfig, ServerError> {
-        Ok(ServerConfig { listen: urls.iter().map(|u| Listen::parse(u)).collect::<Result<_, _>>()?, ..Default::default() })
+        Ok(ServerConfig {
+            listen: urls.iter().map(|u| Listen::parse(u)).collect::<Result<_, _>>()?,
+            ..Default::default()
+        })
     }
 
     pub fn validate(&self) -> Result<(), ServerError> {
@@ -159,7 +168,10 @@ mod tests {
     #[test]
     fn parses_listen_urls() {
         assert_eq!(Listen::parse("tcp://127.0.0.1:7777").unwrap(), Listen::Tcp("127.0.0.1:7777".parse().unwrap()));
-        assert_eq!(Listen::parse("http://localhost:0").unwrap(), Listen::Http("127.0.0.1:0".parse().unwrap(), "/mcp".into()));
+        assert_eq!(
+            Listen::parse("http://localhost:0").unwrap(),
+            Listen::Http("127.0.0.1:0".parse().unwrap(), "/mcp".into())
+        );
         assert_eq!(Listen::parse("ws://[::1]:9/x").unwrap().to_string(), "ws://[::1]:9/x");
         assert!(Listen::parse("tcp://example.com:1").unwrap_err().to_string().contains("IP address"));
         assert!(Listen::parse("udp://127.0.0.1:1").is_err());

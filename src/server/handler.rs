@@ -7,7 +7,9 @@
 use super::catalog::{self, ToolResult};
 use super::stats::Stats;
 use super::ServerConfig;
-use crate::protocol::jsonrpc::{self, ErrorObject, Message, Payload, Response, INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND};
+use crate::protocol::jsonrpc::{
+    self, ErrorObject, Message, Payload, Response, INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND,
+};
 use crate::protocol::mcp::{self, codes, methods};
 use crate::protocol::Request;
 use serde_json::{json, Value};
@@ -90,7 +92,9 @@ impl ServerState {
 
     /// Whether a new connection (or HTTP session) must be refused.
     pub fn at_connection_limit(&self) -> bool {
-        self.config.max_connections.is_some_and(|max| self.stats.connections_open.load(Ordering::Relaxed) as usize >= max)
+        self.config
+            .max_connections
+            .is_some_and(|max| self.stats.connections_open.load(Ordering::Relaxed) as usize >= max)
     }
 
     /// The -32000 reply of load shedding.
@@ -118,7 +122,11 @@ impl ServerState {
         }
     }
 
-    fn handle_batch(self: &Arc<Self>, session: &Arc<SessionState>, items: Vec<Result<Message, jsonrpc::Invalid>>) -> Outcome {
+    fn handle_batch(
+        self: &Arc<Self>,
+        session: &Arc<SessionState>,
+        items: Vec<Result<Message, jsonrpc::Invalid>>,
+    ) -> Outcome {
         let steps: Vec<Step> = items
             .into_iter()
             .map(|item| match item {
@@ -130,7 +138,8 @@ impl ServerState {
             })
             .collect();
         let encode = |replies: Vec<Response>| {
-            (!replies.is_empty()).then(|| jsonrpc::batch_to_vec(&replies.into_iter().map(Message::Response).collect::<Vec<_>>()))
+            (!replies.is_empty())
+                .then(|| jsonrpc::batch_to_vec(&replies.into_iter().map(Message::Response).collect::<Vec<_>>()))
         };
         if steps.iter().all(|s| !matches!(s, Step::Later(_))) {
             let replies = steps.into_iter().filter_map(|s| if let Step::Now(r) = s { Some(r) } else { None }).collect();
@@ -218,13 +227,15 @@ impl ServerState {
             return Err(ErrorObject::new(INVALID_REQUEST, "session already initialized"));
         }
         let params = params.ok_or_else(|| ErrorObject::new(jsonrpc::INVALID_PARAMS, "initialize needs params"))?;
-        let requested = params
-            .get("protocolVersion")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ErrorObject::new(jsonrpc::INVALID_PARAMS, "initialize params need a protocolVersion string"))?;
+        let requested = params.get("protocolVersion").and_then(Value::as_str).ok_or_else(|| {
+            ErrorObject::new(jsonrpc::INVALID_PARAMS, "initialize params need a protocolVersion string")
+        })?;
         if let Some(token) = &self.config.auth_token {
             if !session.pre_authorized && params.get("authToken").and_then(Value::as_str) != Some(token.as_str()) {
-                return Err(ErrorObject::new(codes::UNAUTHORIZED, "unauthorized: initialize params need the server's authToken"));
+                return Err(ErrorObject::new(
+                    codes::UNAUTHORIZED,
+                    "unauthorized: initialize params need the server's authToken",
+                ));
             }
         }
         let version = mcp::negotiate(requested);

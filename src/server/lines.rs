@@ -33,7 +33,8 @@ pub async fn serve_tcp(listener: TcpListener, state: Arc<ServerState>, mut shutd
         };
         if state.at_connection_limit() {
             Stats::inc(&state.stats.connections_refused);
-            let mut line = Message::Response(Response::err(None, ServerState::overloaded_error("too many connections"))).to_vec();
+            let mut line =
+                Message::Response(Response::err(None, ServerState::overloaded_error("too many connections"))).to_vec();
             line.push(b'\n');
             tokio::spawn(async move {
                 let _ = stream.write_all(&line).await;
@@ -89,7 +90,8 @@ where
             },
             Ok(None) => break,
             Err(LineError::TooLong { limit }) => {
-                let err = ErrorObject::new(INVALID_REQUEST, format!("message exceeds the limit of {limit} bytes; closing"));
+                let err =
+                    ErrorObject::new(INVALID_REQUEST, format!("message exceeds the limit of {limit} bytes; closing"));
                 out.extend_from_slice(&Message::Response(Response::err(None, err)).to_vec());
                 out.push(b'\n');
                 let _ = writer.lock().await.write_all(&out).await;

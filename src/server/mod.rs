@@ -54,16 +54,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         if state.config.worker_index == 0 && listen.addr().port() != 0 {
             // SO_REUSEPORT would let a second server silently share a taken port; only
             // our own workers may join, so the first process insists on a free one.
-            std::net::TcpListener::bind(listen.addr()).map_err(|source| ServerError::Bind { addr: listen.to_string(), source })?;
+            std::net::TcpListener::bind(listen.addr())
+                .map_err(|source| ServerError::Bind { addr: listen.to_string(), source })?;
         }
-        let listener =
-            crate::net::socket::reuseport_listener(listen.addr()).map_err(|source| ServerError::Bind { addr: listen.to_string(), source })?;
-        let bound = listen.with_port(listener.local_addr().map_err(|source| ServerError::Bind { addr: listen.to_string(), source })?.port());
+        let listener = crate::net::socket::reuseport_listener(listen.addr())
+            .map_err(|source| ServerError::Bind { addr: listen.to_string(), source })?;
+        let bound = listen.with_port(
+            listener.local_addr().map_err(|source| ServerError::Bind { addr: listen.to_string(), source })?.port(),
+        );
         urls.push(bound.to_string());
         let (state, rx) = (state.clone(), rx.clone());
         tasks.push(match bound {
             Listen::Tcp(_) => tokio::spawn(lines::serve_tcp(listener, state, rx)),
-            Listen::Http(..) | Listen::LegacySse(..) | Listen::Ws(..) => tokio::spawn(http::serve(listener, bound, state, rx)),
+            Listen::Http(..) | Listen::LegacySse(..) | Listen::Ws(..) => {
+                tokio::spawn(http::serve(listener, bound, state, rx))
+            }
         });
     }
     Ok(RunningServer { state, urls, shutdown: tx, tasks })

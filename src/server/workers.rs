@@ -64,7 +64,11 @@ pub async fn spawn(config: &ServerConfig, urls: &[String]) -> Result<WorkerSet, 
     let mut set = WorkerSet { workers: Vec::new() };
     for index in 1..config.workers {
         let mut cmd = Command::new(&exe);
-        cmd.args(worker_args(config, urls, index)).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true);
+        cmd.args(worker_args(config, urls, index))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
         if let Some(t) = &config.auth_token {
             cmd.env(AUTH_ENV, t);
         }

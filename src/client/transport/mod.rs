@@ -34,7 +34,11 @@ pub trait Transport: Send + Sync {
 }
 
 /// Opens a transport to `target`; inbound messages go to `dispatch`.
-pub async fn connect(target: &Target, dispatch: Arc<Dispatcher>, opts: &ClientOptions) -> Result<Box<dyn Transport>, ClientError> {
+pub async fn connect(
+    target: &Target,
+    dispatch: Arc<Dispatcher>,
+    opts: &ClientOptions,
+) -> Result<Box<dyn Transport>, ClientError> {
     match target {
         Target::Tcp { host, port } => Ok(Box::new(tcp::connect(host, *port, dispatch, opts).await?)),
         Target::Stdio { command, args } => Ok(Box::new(stdio::spawn(command, args, dispatch, opts)?)),

@@ -32,7 +32,12 @@ pub fn die_with_parent(cmd: &mut Command) {
     }
 }
 
-pub fn spawn(command: &str, args: &[String], dispatch: Arc<Dispatcher>, opts: &ClientOptions) -> Result<StdioTransport, ClientError> {
+pub fn spawn(
+    command: &str,
+    args: &[String],
+    dispatch: Arc<Dispatcher>,
+    opts: &ClientOptions,
+) -> Result<StdioTransport, ClientError> {
     let mut cmd = Command::new(command);
     cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     die_with_parent(&mut cmd);

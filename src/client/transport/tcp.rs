@@ -12,7 +12,12 @@ pub struct TcpTransport {
 }
 
 /// Resolves `host`, connects (from `opts.source_addr` when set) and starts reading.
-pub async fn connect(host: &str, port: u16, dispatch: Arc<Dispatcher>, opts: &ClientOptions) -> Result<TcpTransport, ClientError> {
+pub async fn connect(
+    host: &str,
+    port: u16,
+    dispatch: Arc<Dispatcher>,
+    opts: &ClientOptions,
+) -> Result<TcpTransport, ClientError> {
     let target = dispatch.target().to_string();
     let err = |detail: String| ClientError::Connect { target: target.clone(), detail };
     let addr = tokio::net::lookup_host((host, port))
