@@ -347,3 +347,23 @@ async fn stdio_child_that_exits_is_reported_with_its_stderr() {
     let msg = err.to_string();
     assert!(msg.contains("connection closed") || msg.contains("boom"), "{msg}");
 }
+
+#[tokio::test]
+async fn batches_are_sent_as_one_frame_and_answered_in_order() {
+    let (server, target) = start(tcp_config()).await;
+    let s = Session::connect(&target, opts()).await.unwrap();
+    let requests_before = server.state.stats.requests.load(Ordering::Relaxed);
+    let results = s
+        .batch(vec![
+            ("ping".into(), None),
+            ("tools/call".into(), Some(json!({"name": "echo", "arguments": {"message": "b"}}))),
+            ("nope".into(), None),
+        ])
+        .await;
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].as_ref().unwrap(), &json!({}));
+    assert_eq!(text(results[1].as_ref().unwrap()), "Echo: b");
+    assert_eq!(rpc_code(results[2].as_ref().unwrap_err()), METHOD_NOT_FOUND);
+    assert_eq!(server.state.stats.requests.load(Ordering::Relaxed), requests_before + 3);
+    server.shutdown().await;
+}

@@ -106,8 +106,19 @@ impl Session {
             self.dispatch.forget(id);
             return Err(e);
         }
-        let remaining = timeout.saturating_sub(started.elapsed());
-        match tokio::time::timeout(remaining, rx).await {
+        self.await_reply(id, method, rx, tokio::time::Instant::from_std(started) + timeout, timeout).await
+    }
+
+    /// Waits for request `id` until `deadline`; on timeout it is forgotten and cancelled.
+    async fn await_reply(
+        &self,
+        id: i64,
+        method: &str,
+        rx: tokio::sync::oneshot::Receiver<super::dispatch::Reply>,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
+        match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(Ok(Ok(result)))) => Ok(result),
             Ok(Ok(Ok(Err(error)))) => {
                 Err(ClientError::Rpc { target: self.target().to_string(), method: method.to_string(), error })
@@ -128,6 +139,35 @@ impl Session {
                 })
             }
         }
+    }
+
+    /// Several requests sent as one JSON-RPC batch, each with the default deadline; the
+    /// results come back in the order of `calls`.
+    pub async fn batch(&self, calls: Vec<(String, Option<Value>)>) -> Vec<Result<Value, ClientError>> {
+        let timeout = self.opts.request_timeout;
+        let mut ids = Vec::with_capacity(calls.len());
+        let mut msgs = Vec::with_capacity(calls.len());
+        let mut waiters = Vec::with_capacity(calls.len());
+        for (method, params) in calls {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+            waiters.push((method.clone(), self.dispatch.register(id)));
+            ids.push(id);
+            msgs.push(Message::request(Id::Num(id), method, params));
+        }
+        if let Err(e) = self.transport.send_batch(msgs).await {
+            ids.iter().for_each(|id| self.dispatch.forget(*id));
+            return waiters.into_iter().map(|_| Err(e.clone())).collect();
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, (method, rx)) in ids.into_iter().zip(waiters) {
+            let r = match rx {
+                Err(e) => Err(e),
+                Ok(rx) => self.await_reply(id, &method, rx, deadline, timeout).await,
+            };
+            out.push(r);
+        }
+        out
     }
 
     /// Tells the server to stop working on request `id` (best effort, bounded in time).

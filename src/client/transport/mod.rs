@@ -25,6 +25,17 @@ pub trait Transport: Send + Sync {
     /// and handed to the dispatcher before the future completes.
     fn send(&self, msg: Message) -> BoxFuture<'_, Result<(), ClientError>>;
 
+    /// Sends several messages as one JSON-RPC batch (revisions up to 2025-03-26 allow
+    /// batches). The default sends them one by one, for transports without batch framing.
+    fn send_batch(&self, msgs: Vec<Message>) -> BoxFuture<'_, Result<(), ClientError>> {
+        Box::pin(async move {
+            for m in msgs {
+                self.send(m).await?;
+            }
+            Ok(())
+        })
+    }
+
     /// Called once `initialize` succeeded, with the negotiated protocol revision (HTTP
     /// sends it as `MCP-Protocol-Version` from then on).
     fn set_protocol_version(&self, _version: &str) {}

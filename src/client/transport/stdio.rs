@@ -102,6 +102,10 @@ impl Transport for StdioTransport {
         })
     }
 
+    fn send_batch(&self, msgs: Vec<Message>) -> BoxFuture<'_, Result<(), ClientError>> {
+        self.lines.send_batch(msgs)
+    }
+
     /// Closes stdin, gives the child a moment to exit, then kills it.
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {

@@ -31,9 +31,18 @@ impl<W: AsyncWrite + Unpin + Send + 'static> LineWriter<W> {
     }
 
     pub fn send(&self, msg: Message) -> BoxFuture<'_, Result<(), ClientError>> {
+        let mut buf = Vec::with_capacity(128);
+        msg.write_to(&mut buf);
+        self.send_frame(buf)
+    }
+
+    /// Sends several messages as one batch frame (a JSON array on one line).
+    pub fn send_batch(&self, msgs: Vec<Message>) -> BoxFuture<'_, Result<(), ClientError>> {
+        self.send_frame(crate::protocol::jsonrpc::batch_to_vec(&msgs))
+    }
+
+    fn send_frame(&self, mut buf: Vec<u8>) -> BoxFuture<'_, Result<(), ClientError>> {
         Box::pin(async move {
-            let mut buf = Vec::with_capacity(128);
-            msg.write_to(&mut buf);
             buf.push(b'\n');
             let mut w = self.writer.lock().await;
             if let Err(e) = w.write_all(&buf).await {

@@ -35,6 +35,10 @@ impl Transport for TcpTransport {
         self.lines.send(msg)
     }
 
+    fn send_batch(&self, msgs: Vec<Message>) -> BoxFuture<'_, Result<(), ClientError>> {
+        self.lines.send_batch(msgs)
+    }
+
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.lines.shutdown())
     }
