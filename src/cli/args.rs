@@ -29,6 +29,18 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the scripting API reference generated from the engine.
     Api(ApiArgs),
+    /// Run the fault-injecting proxy in front of a target.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Address to listen on, e.g. tcp://127.0.0.1:9000 (port 0 picks a free port).
+    #[arg(long, value_name = "URL")]
+    pub listen: String,
+    /// The target to forward to, e.g. tcp://127.0.0.1:7777 or http://127.0.0.1:8080/mcp.
+    #[arg(long, value_name = "URL")]
+    pub upstream: String,
 }
 
 #[derive(Debug, Args)]

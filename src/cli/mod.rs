@@ -7,6 +7,7 @@ pub mod args;
 pub mod call;
 pub mod check;
 pub mod exit;
+pub mod proxy;
 pub mod run;
 pub mod serve;
 
@@ -30,6 +31,7 @@ pub fn main() -> i32 {
         Command::Run(a) => run::run(a),
         Command::Check(a) => check::run(a),
         Command::Api(a) => api::run(a),
+        Command::Proxy(a) => proxy::run(a),
     };
     match result {
         Ok(code) => code as i32,
