@@ -9,7 +9,7 @@ use crate::protocol::{Id, Message};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct Session {
     transport: Box<dyn Transport>,
@@ -101,12 +101,16 @@ impl Session {
     ) -> Result<Value, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let rx = self.dispatch.register(id)?;
-        let started = Instant::now();
-        if let Err(e) = self.transport.send(Message::request(Id::Num(id), method, params)).await {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // HTTP transports read the reply inside `send`, so the deadline covers it too; when
+        // it passes there, `await_reply` takes a reply already delivered or times out.
+        let sent =
+            tokio::time::timeout_at(deadline, self.transport.send(Message::request(Id::Num(id), method, params)));
+        if let Ok(Err(e)) = sent.await {
             self.dispatch.forget(id);
             return Err(e);
         }
-        self.await_reply(id, method, rx, tokio::time::Instant::from_std(started) + timeout, timeout).await
+        self.await_reply(id, method, rx, deadline, timeout).await
     }
 
     /// Waits for request `id` until `deadline`; on timeout it is forgotten and cancelled.
@@ -154,11 +158,11 @@ impl Session {
             ids.push(id);
             msgs.push(Message::request(Id::Num(id), method, params));
         }
-        if let Err(e) = self.transport.send_batch(msgs).await {
+        let deadline = tokio::time::Instant::now() + timeout;
+        if let Ok(Err(e)) = tokio::time::timeout_at(deadline, self.transport.send_batch(msgs)).await {
             ids.iter().for_each(|id| self.dispatch.forget(*id));
             return waiters.into_iter().map(|_| Err(e.clone())).collect();
         }
-        let deadline = tokio::time::Instant::now() + timeout;
         let mut out = Vec::with_capacity(ids.len());
         for (id, (method, rx)) in ids.into_iter().zip(waiters) {
             let r = match rx {

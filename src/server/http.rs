@@ -1,10 +1,73 @@
-//! HTTP-family serving: Streamable HTTP, legacy HTTP+SSE and WebSocket upgrades.
+//! HTTP-family serving: Streamable HTTP, legacy HTTP+SSE and WebSocket upgrades, all on
+//! every `http://`, `sse+http://` and `ws://` listener (hyper 1, HTTP/1.1, keep-alive).
+//!
+//! Routes:
+//! - the Streamable HTTP path (`http://…/PATH`, default `/mcp`): POST, DELETE
+//!   ([`streamable`]); GET answers 405 (no server-initiated stream);
+//! - `GET /sse` (or the `sse+http://` path) and `POST /message?sessionId=…` ([`legacy`]);
+//! - `GET /stats`: the server's counters as JSON;
+//! - any GET with `Upgrade: websocket`: the handshake here, then
+//!   [`crate::server::ws::serve_upgraded`] ([`upgrade`]).
+//!
+//! Before routing: an `Origin` that is neither loopback nor allowed gets 403; with an
+//! auth token configured, a request without `Authorization: Bearer <token>` gets 401
+//! (WebSocket upgrades excepted: there the token travels in `initialize`).
+//!
+//! Status codes: 202 for POSTs that need no reply; 400 for a missing session id, an
+//! unsupported `MCP-Protocol-Version`, and for a reply that answers no request (a
+//! malformed body's -32700, or a -32600 whose id could not be read; the body is that
+//! JSON-RPC error, as the official SDKs do); 404 for an unknown session; 405, 413, 415;
+//! 503 with `Retry-After: 1` when shedding load (`--max-inflight`) or refusing a session
+//! (`--max-connections`).
+
+mod body;
+mod legacy;
+mod sessions;
+mod streamable;
+mod upgrade;
 
 use super::handler::ServerState;
+use super::stats::Stats;
 use super::Listen;
+use crate::protocol::jsonrpc::{ErrorObject, Message, Response as RpcResponse};
+use body::Body;
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, ORIGIN, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+/// How long open connections may finish in-flight requests after shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+enum Route {
+    Mcp,
+    Stream,
+    Message,
+    Stats,
+    Unknown,
+}
+
+/// What every connection of one listener shares.
+struct Shared {
+    state: Arc<ServerState>,
+    mcp_path: String,
+    sse_path: String,
+    /// `Bearer <token>`, when a token is required.
+    bearer: Option<Vec<u8>>,
+    sessions: sessions::Sessions<Arc<super::SessionState>>,
+    streams: sessions::Sessions<legacy::Stream>,
+    shutdown: watch::Receiver<bool>,
+}
 
 /// Serves one HTTP-family listener until `shutdown` turns true.
 pub async fn serve(
@@ -13,6 +76,240 @@ pub async fn serve(
     state: Arc<ServerState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let _ = (listener, listen, state);
-    let _ = shutdown.wait_for(|s| *s).await;
+    let (mcp_path, sse_path) = match &listen {
+        Listen::Http(_, p) => (p.clone(), "/sse".to_string()),
+        Listen::LegacySse(_, p) => ("/mcp".to_string(), p.clone()),
+        Listen::Ws(..) | Listen::Tcp(_) => ("/mcp".to_string(), "/sse".to_string()),
+    };
+    let shared = Arc::new(Shared {
+        bearer: state.config.auth_token.as_ref().map(|t| format!("Bearer {t}").into_bytes()),
+        state,
+        mcp_path,
+        sse_path,
+        sessions: sessions::Sessions::new(),
+        streams: sessions::Sessions::new(),
+        shutdown: shutdown.clone(),
+    });
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // EMFILE and friends: back off briefly rather than spin.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve_connection(stream, shared.clone()));
+    }
+    // Ending the legacy streams lets their connections finish.
+    drop(shared.streams.drain());
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    let service = {
+        let shared = shared.clone();
+        hyper::service::service_fn(move |req| {
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(shared.route(req).await) }
+        })
+    };
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = shutdown.wait_for(|s| *s) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
+}
+
+impl Shared {
+    async fn route(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        if let Some(origin) = req.headers().get(ORIGIN) {
+            if !self.origin_allowed(origin) {
+                return error(StatusCode::FORBIDDEN, -32000, "Forbidden: Origin not allowed");
+            }
+        }
+        if req.method() == Method::GET && upgrade::is_websocket(req.headers()) {
+            return upgrade::websocket(self, req);
+        }
+        if !self.authorized(req.headers()) {
+            let mut resp = error(
+                StatusCode::UNAUTHORIZED,
+                crate::protocol::mcp::codes::UNAUTHORIZED,
+                "Unauthorized: send Authorization: Bearer <token>",
+            );
+            resp.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+        match self.classify(req.uri().path()) {
+            Route::Mcp => match *req.method() {
+                Method::POST => streamable::post(self, req).await,
+                Method::DELETE => streamable::delete(self, &req),
+                _ => method_not_allowed("POST, DELETE"),
+            },
+            Route::Stream => match *req.method() {
+                Method::GET => legacy::open(self),
+                _ => method_not_allowed("GET"),
+            },
+            Route::Message => match *req.method() {
+                Method::POST => legacy::post(self, req).await,
+                _ => method_not_allowed("POST"),
+            },
+            Route::Stats => match *req.method() {
+                Method::GET => {
+                    json(StatusCode::OK, serde_json::to_vec(&self.state.stats.snapshot()).unwrap_or_default())
+                }
+                _ => method_not_allowed("GET"),
+            },
+            Route::Unknown => error(StatusCode::NOT_FOUND, -32000, "Not Found"),
+        }
+    }
+
+    fn classify(&self, path: &str) -> Route {
+        if path == self.mcp_path {
+            Route::Mcp
+        } else if path == self.sse_path {
+            Route::Stream
+        } else if path == "/message" {
+            Route::Message
+        } else if path == "/stats" {
+            Route::Stats
+        } else {
+            Route::Unknown
+        }
+    }
+
+    /// Loopback origins always; others when listed in `allowed_origins` (as the whole
+    /// origin, e.g. `https://app.example`, or its host; `*` allows all).
+    fn origin_allowed(&self, origin: &HeaderValue) -> bool {
+        let Ok(origin) = origin.to_str() else { return false };
+        let origin = origin.trim().trim_end_matches('/');
+        let host = origin_host(origin);
+        if host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+            return true;
+        }
+        self.state.config.allowed_origins.iter().any(|a| {
+            let a = a.trim_end_matches('/');
+            a == "*" || a.eq_ignore_ascii_case(origin) || a.eq_ignore_ascii_case(host)
+        })
+    }
+
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(expected) = &self.bearer else { return true };
+        let Some(given) = headers.get(AUTHORIZATION) else { return false };
+        let given = given.as_bytes();
+        // The scheme is case-insensitive; the token is compared in constant time.
+        given.len() == expected.len()
+            && given[..7].eq_ignore_ascii_case(&expected[..7])
+            && given[7..].iter().zip(&expected[7..]).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+
+    /// 503 with `Retry-After`, counted as shed.
+    fn shed(&self, what: &str) -> Response<Body> {
+        Stats::inc(&self.state.stats.shed);
+        unavailable(what)
+    }
+
+    /// 503 with `Retry-After`, counted as a refused connection.
+    fn refuse(&self) -> Response<Body> {
+        Stats::inc(&self.state.stats.connections_refused);
+        unavailable("too many sessions")
+    }
+}
+
+/// The host of an origin (`scheme://host[:port]`), brackets of IPv6 literals removed.
+fn origin_host(origin: &str) -> &str {
+    let rest = origin.split_once("://").map_or(origin, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    }
+}
+
+fn unavailable(what: &str) -> Response<Body> {
+    let err = ServerState::overloaded_error(what);
+    let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, Message::Response(RpcResponse::err(None, err)).to_vec());
+    resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+fn json(status: StatusCode, body: impl Into<Body>) -> Response<Body> {
+    let mut resp = Response::new(body.into());
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, JSON);
+    resp
+}
+
+/// An HTTP error whose body is a JSON-RPC error without id.
+fn error(status: StatusCode, code: i64, message: &str) -> Response<Body> {
+    json(status, Message::Response(RpcResponse::err(None, ErrorObject::new(code, message))).to_vec())
+}
+
+fn status(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = status;
+    resp
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, -32000, "Method Not Allowed");
+    resp.headers_mut().insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
+    resp
+}
+
+/// Reads a request body of at most `limit` bytes; the error is the reply to send.
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Response<Body>> {
+    let too_large =
+        || error(StatusCode::PAYLOAD_TOO_LARGE, -32600, &format!("Request body exceeds the limit of {limit} bytes"));
+    if body.size_hint().lower() > limit as u64 {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(error(StatusCode::BAD_REQUEST, -32000, &format!("Bad Request: cannot read the body: {e}"))),
+    }
+}
+
+/// Whether a reply is an error that answers no identified request (a parse error, or an
+/// invalid request whose id could not be read): those go out with status 400. Our own
+/// serialiser writes `jsonrpc` then `id` first, so a prefix check suffices.
+fn is_unattributed_error(reply: &[u8]) -> bool {
+    reply.starts_with(br#"{"jsonrpc":"2.0","id":null,"error""#)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_host_of_an_origin() {
+        assert_eq!(origin_host("http://localhost:3000"), "localhost");
+        assert_eq!(origin_host("https://127.0.0.1"), "127.0.0.1");
+        assert_eq!(origin_host("http://[::1]:8080"), "::1");
+        assert_eq!(origin_host("https://app.example.com"), "app.example.com");
+        assert_eq!(origin_host("null"), "null");
+    }
+
+    #[test]
+    fn recognises_unattributed_errors() {
+        let parse =
+            Message::Response(crate::protocol::jsonrpc::ParseError { detail: "x".into() }.to_response()).to_vec();
+        assert!(is_unattributed_error(&parse));
+        let ok = Message::Response(RpcResponse::ok(crate::protocol::Id::Num(1), serde_json::json!({}))).to_vec();
+        assert!(!is_unattributed_error(&ok));
+    }
 }

@@ -1,15 +1,549 @@
 //! `http://`: MCP Streamable HTTP (spec revision 2025-11-25).
+//!
+//! Every message is one POST to the endpoint. A notification or response gets 202; a
+//! request gets its reply as `application/json` (a message or a batch) or as a
+//! `text/event-stream` whose events each carry one message. The reply is read inside
+//! [`Transport::send`] and handed to the [`Dispatcher`] before `send` returns, so an HTTP
+//! failure (4xx/5xx, an oversized or missing reply) is `send`'s error and fails exactly
+//! the request that caused it. `Mcp-Session-Id` is captured from the `initialize` reply
+//! and sent on every later request; a 404 for a request carrying it means the server lost
+//! the session, and the transport re-initializes (with the params it remembered) and
+//! retries once. Requests of one session may overlap: each takes an idle keep-alive
+//! connection from the session's small pool, or opens one.
 
-use super::Transport;
+pub(crate) mod conn;
+pub(crate) mod events;
+
+use super::{BoxFuture, Transport};
 use crate::client::{ClientError, ClientOptions, Dispatcher};
-use std::sync::Arc;
+use crate::protocol::jsonrpc::{self, Id, Message, Payload, Response};
+use crate::protocol::mcp::{methods, ServerInfo};
+use bytes::Bytes;
+use conn::{BodyError, Conn, Endpoint, Pool, ReqBody, RoundTripError};
+use events::EventParser;
+use futures_util::FutureExt;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, StatusCode};
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-/// Opens a Streamable HTTP session to `url`.
+pub(crate) const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+pub(crate) const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// Replies to server-initiated requests sent on behalf of one message, at most.
+const MAX_REPLIES: usize = 64;
+
+pub struct HttpTransport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dispatch: Arc<Dispatcher>,
+    endpoint: Endpoint,
+    pool: Pool,
+    max_message: usize,
+    auth: Option<HeaderValue>,
+    session: Mutex<Option<HeaderValue>>,
+    version: Mutex<Option<HeaderValue>>,
+    /// The params of the `initialize` this session sent, for re-initializing after a 404.
+    init_params: Mutex<Option<Value>>,
+    /// Serialises re-initialization: overlapping requests that all saw the 404 wait for
+    /// one new session instead of each making one.
+    reinit: tokio::sync::Mutex<()>,
+    reinit_seq: AtomicU64,
+}
+
+/// Opens a Streamable HTTP session to `url` (one connection is opened up front, so an
+/// unreachable server fails here as [`ClientError::Connect`]).
 pub async fn connect(
     url: &str,
     dispatch: Arc<Dispatcher>,
     opts: &ClientOptions,
 ) -> Result<Box<dyn Transport>, ClientError> {
-    let _ = (dispatch, opts);
-    Err(ClientError::Connect { target: url.to_string(), detail: "Streamable HTTP is not built yet".into() })
+    let target = dispatch.target().to_string();
+    let err = |detail: String| ClientError::Connect { target: target.clone(), detail };
+    let parsed = url::Url::parse(url).map_err(|e| err(e.to_string()))?;
+    let endpoint = Endpoint::resolve(&parsed).await.map_err(err)?;
+    let auth = match &opts.auth_token {
+        Some(t) => Some(
+            HeaderValue::try_from(format!("Bearer {t}"))
+                .map_err(|_| err("the auth token is not a valid header value".into()))?,
+        ),
+        None => None,
+    };
+    let pool = Pool::new(endpoint.addr, opts.source_addr);
+    pool.warm().await.map_err(err)?;
+    Ok(Box::new(HttpTransport {
+        inner: Arc::new(Inner {
+            dispatch,
+            endpoint,
+            pool,
+            max_message: opts.max_message_size,
+            auth,
+            session: Mutex::new(None),
+            version: Mutex::new(None),
+            init_params: Mutex::new(None),
+            reinit: tokio::sync::Mutex::new(()),
+            reinit_seq: AtomicU64::new(0),
+        }),
+    }))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means a panic elsewhere while storing a header value.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl HttpTransport {
+    fn post(&self, body: Bytes, want: Vec<Id>, is_init: bool) -> BoxFuture<'_, Result<(), ClientError>> {
+        Box::pin(async move {
+            let replies = self.inner.exchange(body, want, is_init).await?;
+            if !replies.is_empty() {
+                self.inner.clone().post_replies(replies).await;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Transport for HttpTransport {
+    fn send(&self, msg: Message) -> BoxFuture<'_, Result<(), ClientError>> {
+        let (want, is_init) = match &msg {
+            Message::Request(r) => {
+                let is_init = r.method == methods::INITIALIZE;
+                if is_init {
+                    *lock(&self.inner.init_params) = r.params.clone();
+                }
+                (vec![r.id.clone()], is_init)
+            }
+            _ => (Vec::new(), false),
+        };
+        self.post(Bytes::from(msg.to_vec()), want, is_init)
+    }
+
+    /// One POST with a JSON array; the reply is a batch (or one event per reply).
+    fn send_batch(&self, msgs: Vec<Message>) -> BoxFuture<'_, Result<(), ClientError>> {
+        let want =
+            msgs.iter().filter_map(|m| if let Message::Request(r) = m { Some(r.id.clone()) } else { None }).collect();
+        self.post(Bytes::from(jsonrpc::batch_to_vec(&msgs)), want, false)
+    }
+
+    fn set_protocol_version(&self, version: &str) {
+        if let Ok(v) = HeaderValue::try_from(version) {
+            *lock(&self.inner.version) = Some(v);
+        }
+    }
+
+    /// DELETE the session (a 405 or any failure is ignored), then drop the connections.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let session = lock(&inner.session).take();
+            if let Some(session) = session {
+                let delete = async {
+                    let mut conn = inner.pool.take().await.ok()?;
+                    let req = inner.request(Method::DELETE, Bytes::new(), Some(&session));
+                    let resp = conn.tx.send_request(req).await.ok()?;
+                    let _ = resp.into_body().collect().await;
+                    Some(())
+                };
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), delete).await;
+            }
+            inner.pool.clear();
+            inner.dispatch.close("closed by the client");
+        })
+    }
+}
+
+/// Where the messages of one HTTP reply go.
+trait Sink {
+    /// Takes one message frame (a message or a batch).
+    fn frame(&mut self, data: &[u8]);
+    /// Whether every reply this POST waits for has come.
+    fn satisfied(&self) -> bool;
+}
+
+/// Normal operation: into the dispatcher, collecting replies owed to server requests.
+struct ToDispatcher<'a> {
+    dispatch: &'a Dispatcher,
+    /// Ids of the requests in the POST not answered yet.
+    want: Vec<Id>,
+    replies: Vec<Message>,
+}
+
+impl ToDispatcher<'_> {
+    fn deliver(&mut self, msg: Message) {
+        if let Message::Response(Response { id: Some(id), .. }) = &msg {
+            if let Some(i) = self.want.iter().position(|w| w == id) {
+                self.want.swap_remove(i);
+            }
+        }
+        self.replies.extend(self.dispatch.deliver(msg));
+    }
+}
+
+impl Sink for ToDispatcher<'_> {
+    fn frame(&mut self, data: &[u8]) {
+        match jsonrpc::parse(data) {
+            Ok(Payload::Single(Ok(Message::Response(Response { id: None, outcome: Err(e) }))))
+                if self.want.len() == 1 =>
+            {
+                // An id-less error in the reply to our POST (a parse error, say) can only
+                // be about the one request we sent.
+                let id = self.want[0].clone();
+                self.deliver(Message::Response(Response { id: Some(id), outcome: Err(e) }))
+            }
+            Ok(Payload::Single(Ok(msg))) => self.deliver(msg),
+            Ok(Payload::Batch(items)) if items.iter().all(Result::is_ok) => {
+                items.into_iter().flatten().for_each(|msg| self.deliver(msg));
+            }
+            // Invalid or unparseable: the dispatcher records the violation (and charges it
+            // to its request when it can tell which).
+            _ => self.replies.extend(self.dispatch.deliver_frame(data)),
+        }
+    }
+
+    fn satisfied(&self) -> bool {
+        self.want.is_empty()
+    }
+}
+
+/// Re-initialization: keep the reply to our own `initialize`.
+struct Capture<'a> {
+    want: &'a Id,
+    reply: Option<Response>,
+}
+
+impl Sink for Capture<'_> {
+    fn frame(&mut self, data: &[u8]) {
+        if let Ok(Payload::Single(Ok(Message::Response(r)))) = jsonrpc::parse(data) {
+            if r.id.as_ref() == Some(self.want) {
+                self.reply = Some(r);
+            }
+        }
+    }
+
+    fn satisfied(&self) -> bool {
+        self.reply.is_some()
+    }
+}
+
+/// How reading a reply ended.
+enum Read {
+    /// The wanted reply came (or nothing was wanted).
+    Done,
+    /// The body ended without the wanted reply.
+    Missing(&'static str),
+}
+
+impl Inner {
+    fn target(&self) -> String {
+        self.dispatch.target().to_string()
+    }
+
+    fn protocol(&self, detail: impl Into<String>) -> ClientError {
+        ClientError::Protocol { target: self.target(), detail: detail.into() }
+    }
+
+    fn request(&self, method: Method, body: Bytes, session: Option<&HeaderValue>) -> Request<ReqBody> {
+        let mut req = Request::new(ReqBody::new(body));
+        *req.method_mut() = method;
+        *req.uri_mut() = self.endpoint.path.clone();
+        let h = req.headers_mut();
+        h.insert(HOST, self.endpoint.host.clone());
+        h.insert(ACCEPT, ACCEPT_BOTH);
+        h.insert(CONTENT_TYPE, JSON);
+        if let Some(s) = session {
+            h.insert(MCP_SESSION_ID, s.clone());
+        }
+        if let Some(v) = lock(&self.version).as_ref() {
+            h.insert(MCP_PROTOCOL_VERSION, v.clone());
+        }
+        if let Some(a) = &self.auth {
+            h.insert(AUTHORIZATION, a.clone());
+        }
+        req
+    }
+
+    /// One POST on a pooled connection.
+    async fn round_trip(
+        &self,
+        body: Bytes,
+        session: Option<&HeaderValue>,
+    ) -> Result<(hyper::Response<Incoming>, Conn), ClientError> {
+        conn::round_trip(&self.pool, || self.request(Method::POST, body.clone(), session)).await.map_err(|e| match e {
+            RoundTripError::Connect(detail) => ClientError::Connect { target: self.target(), detail },
+            RoundTripError::Failed(e) => {
+                ClientError::Closed { target: self.target(), detail: format!("during an HTTP request: {e}") }
+            }
+        })
+    }
+
+    /// Sends one message (or batch) and reads the replies to the requests `want` into the
+    /// dispatcher; returns the replies owed to requests the server made in its reply.
+    async fn exchange(
+        self: &Arc<Self>,
+        body: Bytes,
+        want: Vec<Id>,
+        is_init: bool,
+    ) -> Result<Vec<Message>, ClientError> {
+        let mut renewed = false;
+        loop {
+            let session = lock(&self.session).clone();
+            let (resp, conn) = self.round_trip(body.clone(), session.as_ref()).await?;
+            let status = resp.status();
+            if status.is_success() {
+                if let Some(id) = resp.headers().get(MCP_SESSION_ID) {
+                    let mut current = lock(&self.session);
+                    if is_init || current.is_none() {
+                        *current = Some(id.clone());
+                    }
+                }
+                let wanted = !want.is_empty();
+                let mut sink = ToDispatcher { dispatch: &self.dispatch, want, replies: Vec::new() };
+                return match self.read_reply(resp, conn, &mut sink, wanted).await? {
+                    Read::Done => Ok(sink.replies),
+                    Read::Missing(how) => {
+                        let ids: Vec<String> = sink.want.iter().map(Id::to_string).collect();
+                        let note = self.dispatch.violation_note();
+                        Err(self.protocol(format!("{how} without the reply to request {}{note}", ids.join(", "))))
+                    }
+                };
+            }
+            if status == StatusCode::NOT_FOUND && !renewed && !is_init {
+                if let Some(stale) = session {
+                    let _ = resp.into_body().collect().await;
+                    self.pool.put(conn);
+                    self.reinitialize(&stale).await?;
+                    renewed = true;
+                    continue;
+                }
+            }
+            return Err(self.http_error(resp).await);
+        }
+    }
+
+    async fn http_error(&self, resp: hyper::Response<Incoming>) -> ClientError {
+        let status = resp.status().as_u16();
+        ClientError::Http { target: self.target(), status, body: conn::error_snippet(resp.into_body()).await }
+    }
+
+    /// Reads a successful reply into `sink` (`wanted`: the POST held requests). The
+    /// connection goes back to the pool once the body has been read to its end.
+    async fn read_reply<S: Sink>(
+        self: &Arc<Self>,
+        resp: hyper::Response<Incoming>,
+        conn: Conn,
+        sink: &mut S,
+        wanted: bool,
+    ) -> Result<Read, ClientError> {
+        let headers = resp.headers();
+        let is_stream = headers.get(CONTENT_TYPE).is_some_and(|ct| ct.as_bytes().starts_with(b"text/event-stream"));
+        let empty =
+            resp.status() == StatusCode::ACCEPTED || headers.get(CONTENT_LENGTH).is_some_and(|l| l.as_bytes() == b"0");
+        if !wanted {
+            // Notifications and responses get 202 and no body; anything a server sends
+            // anyway answers nothing of ours and is dropped.
+            if conn::read_body(resp.into_body(), self.max_message).await.is_ok() {
+                self.pool.put(conn);
+            }
+            return Ok(Read::Done);
+        }
+        if is_stream {
+            return self.read_stream(resp.into_body(), conn, sink).await;
+        }
+        let body = match conn::read_body(resp.into_body(), self.max_message).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => {
+                return Err(self.protocol(format!("an HTTP reply exceeded the limit of {} bytes", self.max_message)));
+            }
+            Err(BodyError::Io(e)) => {
+                return Err(ClientError::Closed {
+                    target: self.target(),
+                    detail: format!("while reading an HTTP reply: {e}"),
+                })
+            }
+        };
+        self.pool.put(conn);
+        if empty || body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Read::Missing("the server answered with an empty body"));
+        }
+        sink.frame(&body);
+        Ok(if sink.satisfied() { Read::Done } else { Read::Missing("the server's JSON reply came") })
+    }
+
+    /// Reads an event stream until `sink` has every reply it waits for; the rest of the
+    /// stream (if the server keeps it open) is read in the background.
+    async fn read_stream<S: Sink>(
+        self: &Arc<Self>,
+        mut body: Incoming,
+        conn: Conn,
+        sink: &mut S,
+    ) -> Result<Read, ClientError> {
+        let mut parser = EventParser::new(self.max_message);
+        let too_large = |limit| self.protocol(format!("an SSE event exceeded the limit of {limit} bytes"));
+        loop {
+            while let Some(event) = parser.next_event().map_err(|e| too_large(e.limit))? {
+                sink.frame(&event.data);
+                if sink.satisfied() {
+                    // Deliver what is already here; servers usually end the stream right
+                    // after the reply: check without waiting, and read whatever else comes
+                    // in the background.
+                    while let Ok(Some(event)) = parser.next_event() {
+                        sink.frame(&event.data);
+                    }
+                    match body.frame().now_or_never() {
+                        Some(None) => {
+                            if let Ok(Some(event)) = parser.finish() {
+                                sink.frame(&event.data);
+                            }
+                            self.pool.put(conn);
+                        }
+                        Some(Some(Err(_))) => {}
+                        Some(Some(Ok(frame))) => {
+                            if let Ok(data) = frame.into_data() {
+                                parser.push(&data);
+                            }
+                            tokio::spawn(self.clone().drain(body, parser, conn));
+                        }
+                        None => {
+                            tokio::spawn(self.clone().drain(body, parser, conn));
+                        }
+                    }
+                    return Ok(Read::Done);
+                }
+            }
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        parser.push(&data);
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(ClientError::Closed {
+                        target: self.target(),
+                        detail: format!("while reading an SSE reply: {e}"),
+                    })
+                }
+                None => {
+                    if let Some(event) = parser.finish().map_err(|e| too_large(e.limit))? {
+                        sink.frame(&event.data);
+                    }
+                    self.pool.put(conn);
+                    return Ok(if sink.satisfied() {
+                        Read::Done
+                    } else {
+                        Read::Missing("the server's event stream ended")
+                    });
+                }
+            }
+        }
+    }
+
+    /// Delivers what an event stream sends after the reply (notifications, server
+    /// requests), then returns the connection to the pool.
+    async fn drain(self: Arc<Self>, mut body: Incoming, mut parser: EventParser, conn: Conn) {
+        let mut sink = ToDispatcher { dispatch: &self.dispatch, want: Vec::new(), replies: Vec::new() };
+        loop {
+            loop {
+                match parser.next_event() {
+                    Ok(Some(event)) => {
+                        sink.frame(&event.data);
+                    }
+                    Ok(None) => break,
+                    Err(_) => return,
+                }
+            }
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        parser.push(&data);
+                    }
+                }
+                Some(Err(_)) => return,
+                None => {
+                    if let Ok(Some(event)) = parser.finish() {
+                        sink.frame(&event.data);
+                    }
+                    self.pool.put(conn);
+                    break;
+                }
+            }
+        }
+        let replies = sink.replies;
+        if !replies.is_empty() {
+            self.clone().post_replies(replies).await;
+        }
+    }
+
+    /// Sends replies owed to server-initiated requests (failures are only logged: they
+    /// belong to no request of ours). Boxed: it re-enters `exchange`.
+    fn post_replies(self: Arc<Self>, mut replies: Vec<Message>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let mut sent = 0;
+            while let Some(reply) = replies.pop() {
+                sent += 1;
+                if sent > MAX_REPLIES {
+                    break;
+                }
+                match self.exchange(Bytes::from(reply.to_vec()), Vec::new(), false).await {
+                    Ok(more) => replies.extend(more),
+                    Err(e) => tracing::debug!("cannot answer a server request: {e}"),
+                }
+            }
+        })
+    }
+
+    /// After a 404: a fresh `initialize` (with the remembered params) and
+    /// `notifications/initialized`, unless another request already did it.
+    async fn reinitialize(self: &Arc<Self>, stale: &HeaderValue) -> Result<(), ClientError> {
+        let _one_at_a_time = self.reinit.lock().await;
+        if lock(&self.session).as_ref() != Some(stale) {
+            return Ok(());
+        }
+        let params = lock(&self.init_params).clone();
+        let Some(params) = params else {
+            return Err(self.protocol("the server lost the session (HTTP 404) before initialize was sent"));
+        };
+        // The stale id stays until the new one is known: if this future is dropped midway
+        // (a request deadline), the next request sees the 404 again and retries.
+        let seq = self.reinit_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::debug!("{}: session expired (HTTP 404); re-initializing (#{seq})", self.target());
+        let id = Id::Str(format!("mcpscript-reinitialize-{seq}"));
+        let body = Bytes::from(Message::request(id.clone(), methods::INITIALIZE, Some(params)).to_vec());
+        let (resp, conn) = self.round_trip(body, None).await?;
+        if !resp.status().is_success() {
+            return Err(self.http_error(resp).await);
+        }
+        let session = resp.headers().get(MCP_SESSION_ID).cloned();
+        let mut capture = Capture { want: &id, reply: None };
+        self.read_reply(resp, conn, &mut capture, true).await?;
+        let handshake = |detail: String| ClientError::Handshake {
+            target: self.target(),
+            detail: format!("re-initializing after HTTP 404: {detail}"),
+        };
+        let result = match capture.reply.map(|r| r.outcome) {
+            Some(Ok(result)) => result,
+            Some(Err(e)) => return Err(handshake(e.to_string())),
+            None => return Err(handshake("no reply to initialize".into())),
+        };
+        let info = ServerInfo::from_result(&result).map_err(handshake)?;
+        if let Ok(v) = HeaderValue::try_from(info.protocol_version.as_str()) {
+            *lock(&self.version) = Some(v);
+        }
+        *lock(&self.session) = session.clone();
+        let note = Bytes::from(Message::notification(methods::INITIALIZED, None).to_vec());
+        let (resp, conn) = self.round_trip(note, session.as_ref()).await?;
+        if !resp.status().is_success() {
+            return Err(self.http_error(resp).await);
+        }
+        let _ = resp.into_body().collect().await;
+        self.pool.put(conn);
+        Ok(())
+    }
 }

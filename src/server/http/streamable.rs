@@ -1,0 +1,181 @@
+//! Streamable HTTP (2025-11-25) on the MCP path: POST carries one message or a batch,
+//! DELETE ends a session. `initialize` without a session id creates a session (its id
+//! goes out in `Mcp-Session-Id`); every later POST must carry a known id (missing: 400,
+//! unknown: 404). Replies are `application/json` unless the client asked for an event
+//! stream (`?sse=1` on the URL, or an `Accept` that lists `text/event-stream` without
+//! `application/json`); the event-stream reply starts with a priming event, so clients'
+//! SSE parsing gets exercised against this server too.
+
+use super::body::{self, Body, PendingReply};
+use super::{error, is_unattributed_error, json, read_body, status, Shared};
+use crate::protocol::jsonrpc::{self, Message, Payload};
+use crate::protocol::mcp::{self, methods};
+use crate::server::handler::{Outcome, SessionState};
+use crate::server::stats::Stats;
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+
+/// The priming event of an event-stream reply: an id and empty data.
+const PRIMING: &[u8] = b"id: 0\ndata:\n\n";
+
+pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let state = &shared.state;
+    if state.overloaded() {
+        return shared.shed("too many requests in flight");
+    }
+    let headers = req.headers();
+    if let Some(ct) = headers.get(CONTENT_TYPE) {
+        if !starts_with_ignore_case(ct.as_bytes(), b"application/json") {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                -32000,
+                "Unsupported Media Type: Content-Type must be application/json",
+            );
+        }
+    }
+    if let Some(v) = headers.get(MCP_PROTOCOL_VERSION) {
+        if !v.to_str().is_ok_and(mcp::is_supported) {
+            return error(StatusCode::BAD_REQUEST, -32000, "Bad Request: unsupported MCP-Protocol-Version");
+        }
+    }
+    let session_id = headers.get(MCP_SESSION_ID).cloned();
+    let sse = wants_event_stream(req.uri().query(), headers);
+    let body = match read_body(req.into_body(), state.config.max_message_size).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let (session, new_id) = match &session_id {
+        Some(id) => match id.to_str().ok().and_then(|id| shared.sessions.get(id)) {
+            Some(s) => (s, None),
+            None => return error(StatusCode::NOT_FOUND, -32001, "Session not found"),
+        },
+        None => match jsonrpc::parse(&body) {
+            Err(e) => {
+                Stats::inc(&state.stats.parse_errors);
+                return json(StatusCode::BAD_REQUEST, Message::Response(e.to_response()).to_vec());
+            }
+            Ok(Payload::Single(Ok(Message::Request(r)))) if r.method == methods::INITIALIZE => {
+                if state.at_connection_limit() {
+                    return shared.refuse();
+                }
+                // A configured token was checked on this request already.
+                (Arc::new(SessionState::new(state.config.auth_token.is_some())), Some(super::sessions::new_id()))
+            }
+            Ok(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    -32000,
+                    "Bad Request: Mcp-Session-Id header is required (send initialize first)",
+                )
+            }
+        },
+    };
+    let outcome = state.handle_frame(&session, &body);
+    drop(body);
+    let mut resp = match outcome {
+        Outcome::Ready(None) => status(StatusCode::ACCEPTED),
+        Outcome::Ready(Some(reply)) if is_unattributed_error(&reply) => json(StatusCode::BAD_REQUEST, reply),
+        Outcome::Ready(Some(reply)) if sse => event_stream(Body::from(primed(&reply))),
+        Outcome::Ready(Some(reply)) => json(StatusCode::OK, reply),
+        Outcome::Pending(reply) if sse => {
+            event_stream(Body::Deferred { first: Some(Bytes::from_static(PRIMING)), reply: Some(reply) })
+        }
+        Outcome::Pending(reply) => pending_json(reply).await,
+    };
+    if let Some(id) = new_id {
+        // Only a successful initialize makes a session.
+        if session.protocol_version().is_some() {
+            shared.sessions.insert(&id, session);
+            Stats::inc(&state.stats.connections_total);
+            state.stats.connections_open.fetch_add(1, Ordering::Relaxed);
+            if let Ok(v) = HeaderValue::try_from(id) {
+                resp.headers_mut().insert(MCP_SESSION_ID, v);
+            }
+        }
+    }
+    resp
+}
+
+/// DELETE: ends the session (204), 404 when unknown, 400 without an id.
+pub fn delete(shared: &Arc<Shared>, req: &Request<Incoming>) -> Response<Body> {
+    let Some(id) = req.headers().get(MCP_SESSION_ID) else {
+        return error(StatusCode::BAD_REQUEST, -32000, "Bad Request: Mcp-Session-Id header is required");
+    };
+    match id.to_str().ok().and_then(|id| shared.sessions.remove(id)) {
+        Some(_) => {
+            shared.state.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+            status(StatusCode::NO_CONTENT)
+        }
+        None => error(StatusCode::NOT_FOUND, -32001, "Session not found"),
+    }
+}
+
+async fn pending_json(reply: PendingReply) -> Response<Body> {
+    match reply.await {
+        Some(reply) => json(StatusCode::OK, reply),
+        None => status(StatusCode::ACCEPTED),
+    }
+}
+
+fn event_stream(body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// The priming event followed by the reply as one `message` event.
+fn primed(reply: &[u8]) -> Bytes {
+    let event = body::message_event(reply);
+    let mut out = Vec::with_capacity(PRIMING.len() + event.len());
+    out.extend_from_slice(PRIMING);
+    out.extend_from_slice(&event);
+    Bytes::from(out)
+}
+
+/// `?sse=1`, or an `Accept` listing `text/event-stream` but not `application/json`.
+fn wants_event_stream(query: Option<&str>, headers: &HeaderMap) -> bool {
+    if query.is_some_and(|q| q.split('&').any(|kv| kv == "sse=1" || kv == "sse=true")) {
+        return true;
+    }
+    let mut stream = false;
+    for accept in headers.get_all(ACCEPT) {
+        let a = accept.as_bytes();
+        if contains_ignore_case(a, b"application/json") || contains_ignore_case(a, b"*/*") {
+            return false;
+        }
+        stream |= contains_ignore_case(a, b"text/event-stream");
+    }
+    stream
+}
+
+fn starts_with_ignore_case(hay: &[u8], prefix: &[u8]) -> bool {
+    hay.len() >= prefix.len() && hay[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_event_streams_only_when_asked() {
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+        assert!(!wants_event_stream(None, &h));
+        assert!(wants_event_stream(Some("a=b&sse=1"), &h));
+        h.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+        assert!(wants_event_stream(None, &h));
+        assert!(!wants_event_stream(None, &HeaderMap::new()));
+    }
+}
