@@ -45,7 +45,12 @@ impl<W: AsyncWrite + Unpin + Send + 'static> LineWriter<W> {
         Box::pin(async move {
             buf.push(b'\n');
             let mut w = self.writer.lock().await;
-            if let Err(e) = w.write_all(&buf).await {
+            // A write abandoned half-way (its request's deadline passed) would glue the
+            // next message onto a partial line, so the connection is given up instead.
+            let guard = PartialWriteGuard(&self.dispatch);
+            let written = w.write_all(&buf).await;
+            std::mem::forget(guard);
+            if let Err(e) = written {
                 let detail = format!("while sending: {e}");
                 self.dispatch.close(detail.clone());
                 return Err(ClientError::Closed { target: self.dispatch.target().to_string(), detail });
@@ -58,6 +63,15 @@ impl<W: AsyncWrite + Unpin + Send + 'static> LineWriter<W> {
     pub async fn shutdown(&self) {
         let _ = self.writer.lock().await.shutdown().await;
         self.dispatch.close("closed by the client");
+    }
+}
+
+/// Closes the session when dropped, i.e. when a write future is cancelled mid-write.
+struct PartialWriteGuard<'a>(&'a Arc<Dispatcher>);
+
+impl Drop for PartialWriteGuard<'_> {
+    fn drop(&mut self) {
+        self.0.close("a write was interrupted by its deadline, leaving a partial message; connection given up");
     }
 }
 
