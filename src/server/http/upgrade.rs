@@ -1,6 +1,6 @@
 //! WebSocket upgrades on HTTP listeners: the RFC 6455 handshake reply (101 with
 //! `Sec-WebSocket-Accept`, and `Sec-WebSocket-Protocol: mcp` when the client offered it),
-//! then the upgraded connection goes to [`crate::server::ws::serve_upgraded`]. Accepted on
+//! then the upgraded connection goes to [`crate::server::ws::serve_upgraded_until`]. Accepted on
 //! any path. The auth token, if any, travels in `initialize` (browsers' WebSocket API
 //! cannot set headers), so no bearer check happens here.
 
@@ -44,15 +44,11 @@ pub fn websocket(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body>
     }
     let accept = derive_accept_key(key.as_bytes());
     let mcp = offers_mcp(headers);
-    let (state, mut shutdown) = (shared.state.clone(), shared.shutdown.clone());
+    let (state, shutdown) = (shared.state.clone(), shared.shutdown.clone());
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
-            Ok(upgraded) => {
-                tokio::select! {
-                    _ = crate::server::ws::serve_upgraded(TokioIo::new(upgraded), state) => {}
-                    _ = shutdown.wait_for(|s| *s) => {}
-                }
-            }
+            // On shutdown the client gets a proper close frame (1001).
+            Ok(upgraded) => crate::server::ws::serve_upgraded_until(TokioIo::new(upgraded), state, shutdown).await,
             Err(e) => tracing::debug!("websocket upgrade failed: {e}"),
         }
     });
