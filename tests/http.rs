@@ -171,7 +171,7 @@ async fn session_id_is_required_checked_and_ended_by_delete() {
     let server = start_http().await;
     let addr = authority(&http_url(&server));
     let id = raw_session(&addr).await;
-    assert_eq!(id.len(), 32);
+    assert!(id.len() > 32 && id.is_ascii(), "a signed id: {id}");
     let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
     let r = raw_with_session(&addr, &id, ping).await;
     assert_eq!((r.status, r.json()["result"].clone()), (200, json!({})));
@@ -620,4 +620,26 @@ async fn event_streams_deliver_notifications_and_server_requests_before_the_repl
         assert_eq!((m["session"].as_str(), m["version"].as_str()), (Some("s1"), Some("2025-11-25")), "{m}");
     }
     session.close().await;
+}
+
+/// Worker processes of one `serve --workers N` share the session-signing key, so a
+/// session's connection that lands on another worker is taken over, not refused.
+#[tokio::test]
+async fn sibling_workers_take_over_signed_sessions() {
+    let config = |secret| {
+        let mut c = ServerConfig::listening(&["http://127.0.0.1:0/mcp"]).unwrap();
+        c.session_secret = secret;
+        c
+    };
+    let (home, sibling, stranger) = (start(config(7)).await, start(config(7)).await, start(config(8)).await);
+    let session = raw_session(&authority(&http_url(&home))).await;
+    let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+    let r = raw_with_session(&authority(&http_url(&sibling)), &session, ping).await;
+    assert_eq!((r.status, r.json()["result"].clone()), (200, serde_json::json!({})), "{}", r.body);
+    assert_eq!(stat(&sibling, "connections_open"), 1, "the sibling adopted the session");
+    let r = raw_with_session(&authority(&http_url(&stranger)), &session, ping).await;
+    assert_eq!(r.status, 404, "another server's key does not verify");
+    let forged = format!("{}0", &session[..session.len() - 1]);
+    let r = raw_with_session(&authority(&http_url(&sibling)), &forged, ping).await;
+    assert_eq!(r.status, 404, "a tampered id does not verify");
 }

@@ -28,6 +28,11 @@ pub fn config_from(a: &ServeArgs) -> Result<ServerConfig, CliError> {
         allow_remote: a.allow_remote,
         max_message_size: a.max_message_size,
         worker_index: a.worker_index,
+        // Workers inherit the parent's key so that any of them accepts its session ids.
+        session_secret: std::env::var(workers::SECRET_ENV)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(rand::random),
     };
     if !a.stdio {
         config.validate()?;

@@ -107,6 +107,8 @@ pub struct ServerConfig {
     pub max_message_size: usize,
     /// This process's index among the workers (0 = the parent).
     pub worker_index: usize,
+    /// Key that signs HTTP session ids; shared by the workers of one `serve`.
+    pub session_secret: u64,
 }
 
 impl Default for ServerConfig {
@@ -123,6 +125,7 @@ impl Default for ServerConfig {
             allow_remote: false,
             max_message_size: crate::client::DEFAULT_MAX_MESSAGE,
             worker_index: 0,
+            session_secret: rand::random(),
         }
     }
 }

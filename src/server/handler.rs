@@ -43,6 +43,15 @@ impl SessionState {
         SessionState { pre_authorized, ..Default::default() }
     }
 
+    /// A session initialized by a sibling worker process (HTTP session ids are signed, so
+    /// any worker can take over a session whose connection landed on it).
+    pub fn adopted(version: &'static str, pre_authorized: bool) -> Self {
+        let s = SessionState { pre_authorized, ..Default::default() };
+        let _ = s.version.set(version);
+        s.initialized.store(true, Ordering::Release);
+        s
+    }
+
     pub fn is_initialized(&self) -> bool {
         self.initialized.load(Ordering::Acquire)
     }

@@ -18,6 +18,8 @@ pub const LISTENING: &str = "listening ";
 pub const STATS: &str = "stats ";
 /// Environment variable that carries the auth token to workers (kept out of `ps`).
 pub const AUTH_ENV: &str = "MCPSCRIPT_AUTH_TOKEN";
+/// Environment variable that carries the HTTP session-signing key to workers.
+pub const SECRET_ENV: &str = "MCPSCRIPT_SESSION_SECRET";
 
 struct Worker {
     child: Child,
@@ -72,6 +74,7 @@ pub async fn spawn(config: &ServerConfig, urls: &[String]) -> Result<WorkerSet, 
         if let Some(t) = &config.auth_token {
             cmd.env(AUTH_ENV, t);
         }
+        cmd.env(SECRET_ENV, config.session_secret.to_string());
         crate::client::transport::stdio::die_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| ServerError::Workers(format!("cannot start worker {index}: {e}")))?;
         let stdout = child.stdout.take().ok_or_else(|| ServerError::Workers("worker has no stdout".into()))?;

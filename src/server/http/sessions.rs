@@ -16,6 +16,36 @@ pub fn new_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
+/// A session id that names its protocol revision and carries a keyed hash, so that a
+/// sibling worker process (same `secret`) can take the session over when one of its
+/// connections lands there: `<32 hex random>-<revision index>-<16 hex tag>`. The tag is
+/// SipHash keyed with the secret: enough to tell our ids from guesses on a test server,
+/// not a cryptographic MAC.
+pub fn new_signed_id(secret: u64, version: &str) -> String {
+    let index = crate::protocol::mcp::SUPPORTED_PROTOCOL_VERSIONS.iter().position(|v| *v == version).unwrap_or(0);
+    let base = format!("{}-{index}", new_id());
+    let tag = tag(secret, &base);
+    format!("{base}-{tag:016x}")
+}
+
+/// The protocol revision of a validly signed id, or `None` for anything else.
+pub fn verify_signed_id(secret: u64, id: &str) -> Option<&'static str> {
+    let (base, tag_hex) = id.rsplit_once('-')?;
+    let index: usize = base.rsplit_once('-')?.1.parse().ok()?;
+    if u64::from_str_radix(tag_hex, 16).ok()? != tag(secret, base) {
+        return None;
+    }
+    crate::protocol::mcp::SUPPORTED_PROTOCOL_VERSIONS.get(index).copied()
+}
+
+fn tag(secret: u64, base: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    secret.hash(&mut h);
+    base.hash(&mut h);
+    h.finish()
+}
+
 impl<V: Clone> Sessions<V> {
     pub fn new() -> Self {
         Sessions { shards: std::array::from_fn(|_| Mutex::new(HashMap::new())) }
@@ -58,6 +88,17 @@ impl<V: Clone> Sessions<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signed_ids_verify_only_with_the_same_secret() {
+        let id = new_signed_id(42, "2025-03-26");
+        assert_eq!(verify_signed_id(42, &id), Some("2025-03-26"));
+        assert_eq!(verify_signed_id(43, &id), None);
+        assert_eq!(verify_signed_id(42, &new_id()), None);
+        let mut forged = id.clone();
+        forged.replace_range(0..1, if id.starts_with('0') { "1" } else { "0" });
+        assert_eq!(verify_signed_id(42, &forged), None);
+    }
 
     #[test]
     fn stores_and_removes_by_id() {

@@ -51,9 +51,9 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body
         Ok(b) => b,
         Err(resp) => return resp,
     };
-    let (session, new_id) = match &session_id {
-        Some(id) => match id.to_str().ok().and_then(|id| shared.sessions.get(id)) {
-            Some(s) => (s, None),
+    let (session, is_new) = match &session_id {
+        Some(id) => match id.to_str().ok().and_then(|id| shared.sessions.get(id).or_else(|| adopt(shared, id))) {
+            Some(s) => (s, false),
             None => return error(StatusCode::NOT_FOUND, -32001, "Session not found"),
         },
         None => match jsonrpc::parse(&body) {
@@ -66,7 +66,7 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body
                     return shared.refuse();
                 }
                 // A configured token was checked on this request already.
-                (Arc::new(SessionState::new(state.config.auth_token.is_some())), Some(super::sessions::new_id()))
+                (Arc::new(SessionState::new(state.config.auth_token.is_some())), true)
             }
             Ok(_) => {
                 return error(
@@ -89,9 +89,10 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body
         }
         Outcome::Pending(reply) => pending_json(reply).await,
     };
-    if let Some(id) = new_id {
+    if is_new {
         // Only a successful initialize makes a session.
-        if session.protocol_version().is_some() {
+        if let Some(version) = session.protocol_version() {
+            let id = super::sessions::new_signed_id(state.config.session_secret, version);
             shared.sessions.insert(&id, session);
             Stats::inc(&state.stats.connections_total);
             state.stats.connections_open.fetch_add(1, Ordering::Relaxed);
@@ -101,6 +102,21 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body
         }
     }
     resp
+}
+
+/// Takes over a session that a sibling worker initialized (its id verifies with the
+/// shared key); `None` for unknown ids.
+fn adopt(shared: &Arc<Shared>, id: &str) -> Option<Arc<SessionState>> {
+    let state = &shared.state;
+    let version = super::sessions::verify_signed_id(state.config.session_secret, id)?;
+    if state.at_connection_limit() {
+        return None;
+    }
+    let session = Arc::new(SessionState::adopted(version, state.config.auth_token.is_some()));
+    shared.sessions.insert(id, session.clone());
+    Stats::inc(&state.stats.connections_total);
+    state.stats.connections_open.fetch_add(1, Ordering::Relaxed);
+    Some(session)
 }
 
 /// DELETE: ends the session (204), 404 when unknown, 400 without an id.
