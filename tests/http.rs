@@ -629,6 +629,7 @@ async fn sibling_workers_take_over_signed_sessions() {
     let config = |secret| {
         let mut c = ServerConfig::listening(&["http://127.0.0.1:0/mcp"]).unwrap();
         c.session_secret = secret;
+        c.workers = 2; // as in the parent of `serve --workers 2`: sessions may move
         c
     };
     let (home, sibling, stranger) = (start(config(7)).await, start(config(7)).await, start(config(8)).await);

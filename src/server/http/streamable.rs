@@ -105,9 +105,14 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body
 }
 
 /// Takes over a session that a sibling worker initialized (its id verifies with the
-/// shared key); `None` for unknown ids.
+/// shared key); `None` for unknown ids, and always when this server has no siblings, so
+/// a session ended by DELETE stays ended. (Across workers, a DELETE reaches only one of
+/// them; another may still take the id over if the client kept using it.)
 fn adopt(shared: &Arc<Shared>, id: &str) -> Option<Arc<SessionState>> {
     let state = &shared.state;
+    if state.config.workers <= 1 && state.config.worker_index == 0 {
+        return None;
+    }
     let version = super::sessions::verify_signed_id(state.config.session_secret, id)?;
     if state.at_connection_limit() {
         return None;
