@@ -5,16 +5,22 @@
 //! - [`client`]: MCP client sessions over every transport (Streamable HTTP, legacy SSE,
 //!   WebSocket, TCP, stdio), with request deadlines and cancellation.
 //! - [`server`]: the built-in reference server behind `mcpscript serve`.
+//! - [`load`]: the load engine: closed, open and connect phases, sharded HdrHistogram
+//!   recording, worker processes, exact merges of results (segments).
 //! - [`net`]: sockets and framing shared by client and server (line reader, SO_REUSEPORT,
 //!   source-address binding, file limits).
 //! - [`util`]: small helpers without a better home (durations, process memory).
+//! - [`chaos`]: the user-space fault-injecting proxy (TCP and MCP-message faults).
 //! - [`cli`]: the `mcpscript` command line: argument parsing, commands, exit codes.
 //!
 //! `src/README.md` keeps the same map, one line per folder.
 
+pub mod chaos;
 pub mod cli;
 pub mod client;
+pub mod load;
 pub mod net;
 pub mod protocol;
+pub mod script;
 pub mod server;
 pub mod util;

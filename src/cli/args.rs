@@ -31,16 +31,53 @@ pub enum Command {
     Api(ApiArgs),
     /// Run the fault-injecting proxy in front of a target.
     Proxy(ProxyArgs),
+    /// Combine the results.json of segments (`run --segment I/N`) into one, exactly.
+    Merge(MergeArgs),
+    /// Internal: a load worker process, fed a plan on stdin by `mcpscript run`.
+    #[command(hide = true)]
+    Worker(WorkerArgs),
 }
 
 #[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The results.json files (or the folders holding them) of the segments.
+    #[arg(required = true, num_args = 1..)]
+    pub inputs: Vec<std::path::PathBuf>,
+    /// Folder for the merged results.json.
+    #[arg(long, value_name = "DIR")]
+    pub out: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = crate::cli::proxy::FAULT_HELP)]
 pub struct ProxyArgs {
-    /// Address to listen on, e.g. tcp://127.0.0.1:9000 (port 0 picks a free port).
-    #[arg(long, value_name = "URL")]
+    /// Address to listen on, e.g. tcp://127.0.0.1:9000 or 127.0.0.1:9000 (port 0 picks a free
+    /// port; the scheme does not matter, the proxy carries whatever the upstream speaks).
+    #[arg(long, value_name = "URL", default_value = "tcp://127.0.0.1:0")]
     pub listen: String,
-    /// The target to forward to, e.g. tcp://127.0.0.1:7777 or http://127.0.0.1:8080/mcp.
+    /// The target to forward to: tcp://HOST:PORT, http://HOST:PORT/PATH, sse+http://... or
+    /// ws://...; its scheme chooses the message framing.
     #[arg(long, value_name = "URL")]
     pub upstream: String,
+    /// A fault, repeatable: NAME:key=value,... or a JSON object, e.g.
+    /// 'latency:latency=100ms,jitter=5ms' or 'drop:probability=0.05,direction=upstream'.
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
+    /// Seed for every random decision (default: random, printed so the run can be repeated).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Message framing: lines, http (also sse and ws) or raw (default: from the upstream scheme).
+    #[arg(long, value_name = "FRAMING")]
+    pub framing: Option<String>,
+    /// Permit listening on non-loopback addresses.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Largest message assembled for message-level faults; bigger ones pass untouched.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::client::DEFAULT_MAX_MESSAGE)]
+    pub max_message_size: usize,
 }
 
 #[derive(Debug, Args)]
@@ -62,16 +99,46 @@ pub struct RunArgs {
     /// Output folder (default: reports/<run-id>/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<std::path::PathBuf>,
+    /// Stop the script after this long (e.g. 30s, 2h); "none" for no limit.
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub timeout: String,
+    /// Deadline of each request unless the script gives its own.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub request_timeout: String,
+    /// Operations a script may run before it is stopped as a runaway (0: unlimited).
+    #[arg(long, value_name = "N", default_value_t = crate::script::Limits::default().max_operations)]
+    pub max_operations: u64,
+    /// Folder of stdlib modules overriding the built-in ones (default: ./stdlib when present;
+    /// MCPSCRIPT_STDLIB overrides).
+    #[arg(long, value_name = "DIR", env = "MCPSCRIPT_STDLIB")]
+    pub stdlib: Option<std::path::PathBuf>,
+    /// Run the I-th of N equal shares of every load phase (sessions and rates), e.g. 3/8;
+    /// `mcpscript merge` combines the segments' results.json.
+    #[arg(long, value_name = "I/N")]
+    pub segment: Option<String>,
+    /// A process of the target to sample (RSS, CPU) during load phases; repeatable.
+    #[arg(long = "target-pid", value_name = "PID")]
+    pub target_pids: Vec<u32>,
 }
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The scenario script (.rhai) to compile and validate.
     pub file: std::path::PathBuf,
+    /// Also check these parameter values: KEY=VALUE (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Folder of stdlib modules overriding the built-in ones (default: ./stdlib when present).
+    #[arg(long, value_name = "DIR", env = "MCPSCRIPT_STDLIB")]
+    pub stdlib: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
-pub struct ApiArgs {}
+pub struct ApiArgs {
+    /// Print the raw function metadata as JSON instead of the Markdown reference.
+    #[arg(long)]
+    pub json: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

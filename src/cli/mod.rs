@@ -7,9 +7,11 @@ pub mod args;
 pub mod call;
 pub mod check;
 pub mod exit;
+pub mod merge;
 pub mod proxy;
 pub mod run;
 pub mod serve;
+pub mod worker;
 
 use args::{Cli, Command};
 use clap::Parser;
@@ -32,6 +34,8 @@ pub fn main() -> i32 {
         Command::Check(a) => check::run(a),
         Command::Api(a) => api::run(a),
         Command::Proxy(a) => proxy::run(a),
+        Command::Merge(a) => merge::run(a),
+        Command::Worker(a) => worker::run(a),
     };
     match result {
         Ok(code) => code as i32,

@@ -1,9 +1,230 @@
-//! `mcpscript run FILE.rhai`: runs a scenario script against a target and writes results.json.
+//! `mcpscript run FILE.rhai`: runs a scenario script against a target (the built-in server
+//! when none is given) and writes results.json into `--out` (default `reports/<run-id>/`).
+//! Exit 0 passed, 1 a check or the script failed, 2 the script or arguments are invalid,
+//! 130 interrupted (results are written in every case once the script started).
 
 use super::args::RunArgs;
-use super::{CliError, Exit};
+use super::{runtime, CliError, Exit};
+use crate::client::{ClientOptions, Target};
+use crate::script::results::{self, ErrorKind, RunResults, StageResult, Status};
+use crate::script::{diag, runner, Limits, Params, RunOptions, StopReason, StopSignal};
+use crate::server::{self, ServerConfig};
+use crate::util::duration::{format_duration, parse_duration};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Distinct checks listed one by one in the summary; beyond that only failures are.
+const LIST_CHECKS_UP_TO: usize = 20;
 
 pub fn run(a: RunArgs) -> Result<Exit, CliError> {
-    let _ = a;
-    Err(CliError::failed("not built yet"))
+    let target: Target =
+        a.target.parse().map_err(|e: crate::client::target::TargetError| CliError::invalid(e.to_string()))?;
+    let params = Params::parse(&a.set).map_err(CliError::invalid)?;
+    let timeout = match a.timeout.trim() {
+        "none" | "0" => None,
+        s => Some(parse_duration(s).map_err(|e| CliError::invalid(format!("--timeout: {e}")))?),
+    };
+    let request_timeout =
+        parse_duration(&a.request_timeout).map_err(|e| CliError::invalid(format!("--request-timeout: {e}")))?;
+    let segment = a
+        .segment
+        .as_deref()
+        .map(crate::load::parse_segment)
+        .transpose()
+        .map_err(|e| CliError::invalid(format!("--segment: {e}")))?;
+    let limits = Limits { max_operations: a.max_operations, ..Limits::default() };
+    let script = Arc::new(super::check::load(&a.file, a.stdlib.clone(), limits)?);
+    script.check_params(&params).map_err(|e| CliError::invalid(e.to_string()))?;
+
+    let seed = a.seed.unwrap_or_else(rand::random);
+    let run_id = results::new_run_id();
+    let out_dir = a.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
+    let rt = runtime(2)?;
+    let started = SystemTime::now();
+    let builtin = match target {
+        Target::Builtin => Some(rt.block_on(server::start(ServerConfig::listening(&["tcp://127.0.0.1:0"])?))?),
+        _ => None,
+    };
+    let (real_target, shown) = match &builtin {
+        Some(s) => {
+            let url = s.url("tcp").unwrap_or_default().to_string();
+            let t = url.parse().map_err(|e: crate::client::target::TargetError| CliError::failed(e.to_string()))?;
+            (t, format!("builtin ({url})"))
+        }
+        None => (target.clone(), target.to_string()),
+    };
+
+    // Ctrl-C stops the script cleanly (results are still written); a second one quits.
+    // The handler is installed before anything is printed, so no early SIGINT is lost.
+    let interrupt = StopSignal::new();
+    let sigint = {
+        let _guard = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    };
+    if let Ok(mut sigint) = sigint {
+        let i = interrupt.clone();
+        rt.spawn(async move {
+            if sigint.recv().await.is_some() {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\ninterrupted: stopping the script and writing results (Ctrl-C again quits at once)"
+                );
+                i.trigger(StopReason::Cancelled);
+                if sigint.recv().await.is_some() {
+                    std::process::exit(Exit::Interrupted as i32);
+                }
+            }
+        });
+    }
+    if !a.quiet {
+        say(&format!("mcpscript run {} against {shown} (seed {seed})\n", script.file));
+    }
+    let opts = RunOptions {
+        target: real_target,
+        client: Arc::new(ClientOptions { request_timeout, ..ClientOptions::default() }),
+        params,
+        seed,
+        quiet: a.quiet,
+        timeout,
+        interrupt: Some(interrupt),
+        load: crate::load::LoadContext {
+            segment,
+            builtin_here: builtin.is_some(),
+            target_pids: a.target_pids.clone(),
+            exe: None,
+        },
+        bridge: crate::script::bridge::BridgeMode::Auto,
+    };
+    let thread = runner::spawn(script.clone(), opts, rt.handle().clone())
+        .map_err(|e| CliError::failed(format!("cannot start the script thread: {e}")))?;
+    let scenario = thread.join().map_err(|_| CliError::failed("the script thread crashed"));
+    if let Some(s) = builtin {
+        rt.block_on(s.shutdown());
+    }
+    let scenario = scenario?;
+    let results = RunResults::new(run_id, shown, started, vec![scenario]);
+    let path = results
+        .write_to(&out_dir)
+        .map_err(|e| CliError::failed(format!("cannot write results into {}: {e}", out_dir.display())))?;
+
+    let scenario = &results.scenarios[0];
+    if let Some(err) = &scenario.error {
+        let _ = writeln!(std::io::stderr(), "error: {}", diag::render(err, &script.search.sources));
+    }
+    if !a.quiet {
+        say(&summary(&results, &path));
+    }
+    Ok(match (scenario.status(), scenario.error.as_ref().map(|e| e.kind)) {
+        (_, Some(ErrorKind::Param)) => Exit::Invalid,
+        (Status::Cancelled, _) => Exit::Interrupted,
+        (Status::Passed, _) => Exit::Ok,
+        _ => Exit::Failed,
+    })
+}
+
+/// Prints to stdout; a closed stdout (`| head`) is not worth failing the run over.
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
+/// What a person reads at the end of a run: stages, checks, metrics, verdict.
+pub fn summary(r: &RunResults, path: &Path) -> String {
+    let mut out = String::new();
+    for s in &r.scenarios {
+        if !s.root.stages.is_empty() {
+            out.push_str("stages:\n");
+            for st in &s.root.stages {
+                stage_lines(st, 1, &mut out);
+            }
+        }
+        let checks = all_checks(&s.root);
+        let a = s.root.assertions;
+        if a.total() > 0 {
+            let _ = writeln!(out, "checks: {} passed, {} failed", a.passed, a.failed);
+            let list_all = checks.len() <= LIST_CHECKS_UP_TO;
+            for (stage, c) in checks.iter().filter(|(_, c)| list_all || c.failed > 0) {
+                let mark = if c.failed > 0 { "FAIL" } else { "ok  " };
+                let place = if stage.is_empty() { String::new() } else { format!(" [{stage}]") };
+                let counts = if c.passed + c.failed > 1 {
+                    format!(": {} passed, {} failed", c.passed, c.failed)
+                } else {
+                    String::new()
+                };
+                let first = c.failures.first().map(|f| {
+                    let at = f.line.map(|l| format!(" ({}:{l})", f.file.as_deref().unwrap_or(""))).unwrap_or_default();
+                    format!(" -- {}{at}", f.detail.as_deref().unwrap_or("failed"))
+                });
+                let _ = writeln!(out, "  {mark} {}{place}{counts}{}", c.name, first.unwrap_or_default());
+            }
+        }
+        let metrics = s.all_metrics();
+        if !metrics.is_empty() {
+            out.push_str("metrics:\n");
+            for m in metrics {
+                let unit = m.unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
+                let dir = match m.better {
+                    results::Better::Higher => " (higher is better)",
+                    results::Better::Lower => " (lower is better)",
+                    results::Better::None => "",
+                };
+                let _ = writeln!(out, "  {} = {}{unit}{dir}", m.name, trim(m.value));
+            }
+        }
+    }
+    let took = format_duration(Duration::from_secs_f64(r.duration_ms / 1000.0));
+    let verdict = match r.status {
+        Status::Passed => "PASSED".to_string(),
+        Status::Failed => "FAILED".to_string(),
+        other => other.as_str().to_uppercase(),
+    };
+    let why = match r.scenarios.iter().find_map(|s| s.error.as_ref()).map(|e| e.kind) {
+        Some(ErrorKind::Runtime) => "the script stopped on an error; ",
+        Some(ErrorKind::Fail) => "the script called fail(); ",
+        Some(ErrorKind::Limit) => "the script hit a sandbox limit; ",
+        Some(ErrorKind::Param) => "a parameter was wrong; ",
+        _ => "",
+    };
+    let _ = writeln!(
+        out,
+        "{verdict} in {took}: {why}{} of {} checks passed\nresults: {}",
+        r.summary.passed_assertions,
+        r.summary.total_assertions,
+        path.display()
+    );
+    out
+}
+
+fn stage_lines(s: &StageResult, depth: usize, out: &mut String) {
+    let took = format_duration(Duration::from_secs_f64(s.duration_ms / 1000.0));
+    let checks = match (s.assertions.total(), s.assertions.failed) {
+        (0, _) => String::new(),
+        (n, 0) => format!(", {n} checks"),
+        (n, f) => format!(", {f} of {n} checks failed"),
+    };
+    let _ = writeln!(out, "{}{:<9} {} ({took}{checks})", "  ".repeat(depth), s.status.as_str(), s.name);
+    for c in &s.stages {
+        stage_lines(c, depth + 1, out);
+    }
+}
+
+fn all_checks(root: &StageResult) -> Vec<(String, &results::CheckResult)> {
+    fn walk<'a>(n: &'a StageResult, path: &str, out: &mut Vec<(String, &'a results::CheckResult)>) {
+        out.extend(n.checks.iter().map(|c| (path.to_string(), c)));
+        for c in &n.stages {
+            let p = if path.is_empty() { c.name.clone() } else { format!("{path}/{}", c.name) };
+            walk(c, &p, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, "", &mut out);
+    out
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }

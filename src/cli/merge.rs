@@ -1,0 +1,137 @@
+//! `mcpscript merge A/results.json B/results.json ... --out DIR`: combines the results of
+//! segments (`run --segment I/N` on several machines or pods) into one record that reads
+//! like a single run. Load phases merge exactly (histograms merged losslessly, counters
+//! summed, timelines aligned by second) and the metrics they export are recomputed from
+//! the merged phase; checks and assertions are summed by name; stages are matched by name.
+
+use super::args::MergeArgs;
+use super::{CliError, Exit};
+use crate::load::result::Direction;
+use crate::script::results::{self, Better, MetricResult, RunMetric, RunResults, ScenarioResult, StageResult, Summary};
+use std::path::{Path, PathBuf};
+
+pub fn run(a: MergeArgs) -> Result<Exit, CliError> {
+    let mut runs = Vec::new();
+    for input in &a.inputs {
+        runs.push(load(input)?);
+    }
+    let merged = merge_runs(runs).map_err(CliError::invalid)?;
+    let path = merged
+        .write_to(&a.out)
+        .map_err(|e| CliError::failed(format!("cannot write results into {}: {e}", a.out.display())))?;
+    let phases = count_phases(&merged);
+    println!(
+        "merged {} results ({phases} load phases) into {}: {}",
+        a.inputs.len(),
+        path.display(),
+        merged.status.as_str()
+    );
+    Ok(Exit::Ok)
+}
+
+fn load(input: &Path) -> Result<RunResults, CliError> {
+    let file: PathBuf = if input.is_dir() { input.join("results.json") } else { input.to_path_buf() };
+    let bytes = std::fs::read(&file).map_err(|e| CliError::invalid(format!("cannot read {}: {e}", file.display())))?;
+    serde_json::from_slice(&bytes).map_err(|e| CliError::invalid(format!("{} is not a results.json: {e}", file.display())))
+}
+
+fn count_phases(r: &RunResults) -> usize {
+    fn walk(s: &StageResult) -> usize {
+        s.phases.len() + s.stages.iter().map(walk).sum::<usize>()
+    }
+    r.scenarios.iter().map(|s| walk(&s.root)).sum()
+}
+
+/// Merges runs of the same suite or script (segments of one run).
+pub fn merge_runs(runs: Vec<RunResults>) -> Result<RunResults, String> {
+    let mut it = runs.into_iter();
+    let mut acc = it.next().ok_or("nothing to merge")?;
+    for r in it {
+        if r.scenarios.len() != acc.scenarios.len() {
+            return Err(format!(
+                "run {} has {} scenarios and run {} has {}: not segments of the same run",
+                acc.run_id,
+                acc.scenarios.len(),
+                r.run_id,
+                r.scenarios.len()
+            ));
+        }
+        for (a, b) in acc.scenarios.iter_mut().zip(&r.scenarios) {
+            merge_scenario(a, b)?;
+        }
+        acc.started_at = acc.started_at.clone().min(r.started_at.clone());
+        acc.finished_at = acc.finished_at.clone().max(r.finished_at.clone());
+        acc.duration_ms = acc.duration_ms.max(r.duration_ms);
+    }
+    acc.status = results::overall_status(acc.scenarios.iter().map(ScenarioResult::status));
+    acc.summary = Summary::of(&acc.scenarios);
+    acc.metrics = acc
+        .scenarios
+        .iter()
+        .flat_map(|s| s.all_metrics().into_iter().map(|m| RunMetric { scenario: s.root.name.clone(), metric: m.clone() }))
+        .collect();
+    Ok(acc)
+}
+
+fn merge_scenario(a: &mut ScenarioResult, b: &ScenarioResult) -> Result<(), String> {
+    if a.root.name != b.root.name {
+        return Err(format!("scenario '{}' does not match scenario '{}'", a.root.name, b.root.name));
+    }
+    merge_stage(&mut a.root, &b.root)?;
+    if a.error.is_none() {
+        a.error = b.error.clone();
+    }
+    a.logs.extend(b.logs.iter().cloned());
+    Ok(())
+}
+
+fn merge_stage(a: &mut StageResult, b: &StageResult) -> Result<(), String> {
+    if a.phases.len() != b.phases.len() {
+        return Err(format!("stage '{}' ran {} load phases in one result and {} in another", a.name, a.phases.len(), b.phases.len()));
+    }
+    for (pa, pb) in a.phases.iter_mut().zip(&b.phases) {
+        if pa.name != pb.name {
+            return Err(format!("load phase '{}' does not match '{}' in stage '{}'", pa.name, pb.name, a.name));
+        }
+        *pa = crate::load::merge(pa, pb).map_err(|e| format!("load phase '{}': {e}", pa.name))?;
+    }
+    // Metrics a phase exported are recomputed from the merged phase.
+    for p in &a.phases {
+        for (name, value, unit, dir) in p.exported_metrics() {
+            if let Some(m) = a.metrics.iter_mut().find(|m| m.name == name) {
+                m.value = value;
+            } else {
+                let better = if dir == Direction::Higher { Better::Higher } else { Better::Lower };
+                a.metrics.push(MetricResult { name, value, unit: Some(unit.into()), better, stage: String::new() });
+            }
+        }
+    }
+    for c in &b.checks {
+        match a.checks.iter_mut().find(|x| x.name == c.name) {
+            Some(x) => {
+                x.passed += c.passed;
+                x.failed += c.failed;
+                let room = 5usize.saturating_sub(x.failures.len());
+                x.failures.extend(c.failures.iter().take(room).cloned());
+            }
+            None => a.checks.push(c.clone()),
+        }
+    }
+    for s in &b.stages {
+        match a.stages.iter_mut().find(|x| x.name == s.name) {
+            Some(x) => merge_stage(x, s)?,
+            None => a.stages.push(s.clone()),
+        }
+    }
+    a.assertions.passed = a.checks.iter().map(|c| c.passed).sum::<u64>() + a.stages.iter().map(|s| s.assertions.passed).sum::<u64>();
+    a.assertions.failed = a.checks.iter().map(|c| c.failed).sum::<u64>() + a.stages.iter().map(|s| s.assertions.failed).sum::<u64>();
+    a.status = results::overall_status([a.status, b.status].into_iter());
+    if a.assertions.failed > 0 && a.status == results::Status::Passed {
+        a.status = results::Status::Failed;
+    }
+    a.duration_ms = a.duration_ms.max(b.duration_ms);
+    if a.error.is_none() {
+        a.error = b.error.clone();
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! `mcpscript worker` (hidden): one load worker process. The coordinator (`mcpscript run`)
+//! writes this worker's share of a phase on stdin and reads its reports on stdout; see
+//! `load::worker` for the protocol. The worker dies with its coordinator.
+
+use super::args::WorkerArgs;
+use super::{CliError, Exit};
+use crate::load::worker::{serve, THREADS_ENV};
+
+pub fn run(_a: WorkerArgs) -> Result<Exit, CliError> {
+    // SAFETY: prctl and signal only change this process's own dispositions. PDEATHSIG is a
+    // second guard besides the spawner's pre_exec; SIGINT is ignored because the
+    // coordinator stops workers itself (with `stop`), so they can still report.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
+    crate::util::proc::raise_nofile_limit();
+    let threads = std::env::var(THREADS_ENV).ok().and_then(|t| t.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let rt = super::runtime(threads)?;
+    rt.block_on(serve(tokio::io::stdin(), tokio::io::stdout())).map_err(CliError::failed)?;
+    // Sessions are closed; do not wait for stray tasks.
+    rt.shutdown_background();
+    Ok(Exit::Ok)
+}

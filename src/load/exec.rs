@@ -1,0 +1,438 @@
+//! Running a phase in one process: [`run_local`] opens the sessions of a plan, waits for
+//! the go signal, runs the model and drains, then builds the [`PhaseResult`].
+//!
+//! - Closed: one task per session, each sending back to back (optionally thinking), the
+//!   request picked from the weighted mix by a seeded per-session RNG; service time measured.
+//! - Open: see [`open`](super::open).
+//! - Connect: opens the sessions at the connect rate (the connects are the measured events),
+//!   holds them (swept once a second, no task each), closes them.
+//!
+//! Every loop is bounded by the phase's duration and/or count; requests in flight when it
+//! ends get `request_timeout` to finish and are then cancelled, so `sent = ok + errors +
+//! timeouts + cancelled` holds exactly.
+
+use super::plan::{mix_seed, Model, PhasePlan};
+use super::pool::{establish, Connector, Exclusive, Template};
+use super::recorder::{spawn_ticker, Accumulator, Outcome, Recorder, Sink};
+use super::result::{ConnectResult, PhaseResult};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How a process-local run is steered from outside.
+#[derive(Default)]
+pub struct Control {
+    /// Turns true to cancel: the phase stops early and reports what it measured.
+    pub stop: Option<watch::Receiver<bool>>,
+    /// Called once the sessions are open (a worker reports "ready").
+    pub on_ready: Option<Box<dyn FnOnce(&ConnectResult) + Send>>,
+    /// The load starts once this resolves (a worker waits for the coordinator's "go").
+    pub go: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Receives every folded second of the session set-up and of the load.
+    pub setup_sink: Option<Sink>,
+    pub load_sink: Option<Sink>,
+}
+
+/// The weighted request mix.
+pub struct Mix {
+    pub templates: Vec<Template>,
+    cumulative: Vec<u64>,
+}
+
+impl Mix {
+    pub fn new(plan: &PhasePlan) -> Mix {
+        let mut acc = 0;
+        let cumulative = plan.mix.iter().map(|t| { acc += t.weight as u64; acc }).collect();
+        Mix { templates: plan.mix.iter().map(Template::new).collect(), cumulative }
+    }
+
+    pub fn pick(&self, rng: &mut SmallRng) -> usize {
+        if self.templates.len() == 1 {
+            return 0;
+        }
+        let total = *self.cumulative.last().unwrap_or(&1);
+        let r = rng.random_range(0..total.max(1));
+        self.cumulative.iter().position(|c| r < *c).unwrap_or(0)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.templates.iter().map(|t| t.name.clone()).collect()
+    }
+}
+
+/// Stop flags of a running phase: `soft` ends the load window (no new requests), `hard`
+/// cancels requests in flight. Atomics for the hot path, a watch channel to wake waiters.
+pub(super) struct Flags {
+    soft: AtomicBool,
+    pub(super) hard: AtomicBool,
+    /// Stopped from outside (Ctrl-C, the script's timeout): the phase is `cancelled`.
+    cancelled: AtomicBool,
+    hard_tx: watch::Sender<bool>,
+}
+
+impl Flags {
+    fn new() -> Arc<Flags> {
+        Arc::new(Flags {
+            soft: AtomicBool::new(false),
+            hard: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+            hard_tx: watch::channel(false).0,
+        })
+    }
+
+    pub(super) fn soft(&self) -> bool {
+        // Relaxed: a flag polled between requests; a late read only delays the stop.
+        self.soft.load(Ordering::Relaxed)
+    }
+
+    fn stop_soft(&self) {
+        self.soft.store(true, Ordering::Relaxed);
+    }
+
+    pub(super) fn stop_hard(&self) {
+        self.stop_soft();
+        self.hard.store(true, Ordering::Relaxed);
+        self.hard_tx.send_replace(true);
+    }
+
+    pub(super) async fn hard_stopped(&self) {
+        let mut rx = self.hard_tx.subscribe();
+        super::until_true(&mut rx).await;
+    }
+}
+
+/// Runs `plan` (already validated, already this process's share) in this process.
+pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
+    let started_at = crate::script::results::rfc3339(std::time::SystemTime::now());
+    let stop = ctl.stop.take().unwrap_or_else(|| watch::channel(false).1);
+    let mut base = base(plan);
+    base.started_at = started_at;
+    let connector = match Connector::new(plan).await {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            base.status = "failed".into();
+            base.note(format!("cannot reach the target {}: {e}", plan.target));
+            return base;
+        }
+    };
+    let open = Arc::new(AtomicI64::new(0));
+    let first_error = Arc::new(Mutex::new(None));
+    let flags = Flags::new();
+    {
+        // Outside cancellation stops everything at once.
+        let (flags, mut stop) = (flags.clone(), stop.clone());
+        tokio::spawn(async move {
+            super::until_true(&mut stop).await;
+            flags.cancelled.store(true, Ordering::Relaxed);
+            flags.stop_hard();
+        });
+    }
+    let mix = Arc::new(Mix::new(plan));
+    let (result, cancelled) = match &plan.model {
+        Model::Connect { sessions, hold } => {
+            if let Some(f) = ctl.on_ready.take() {
+                f(&ConnectResult::default());
+            }
+            wait_go(ctl.go.take(), &stop).await;
+            let rec = Recorder::new(1, open.clone());
+            let ticker = spawn_ticker(rec.clone(), Accumulator::new(vec!["connect".into()], 1), ctl.load_sink.take());
+            let (conns, took) =
+                establish(&connector, plan.session_offset, *sessions, plan.connect_rate, &rec, 0, &stop, &first_error).await;
+            let mut held: Vec<Exclusive> = conns.into_iter().flatten().collect();
+            let lost = hold_sessions(&mut held, *hold, &stop, &open).await;
+            for c in held {
+                c.close().await;
+                // Relaxed: a gauge.
+                open.fetch_sub(1, Ordering::Relaxed);
+            }
+            let acc = ticker.finish().await;
+            let mut r = build(base, &acc, took);
+            r.connect = ConnectResult::from_kind(&acc.kind_result(0), took.as_secs_f64(), vec![]);
+            if lost > 0 {
+                r.note(format!("{lost} sessions were closed by the server while held"));
+            }
+            (r, flags.cancelled.load(Ordering::Relaxed))
+        }
+        model => {
+            // Set-up: open the sessions, measured on their own timeline.
+            let setup = Recorder::new(1, open.clone());
+            let ticker = spawn_ticker(setup.clone(), Accumulator::new(vec!["connect".into()], 1), ctl.setup_sink.take());
+            let (conns, took) =
+                establish(&connector, plan.session_offset, model.sessions(), plan.connect_rate, &setup, 0, &stop, &first_error).await;
+            let acc = ticker.finish().await;
+            let mut connect = ConnectResult::from_kind(&acc.kind_result(0), took.as_secs_f64(), acc.timeline.clone());
+            connect.first_error = first_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some(f) = ctl.on_ready.take() {
+                f(&connect);
+            }
+            wait_go(ctl.go.take(), &stop).await;
+            let mut names = mix.names();
+            let main = names.len();
+            names.push("connect".into());
+            let rec = Recorder::new(names.len(), open.clone());
+            let ticker = spawn_ticker(rec.clone(), Accumulator::new(names.clone(), main), ctl.load_sink.take());
+            let env = Env { plan: plan.clone(), mix: mix.clone(), rec: rec.clone(), connector: connector.clone(), flags: flags.clone(), reconnect_kind: main };
+            let load_started = Instant::now();
+            let window = if flags.cancelled.load(Ordering::Relaxed) {
+                Duration::ZERO
+            } else {
+                match model {
+                    Model::Closed { .. } => run_closed(Arc::new(env), conns).await,
+                    _ => super::open::run_open(Arc::new(env), conns).await,
+                }
+            };
+            let drained = load_started.elapsed().saturating_sub(window);
+            let acc = ticker.finish().await;
+            let mut r = build(base, &acc, window);
+            r.drain_s = drained.as_secs_f64();
+            let _ = r.refresh();
+            connect.reconnects = acc.kind_result(main).counts.ok;
+            r.connect = connect;
+            (r, flags.cancelled.load(Ordering::Relaxed))
+        }
+    };
+    let mut result = result;
+    if cancelled {
+        result.status = "cancelled".into();
+    }
+    if result.connect.ok == 0 && result.connect.attempted > 0 {
+        let why = result.connect.first_error.clone().unwrap_or_default();
+        result.note(format!("no session could be opened: {why}"));
+    }
+    result
+}
+
+async fn wait_go(go: Option<Pin<Box<dyn Future<Output = ()> + Send>>>, stop: &watch::Receiver<bool>) {
+    if let Some(go) = go {
+        let mut stop = stop.clone();
+        tokio::select! {
+            _ = go => {}
+            _ = super::until_true(&mut stop) => {}
+        }
+    }
+}
+
+/// An empty result for `plan`.
+fn base(plan: &PhasePlan) -> PhaseResult {
+    PhaseResult {
+        name: plan.name.clone(),
+        model: plan.model.kind().into(),
+        target: plan.target.clone(),
+        status: "completed".into(),
+        sessions: plan.model.sessions(),
+        intended_rate: plan.model.intended_rate(),
+        segments: plan.segment.into_iter().collect(),
+        ..Default::default()
+    }
+}
+
+/// The result of `plan` from what `acc` accumulated over `load_time` of load.
+pub fn result_from(plan: &PhasePlan, acc: &Accumulator, load_time: Duration) -> PhaseResult {
+    build(base(plan), acc, load_time)
+}
+
+fn build(mut r: PhaseResult, acc: &Accumulator, load_time: Duration) -> PhaseResult {
+    let (counts, hist) = acc.main_total();
+    r.counts = counts;
+    r.histogram = super::result::encode(&hist);
+    r.per_kind = (0..acc.main).map(|k| (acc.names[k].clone(), acc.kind_result(k))).collect();
+    r.dropped = acc.dropped;
+    r.timeline = acc.timeline.clone();
+    r.duration_s = load_time.as_secs_f64();
+    let _ = r.refresh();
+    r
+}
+
+/// Holds idle sessions for `hold`, sweeping them once a second (server pings answered,
+/// closed connections noticed and dropped). Returns how many the server closed.
+async fn hold_sessions(held: &mut Vec<Exclusive>, hold: Duration, stop: &watch::Receiver<bool>, open: &AtomicI64) -> usize {
+    let end = tokio::time::Instant::now() + hold;
+    let mut stop = stop.clone();
+    let mut lost = 0;
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= end {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(end.min(now + Duration::from_secs(1))) => {}
+            _ = super::until_true(&mut stop) => break,
+        }
+        let before = held.len();
+        let mut kept = Vec::with_capacity(before);
+        for mut c in held.drain(..) {
+            if c.sweep() {
+                kept.push(c);
+            } else {
+                c.close().await;
+                open.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        lost += before - kept.len();
+        *held = kept;
+    }
+    lost
+}
+
+/// What the session tasks of a phase share.
+pub(super) struct Env {
+    pub(super) plan: PhasePlan,
+    pub(super) mix: Arc<Mix>,
+    pub(super) rec: Arc<Recorder>,
+    connector: Arc<Connector>,
+    pub(super) flags: Arc<Flags>,
+    /// The recorder kind that counts reconnects.
+    reconnect_kind: usize,
+}
+
+impl Env {
+    /// Reopens session `global` after its connection failed, backing off, until the load
+    /// window ends. Reconnects are counted under the recorder's connect kind.
+    pub(super) async fn reconnect(&self, n: usize, global: u64) -> Option<Exclusive> {
+        let mut backoff = Duration::from_millis(50);
+        while !self.flags.soft() {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.flags.hard_stopped() => return None,
+            }
+            if self.flags.soft() {
+                return None;
+            }
+            let t0 = Instant::now();
+            match self.connector.connect(global).await {
+                Ok(c) => {
+                    self.rec.sent_done(n, self.reconnect_kind, Outcome::Ok, t0.elapsed());
+                    self.rec.open_sessions.fetch_add(1, Ordering::Relaxed);
+                    return Some(c);
+                }
+                Err(e) => {
+                    let o = match e.kind() {
+                        crate::client::ErrorKind::Timeout => Outcome::Timeout,
+                        k => Outcome::Error(k),
+                    };
+                    self.rec.sent_done(n, self.reconnect_kind, o, t0.elapsed());
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        None
+    }
+
+    pub(super) fn timeout(&self) -> Duration {
+        self.plan.request_timeout
+    }
+
+    /// Ends the load window now and cancels whatever is still in flight after
+    /// `request_timeout` (plus a second of grace).
+    pub(super) fn arm_drain(self: &Arc<Self>) {
+        self.flags.stop_soft();
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(me.timeout() + Duration::from_secs(1)) => me.flags.stop_hard(),
+                _ = me.flags.hard_stopped() => {}
+            }
+        });
+    }
+}
+
+/// The closed model. Returns the length of the load window.
+async fn run_closed(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> Duration {
+    let Model::Closed { duration, iterations, think, .. } = env.plan.model else { return Duration::ZERO };
+    let start = Instant::now();
+    let deadline = duration.map(|d| start + d);
+    let remaining = iterations.map(|n| Arc::new(AtomicI64::new(n as i64)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, c) in conns.into_iter().enumerate() {
+        let Some(conn) = c else { continue };
+        let (env, remaining) = (env.clone(), remaining.clone());
+        tasks.spawn(closed_session(env, i, conn, deadline, remaining, think));
+    }
+    if let Some(d) = deadline {
+        let env = env.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep_until(d.into()) => env.arm_drain(),
+                _ = env.flags.hard_stopped() => {}
+            }
+        });
+    }
+    let mut window: Option<Duration> = None;
+    while tasks.join_next().await.is_some() {
+        if window.is_none() && env.flags.soft() {
+            window = Some(start.elapsed());
+        }
+    }
+    env.flags.stop_soft();
+    let took = start.elapsed();
+    // The window is the time to the soft stop (deadline, count reached or cancel),
+    // without the drain of the last requests.
+    match (deadline, window) {
+        (Some(d), _) if Instant::now() >= d => d.duration_since(start).min(took),
+        (_, Some(w)) => w,
+        _ => took,
+    }
+}
+
+async fn closed_session(
+    env: Arc<Env>,
+    n: usize,
+    conn: Exclusive,
+    deadline: Option<Instant>,
+    remaining: Option<Arc<AtomicI64>>,
+    think: Option<Duration>,
+) {
+    let global = env.plan.session_offset + n as u64;
+    let mut rng = SmallRng::seed_from_u64(mix_seed(env.plan.seed, global));
+    let timeout = env.timeout();
+    let mut slot = Some(conn);
+    while let Some(conn) = slot.as_mut() {
+        if env.flags.soft() || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        if let Some(r) = &remaining {
+            // Relaxed: a shared budget; only the count matters.
+            if r.fetch_sub(1, Ordering::Relaxed) <= 0 {
+                env.flags.stop_soft();
+                break;
+            }
+        }
+        let k = env.mix.pick(&mut rng);
+        let t = &env.mix.templates[k];
+        env.rec.sent(n, k);
+        let t0 = Instant::now();
+        let out = tokio::select! {
+            biased;
+            o = conn.call(t, timeout) => o,
+            _ = env.flags.hard_stopped() => Outcome::Cancelled,
+        };
+        env.rec.done(n, k, out, t0.elapsed());
+        if out == Outcome::Cancelled {
+            break;
+        }
+        if conn.is_broken() {
+            if let Some(c) = slot.take() {
+                c.close().await;
+            }
+            env.rec.open_sessions.fetch_sub(1, Ordering::Relaxed);
+            slot = env.reconnect(n, global).await;
+            continue;
+        }
+        if let Some(th) = think {
+            tokio::select! {
+                _ = tokio::time::sleep(th) => {}
+                _ = env.flags.hard_stopped() => break,
+            }
+        }
+    }
+    if let Some(c) = slot {
+        c.close().await;
+        env.rec.open_sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+

@@ -1,0 +1,362 @@
+//! The open model's connection: many requests in flight on one `tcp://` session, with no
+//! task, channel or timer per request. The scheduler writes a request straight into the
+//! socket (non-blocking; only when the socket buffer is full does the rest wait in a
+//! per-connection backlog that a flusher task drains) and notes it in the connection's
+//! pending set; the connection's reader task records each reply's outcome and latency
+//! (from the *intended* send time) directly into the phase's recorder. Deadlines go into
+//! a coarse wheel ([`Deadlines`]) that a sweeper walks every [`TICK`]: a request still
+//! pending when its bucket comes due is a timeout. Every request leaves the pending set
+//! exactly once (reply, timeout, connection loss or cancellation) under the connection's
+//! lock, which is what keeps `sent = ok + errors + timeouts + cancelled` exact.
+
+use super::conn::{cancel_line, classify, poll_lines, Encoded, Line, Reply, PREFIX};
+use super::recorder::{Outcome, Recorder};
+use crate::client::ErrorKind;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// Resolution of request deadlines.
+pub const TICK: Duration = Duration::from_millis(50);
+
+/// What the connections of one open-model phase report to.
+pub struct Hooks {
+    pub rec: Arc<Recorder>,
+    /// Requests written and not yet accounted for.
+    pub inflight: AtomicU64,
+    /// Intended send times are kept as nanoseconds since this instant.
+    pub t0: Instant,
+    pub timeout: Duration,
+    pub deadlines: Deadlines,
+}
+
+impl Hooks {
+    pub fn new(rec: Arc<Recorder>, timeout: Duration) -> Arc<Hooks> {
+        let t0 = Instant::now();
+        Arc::new(Hooks { rec, inflight: AtomicU64::new(0), t0, timeout, deadlines: Deadlines::new(t0) })
+    }
+
+    fn finish(&self, e: &Entry, outcome: Outcome) {
+        let intended = self.t0 + Duration::from_nanos(e.at_ns);
+        self.rec.done(e.n as usize, e.kind as usize, outcome, intended.elapsed());
+        // Release: the drain loop (Acquire) sees the outcome recorded before the count drops.
+        self.inflight.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// A request waiting for its reply.
+#[derive(Clone, Copy)]
+struct Entry {
+    id: u64,
+    kind: u32,
+    /// Picks the recorder shard (the arrival number).
+    n: u32,
+    /// Intended send time, ns since [`Hooks::t0`].
+    at_ns: u64,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    first: Option<Entry>,
+    more: Vec<Entry>,
+    backlog: Vec<u8>,
+    flushing: bool,
+    closed: bool,
+}
+
+impl State {
+    fn take(&mut self, id: u64) -> Option<Entry> {
+        if self.first.is_some_and(|e| e.id == id) {
+            return self.first.take();
+        }
+        let pos = self.more.iter().position(|e| e.id == id)?;
+        let e = self.more.swap_remove(pos);
+        if self.more.is_empty() {
+            self.more = Vec::new();
+        }
+        Some(e)
+    }
+
+    fn take_sole(&mut self) -> Option<Entry> {
+        if self.more.is_empty() {
+            self.first.take()
+        } else {
+            None
+        }
+    }
+
+    fn drain(&mut self) -> Vec<Entry> {
+        self.first.take().into_iter().chain(std::mem::take(&mut self.more)).collect()
+    }
+}
+
+/// A multiplexed lean connection.
+pub struct MuxConn {
+    wr: OwnedWriteHalf,
+    state: Mutex<State>,
+    hooks: Arc<Hooks>,
+    reader: Mutex<Option<tokio::task::AbortHandle>>,
+    abortive: bool,
+}
+
+/// A request could not be written: the connection is closed.
+#[derive(Debug)]
+pub struct Closed;
+
+impl MuxConn {
+    /// Takes over a connection after its handshake and starts its reader task.
+    pub fn start(rd: OwnedReadHalf, wr: OwnedWriteHalf, partial: Vec<u8>, next_id: u64, max: usize, abortive: bool, hooks: Arc<Hooks>) -> Arc<MuxConn> {
+        let conn = Arc::new(MuxConn {
+            wr,
+            state: Mutex::new(State { next_id, ..State::default() }),
+            hooks,
+            reader: Mutex::new(None),
+            abortive,
+        });
+        let task = tokio::spawn(reader(Arc::downgrade(&conn), rd, partial, max));
+        *conn.reader.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
+        conn
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state().closed
+    }
+
+    /// Writes request `kind` (arrival `n`, intended at `at_ns`). The outcome is recorded
+    /// later by the reader, the deadline sweep or a close.
+    pub fn send(self: &Arc<Self>, enc: &Encoded, kind: usize, n: u64, at_ns: u64) -> Result<(), Closed> {
+        let mut st = self.state();
+        if st.closed {
+            return Err(Closed);
+        }
+        let id = st.next_id;
+        st.next_id += 1;
+        let e = Entry { id, kind: kind as u32, n: n as u32, at_ns };
+        if st.first.is_none() {
+            st.first = Some(e);
+        } else {
+            st.more.push(e);
+        }
+        // Relaxed increments are ordered before the Release decrement by the lock above.
+        self.hooks.inflight.fetch_add(1, Ordering::Relaxed);
+        let mut digits = [0u8; 20];
+        let idb = super::conn::itoa(id, &mut digits);
+        let parts = [PREFIX, idb, &enc.suffix[..]];
+        self.write_locked(&mut st, &parts);
+        drop(st);
+        self.hooks.deadlines.push(Instant::now() + self.hooks.timeout, Arc::downgrade(self), id);
+        Ok(())
+    }
+
+    /// Writes `parts` now if the socket takes them, else queues what is left.
+    fn write_locked(self: &Arc<Self>, st: &mut State, parts: &[&[u8]]) {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let mut done = 0;
+        if st.backlog.is_empty() {
+            let mut slices = [IoSlice::new(&[]); 4];
+            for (s, p) in slices.iter_mut().zip(parts) {
+                *s = IoSlice::new(p);
+            }
+            match self.wr.try_write_vectored(&slices[..parts.len().min(4)]) {
+                Ok(n) => done = n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    st.closed = true;
+                    return;
+                }
+            }
+        }
+        if done < total {
+            let mut skip = done;
+            for p in parts {
+                if skip >= p.len() {
+                    skip -= p.len();
+                    continue;
+                }
+                st.backlog.extend_from_slice(&p[skip..]);
+                skip = 0;
+            }
+            if !st.flushing {
+                st.flushing = true;
+                tokio::spawn(flush(self.clone()));
+            }
+        }
+    }
+
+    /// Fails every pending request with `outcome` and marks the connection closed.
+    fn fail_all(&self, outcome: Outcome) {
+        let pending = {
+            let mut st = self.state();
+            st.closed = true;
+            st.drain()
+        };
+        for e in pending {
+            self.hooks.finish(&e, outcome);
+        }
+    }
+
+    /// Called by the deadline sweep: request `id` is a timeout if still pending.
+    fn expire(self: &Arc<Self>, id: u64) {
+        let mut st = self.state();
+        let Some(e) = st.take(id) else { return };
+        if !st.closed {
+            let line = cancel_line(id, self.hooks.timeout);
+            self.write_locked(&mut st, &[&line]);
+        }
+        drop(st);
+        self.hooks.finish(&e, Outcome::Timeout);
+    }
+
+    /// Cancels what is pending (the phase was stopped), keeping the connection.
+    pub fn cancel_pending(&self) {
+        let pending = self.state().drain();
+        for e in pending {
+            self.hooks.finish(&e, Outcome::Cancelled);
+        }
+    }
+
+    /// Stops the reader, cancels what is pending and closes the socket (abortively when
+    /// configured: no TIME_WAIT).
+    pub fn close(&self) {
+        if let Some(h) = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            h.abort();
+        }
+        self.fail_all(Outcome::Cancelled);
+        if self.abortive {
+            let _ = socket2::SockRef::from(self.wr.as_ref()).set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
+async fn flush(conn: Arc<MuxConn>) {
+    loop {
+        if conn.wr.writable().await.is_err() {
+            conn.fail_all(Outcome::Error(ErrorKind::Transport));
+            return;
+        }
+        let mut st = conn.state();
+        match conn.wr.try_write(&st.backlog) {
+            Ok(n) => {
+                st.backlog.drain(..n);
+                if st.backlog.is_empty() {
+                    st.backlog = Vec::new();
+                    st.flushing = false;
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => {
+                st.flushing = false;
+                drop(st);
+                conn.fail_all(Outcome::Error(ErrorKind::Transport));
+                return;
+            }
+        }
+    }
+}
+
+async fn reader(conn: Weak<MuxConn>, mut rd: OwnedReadHalf, mut partial: Vec<u8>, max: usize) {
+    loop {
+        let r = poll_fn(|cx| poll_lines(cx, &mut rd, &mut partial, max, &mut |line| deliver(&conn, line))).await;
+        if r.is_err() {
+            if let Some(c) = conn.upgrade() {
+                c.fail_all(Outcome::Error(ErrorKind::Transport));
+            }
+            return;
+        }
+        if partial.is_empty() && partial.capacity() > 4096 {
+            partial = Vec::new();
+        }
+    }
+}
+
+fn deliver(conn: &Weak<MuxConn>, line: &[u8]) {
+    let Some(c) = conn.upgrade() else { return };
+    let (entry, outcome) = match classify(line) {
+        Line::Reply(id, reply) => (c.state().take(id), reply.outcome()),
+        Line::Garbage(Some(id)) => (c.state().take(id), Reply::Protocol.outcome()),
+        Line::Garbage(None) => (c.state().take_sole(), Reply::Protocol.outcome()),
+        Line::Answer(a) => {
+            let mut st = c.state();
+            if !st.closed {
+                c.write_locked(&mut st, &[&a]);
+            }
+            return;
+        }
+        Line::Other => return,
+    };
+    if let Some(e) = entry {
+        c.hooks.finish(&e, outcome);
+    }
+}
+
+/// Request deadlines in buckets of [`TICK`], in send order (one timeout per phase, so
+/// deadlines only grow and new entries join the last bucket).
+pub struct Deadlines {
+    t0: Instant,
+    buckets: Mutex<VecDeque<(u64, Vec<(Weak<MuxConn>, u64)>)>>,
+}
+
+impl Deadlines {
+    fn new(t0: Instant) -> Deadlines {
+        Deadlines { t0, buckets: Mutex::new(VecDeque::new()) }
+    }
+
+    fn tick_of(&self, at: Instant) -> u64 {
+        (at.saturating_duration_since(self.t0).as_nanos() / TICK.as_nanos()) as u64 + 1
+    }
+
+    fn push(&self, due: Instant, conn: Weak<MuxConn>, id: u64) {
+        let tick = self.tick_of(due);
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        match b.back_mut() {
+            Some((t, v)) if *t >= tick => v.push((conn, id)),
+            _ => b.push_back((tick, vec![(conn, id)])),
+        }
+    }
+
+    /// Expires every request whose deadline has passed.
+    pub fn sweep(&self) {
+        let now = self.tick_of(Instant::now());
+        loop {
+            let due = {
+                let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+                match b.front() {
+                    Some((t, _)) if *t < now => b.pop_front().map(|(_, v)| v),
+                    _ => None,
+                }
+            };
+            let Some(due) = due else { return };
+            for (w, id) in due {
+                if let Some(c) = w.upgrade() {
+                    c.expire(id);
+                }
+            }
+        }
+    }
+
+    /// Runs [`sweep`](Self::sweep) every tick until the hooks are dropped.
+    pub fn spawn_sweeper(hooks: &Arc<Hooks>) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(hooks);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(TICK);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                match weak.upgrade() {
+                    Some(h) => h.deadlines.sweep(),
+                    None => return,
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,193 @@
+//! The open model of one process. One scheduler task computes intended send times from
+//! the rate curve and hands each arrival to the next live session (round robin): over a
+//! lean connection it writes the request itself (no task per request; the connection's
+//! reader records the reply, see [`mux`](super::mux)), over a full client session the
+//! request runs in a task. Latency is measured from the *intended* time (wrk2), so a
+//! stalled server shows in the percentiles instead of slowing the arrivals down; an
+//! arrival finding `max_inflight` requests in flight is dropped and counted (k6's
+//! dropped_iterations). Dead sessions are reopened in the background.
+
+use super::exec::Env;
+use super::mux::{Deadlines, Hooks};
+use super::plan::{mix_seed, Model, RateCurve};
+use super::pool::{Exclusive, Open};
+use super::recorder::Outcome;
+use crate::client::Session;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Requests the open-model scheduler sends before yielding to other tasks.
+const SEND_BURST: usize = 32;
+
+/// One session of the open model, replaced in place when its connection fails.
+struct Slot {
+    conn: Mutex<Option<Open>>,
+    reviving: AtomicBool,
+}
+
+/// The open model. Returns the length of the load window.
+pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> Duration {
+    let Model::Open { ref stages, start_rate, max_inflight, .. } = env.plan.model else { return Duration::ZERO };
+    let curve = RateCurve::new(start_rate, stages);
+    let hooks = Hooks::new(env.rec.clone(), env.timeout());
+    let sweeper = Deadlines::spawn_sweeper(&hooks);
+    let slots: Arc<Vec<Slot>> = Arc::new(
+        conns
+            .into_iter()
+            .map(|c| Slot { conn: Mutex::new(c.map(|c| c.into_open(&hooks))), reviving: AtomicBool::new(false) })
+            .collect(),
+    );
+    // Requests over full client sessions (transports other than tcp://) run in tasks;
+    // they count here. Lean connections count in `hooks.inflight`.
+    let tasks = Arc::new(AtomicU64::new(0));
+    let inflight = |h: &Hooks, t: &AtomicU64| h.inflight.load(Ordering::Acquire) + t.load(Ordering::Acquire);
+    let mut rng = SmallRng::seed_from_u64(mix_seed(env.plan.seed, u64::MAX - env.plan.session_offset));
+    let start = tokio::time::Instant::now();
+    let t0 = start.into_std();
+    let (mut k, mut rr) = (0u64, 0usize);
+    'schedule: while let Some(t) = curve.time_of(k) {
+        let due = start + Duration::from_secs_f64(t);
+        if due > tokio::time::Instant::now() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = env.flags.hard_stopped() => break 'schedule,
+            }
+        }
+        if env.flags.soft() {
+            break;
+        }
+        let mut burst = 0;
+        while let Some(t) = curve.time_of(k) {
+            let at = Duration::from_secs_f64(t);
+            if start + at > tokio::time::Instant::now() {
+                break;
+            }
+            // Behind schedule (a busy machine), the loop must still let the readers, the
+            // sweeper and everything else run: arrivals go out late, and their latency,
+            // timed from the intended time, says so.
+            burst += 1;
+            if burst % SEND_BURST == 0 {
+                tokio::task::yield_now().await;
+            }
+            let n = k as usize;
+            k += 1;
+            if inflight(&hooks, &tasks) >= max_inflight {
+                env.rec.dropped(n);
+                continue;
+            }
+            let kind = env.mix.pick(&mut rng);
+            env.rec.sent(n, kind);
+            // Intended times relative to the hooks' clock, which started just before `start`.
+            let at_ns = (t0 + at).saturating_duration_since(hooks.t0).as_nanos() as u64;
+            let sent = match next_live(&env, &slots, &mut rr, &hooks) {
+                Some(Open::Mux(c)) => c.send(&env.mix.templates[kind].enc, kind, k - 1, at_ns).is_ok(),
+                Some(Open::Session(s)) => {
+                    spawn_request(&env, s, kind, n, t0 + at, &tasks);
+                    true
+                }
+                None => false,
+            };
+            if !sent {
+                env.rec.done(n, kind, Outcome::Error(crate::client::ErrorKind::Transport), Duration::ZERO);
+            }
+        }
+    }
+    let window = start.elapsed().min(curve_length(stages));
+    env.arm_drain();
+    // Wait for the requests in flight: their replies, timeouts, lost connections or
+    // (after the drain time) cancellation all end with a recorded outcome.
+    while inflight(&hooks, &tasks) > 0 {
+        if env.flags.hard.load(Ordering::Relaxed) {
+            for s in slots.iter() {
+                if let Some(Open::Mux(c)) = s.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                    c.cancel_pending();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    env.flags.stop_hard();
+    // A session being reopened right now lands in its slot before the slots are closed.
+    let settle = tokio::time::Instant::now() + env.plan.connect_timeout + Duration::from_secs(1);
+    while slots.iter().any(|s| s.reviving.load(Ordering::Acquire)) && tokio::time::Instant::now() < settle {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for s in slots.iter() {
+        let c = s.conn.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(c) = c {
+            c.close().await;
+            env.rec.open_sessions.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    sweeper.abort();
+    window
+}
+
+fn curve_length(stages: &[super::plan::Stage]) -> Duration {
+    stages.iter().map(|s| s.duration).sum()
+}
+
+/// A request over a full client session, in a task of its own.
+fn spawn_request(env: &Arc<Env>, s: Arc<Session>, kind: usize, n: usize, intended: Instant, tasks: &Arc<AtomicU64>) {
+    // AcqRel: the drain loop must see every increment before the matching decrement.
+    tasks.fetch_add(1, Ordering::AcqRel);
+    let (env, tasks) = (env.clone(), tasks.clone());
+    tokio::spawn(async move {
+        let t = &env.mix.templates[kind];
+        let out = tokio::select! {
+            biased;
+            r = s.request_timeout(&t.method, t.params.clone(), env.timeout()) => match r {
+                Ok(_) => Outcome::Ok,
+                Err(e) => match e.kind() {
+                    crate::client::ErrorKind::Timeout => Outcome::Timeout,
+                    k => Outcome::Error(k),
+                },
+            },
+            _ = env.flags.hard_stopped() => Outcome::Cancelled,
+        };
+        env.rec.done(n, kind, out, intended.elapsed());
+        tasks.fetch_sub(1, Ordering::AcqRel);
+    });
+}
+
+/// The next session in round-robin order whose connection is open; dead ones are revived
+/// in the background.
+fn next_live(env: &Arc<Env>, slots: &Arc<Vec<Slot>>, rr: &mut usize, hooks: &Arc<Hooks>) -> Option<Open> {
+    let n = slots.len();
+    if n == 0 {
+        return None;
+    }
+    for _ in 0..n.min(16) {
+        let i = *rr % n;
+        *rr = rr.wrapping_add(1);
+        let c = slots[i].conn.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match c {
+            Some(c) if !c.is_closed() => return Some(c),
+            _ => revive(env, slots, i, hooks),
+        }
+    }
+    None
+}
+
+fn revive(env: &Arc<Env>, slots: &Arc<Vec<Slot>>, i: usize, hooks: &Arc<Hooks>) {
+    // AcqRel: one reviver per slot.
+    if env.flags.soft() || slots[i].reviving.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let (env, slots, hooks) = (env.clone(), slots.clone(), hooks.clone());
+    tokio::spawn(async move {
+        let old = slots[i].conn.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(old) = old {
+            old.close().await;
+            env.rec.open_sessions.fetch_sub(1, Ordering::Relaxed);
+        }
+        let global = env.plan.session_offset + i as u64;
+        if let Some(c) = env.reconnect(i, global).await {
+            *slots[i].conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.into_open(&hooks));
+        }
+        slots[i].reviving.store(false, Ordering::Release);
+    });
+}

@@ -1,0 +1,354 @@
+//! Opening sessions for a phase. A [`Connector`] resolves the target once and opens
+//! initialized sessions: lean [`LineConn`]s for `tcp://` (handshake done inline), full
+//! [`Session`]s for the other transports. Loopback targets are reached from source
+//! addresses 127.0.0.2..=127.0.0.254 (IP_BIND_ADDRESS_NO_PORT, so the port is chosen per
+//! 4-tuple at connect time and ephemeral ports do not run out), and lean connections
+//! close abortively (SO_LINGER 0) so 100,000 closes leave nothing in TIME_WAIT.
+//! [`establish`] opens N sessions at a connect rate, timing each connect + initialize.
+
+use super::conn::{Broken, Encoded, LineConn};
+use super::mux::{Hooks, MuxConn};
+use super::plan::{PhasePlan, RequestTemplate};
+use super::recorder::{Outcome, Recorder};
+use crate::client::{ClientError, ClientOptions, ErrorKind, Session, Target};
+use crate::protocol::mcp::{self, methods, ServerInfo};
+use serde_json::Value;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Connects started but not finished at once, per process.
+pub const MAX_CONCURRENT_CONNECTS: usize = 512;
+/// Source addresses used for loopback targets: 127.0.0.2 ..= 127.0.0.254.
+const SOURCE_SPREAD: u64 = 253;
+
+/// A request of the mix, ready to send over either connection kind.
+pub struct Template {
+    pub name: String,
+    pub method: String,
+    pub params: Option<Value>,
+    pub enc: Encoded,
+}
+
+impl Template {
+    pub fn new(t: &RequestTemplate) -> Template {
+        Template { name: t.name.clone(), method: t.method.clone(), params: t.params.clone(), enc: Encoded::new(&t.method, t.params.as_ref()) }
+    }
+}
+
+fn outcome_of(e: &ClientError) -> Outcome {
+    match e.kind() {
+        ErrorKind::Timeout => Outcome::Timeout,
+        k => Outcome::Error(k),
+    }
+}
+
+/// A session owned by one task (closed model).
+pub enum Exclusive {
+    Line(LineConn),
+    Session(Box<Session>),
+}
+
+impl Exclusive {
+    pub async fn call(&mut self, t: &Template, timeout: Duration) -> Outcome {
+        match self {
+            Exclusive::Line(c) => c.call(&t.enc, timeout).await,
+            Exclusive::Session(s) => match s.request_timeout(&t.method, t.params.clone(), timeout).await {
+                Ok(_) => Outcome::Ok,
+                Err(e) => outcome_of(&e),
+            },
+        }
+    }
+
+    /// The connection is gone (the session must reconnect to go on).
+    pub fn is_broken(&self) -> bool {
+        match self {
+            Exclusive::Line(c) => c.is_broken(),
+            Exclusive::Session(s) => s.dispatcher().is_closed(),
+        }
+    }
+
+    /// Reads whatever arrived on an idle session without waiting (answers server pings);
+    /// false once its connection is gone.
+    pub fn sweep(&mut self) -> bool {
+        match self {
+            Exclusive::Line(c) => c.sweep(),
+            Exclusive::Session(s) => !s.dispatcher().is_closed(),
+        }
+    }
+
+    /// Turns the session into one many requests use at once; lean connections report
+    /// their outcomes to `hooks` themselves.
+    pub fn into_open(self, hooks: &Arc<Hooks>) -> Open {
+        match self {
+            Exclusive::Line(c) => Open::Mux(c.into_mux(hooks.clone())),
+            Exclusive::Session(s) => Open::Session(Arc::new(*s)),
+        }
+    }
+
+    pub async fn close(self) {
+        match self {
+            Exclusive::Line(c) => c.close(),
+            Exclusive::Session(s) => s.close().await,
+        }
+    }
+}
+
+/// An open-model session: a multiplexed lean connection, or a full client session whose
+/// requests each run in a task.
+#[derive(Clone)]
+pub enum Open {
+    Mux(Arc<MuxConn>),
+    Session(Arc<Session>),
+}
+
+impl Open {
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Open::Mux(c) => c.is_closed(),
+            Open::Session(s) => s.dispatcher().is_closed(),
+        }
+    }
+
+    pub async fn close(self) {
+        match self {
+            Open::Mux(c) => c.close(),
+            Open::Session(s) => {
+                if let Ok(s) = Arc::try_unwrap(s) {
+                    s.close().await;
+                }
+            }
+        }
+    }
+}
+
+enum Route {
+    /// `tcp://`: lean connections to this address.
+    Line(SocketAddr),
+    /// Any other transport, through the full client.
+    Client(Target),
+}
+
+/// Opens initialized sessions to one target.
+pub struct Connector {
+    target: String,
+    route: Route,
+    /// Client options per source address (one entry when sources are not spread).
+    opts: Vec<Arc<ClientOptions>>,
+    sources: Vec<Option<IpAddr>>,
+    init: Encoded,
+    initialized: Vec<u8>,
+    connect_timeout: Duration,
+    max_message: usize,
+    /// Close with SO_LINGER 0 (loopback targets).
+    abortive: bool,
+}
+
+impl Connector {
+    /// Resolves the plan's target. Errors name the target.
+    pub async fn new(plan: &PhasePlan) -> Result<Connector, String> {
+        let target: Target = plan.target.parse().map_err(|e: crate::client::target::TargetError| e.to_string())?;
+        let mut base = ClientOptions {
+            request_timeout: plan.request_timeout,
+            connect_timeout: plan.connect_timeout,
+            max_message_size: plan.client.max_message_size,
+            protocol_version: plan.client.protocol_version.clone(),
+            client_name: plan.client.client_name.clone(),
+            auth_token: plan.client.auth_token.clone(),
+            ..ClientOptions::default()
+        };
+        let (route, loopback) = match &target {
+            Target::Tcp { host, port } => {
+                let addr = tokio::net::lookup_host((host.as_str(), *port))
+                    .await
+                    .map_err(|e| format!("cannot resolve {host}: {e}"))?
+                    .next()
+                    .ok_or_else(|| format!("{host} resolves to no address"))?;
+                (Route::Line(addr), addr.ip().is_loopback() && addr.is_ipv4())
+            }
+            Target::Builtin => return Err("the built-in server must be started first".into()),
+            Target::Stdio { .. } => (Route::Client(target.clone()), false),
+            other => {
+                let loopback = match other.host_port() {
+                    Some((h, p)) => tokio::net::lookup_host((h.as_str(), p))
+                        .await
+                        .ok()
+                        .and_then(|mut a| a.next())
+                        .is_some_and(|a| a.ip().is_loopback() && a.is_ipv4()),
+                    None => false,
+                };
+                (Route::Client(target.clone()), loopback)
+            }
+        };
+        let sources: Vec<Option<IpAddr>> = if loopback {
+            (0..SOURCE_SPREAD).map(|i| Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i as u8)))).collect()
+        } else {
+            vec![None]
+        };
+        let opts = sources
+            .iter()
+            .map(|s| {
+                base.source_addr = *s;
+                Arc::new(base.clone())
+            })
+            .collect();
+        let init_params = mcp::initialize_params(
+            &plan.client.protocol_version,
+            &plan.client.client_name,
+            env!("CARGO_PKG_VERSION"),
+            plan.client.auth_token.as_deref(),
+        );
+        let mut initialized = crate::protocol::Message::notification(methods::INITIALIZED, None).to_vec();
+        initialized.push(b'\n');
+        Ok(Connector {
+            target: plan.target.clone(),
+            route,
+            opts,
+            sources,
+            init: Encoded::new(methods::INITIALIZE, Some(&init_params)),
+            initialized,
+            connect_timeout: plan.connect_timeout,
+            max_message: plan.client.max_message_size,
+            abortive: loopback,
+        })
+    }
+
+    /// Opens session number `index` (of the whole phase) and initializes it, within the
+    /// connect timeout.
+    pub async fn connect(&self, index: u64) -> Result<Exclusive, ClientError> {
+        let slot = (index % self.sources.len() as u64) as usize;
+        let fut = async {
+            match &self.route {
+                Route::Line(addr) => self.connect_line(*addr, self.sources[slot]).await.map(Exclusive::Line),
+                Route::Client(t) => Session::connect(t, self.opts[slot].clone()).await.map(|s| Exclusive::Session(Box::new(s))),
+            }
+        };
+        match tokio::time::timeout(self.connect_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Timeout {
+                target: self.target.clone(),
+                method: methods::INITIALIZE.into(),
+                after: self.connect_timeout,
+                note: String::new(),
+            }),
+        }
+    }
+
+    async fn connect_line(&self, addr: SocketAddr, source: Option<IpAddr>) -> Result<LineConn, ClientError> {
+        let target = &self.target;
+        let closed = |detail: &str| ClientError::Closed { target: target.clone(), detail: detail.into() };
+        let stream = crate::net::socket::connect(addr, source)
+            .await
+            .map_err(|e| ClientError::Connect { target: target.clone(), detail: e.to_string() })?;
+        let mut c = LineConn::new(stream, self.max_message, self.abortive);
+        let id = c.take_id();
+        c.write_line(&self.init.line(id)).await.map_err(|e| closed(&format!("while sending initialize: {e}")))?;
+        let line = c.read_full_reply(id).await.map_err(|b| match b {
+            Broken::TooLong => ClientError::Protocol { target: target.clone(), detail: "initialize reply too long".into() },
+            _ => closed("before the initialize reply arrived"),
+        })?;
+        let v: Value = serde_json::from_slice(&line)
+            .map_err(|e| ClientError::Protocol { target: target.clone(), detail: format!("initialize reply is not JSON: {e}") })?;
+        if let Some(err) = v.get("error") {
+            let error: crate::protocol::ErrorObject = serde_json::from_value(err.clone()).unwrap_or_else(|_| {
+                crate::protocol::ErrorObject::new(crate::protocol::jsonrpc::INTERNAL_ERROR, err.to_string())
+            });
+            return Err(ClientError::Rpc { target: target.clone(), method: methods::INITIALIZE.into(), error });
+        }
+        let result = v.get("result").ok_or_else(|| ClientError::Protocol {
+            target: target.clone(),
+            detail: "initialize reply has neither result nor error".into(),
+        })?;
+        ServerInfo::from_result(result).map_err(|detail| ClientError::Handshake { target: target.clone(), detail })?;
+        c.write_line(&self.initialized).await.map_err(|e| closed(&format!("while sending initialized: {e}")))?;
+        Ok(c)
+    }
+}
+
+/// Gives memory freed by the allocator back to the system (glibc keeps freed chunks of
+/// the handshakes otherwise, and RSS would count them for the whole phase).
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Opens sessions `first .. first + count` (phase-wide indices) at `rate` per second
+/// (0: as fast as [`MAX_CONCURRENT_CONNECTS`] allows), recording each attempt as kind
+/// `kind` of `rec`. Stops early when `stop` turns true. Returns the sessions in index
+/// order (`None` where connecting failed) and the time it took.
+pub async fn establish(
+    connector: &Arc<Connector>,
+    first: u64,
+    count: u64,
+    rate: f64,
+    rec: &Arc<Recorder>,
+    kind: usize,
+    stop: &watch::Receiver<bool>,
+    first_error: &Arc<Mutex<Option<String>>>,
+) -> (Vec<Option<Exclusive>>, Duration) {
+    let started = tokio::time::Instant::now();
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CONNECTS));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut stop = stop.clone();
+    let mut out: Vec<Option<Exclusive>> = (0..count).map(|_| None).collect();
+    // Finished connects are collected as they complete: a finished task keeps its whole
+    // (large) future allocated until joined, and 100,000 of those would stay behind as
+    // allocator holes long after establishment.
+    let mut collect = |done: Option<Result<(u64, Option<Exclusive>), tokio::task::JoinError>>| {
+        if let Some(Ok((k, c))) = done {
+            out[k as usize] = c;
+        }
+    };
+    for k in 0..count {
+        while let Some(done) = tasks.try_join_next() {
+            collect(Some(done));
+        }
+        if *stop.borrow() {
+            break;
+        }
+        if rate > 0.0 {
+            let due = started + Duration::from_secs_f64(k as f64 / rate);
+            if due > tokio::time::Instant::now() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => {}
+                    _ = super::until_true(&mut stop) => break,
+                }
+            }
+        }
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = super::until_true(&mut stop) => break,
+        };
+        let (connector, rec, first_error) = (connector.clone(), rec.clone(), first_error.clone());
+        tasks.spawn(async move {
+            let _permit = permit;
+            let t0 = Instant::now();
+            let r = connector.connect(first + k).await;
+            let outcome = match &r {
+                Ok(_) => {
+                    // Relaxed: a gauge read once a second for the timeline.
+                    rec.open_sessions.fetch_add(1, Ordering::Relaxed);
+                    Outcome::Ok
+                }
+                Err(e) => {
+                    first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| e.to_string());
+                    outcome_of(e)
+                }
+            };
+            rec.sent_done(k as usize, kind, outcome, t0.elapsed());
+            (k, r.ok())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        collect(Some(done));
+    }
+    drop(collect);
+    let took = started.elapsed();
+    release_free_memory();
+    (out, took)
+}

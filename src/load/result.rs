@@ -1,0 +1,578 @@
+//! What a load phase measured: [`PhaseResult`] (counters, errors by kind, latency
+//! statistics in milliseconds, per request kind, connect statistics, a per-second timeline,
+//! resource samples) as serde types, with every HdrHistogram kept in V2 serialisation
+//! (base64) so that results merge exactly: [`merge`] sums counters, merges histograms and
+//! aligns timelines by second. Worker processes and `mcpscript merge` of segments use it.
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Smallest latency a histogram tells apart: 1 us.
+pub const HIST_LOW_US: u64 = 1;
+/// Largest latency a histogram holds: 60 s (longer ones are clamped to it).
+pub const HIST_HIGH_US: u64 = 60_000_000;
+/// Significant figures of every latency histogram.
+pub const HIST_SIGFIG: u8 = 3;
+
+/// A latency histogram in microseconds, 1 us .. 60 s, 3 significant figures, fixed size.
+pub fn new_hist() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts.
+    Histogram::new_with_bounds(HIST_LOW_US, HIST_HIGH_US, HIST_SIGFIG).expect("valid histogram bounds")
+}
+
+/// V2 serialisation, base64; empty for an empty histogram.
+pub fn encode(h: &Histogram<u64>) -> String {
+    if h.is_empty() {
+        return String::new();
+    }
+    let mut buf = Vec::with_capacity(256);
+    match V2Serializer::new().serialize(h, &mut buf) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(&buf),
+        Err(_) => String::new(),
+    }
+}
+
+/// The histogram [`encode`] wrote (an empty string is an empty histogram).
+pub fn decode(s: &str) -> Result<Histogram<u64>, String> {
+    let mut h = new_hist();
+    if s.is_empty() {
+        return Ok(h);
+    }
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s).map_err(|e| format!("histogram is not base64: {e}"))?;
+    let read: Histogram<u64> =
+        Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| format!("invalid histogram: {e:?}"))?;
+    h.add(&read).map_err(|e| format!("histogram out of range: {e:?}"))?;
+    Ok(h)
+}
+
+/// Merges two encoded histograms.
+pub fn merge_encoded(a: &str, b: &str) -> Result<String, String> {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => Ok(b.to_string()),
+        (_, true) => Ok(a.to_string()),
+        _ => {
+            let mut h = decode(a)?;
+            h.add(decode(b)?).map_err(|e| format!("histogram out of range: {e:?}"))?;
+            Ok(encode(&h))
+        }
+    }
+}
+
+/// Latency statistics in milliseconds (float), the keys thresholds read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyStats {
+    pub count: u64,
+    pub min: f64,
+    pub mean: f64,
+    pub stddev: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl LatencyStats {
+    pub fn of(h: &Histogram<u64>) -> LatencyStats {
+        if h.is_empty() {
+            return LatencyStats::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        // Each percentile reads the highest value equivalent to its bucket (HdrHistogram's
+        // convention), so a percentile is never under-reported.
+        LatencyStats {
+            count: h.len(),
+            min: ms(h.min()),
+            mean: h.mean() / 1000.0,
+            stddev: h.stdev() / 1000.0,
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// Outcome counters. `sent = ok + errors + timeouts + cancelled` once a phase ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub sent: u64,
+    pub ok: u64,
+    /// Failed requests by kind: `rpc_-32000`, `transport`, `protocol`, `http_503`, ...
+    pub errors: BTreeMap<String, u64>,
+    pub timeouts: u64,
+    pub cancelled: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, o: &Counts) {
+        self.sent += o.sent;
+        self.ok += o.ok;
+        for (k, v) in &o.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+        self.timeouts += o.timeouts;
+        self.cancelled += o.cancelled;
+    }
+
+    pub fn error_total(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// Requests that got an outcome.
+    pub fn finished(&self) -> u64 {
+        self.ok + self.error_total() + self.timeouts + self.cancelled
+    }
+
+    /// Whether `sent = ok + errors + timeouts + cancelled`.
+    pub fn balanced(&self) -> bool {
+        self.sent == self.finished()
+    }
+}
+
+/// One request kind of the mix (or the connects of a phase).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KindResult {
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub latency: LatencyStats,
+    /// V2 + base64; empty when nothing was recorded.
+    #[serde(default)]
+    pub histogram: String,
+}
+
+impl KindResult {
+    pub fn from_hist(counts: Counts, h: &Histogram<u64>) -> KindResult {
+        KindResult { counts, latency: LatencyStats::of(h), histogram: encode(h) }
+    }
+
+    fn merge(&mut self, o: &KindResult) -> Result<(), String> {
+        self.counts.add(&o.counts);
+        self.histogram = merge_encoded(&self.histogram, &o.histogram)?;
+        self.latency = LatencyStats::of(&decode(&self.histogram)?);
+        Ok(())
+    }
+}
+
+/// One second of a phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// Seconds since the phase's load started: this entry covers [t, t + span).
+    pub t: u32,
+    pub span: f64,
+    pub sent: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub timeouts: u64,
+    pub cancelled: u64,
+    pub dropped: u64,
+    /// Replies (ok + errors) per second.
+    pub throughput: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    /// Sessions open at the end of the second (summed over processes).
+    pub open_sessions: i64,
+    /// This second's latencies (V2 + base64), so timelines merge exactly.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hist: String,
+}
+
+impl TimelineEntry {
+    fn merge(&mut self, o: &TimelineEntry) -> Result<(), String> {
+        self.span = self.span.max(o.span);
+        self.sent += o.sent;
+        self.ok += o.ok;
+        self.errors += o.errors;
+        self.timeouts += o.timeouts;
+        self.cancelled += o.cancelled;
+        self.dropped += o.dropped;
+        self.open_sessions += o.open_sessions;
+        self.hist = merge_encoded(&self.hist, &o.hist)?;
+        self.refresh()
+    }
+
+    /// Recomputes throughput and percentiles from the counters and `hist`.
+    pub fn refresh(&mut self) -> Result<(), String> {
+        self.throughput = if self.span > 0.0 { (self.ok + self.errors) as f64 / self.span } else { 0.0 };
+        let l = LatencyStats::of(&decode(&self.hist)?);
+        (self.p50, self.p90, self.p99, self.max) = (l.p50, l.p90, l.p99, l.max);
+        Ok(())
+    }
+}
+
+/// Establishing the sessions: connect + initialize.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectResult {
+    pub attempted: u64,
+    pub ok: u64,
+    pub failed: u64,
+    /// Failures by kind (`transport`, `timeout`, `protocol`, `rpc_-32000`, ...).
+    pub errors: BTreeMap<String, u64>,
+    /// Connect + initialize latency in ms.
+    pub latency: LatencyStats,
+    /// Seconds from the first attempt to the last outcome.
+    pub duration_s: f64,
+    /// Sessions established per second over `duration_s`.
+    pub rate: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+    /// Sessions re-established during the load after their connection failed.
+    #[serde(default)]
+    pub reconnects: u64,
+    #[serde(default)]
+    pub histogram: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl ConnectResult {
+    pub fn from_kind(k: &KindResult, duration_s: f64, timeline: Vec<TimelineEntry>) -> ConnectResult {
+        let c = &k.counts;
+        let mut errors = c.errors.clone();
+        if c.timeouts > 0 {
+            errors.insert("timeout".into(), c.timeouts);
+        }
+        if c.cancelled > 0 {
+            errors.insert("cancelled".into(), c.cancelled);
+        }
+        ConnectResult {
+            attempted: c.sent,
+            ok: c.ok,
+            failed: c.sent - c.ok.min(c.sent),
+            errors,
+            latency: k.latency.clone(),
+            duration_s,
+            rate: if duration_s > 0.0 { c.ok as f64 / duration_s } else { 0.0 },
+            first_error: None,
+            reconnects: 0,
+            histogram: k.histogram.clone(),
+            timeline,
+        }
+    }
+
+    fn merge(&mut self, o: &ConnectResult) -> Result<(), String> {
+        self.attempted += o.attempted;
+        self.ok += o.ok;
+        self.failed += o.failed;
+        for (k, v) in &o.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+        self.duration_s = self.duration_s.max(o.duration_s);
+        self.rate = if self.duration_s > 0.0 { self.ok as f64 / self.duration_s } else { 0.0 };
+        self.first_error = self.first_error.take().or_else(|| o.first_error.clone());
+        self.reconnects += o.reconnects;
+        self.histogram = merge_encoded(&self.histogram, &o.histogram)?;
+        self.latency = LatencyStats::of(&decode(&self.histogram)?);
+        self.timeline = merge_timelines(&self.timeline, &o.timeline)?;
+        Ok(())
+    }
+}
+
+/// One process's samples.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSeries {
+    pub pid: u32,
+    /// `coordinator`, `worker`, `target`.
+    pub role: String,
+    /// Seconds since sampling started, one per sample.
+    pub t: Vec<f64>,
+    pub rss_bytes: Vec<u64>,
+    /// CPU used since the previous sample, in % of one core.
+    pub cpu_pct: Vec<f64>,
+    pub peak_rss_bytes: u64,
+    pub mean_cpu_pct: f64,
+}
+
+/// Resource use sampled while a phase ran.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    pub interval_s: f64,
+    pub processes: Vec<ProcessSeries>,
+    /// Highest sum over samples of coordinator + worker RSS.
+    pub mcpscript_peak_rss_bytes: u64,
+    /// Highest sum over samples of the target processes' RSS (0 when none was sampled).
+    pub target_peak_rss_bytes: u64,
+    pub mcpscript_mean_cpu_pct: f64,
+    pub target_mean_cpu_pct: f64,
+}
+
+/// How one worker process (or segment) of a phase fared.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerReport {
+    pub index: u32,
+    pub pid: u32,
+    pub sessions: u64,
+    /// `ok`, or what went wrong (`exited with signal 9 before reporting`).
+    pub status: String,
+    pub failed: bool,
+}
+
+/// Everything one load phase measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseResult {
+    pub name: String,
+    /// `closed`, `open` or `connect`.
+    pub model: String,
+    pub target: String,
+    /// `completed`, `cancelled` (Ctrl-C or the script's timeout) or `partial` (a worker failed).
+    pub status: String,
+    pub started_at: String,
+    /// Sessions the plan asked for.
+    pub sessions: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Arrivals an open model dropped because `max_inflight` requests were in flight.
+    pub dropped: u64,
+    /// `(errors + timeouts) / sent`.
+    pub error_rate: f64,
+    /// Open model: the mean arrival rate asked for (req/s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intended_rate: Option<f64>,
+    /// Replies (ok + errors) per second of load.
+    pub throughput: f64,
+    /// Requests sent per second of load.
+    pub send_rate: f64,
+    /// Seconds of load (without establishing sessions or draining).
+    pub duration_s: f64,
+    /// Seconds after the load window until the last request in flight had its outcome;
+    /// throughput counts them (a backlog does not pass for capacity).
+    #[serde(default)]
+    pub drain_s: f64,
+    pub latency: LatencyStats,
+    pub per_kind: BTreeMap<String, KindResult>,
+    pub connect: ConnectResult,
+    pub timeline: Vec<TimelineEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// All kinds together (V2 + base64).
+    #[serde(default)]
+    pub histogram: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerReport>,
+    /// Segments (I, N) this result covers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<(u32, u32)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Prefix of the metrics this phase exports (`PREFIX_throughput`, ...), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
+}
+
+/// Which way an exported metric should move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Higher,
+    Lower,
+}
+
+/// A metric derived from a phase: name, value, unit, direction.
+pub type ExportedMetric = (String, f64, &'static str, Direction);
+
+impl PhaseResult {
+    /// The metrics a phase with an export prefix contributes to regression detection.
+    pub fn exported_metrics(&self) -> Vec<ExportedMetric> {
+        let Some(p) = &self.export else { return vec![] };
+        let mut m = vec![];
+        if self.model == "connect" {
+            m.push((format!("{p}_connect_rate"), self.connect.rate, "sessions/s", Direction::Higher));
+            m.push((format!("{p}_connect_p50_ms"), self.connect.latency.p50, "ms", Direction::Lower));
+            m.push((format!("{p}_connect_p99_ms"), self.connect.latency.p99, "ms", Direction::Lower));
+            m.push((format!("{p}_connect_failed"), self.connect.failed as f64, "sessions", Direction::Lower));
+        } else {
+            m.push((format!("{p}_throughput"), self.throughput, "req/s", Direction::Higher));
+            m.push((format!("{p}_p50_ms"), self.latency.p50, "ms", Direction::Lower));
+            m.push((format!("{p}_p99_ms"), self.latency.p99, "ms", Direction::Lower));
+            m.push((format!("{p}_error_rate"), self.error_rate, "ratio", Direction::Lower));
+        }
+        if let Some(r) = &self.resources {
+            if r.mcpscript_peak_rss_bytes > 0 {
+                m.push((format!("{p}_mcpscript_rss_mb"), r.mcpscript_peak_rss_bytes as f64 / 1e6, "MB", Direction::Lower));
+            }
+            if r.target_peak_rss_bytes > 0 {
+                m.push((format!("{p}_target_rss_mb"), r.target_peak_rss_bytes as f64 / 1e6, "MB", Direction::Lower));
+            }
+        }
+        m
+    }
+
+    /// Recomputes the derived numbers (rates, error rate, latency) from counters and histograms.
+    pub fn refresh(&mut self) -> Result<(), String> {
+        let c = &self.counts;
+        let replies = c.ok + c.error_total();
+        let d = self.duration_s;
+        let active = d + self.drain_s;
+        self.throughput = if active > 0.0 { replies as f64 / active } else { 0.0 };
+        self.send_rate = if d > 0.0 { c.sent as f64 / d } else { 0.0 };
+        self.error_rate = if c.sent > 0 { (c.error_total() + c.timeouts) as f64 / c.sent as f64 } else { 0.0 };
+        self.latency = LatencyStats::of(&decode(&self.histogram)?);
+        Ok(())
+    }
+
+    /// Whether `sent = ok + errors + timeouts + cancelled` holds, overall and per kind.
+    pub fn balanced(&self) -> bool {
+        self.counts.balanced() && self.per_kind.values().all(|k| k.counts.balanced())
+    }
+
+    /// Adds a note once.
+    pub fn note(&mut self, n: impl Into<String>) {
+        let n = n.into();
+        if !self.notes.contains(&n) {
+            self.notes.push(n);
+        }
+    }
+}
+
+fn merge_timelines(a: &[TimelineEntry], b: &[TimelineEntry]) -> Result<Vec<TimelineEntry>, String> {
+    let mut by_t: BTreeMap<u32, TimelineEntry> = a.iter().map(|e| (e.t, e.clone())).collect();
+    for e in b {
+        match by_t.get_mut(&e.t) {
+            Some(x) => x.merge(e)?,
+            None => {
+                by_t.insert(e.t, e.clone());
+            }
+        }
+    }
+    Ok(by_t.into_values().collect())
+}
+
+fn status_rank(s: &str) -> u8 {
+    match s {
+        "completed" => 0,
+        "partial" => 1,
+        "cancelled" => 2,
+        _ => 3,
+    }
+}
+
+/// Combines the results of shares of one phase that ran at the same time (worker
+/// processes, or segments on other machines): counters summed, histograms merged
+/// losslessly, timelines aligned by second, rates recomputed over the longer duration.
+pub fn merge(a: &PhaseResult, b: &PhaseResult) -> Result<PhaseResult, String> {
+    let mut m = a.clone();
+    m.sessions += b.sessions;
+    m.counts.add(&b.counts);
+    m.dropped += b.dropped;
+    m.intended_rate = match (a.intended_rate, b.intended_rate) {
+        (Some(x), Some(y)) => Some(x + y),
+        (x, y) => x.or(y),
+    };
+    m.duration_s = a.duration_s.max(b.duration_s);
+    m.drain_s = a.drain_s.max(b.drain_s);
+    for (k, v) in &b.per_kind {
+        match m.per_kind.get_mut(k) {
+            Some(x) => x.merge(v)?,
+            None => {
+                m.per_kind.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    m.connect.merge(&b.connect)?;
+    m.timeline = merge_timelines(&a.timeline, &b.timeline)?;
+    m.histogram = merge_encoded(&a.histogram, &b.histogram)?;
+    m.resources = match (&a.resources, &b.resources) {
+        (Some(x), Some(y)) => {
+            let mut r = x.clone();
+            r.processes.extend(y.processes.iter().cloned());
+            r.mcpscript_peak_rss_bytes += y.mcpscript_peak_rss_bytes;
+            r.target_peak_rss_bytes += y.target_peak_rss_bytes;
+            r.mcpscript_mean_cpu_pct += y.mcpscript_mean_cpu_pct;
+            r.target_mean_cpu_pct += y.target_mean_cpu_pct;
+            Some(r)
+        }
+        (x, y) => x.clone().or_else(|| y.clone()),
+    };
+    m.workers.extend(b.workers.iter().cloned());
+    m.segments.extend(b.segments.iter().copied());
+    m.segments.sort_unstable();
+    m.segments.dedup();
+    for n in &b.notes {
+        m.note(n.clone());
+    }
+    if status_rank(&b.status) > status_rank(&m.status) {
+        m.status = b.status.clone();
+    }
+    if m.started_at.is_empty() || (!b.started_at.is_empty() && b.started_at < m.started_at) {
+        m.started_at = b.started_at.clone();
+    }
+    m.refresh()?;
+    Ok(m)
+}
+
+/// Merges any number of shares (see [`merge`]); `None` for none.
+pub fn merge_all<'a>(parts: impl IntoIterator<Item = &'a PhaseResult>) -> Result<Option<PhaseResult>, String> {
+    let mut acc: Option<PhaseResult> = None;
+    for p in parts {
+        acc = Some(match acc {
+            None => p.clone(),
+            Some(a) => merge(&a, p)?,
+        });
+    }
+    Ok(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(values_us: &[u64], t: u32) -> PhaseResult {
+        let mut h = new_hist();
+        values_us.iter().for_each(|v| h.saturating_record(*v));
+        let counts = Counts { sent: values_us.len() as u64 + 2, ok: values_us.len() as u64, timeouts: 1, cancelled: 1, ..Default::default() };
+        let mut tl = TimelineEntry { t, span: 1.0, sent: counts.sent, ok: counts.ok, hist: encode(&h), ..Default::default() };
+        tl.refresh().unwrap();
+        let mut r = PhaseResult {
+            name: "p".into(),
+            model: "closed".into(),
+            status: "completed".into(),
+            sessions: 1,
+            counts: counts.clone(),
+            duration_s: 1.0,
+            per_kind: [("ping".to_string(), KindResult::from_hist(counts, &h))].into(),
+            timeline: vec![tl],
+            histogram: encode(&h),
+            ..Default::default()
+        };
+        r.refresh().unwrap();
+        r
+    }
+
+    #[test]
+    fn histograms_round_trip_and_merge_exactly() {
+        let mut h = new_hist();
+        for v in [1, 50, 999, 1_000, 20_000, 61_000_000] {
+            h.saturating_record(v);
+        }
+        let back = decode(&encode(&h)).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(back.max(), h.max());
+        assert!(decode("").unwrap().is_empty());
+        assert!(decode("!!").is_err());
+    }
+
+    #[test]
+    fn merge_sums_counters_and_aligns_timelines() {
+        let a = part(&[1000, 2000, 3000], 0);
+        let b = part(&[4000], 0);
+        let c = part(&[5000], 1);
+        let m = merge_all([&a, &b, &c]).unwrap().unwrap();
+        assert_eq!(m.counts.sent, 5 + 3 * 2);
+        assert_eq!(m.counts.ok, 5);
+        assert!(m.balanced());
+        assert_eq!(m.latency.count, 5);
+        assert!((m.latency.max - 5.0).abs() < 0.01);
+        assert_eq!(m.timeline.len(), 2);
+        assert_eq!(m.timeline[0].ok, 4);
+        assert!((m.timeline[0].max - 4.0).abs() < 0.01);
+        assert_eq!(m.per_kind["ping"].latency.count, 5);
+        assert_eq!(m.sessions, 3);
+    }
+}

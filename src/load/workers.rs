@@ -1,0 +1,352 @@
+//! Scale-out over processes (coordinator side). A phase that needs more connections than
+//! one process's open-file budget runs in `mcpscript worker` processes: each gets its
+//! [`share`](super::plan::PhasePlan::share) of the plan on stdin, opens its sessions and
+//! says `ready`; once all are ready (or dead) every worker gets `go` at the same moment, so
+//! their timelines line up. Workers stream a `tick` per second and a final `result`, which
+//! merge exactly. Workers die with the coordinator (PR_SET_PDEATHSIG) and when dropped
+//! (kill_on_drop). A worker that dies is reported with its exit status; its share is marked
+//! failed, what its ticks measured is kept (requests it never accounted for count as
+//! `worker_lost` errors), and the others' data is untouched. No read waits forever: a
+//! worker silent for [`SILENCE_LIMIT`] while it should be talking is killed.
+
+use super::exec;
+use super::plan::{Model, PhasePlan};
+use super::recorder::Accumulator;
+use super::result::{self, PhaseResult, WorkerReport};
+use super::sampler::Watched;
+use super::worker::{Report, Start, THREADS_ENV};
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+/// A worker that should be reporting and has said nothing for this long is killed.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(30);
+/// How long workers get to report after `stop`.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Bytes of a worker's stderr kept for its failure report.
+const STDERR_TAIL: usize = 2048;
+
+enum Event {
+    Report(Report),
+    /// Unparseable output (kept for the failure report).
+    Garbage(String),
+    Eof,
+}
+
+struct Worker {
+    index: u32,
+    pid: u32,
+    share: PhasePlan,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    ready: bool,
+    eof: bool,
+    result: Option<PhaseResult>,
+    partial: Accumulator,
+    connect: Option<result::ConnectResult>,
+    last_heard: Instant,
+    garbage: Option<String>,
+}
+
+impl Worker {
+    async fn send(&mut self, line: &str) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let ok = stdin.write_all(line.as_bytes()).await.is_ok() && stdin.write_all(b"\n").await.is_ok();
+            if !ok || stdin.flush().await.is_err() {
+                self.stdin = None;
+            }
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.result.is_some() || self.eof
+    }
+}
+
+/// Kinds a worker's load recorder has, in order, and how many are main.
+fn kinds_of(plan: &PhasePlan) -> (Vec<String>, usize) {
+    match plan.model {
+        Model::Connect { .. } => (vec!["connect".into()], 1),
+        _ => {
+            let mut names: Vec<String> = plan.mix.iter().map(|t| t.name.clone()).collect();
+            let main = names.len();
+            names.push("connect".into());
+            (names, main)
+        }
+    }
+}
+
+fn describe(status: Option<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(c), _) => format!("exited with code {c}"),
+            (_, Some(sig)) => format!("killed by signal {sig}"),
+            _ => "exited".into(),
+        },
+        None => "did not exit".into(),
+    }
+}
+
+/// Runs `plan` over `count` worker processes of `exe` and merges their results.
+pub async fn run_distributed(
+    plan: &PhasePlan,
+    count: u32,
+    exe: &Path,
+    threads: usize,
+    mut stop: watch::Receiver<bool>,
+    watched: Option<Watched>,
+) -> PhaseResult {
+    let (events_tx, mut events) = mpsc::unbounded_channel::<(u32, Event)>();
+    let mut workers: Vec<Worker> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    for index in 0..count {
+        let share = plan.share(index, count);
+        if share.model.sessions() == 0 {
+            continue;
+        }
+        match spawn(exe, threads, index, &share, events_tx.clone()).await {
+            Ok(w) => {
+                if let Some(list) = &watched {
+                    list.lock().unwrap_or_else(|e| e.into_inner()).push((w.pid, "worker".into()));
+                }
+                workers.push(w);
+            }
+            Err(e) => failures.push(format!("worker {index}: {e}")),
+        }
+    }
+    drop(events_tx);
+    let mut stopping: Option<Instant> = None;
+    let mut went = false;
+    loop {
+        if workers.iter().all(Worker::done) {
+            break;
+        }
+        if !went && workers.iter().all(|w| w.ready || w.done()) {
+            for w in workers.iter_mut().filter(|w| !w.done()) {
+                w.send("go").await;
+                w.last_heard = Instant::now();
+            }
+            went = true;
+        }
+        let tick = tokio::time::sleep(Duration::from_millis(500));
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some((i, ev)) => handle(&mut workers, i, ev),
+                None => break,
+            },
+            _ = super::until_true(&mut stop), if stopping.is_none() => {
+                stopping = Some(Instant::now());
+                for w in workers.iter_mut().filter(|w| !w.done()) {
+                    w.send("stop").await;
+                }
+            }
+            _ = tick => {}
+        }
+        let now = Instant::now();
+        for w in workers.iter_mut().filter(|w| !w.done()) {
+            // A ready worker waiting for `go` has nothing to say.
+            let waiting = w.ready && !went;
+            let silent = !waiting && now.duration_since(w.last_heard) > SILENCE_LIMIT;
+            let overdue = stopping.is_some_and(|s| now.duration_since(s) > STOP_GRACE);
+            if silent || overdue {
+                let _ = w.child.start_kill();
+                let why = if silent { "silent for 30 s; killed" } else { "did not stop in time; killed" };
+                w.garbage.get_or_insert_with(|| why.to_string());
+            }
+        }
+    }
+    let mut parts: Vec<PhaseResult> = Vec::new();
+    let mut reports: Vec<WorkerReport> = Vec::new();
+    for mut w in workers {
+        w.stdin = None;
+        let status = match tokio::time::timeout(Duration::from_secs(5), w.child.wait()).await {
+            Ok(Ok(s)) => Some(s),
+            _ => {
+                let _ = w.child.kill().await;
+                w.child.wait().await.ok()
+            }
+        };
+        let mut report =
+            WorkerReport { index: w.index, pid: w.pid, sessions: w.share.model.sessions(), status: "ok".into(), failed: false };
+        match w.result.take() {
+            Some(mut r) => {
+                r.workers.clear();
+                parts.push(r);
+            }
+            None => {
+                let tail = String::from_utf8_lossy(&w.stderr.lock().unwrap_or_else(|e| e.into_inner())).trim().to_string();
+                let mut why = format!("{} before reporting its result", describe(status));
+                if let Some(g) = &w.garbage {
+                    why.push_str(&format!(" ({g})"));
+                }
+                if !tail.is_empty() {
+                    why.push_str(&format!("; stderr: {}", tail.lines().last().unwrap_or_default()));
+                }
+                report.status = why.clone();
+                report.failed = true;
+                let mut p = partial_result(&w.share, &w.partial, w.connect.take());
+                p.note(format!("worker {} (pid {}) {why}", w.index, w.pid));
+                parts.push(p);
+            }
+        }
+        reports.push(report);
+    }
+    let mut merged = match result::merge_all(parts.iter()) {
+        Ok(Some(m)) => m,
+        Ok(None) => PhaseResult {
+            name: plan.name.clone(),
+            model: plan.model.kind().into(),
+            target: plan.target.clone(),
+            status: "failed".into(),
+            sessions: plan.model.sessions(),
+            ..Default::default()
+        },
+        Err(e) => {
+            let mut r = parts.into_iter().next().unwrap_or_default();
+            r.note(format!("merging worker results failed: {e}"));
+            r
+        }
+    };
+    merged.sessions = plan.model.sessions();
+    merged.intended_rate = plan.model.intended_rate();
+    merged.segments = plan.segment.into_iter().collect();
+    if reports.iter().any(|r| r.failed) || !failures.is_empty() {
+        if merged.status == "completed" {
+            merged.status = "partial".into();
+        }
+    }
+    for f in failures {
+        merged.note(f);
+    }
+    merged.workers = reports;
+    let _ = merged.refresh();
+    merged
+}
+
+fn handle(workers: &mut [Worker], index: u32, ev: Event) {
+    let Some(w) = workers.iter_mut().find(|w| w.index == index) else { return };
+    w.last_heard = Instant::now();
+    match ev {
+        Event::Eof => w.eof = true,
+        Event::Garbage(g) => {
+            w.garbage.get_or_insert(g);
+        }
+        Event::Report(Report::Ready { connect }) => {
+            w.ready = true;
+            w.connect = Some(connect);
+        }
+        Event::Report(Report::Tick { stage, snap }) => {
+            if stage == "load" {
+                let _ = w.partial.fold_snap(&snap);
+            }
+        }
+        Event::Report(Report::Result { result }) => w.result = Some(*result),
+        Event::Report(Report::Error { message }) => {
+            w.garbage.get_or_insert(message);
+        }
+    }
+}
+
+/// What a worker that died had measured, from its ticks. Requests it sent but never
+/// accounted for are counted as `worker_lost` errors, so the identity still holds.
+fn partial_result(share: &PhasePlan, acc: &Accumulator, connect: Option<result::ConnectResult>) -> PhaseResult {
+    let mut r = exec::result_from(share, acc, Duration::from_secs(acc.timeline.len() as u64));
+    for k in r.per_kind.values_mut() {
+        let lost = k.counts.sent.saturating_sub(k.counts.finished());
+        if lost > 0 {
+            *k.counts.errors.entry("worker_lost".into()).or_default() += lost;
+        }
+    }
+    let lost = r.counts.sent.saturating_sub(r.counts.finished());
+    if lost > 0 {
+        *r.counts.errors.entry("worker_lost".into()).or_default() += lost;
+    }
+    r.status = "partial".into();
+    if let Some(c) = connect {
+        r.connect = c;
+    }
+    let _ = r.refresh();
+    r
+}
+
+async fn spawn(
+    exe: &Path,
+    threads: usize,
+    index: u32,
+    share: &PhasePlan,
+    events: mpsc::UnboundedSender<(u32, Event)>,
+) -> Result<Worker, String> {
+    let mut cmd = Command::new(exe);
+    cmd.arg("worker")
+        .env(THREADS_ENV, threads.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        // Its own process group: a terminal's Ctrl-C reaches only the coordinator, which
+        // stops the workers in order (they report what they measured).
+        .process_group(0);
+    crate::client::transport::stdio::die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    let pid = child.id().unwrap_or(0);
+    let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+    let (Some(stdin), Some(stdout)) = (stdin, stdout) else { return Err("no pipes to the worker".into()) };
+    let tail = Arc::new(Mutex::new(Vec::new()));
+    if let Some(mut err) = stderr {
+        let tail = tail.clone();
+        tokio::spawn(async move {
+            let mut chunk = [0u8; 1024];
+            while let Ok(n) = err.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
+                t.extend_from_slice(&chunk[..n]);
+                let excess = t.len().saturating_sub(STDERR_TAIL);
+                t.drain(..excess);
+            }
+        });
+    }
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            let ev = match lines.next_line().await {
+                Ok(Some(l)) => match serde_json::from_str::<Report>(&l) {
+                    Ok(r) => Event::Report(r),
+                    Err(e) => Event::Garbage(format!("unreadable report ({e})")),
+                },
+                Ok(None) | Err(_) => Event::Eof,
+            };
+            let end = matches!(ev, Event::Eof);
+            if events.send((index, ev)).is_err() || end {
+                return;
+            }
+        }
+    });
+    let (names, main) = kinds_of(share);
+    let mut w = Worker {
+        index,
+        pid,
+        share: share.clone(),
+        child,
+        stdin: Some(stdin),
+        stderr: tail,
+        ready: false,
+        eof: false,
+        result: None,
+        partial: Accumulator::new(names, main),
+        connect: None,
+        last_heard: Instant::now(),
+        garbage: None,
+    };
+    let start = serde_json::to_string(&Start { index, plan: share.clone() }).map_err(|e| e.to_string())?;
+    w.send(&start).await;
+    Ok(w)
+}

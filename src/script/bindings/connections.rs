@@ -1,0 +1,364 @@
+//! The connections namespace: `connect()` opens an initialized MCP session (the custom type
+//! `Session`); its methods make requests through the bridge. Every request returns a
+//! response map (see [`RESPONSE_MAP`]) rather than raising, so a script can count errors
+//! and timeouts as the measurements they are; a closed session, a bad argument or a
+//! failed connect raise a (catchable) script error naming the target.
+
+use super::{bridge_error, duration_arg, host_error, register_getter, script_fn, Namespace};
+use crate::client::{ClientError, Session, Target};
+use crate::protocol::mcp::methods;
+use crate::script::bridge::Bridge;
+use crate::script::ctx::{Resource, ScriptCtx, CLOSE_LIMIT};
+use crate::script::value;
+use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const NAMESPACE: Namespace = Namespace {
+    name: "connections",
+    doc: "Sessions to the system under test. `connect()` opens one to the run's target (`--target`, \
+          default the built-in server) and performs the MCP `initialize` handshake; `connect(url)` opens \
+          one to another target. Methods of `Session` make requests and return a response map; the \
+          session closes when the script calls `close()` or ends.",
+    register,
+};
+
+/// The shape of every response map. Printed by `mcpscript api`.
+pub const RESPONSE_MAP: &str = "\
+Every request returns a map:
+- `ok`: true when the server answered with a result;
+- `result`: the JSON-RPC result (maps, arrays, strings...), `()` on error;
+- `error`: `()` on success, else `#{kind, code, message, data}` where `kind` is `rpc` (a JSON-RPC
+  error reply, with its `code`), `timeout`, `transport`, `protocol` or `http`;
+- `latency_ms` (float) and `latency_us` (int): time from sending the request to its reply, measured
+  on the runtime (the bridge's own overhead is not included);
+- `method`: the method called.";
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+/// The script's handle on one session. Cloning shares the session.
+#[derive(Clone)]
+pub struct ScriptSession(Arc<SessionSlot>);
+
+pub struct SessionSlot {
+    target: String,
+    server: Map,
+    session: Mutex<Option<Arc<Session>>>,
+    bridge: Bridge,
+}
+
+impl SessionSlot {
+    fn get(&self) -> Option<Arc<Session>> {
+        self.session.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn take(&self) -> Option<Arc<Session>> {
+        self.session.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl Resource for SessionSlot {
+    fn close(&self, bridge: &Bridge) {
+        if let Some(s) = self.take() {
+            let _ = bridge.run_cleanup(close_session(s), CLOSE_LIMIT);
+        }
+    }
+}
+
+impl Drop for SessionSlot {
+    /// A session the script dropped without `close()` is closed in the background.
+    fn drop(&mut self) {
+        if let (Some(s), Some(h)) = (self.take(), self.bridge.handle()) {
+            h.spawn(close_session(s));
+        }
+    }
+}
+
+/// Closes a session once no request holds it any more.
+async fn close_session(s: Arc<Session>) {
+    if let Ok(session) = Arc::try_unwrap(s) {
+        session.close().await;
+    }
+}
+
+fn params_json(nc: &NativeCallContext, what: &str, params: &Dynamic) -> Res<Option<Value>> {
+    if params.is_unit() {
+        return Ok(None);
+    }
+    if !(params.is_map() || params.is_array()) {
+        return Err(host_error(
+            nc,
+            format!("{what}: params must be a map or an array (or () for none), not {}", value::type_name(params)),
+        ));
+    }
+    value::to_json(params).map(Some).map_err(|e| host_error(nc, format!("{what}: {e}")))
+}
+
+fn args_json(nc: &NativeCallContext, what: &str, args: &Dynamic) -> Res<Value> {
+    if !args.is_map() {
+        return Err(host_error(
+            nc,
+            format!("{what}: arguments must be a map, e.g. #{{message: \"hi\"}}, not {}", value::type_name(args)),
+        ));
+    }
+    value::to_json(args).map_err(|e| host_error(nc, format!("{what}: {e}")))
+}
+
+/// The response map of a finished request.
+fn response_map(method: &str, outcome: Result<Value, ClientError>, latency: Duration) -> Map {
+    let mut m = Map::new();
+    m.insert("method".into(), method.into());
+    m.insert("latency_ms".into(), Dynamic::from_float(latency.as_secs_f64() * 1000.0));
+    m.insert("latency_us".into(), Dynamic::from_int(latency.as_micros().min(i64::MAX as u128) as i64));
+    match outcome {
+        Ok(result) => {
+            m.insert("ok".into(), true.into());
+            m.insert("result".into(), value::to_dynamic(&result));
+            m.insert("error".into(), Dynamic::UNIT);
+        }
+        Err(e) => {
+            let mut err = Map::new();
+            match &e {
+                ClientError::Rpc { error, .. } => {
+                    err.insert("kind".into(), "rpc".into());
+                    err.insert("code".into(), Dynamic::from_int(error.code));
+                    err.insert("message".into(), error.message.clone().into());
+                    err.insert("data".into(), error.data.as_ref().map(value::to_dynamic).unwrap_or(Dynamic::UNIT));
+                }
+                other => {
+                    let kind = match other.kind() {
+                        crate::client::ErrorKind::Timeout => "timeout",
+                        crate::client::ErrorKind::Protocol => "protocol",
+                        crate::client::ErrorKind::Http(_) => "http",
+                        _ => "transport",
+                    };
+                    err.insert("kind".into(), kind.into());
+                    err.insert("code".into(), Dynamic::UNIT);
+                    err.insert("message".into(), other.to_string().into());
+                    err.insert("data".into(), Dynamic::UNIT);
+                }
+            }
+            m.insert("ok".into(), false.into());
+            m.insert("result".into(), Dynamic::UNIT);
+            m.insert("error".into(), err.into());
+        }
+    }
+    m
+}
+
+/// Makes one request through the bridge and builds its response map.
+fn request(
+    ctx: &ScriptCtx,
+    nc: &NativeCallContext,
+    s: &ScriptSession,
+    method: &str,
+    params: Option<Value>,
+    timeout: Option<Duration>,
+) -> Res<Map> {
+    let session =
+        s.0.get().ok_or_else(|| host_error(nc, format!("{method}: the session to {} is closed", s.0.target)))?;
+    let m = method.to_string();
+    let (outcome, latency) = ctx
+        .bridge
+        .run(async move {
+            let t0 = Instant::now();
+            let r = match timeout {
+                Some(t) => session.request_timeout(&m, params, t).await,
+                None => session.request(&m, params).await,
+            };
+            (r, t0.elapsed())
+        })
+        .map_err(|e| bridge_error(nc, method, e))?;
+    Ok(response_map(method, outcome, latency))
+}
+
+fn connect(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, target: Target) -> Res<ScriptSession> {
+    let opts = ctx.client.clone();
+    let name = target.to_string();
+    let session = ctx
+        .bridge
+        .run(async move { Session::connect(&target, opts).await })
+        .map_err(|e| bridge_error(nc, &format!("connect to {name}"), e))?
+        .map_err(|e| host_error(nc, format!("connect: {e}")))?;
+    let info = session.server();
+    let mut server = Map::new();
+    server.insert("name".into(), info.name.clone().into());
+    server.insert("version".into(), info.version.clone().into());
+    server.insert("protocol_version".into(), info.protocol_version.clone().into());
+    server.insert("capabilities".into(), value::to_dynamic(&info.capabilities));
+    server.insert("instructions".into(), info.instructions.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    let slot = Arc::new(SessionSlot {
+        target: name,
+        server,
+        session: Mutex::new(Some(Arc::new(session))),
+        bridge: ctx.bridge.clone(),
+    });
+    let weak: std::sync::Weak<dyn Resource> = Arc::downgrade(&slot) as std::sync::Weak<dyn Resource>;
+    ctx.track(weak);
+    Ok(ScriptSession(slot))
+}
+
+pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
+    engine.register_type_with_name::<ScriptSession>("Session");
+    engine.register_fn("to_string", |s: &mut ScriptSession| format!("Session({})", s.0.target));
+    engine.register_fn("to_debug", |s: &mut ScriptSession| format!("Session({})", s.0.target));
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// Opens a session to the run's target and initializes it. A failure is a script error
+    /// naming the target (catch it with `try { } catch (e) { }`).
+    "connect"() => move |nc: NativeCallContext| -> Res<ScriptSession> {
+        let target = c.target.clone().ok_or_else(|| host_error(&nc, "connect: no target in this engine (check mode)"))?;
+        connect(&c, &nc, target)
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// Opens a session to `target` (`tcp://HOST:PORT`, `http://HOST:PORT/mcp`, `ws://...`,
+    /// `sse+http://...`, `stdio:COMMAND ARGS`) and initializes it.
+    "connect"(target) => move |nc: NativeCallContext, target: &str| -> Res<ScriptSession> {
+        let t: Target = target.parse().map_err(|e: crate::client::target::TargetError| host_error(&nc, format!("connect: {e}")))?;
+        let t = match t {
+            Target::Builtin => c.target.clone().ok_or_else(|| host_error(&nc, "connect: no built-in server in this engine"))?,
+            t => t,
+        };
+        connect(&c, &nc, t)
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// Sends request `method` without params; returns the response map.
+    "request"(session, method) => move |nc: NativeCallContext, s: &mut ScriptSession, method: &str| -> Res<Map> {
+        request(&c, &nc, s, method, None, None)
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// Sends request `method` with `params` (a map, an array, or `()` for none); returns the
+    /// response map.
+    "request"(session, method, params) => move |nc: NativeCallContext, s: &mut ScriptSession, method: &str, params: Dynamic| -> Res<Map> {
+        let p = params_json(&nc, method, &params)?;
+        request(&c, &nc, s, method, p, None)
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// Sends request `method` with `params` and its own deadline (`"2s"`); a reply later than that
+    /// gives `error.kind == "timeout"` and the request is cancelled on the server.
+    "request"(session, method, params, timeout) => move |nc: NativeCallContext, s: &mut ScriptSession, method: &str, params: Dynamic, timeout: &str| -> Res<Map> {
+        let t = duration_arg(&nc, "request timeout", timeout)?;
+        let p = params_json(&nc, method, &params)?;
+        request(&c, &nc, s, method, p, Some(t))
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// Sends notification `method` with `params` (a map or `()`); nothing comes back.
+    "notify"(session, method, params) => move |nc: NativeCallContext, s: &mut ScriptSession, method: &str, params: Dynamic| -> Res<()> {
+        let p = params_json(&nc, method, &params)?;
+        let session = s.0.get().ok_or_else(|| host_error(&nc, format!("notify: the session to {} is closed", s.0.target)))?;
+        let m = method.to_string();
+        c.bridge
+            .run(async move { session.notify(&m, p).await })
+            .map_err(|e| bridge_error(&nc, method, e))?
+            .map_err(|e| host_error(&nc, format!("notify {method}: {e}")))
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// Sends notification `method` without params.
+    "notify"(session, method) => move |nc: NativeCallContext, s: &mut ScriptSession, method: &str| -> Res<()> {
+        let session = s.0.get().ok_or_else(|| host_error(&nc, format!("notify: the session to {} is closed", s.0.target)))?;
+        let m = method.to_string();
+        c.bridge
+            .run(async move { session.notify(&m, None).await })
+            .map_err(|e| bridge_error(&nc, method, e))?
+            .map_err(|e| host_error(&nc, format!("notify {method}: {e}")))
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// Ends the session (closes the connection, DELETE for HTTP). Closing twice is harmless.
+    "close"(session) => move |s: &mut ScriptSession| {
+        s.0.close(&c.bridge);
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// `ping`: the cheapest round trip.
+    "ping"(session) => move |nc: NativeCallContext, s: &mut ScriptSession| -> Res<Map> {
+        request(&c, &nc, s, methods::PING, None, None)
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// `tools/list`.
+    "tools_list"(session) => move |nc: NativeCallContext, s: &mut ScriptSession| -> Res<Map> {
+        request(&c, &nc, s, methods::TOOLS_LIST, None, None)
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// `tools/call` of tool `name` with `args` (a map), e.g. `s.tool("echo", #{message: "hi"})`.
+    "tool"(session, name, args) => move |nc: NativeCallContext, s: &mut ScriptSession, name: &str, args: Dynamic| -> Res<Map> {
+        let a = args_json(&nc, "tool", &args)?;
+        request(&c, &nc, s, methods::TOOLS_CALL, Some(json!({"name": name, "arguments": a})), None)
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// `tools/call` of tool `name` without arguments.
+    "tool"(session, name) => move |nc: NativeCallContext, s: &mut ScriptSession, name: &str| -> Res<Map> {
+        request(&c, &nc, s, methods::TOOLS_CALL, Some(json!({"name": name, "arguments": {}})), None)
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// `resources/list`.
+    "resources_list"(session) => move |nc: NativeCallContext, s: &mut ScriptSession| -> Res<Map> {
+        request(&c, &nc, s, methods::RESOURCES_LIST, None, None)
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// `resources/read` of `uri`.
+    "read_resource"(session, uri) => move |nc: NativeCallContext, s: &mut ScriptSession, uri: &str| -> Res<Map> {
+        request(&c, &nc, s, methods::RESOURCES_READ, Some(json!({"uri": uri})), None)
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// `prompts/list`.
+    "prompts_list"(session) => move |nc: NativeCallContext, s: &mut ScriptSession| -> Res<Map> {
+        request(&c, &nc, s, methods::PROMPTS_LIST, None, None)
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// `prompts/get` of prompt `name` with `args` (a map of strings).
+    "get_prompt"(session, name, args) => move |nc: NativeCallContext, s: &mut ScriptSession, name: &str, args: Dynamic| -> Res<Map> {
+        let a = args_json(&nc, "get_prompt", &args)?;
+        request(&c, &nc, s, methods::PROMPTS_GET, Some(json!({"name": name, "arguments": a})), None)
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// `prompts/get` of prompt `name` without arguments.
+    "get_prompt"(session, name) => move |nc: NativeCallContext, s: &mut ScriptSession, name: &str| -> Res<Map> {
+        request(&c, &nc, s, methods::PROMPTS_GET, Some(json!({"name": name})), None)
+    });
+
+    register_getter(engine, "target", &[" The URL this session is connected to."], |s: &mut ScriptSession| {
+        s.0.target.clone()
+    });
+    register_getter(
+        engine,
+        "server",
+        &[" What the server said in `initialize`: `#{name, version, protocol_version, capabilities, instructions}`."],
+        |s: &mut ScriptSession| s.0.server.clone(),
+    );
+    register_getter(engine, "is_open", &[" False once `close()` was called."], |s: &mut ScriptSession| {
+        s.0.get().is_some()
+    });
+}

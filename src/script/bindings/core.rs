@@ -1,0 +1,118 @@
+//! The core namespace: parameters (`param`), the run's target, time (`sleep`, `now_ms`,
+//! `duration_ms`), logging and seeded randomness. Durations are always strings with a unit.
+
+use super::{bridge_error, duration_arg, host_error, script_fn, Namespace};
+use crate::script::ctx::ScriptCtx;
+use crate::script::{params, value};
+use rand::Rng;
+use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
+use std::sync::Arc;
+
+pub const NAMESPACE: Namespace = Namespace {
+    name: "core",
+    doc: "Parameters, the target, time, logging and randomness. Every time is a string with a unit \
+          (`\"250ms\"`, `\"5s\"`, `\"100us\"`, `\"2m\"`); a bare number is refused so that `5` can never \
+          silently mean 5 ms or 5 s.",
+    register,
+};
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+fn param_error(ctx: &ScriptCtx, nc: &NativeCallContext, msg: String) -> Box<EvalAltResult> {
+    ctx.rec().param_error(&msg);
+    host_error(nc, msg)
+}
+
+pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// The value of a required parameter, given as `--set name=VALUE`; its type is inferred
+    /// (int, float, bool, else string). Fails when the parameter was not given.
+    "param"(name) => move |nc: NativeCallContext, name: &str| -> Res<Dynamic> {
+        match c.params.get(name) {
+            Some(raw) => {
+                let v = params::infer(raw);
+                c.rec().param(name, value::to_json(&v).unwrap_or_default());
+                Ok(v)
+            }
+            None => Err(param_error(&c, &nc, format!("parameter '{name}' is required: pass --set {name}=VALUE"))),
+        }
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// The value of parameter `name` from `--set name=VALUE`, else `default`. The value takes the
+    /// default's type: int, float, bool, a duration when the default is one (`"5s"`), an array or
+    /// map (as JSON), else a string; a value of the wrong type ends the run with exit code 2.
+    "param"(name, default) => move |nc: NativeCallContext, name: &str, default: Dynamic| -> Res<Dynamic> {
+        let v = match c.params.get(name) {
+            Some(raw) => params::convert(name, raw, &default).map_err(|m| param_error(&c, &nc, m))?,
+            None => default,
+        };
+        c.rec().param(name, value::to_json(&v).unwrap_or_default());
+        Ok(v)
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// Every `--set` parameter of the run, with inferred types.
+    "params"() => move || -> Map {
+        c.params.names().map(|n| (n.into(), params::infer(c.params.get(n).unwrap_or_default()))).collect()
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// The run's target URL (`tcp://127.0.0.1:7777`, `http://host/mcp`, ...): what `connect()` uses.
+    "target"() => move || -> String {
+        c.target.as_ref().map(|t| t.to_string()).unwrap_or_default()
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// Pauses the script for a duration such as `"250ms"`. Woken early only when the run is
+    /// cancelled or times out.
+    "sleep"(duration) => move |nc: NativeCallContext, duration: &str| -> Res<()> {
+        let d = duration_arg(&nc, "sleep", duration)?;
+        // The timer must be created on the runtime, hence the async block.
+        c.bridge.run(async move { tokio::time::sleep(d).await }).map_err(|e| bridge_error(&nc, "sleep", e))
+    });
+
+    script_fn!(engine,
+    /// A duration string (`"1.5s"`) in milliseconds, as a float: `r.latency_ms < duration_ms("50ms")`.
+    "duration_ms"(duration) => |nc: NativeCallContext, duration: &str| -> Res<f64> {
+        Ok(duration_arg(&nc, "duration_ms", duration)?.as_secs_f64() * 1000.0)
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+        /// Milliseconds since the script started (monotonic clock), as a float.
+        "now_ms"() => move || -> f64 { c.rec().now_ms() });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+        /// Prints a line to stderr with the time since the start (not with --quiet) and keeps it in
+        /// results.json. `print(x)` and `debug(x)` do the same.
+        "log"(message) => move |message: &str| { c.log(message) });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+        /// Logs any other value (a map, an array, a bool...) as Rhai displays it. A number is the
+        /// exception: `log(x)` of a number is Rhai's logarithm, so log numbers inside a string:
+        /// ``log(`n = ${n}`)``.
+        "log"(value) => move |value: Dynamic| { c.log(&value.to_string()) });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+        /// A random float in [0, 1) from the run's seeded generator (`--seed`), so runs repeat.
+        "random"() => move || -> f64 { c.rng().random::<f64>() });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// A random integer from `lo` to `hi` inclusive, from the run's seeded generator.
+    "random_int"(lo, hi) => move |nc: NativeCallContext, lo: i64, hi: i64| -> Res<i64> {
+        if lo > hi {
+            return Err(host_error(&nc, format!("random_int: lo ({lo}) is greater than hi ({hi})")));
+        }
+        Ok(c.rng().random_range(lo..=hi))
+    });
+}

@@ -1,0 +1,435 @@
+//! The load namespace: `load::closed`, `load::open`, `load::ramp` and `load::connect` turn
+//! an options map into a [`PhasePlan`], run it entirely in Rust (`crate::load`: this
+//! process or worker processes, sampled), keep the full result (histograms included) in
+//! the current stage of the result tree, export metrics when asked, and return the result
+//! as a map that `threshold(result, "p99 < 50ms")` reads. The script thread blocks while
+//! the phase runs; Ctrl-C or the script's timeout stop the phase, its partial result is
+//! still recorded, and the script then ends.
+
+use super::{host_error, site_string, Namespace};
+use crate::load::plan::{mix_seed, ClientSettings, Model, PhasePlan, RequestTemplate, Stage};
+use crate::load::{PhaseResult, RunEnv};
+use crate::script::ctx::ScriptCtx;
+use crate::script::results::Better;
+use crate::script::value;
+use crate::util::duration::parse_duration;
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const NAMESPACE: Namespace = Namespace {
+    name: "load",
+    doc: "Declarative load phases, run entirely in Rust. Each takes an options map and returns a result map; \
+          the full result (with HdrHistograms) lands in the current stage of results.json. Common options: \
+          `name`, `target` (default: the run's target), `sessions`, `mix` (an array of requests: \
+          `#{method, params, weight, name}` or `#{tool, arguments, weight}`) or one `request`, `request_timeout`, \
+          `connect_timeout`, `connect_rate` (sessions/s, 0 = unlimited), `seed`, `processes` (worker processes, \
+          0 = from the open-file budget), `sample` (RSS/CPU sampling interval, or false), `metrics` (a metric name \
+          prefix: exports PREFIX_throughput, PREFIX_p50_ms, PREFIX_p99_ms, PREFIX_error_rate for regression \
+          detection). Result keys: \
+          `sent`, `ok`, `errors` (a map by kind: `rpc_-32000`, `transport`, `protocol`, `http_503`...), \
+          `timeouts`, `cancelled`, `dropped`, `error_rate`, `throughput`, `send_rate`, `intended_rate`, \
+          `duration_s`, `latency` (ms: `p50 p90 p95 p99 p999 max mean stddev min count`), `per_kind`, `connect`, \
+          `timeline` (per second), `resources`, `workers`, `status`, `notes`. Always `sent = ok + errors + \
+          timeouts + cancelled`. With `--segment I/N` every phase runs its I-th share.",
+    register,
+};
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+const COMMON: &[&str] = &[
+    "name",
+    "target",
+    "sessions",
+    "mix",
+    "request",
+    "request_timeout",
+    "connect_timeout",
+    "connect_rate",
+    "seed",
+    "processes",
+    "sample",
+    "metrics",
+];
+
+/// Reads an options map, refusing keys the phase does not know.
+struct Opts<'a> {
+    nc: &'a NativeCallContext<'a>,
+    what: &'static str,
+    map: Map,
+}
+
+impl<'a> Opts<'a> {
+    fn new(nc: &'a NativeCallContext<'a>, what: &'static str, map: Map, own: &[&str]) -> Res<Opts<'a>> {
+        for k in map.keys() {
+            if !COMMON.contains(&k.as_str()) && !own.contains(&k.as_str()) {
+                let all: Vec<&str> = COMMON.iter().chain(own).copied().collect();
+                let hint = crate::script::diag::suggest(k, all.iter().copied())
+                    .map(|s| format!(" (did you mean {s}?)"))
+                    .unwrap_or_default();
+                return Err(host_error(nc, format!("{what}: unknown option '{k}'{hint}; options are {}", all.join(", "))));
+            }
+        }
+        Ok(Opts { nc, what, map })
+    }
+
+    fn err(&self, msg: String) -> Box<EvalAltResult> {
+        host_error(self.nc, format!("{}: {msg}", self.what))
+    }
+
+    fn get(&self, k: &str) -> Option<&Dynamic> {
+        self.map.get(k).filter(|v| !v.is_unit())
+    }
+
+    fn int(&self, k: &str) -> Res<Option<u64>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => match value::as_number(v) {
+                Some(n) if n >= 0.0 && n.fract() == 0.0 => Ok(Some(n as u64)),
+                _ => Err(self.err(format!("{k} must be a whole number >= 0, not {v}"))),
+            },
+        }
+    }
+
+    fn num(&self, k: &str) -> Res<Option<f64>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => match value::as_number(v) {
+                Some(n) if n.is_finite() && n >= 0.0 => Ok(Some(n)),
+                _ => Err(self.err(format!("{k} must be a number >= 0, not {v}"))),
+            },
+        }
+    }
+
+    fn dur(&self, k: &str) -> Res<Option<Duration>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) if v.is_string() => parse_duration(&v.to_string()).map(Some).map_err(|e| self.err(format!("{k}: {e}"))),
+            Some(v) => Err(self.err(format!("{k} must be a duration string such as \"10s\", not {v}"))),
+        }
+    }
+
+    fn string(&self, k: &str) -> Res<Option<String>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) if v.is_string() => Ok(Some(v.to_string())),
+            Some(v) => Err(self.err(format!("{k} must be a string, not {v}"))),
+        }
+    }
+}
+
+fn request_template(o: &Opts, d: &Dynamic, i: usize) -> Res<RequestTemplate> {
+    let m = d.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| o.err(format!("mix item {} must be a map", i + 1)))?;
+    let keys = ["method", "params", "weight", "name", "tool", "arguments"];
+    for k in m.keys() {
+        if !keys.contains(&k.as_str()) {
+            return Err(o.err(format!("mix item {}: unknown key '{k}'; keys are {}", i + 1, keys.join(", "))));
+        }
+    }
+    let text = |k: &str| m.get(k).filter(|v| !v.is_unit()).map(|v| v.to_string());
+    let json = |k: &str| -> Res<Option<Value>> {
+        match m.get(k).filter(|v| !v.is_unit()) {
+            None => Ok(None),
+            Some(v) => value::to_json(v).map(Some).map_err(|e| o.err(format!("mix item {}: {k}: {e}", i + 1))),
+        }
+    };
+    let (method, params) = match (text("tool"), text("method")) {
+        (Some(tool), None) => ("tools/call".to_string(), Some(serde_json::json!({"name": tool, "arguments": json("arguments")?.unwrap_or(serde_json::json!({}))}))),
+        (None, Some(method)) => (method, json("params")?),
+        (Some(_), Some(_)) => return Err(o.err(format!("mix item {}: give either tool or method, not both", i + 1))),
+        (None, None) => return Err(o.err(format!("mix item {} needs a method (or a tool)", i + 1))),
+    };
+    let weight = match m.get("weight").and_then(value::as_number) {
+        None => 1,
+        Some(w) if w >= 0.0 && w.fract() == 0.0 && w <= u32::MAX as f64 => w as u32,
+        Some(w) => return Err(o.err(format!("mix item {}: weight must be a whole number >= 0, not {w}", i + 1))),
+    };
+    let mut t = RequestTemplate::new(&method, params, weight);
+    if let Some(n) = text("name") {
+        t.name = n;
+    }
+    Ok(t)
+}
+
+/// The parts of a plan every model shares.
+fn common(ctx: &ScriptCtx, o: &Opts, model: Model, default_name: &str) -> Res<(PhasePlan, RunEnv)> {
+    let name = o.string("name")?.unwrap_or_else(|| default_name.to_string());
+    let run_target = ctx.target.as_ref().map(|t| t.to_string());
+    let (target, builtin_here) = match o.string("target")? {
+        None => (run_target.clone().ok_or_else(|| o.err("no target in this engine (check mode)".into()))?, ctx.load.builtin_here),
+        Some(t) if t == "builtin" => match (&run_target, ctx.load.builtin_here) {
+            (Some(r), true) => (r.clone(), true),
+            _ => return Err(o.err("target \"builtin\": this run has no built-in server (it runs against --target)".into())),
+        },
+        Some(t) => {
+            let same = run_target.as_deref() == Some(t.as_str());
+            (t, same && ctx.load.builtin_here)
+        }
+    };
+    let mix = match (o.get("mix"), o.get("request")) {
+        (Some(_), Some(_)) => return Err(o.err("give either mix or request, not both".into())),
+        (Some(m), None) => {
+            let items = m.read_lock::<Array>().map(|a| a.clone()).ok_or_else(|| o.err("mix must be an array of request maps".into()))?;
+            items.iter().enumerate().map(|(i, d)| request_template(o, d, i)).collect::<Res<Vec<_>>>()?
+        }
+        (None, Some(r)) => vec![request_template(o, r, 0)?],
+        (None, None) => vec![RequestTemplate::new("ping", None, 1)],
+    };
+    let seed = o.int("seed")?.unwrap_or_else(|| {
+        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        mix_seed(ctx.seed, h)
+    });
+    let plan = PhasePlan {
+        name,
+        target,
+        model,
+        mix,
+        request_timeout: o.dur("request_timeout")?.unwrap_or(ctx.client.request_timeout),
+        connect_timeout: o.dur("connect_timeout")?.unwrap_or(ctx.client.connect_timeout),
+        connect_rate: o.num("connect_rate")?.unwrap_or(0.0),
+        seed,
+        segment: ctx.load.segment,
+        client: ClientSettings {
+            protocol_version: ctx.client.protocol_version.clone(),
+            client_name: ctx.client.client_name.clone(),
+            auth_token: ctx.client.auth_token.clone(),
+            max_message_size: ctx.client.max_message_size,
+        },
+        session_offset: 0,
+        processes: o.int("processes")?.unwrap_or(0).min(u32::MAX as u64) as u32,
+    };
+    let sample = match o.get("sample") {
+        None => Some(Duration::from_secs(1)),
+        Some(v) if v.as_bool() == Ok(false) => None,
+        Some(v) if v.as_bool() == Ok(true) => Some(Duration::from_secs(1)),
+        Some(_) => o.dur("sample")?,
+    };
+    let env = RunEnv {
+        exe: ctx.load.exe.clone(),
+        per_process: None,
+        target_pids: ctx.load.target_pids.clone(),
+        sample,
+        stop: None,
+        builtin_here,
+        builtin_flags: vec![],
+    };
+    Ok((plan, env))
+}
+
+/// Runs a phase on the runtime, blocking the script thread; records and returns it.
+fn execute(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, o: &Opts, plan: PhasePlan, mut env: RunEnv) -> Res<Map> {
+    let handle = ctx.bridge.handle().cloned().ok_or_else(|| o.err("no network access here (check mode)".into()))?;
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(o.err("a script must not run on an async runtime thread".into()));
+    }
+    let stop_signal = ctx.bridge.stop_signal().clone();
+    if let Some(r) = stop_signal.reason() {
+        return Err(EvalAltResult::ErrorTerminated(r.as_str().into(), nc.call_position()).into());
+    }
+    plan.validate().map_err(|e| host_error(nc, e.to_string()))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    env.stop = Some(stop_rx);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let export = o.string("metrics")?;
+    let watcher = {
+        let s = stop_signal.clone();
+        handle.spawn(async move {
+            s.stopped().await;
+            let _ = stop_tx.send(true);
+        })
+    };
+    handle.spawn(async move {
+        let _ = done_tx.send(crate::load::run(&plan, env).await);
+    });
+    let outcome = done_rx.blocking_recv();
+    watcher.abort();
+    let mut result = match outcome {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(host_error(nc, e.to_string())),
+        Err(_) => return Err(o.err("the runtime shut down while the phase ran".into())),
+    };
+    if let Some(p) = &export {
+        if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || "_.:/-".contains(c)) {
+            return Err(o.err(format!("metrics: '{p}' is not a metric name prefix (letters, digits and _ . : / -)")));
+        }
+        result.export = Some(p.clone());
+    }
+    let site = site_string(nc);
+    for (name, v, unit, dir) in result.exported_metrics() {
+        let better = match dir {
+            crate::load::result::Direction::Higher => Better::Higher,
+            crate::load::result::Direction::Lower => Better::Lower,
+        };
+        ctx.rec().metric(&name, v, Some(unit.to_string()), better, &site).map_err(|e| host_error(nc, e))?;
+    }
+    let map = result_map(&result);
+    if !ctx.quiet {
+        ctx.log(&summary_line(&result));
+    }
+    ctx.rec().phase(result);
+    if let Some(r) = stop_signal.reason() {
+        return Err(EvalAltResult::ErrorTerminated(r.as_str().into(), nc.call_position()).into());
+    }
+    Ok(map)
+}
+
+/// One line per phase for the log.
+fn summary_line(r: &PhaseResult) -> String {
+    let errors = r.counts.error_total();
+    let mut s = format!(
+        "load {} ({}): {} sent, {} ok, {} errors, {} timeouts, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+        r.name, r.model, r.counts.sent, r.counts.ok, errors, r.counts.timeouts, r.throughput, r.latency.p50, r.latency.p99
+    );
+    if r.model == "connect" {
+        s = format!(
+            "load {} (connect): {} of {} sessions in {:.2} s ({:.0}/s), connect p50 {:.2} ms, p99 {:.2} ms",
+            r.name, r.connect.ok, r.connect.attempted, r.connect.duration_s, r.connect.rate, r.connect.latency.p50, r.connect.latency.p99
+        );
+    }
+    if r.dropped > 0 {
+        s.push_str(&format!(", {} dropped", r.dropped));
+    }
+    if let Some(res) = &r.resources {
+        s.push_str(&format!(", mcpscript rss {:.1} MB", res.mcpscript_peak_rss_bytes as f64 / 1e6));
+    }
+    if r.status != "completed" {
+        s.push_str(&format!(" [{}]", r.status));
+    }
+    s
+}
+
+/// The result as a script map: everything except the serialised histograms.
+pub fn result_map(r: &PhaseResult) -> Map {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    strip_histograms(&mut v);
+    match value::to_dynamic(&v).try_cast::<Map>() {
+        Some(m) => m,
+        None => Map::new(),
+    }
+}
+
+fn strip_histograms(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.remove("histogram");
+            m.remove("hist");
+            m.values_mut().for_each(strip_histograms);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_histograms),
+        _ => {}
+    }
+}
+
+/// Registers `f` as `load::NAME` with parameter names and docs (like `script_fn!`).
+fn module_fn<A: 'static, const N: usize, const X: bool, R: rhai::Variant + Clone, const F: bool, FUNC>(
+    engine: &Engine,
+    module: &mut Module,
+    name: &str,
+    params: &[&str],
+    docs: &[&str],
+    f: FUNC,
+) where
+    FUNC: rhai::RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
+{
+    let types = FUNC::param_names();
+    let mut info: Vec<String> = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{}: {}", params.get(i).copied().unwrap_or("_"), super::display_type(engine, t)))
+        .collect();
+    info.push(super::display_type(engine, std::any::type_name::<R>()));
+    let doc = docs.iter().map(|l| format!("///{l}")).collect::<Vec<_>>().join("\n");
+    FuncRegistration::new(name).with_params_info(info).with_comments([doc]).set_into_module(module, f);
+}
+
+pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
+    let mut m = Module::new();
+
+    let c = ctx.clone();
+    module_fn(engine, &mut m, "closed", &["options"], &[
+        " A closed model: `sessions` sessions (default 10) each send back to back until `duration` (\"10s\")",
+        " has passed or `iterations` requests (shared by all sessions) were sent; `think` (\"100ms\") pauses",
+        " between requests. Latency is service time. E.g.",
+        " `load::closed(#{sessions: 100, duration: \"10s\", mix: [#{tool: \"echo\", arguments: #{message: \"hi\"}, weight: 80},",
+        " #{method: \"tools/list\", weight: 15}, #{method: \"ping\", weight: 5}]})`.",
+    ], move |nc: NativeCallContext, options: Map| -> Res<Map> {
+        let o = Opts::new(&nc, "load::closed", options, &["duration", "iterations", "think"])?;
+        let duration = o.dur("duration")?;
+        let iterations = o.int("iterations")?;
+        let model = Model::Closed { sessions: o.int("sessions")?.unwrap_or(10), duration, iterations, think: o.dur("think")? };
+        let (plan, env) = common(&c, &o, model, "closed")?;
+        execute(&c, &nc, &o, plan, env)
+    });
+
+    let c = ctx.clone();
+    module_fn(engine, &mut m, "open", &["options"], &[
+        " An open model at a constant arrival rate: `rate` requests per second for `duration`, spread",
+        " round-robin over `sessions` sessions (default 100). Latency is timed from each request's intended",
+        " send time, so a stalled server shows in the percentiles. An arrival finding `max_inflight`",
+        " requests in flight (default: 10 s worth of the rate, at least 100) is dropped and counted in `dropped`.",
+    ], move |nc: NativeCallContext, options: Map| -> Res<Map> {
+        let o = Opts::new(&nc, "load::open", options, &["rate", "duration", "max_inflight"])?;
+        let rate = o.num("rate")?.ok_or_else(|| o.err("needs a rate (requests per second)".into()))?;
+        let duration = o.dur("duration")?.ok_or_else(|| o.err("needs a duration, e.g. \"30s\"".into()))?;
+        let model = Model::Open {
+            sessions: o.int("sessions")?.unwrap_or(100),
+            stages: vec![Stage { duration, rate }],
+            start_rate: rate,
+            max_inflight: o.int("max_inflight")?.unwrap_or(default_inflight(rate)),
+        };
+        let (plan, env) = common(&c, &o, model, "open")?;
+        execute(&c, &nc, &o, plan, env)
+    });
+
+    let c = ctx.clone();
+    module_fn(engine, &mut m, "ramp", &["options"], &[
+        " An open model whose arrival rate follows `stages`: `[#{duration: \"10s\", rate: 100}, ...]`, each moving",
+        " linearly from the previous rate (`start_rate` for the first, default 0) to its own, like k6's",
+        " ramping-arrival-rate. Other options as `load::open`.",
+    ], move |nc: NativeCallContext, options: Map| -> Res<Map> {
+        let o = Opts::new(&nc, "load::ramp", options, &["stages", "start_rate", "max_inflight"])?;
+        let raw = o.get("stages").and_then(|s| s.read_lock::<Array>().map(|a| a.clone())).ok_or_else(|| o.err("needs stages: [#{duration: \"10s\", rate: 100}, ...]".into()))?;
+        let mut stages = Vec::new();
+        for (i, s) in raw.iter().enumerate() {
+            let sm = s.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| o.err(format!("stage {} must be a map #{{duration, rate}}", i + 1)))?;
+            let so = Opts::new(o.nc, "load::ramp stage", sm, &["duration", "rate"])?;
+            let duration = so.dur("duration")?.ok_or_else(|| o.err(format!("stage {} needs a duration", i + 1)))?;
+            let rate = so.num("rate")?.ok_or_else(|| o.err(format!("stage {} needs a rate", i + 1)))?;
+            stages.push(Stage { duration, rate });
+        }
+        let peak = stages.iter().map(|s| s.rate).fold(o.num("start_rate")?.unwrap_or(0.0), f64::max);
+        let model = Model::Open {
+            sessions: o.int("sessions")?.unwrap_or(100),
+            start_rate: o.num("start_rate")?.unwrap_or(0.0),
+            stages,
+            max_inflight: o.int("max_inflight")?.unwrap_or(default_inflight(peak)),
+        };
+        let (plan, env) = common(&c, &o, model, "ramp")?;
+        execute(&c, &nc, &o, plan, env)
+    });
+
+    let c = ctx.clone();
+    module_fn(engine, &mut m, "connect", &["options"], &[
+        " A connect phase: opens `sessions` sessions at `rate` sessions per second (0 or absent: as fast as",
+        " possible), timing connect + initialize of each (the result's latency is connect latency), holds",
+        " them open for `hold` (\"10s\"), then closes them. `connect.ok`, `connect.failed` and `connect.rate`",
+        " say how it went; the timeline shows open sessions per second.",
+    ], move |nc: NativeCallContext, options: Map| -> Res<Map> {
+        let o = Opts::new(&nc, "load::connect", options, &["rate", "hold"])?;
+        let sessions = o.int("sessions")?.ok_or_else(|| o.err("needs sessions".into()))?;
+        let model = Model::Connect { sessions, hold: o.dur("hold")?.unwrap_or(Duration::ZERO) };
+        let (mut plan, env) = common(&c, &o, model, "connect")?;
+        if let Some(r) = o.num("rate")? {
+            plan.connect_rate = r;
+        }
+        execute(&c, &nc, &o, plan, env)
+    });
+
+    engine.register_static_module("load", m.into());
+}
+
+/// Default in-flight cap: ten seconds' worth of arrivals, at least 100.
+fn default_inflight(rate: f64) -> u64 {
+    ((rate * 10.0).ceil() as u64).max(100)
+}

@@ -1,0 +1,390 @@
+//! A compiled, validated script: [`Script::load`] compiles once (the AST is then shared by
+//! every thread that runs it) and validates without running anything: syntax; undefined
+//! variables (strict mode); every statically imported module found and compiled; every
+//! plain function call naming a known function (with the nearest name suggested);
+//! literal threshold expressions and durations well-formed. [`Script::check_params`]
+//! checks `--set` values against the script's `param(name, default)` calls.
+
+use super::ctx::ScriptCtx;
+use super::diag::{self, CompileError, Diagnostic, FnLookup};
+use super::engine::{self, Limits};
+use super::params::{self, Params};
+use super::resolver::{LoadError, ModuleSearch};
+use super::threshold::Threshold;
+use rhai::{ASTNode, Dynamic, Engine, Expr, Position, Stmt, AST};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What compiling a script needs besides the script.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptEnv {
+    /// A stdlib folder that overrides the built-in stdlib (e.g. `./stdlib` while editing it).
+    pub stdlib_dir: Option<PathBuf>,
+    pub limits: Limits,
+}
+
+/// A `param("name", default)` call found in the script.
+#[derive(Debug, Clone)]
+pub struct ParamUse {
+    pub name: String,
+    /// The default when it is a literal; `None` for `param("name")` or a computed default.
+    pub default: Option<Dynamic>,
+    pub required: bool,
+    pub file: String,
+    pub pos: Position,
+}
+
+/// What validation learned about a script.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptInfo {
+    pub params: Vec<ParamUse>,
+    /// Some `param()` call computes its name, so unknown `--set` names cannot be judged.
+    pub dynamic_params: bool,
+    /// Modules imported by literal path (the script's and its modules' imports).
+    pub imports: BTreeSet<String>,
+    /// Functions the script defines.
+    pub functions: Vec<String>,
+}
+
+pub struct Script {
+    /// The scenario name: the file stem.
+    pub name: String,
+    /// The file as errors show it.
+    pub file: String,
+    pub ast: AST,
+    pub search: Arc<ModuleSearch>,
+    pub limits: Limits,
+    pub info: ScriptInfo,
+    pub catalog: Catalog,
+}
+
+/// Names Rhai handles itself rather than as registered functions.
+const KEYWORDS: &[&str] = &[
+    "Fn",
+    "call",
+    "curry",
+    "is_def_var",
+    "is_def_fn",
+    "is_shared",
+    "type_of",
+    "print",
+    "debug",
+    "eval",
+    "this",
+    "global",
+];
+
+impl Script {
+    /// Reads, compiles and validates the script at `path`.
+    pub fn load(path: &Path, env: &ScriptEnv) -> Result<Script, CompileError> {
+        let file = display(path);
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CompileError(vec![Diagnostic {
+                file: file.clone(),
+                line: None,
+                column: None,
+                message: format!("cannot read the script: {e}"),
+                source_line: None,
+                hint: None,
+            }])
+        })?;
+        let dir = path.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() });
+        Script::compile(&file, &text, dir, env)
+    }
+
+    /// Compiles and validates `text`, shown as `file`; modules are searched in `dir` first.
+    pub fn compile(file: &str, text: &str, dir: Option<PathBuf>, env: &ScriptEnv) -> Result<Script, CompileError> {
+        let search = Arc::new(ModuleSearch::new(dir, env.stdlib_dir.clone()));
+        search.sources.insert(file, text.into());
+        let ctx = ScriptCtx::detached();
+        let engine = engine::for_run(&env.limits, &search, &ctx);
+        let mut ast = engine.compile(text).map_err(|e| CompileError(vec![syntax_error(file, &e, &search)]))?;
+        ast.set_source(file);
+        let mut v = Validator {
+            engine: &engine,
+            search: &search,
+            catalog: Catalog::of_engine(&engine),
+            info: ScriptInfo::default(),
+            diags: Vec::new(),
+            visited: BTreeSet::new(),
+        };
+        v.catalog.add_script(&ast);
+        v.info.functions =
+            ast.iter_functions().filter(|f| !f.name.starts_with("anon$")).map(|f| f.name.to_string()).collect();
+        v.validate(file, &ast);
+        if !v.diags.is_empty() {
+            return Err(CompileError(v.diags));
+        }
+        let name =
+            Path::new(file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| file.to_string());
+        let (info, catalog) = (v.info, v.catalog);
+        Ok(Script { name, file: file.to_string(), ast, search, limits: env.limits.clone(), info, catalog })
+    }
+
+    /// Checks `--set` values: each names a parameter the script reads and has the type of its
+    /// default; required parameters are given.
+    pub fn check_params(&self, params: &Params) -> Result<(), CompileError> {
+        let mut diags = Vec::new();
+        let known: BTreeSet<&str> = self.info.params.iter().map(|p| p.name.as_str()).collect();
+        for name in params.names() {
+            if known.contains(name) || self.info.dynamic_params {
+                continue;
+            }
+            let hint = match diag::suggest(name, known.iter().copied()) {
+                Some(s) => Some(format!("did you mean {s}?")),
+                None if known.is_empty() => Some("the script reads no parameters".to_string()),
+                None => Some(format!("its parameters: {}", known.iter().copied().collect::<Vec<_>>().join(", "))),
+            };
+            diags.push(Diagnostic {
+                file: self.file.clone(),
+                line: None,
+                column: None,
+                message: format!("--set {name}: the script has no parameter '{name}'"),
+                source_line: None,
+                hint,
+            });
+        }
+        let mut seen = BTreeSet::new();
+        for p in &self.info.params {
+            let raw = params.get(&p.name);
+            let msg = match (&p.default, raw) {
+                (Some(d), Some(raw)) => params::convert(&p.name, raw, d).err(),
+                (None, None) if p.required => {
+                    Some(format!("parameter '{}' is required: pass --set {}=VALUE", p.name, p.name))
+                }
+                _ => None,
+            };
+            if let Some(m) = msg {
+                if seen.insert(m.clone()) {
+                    diags.push(Diagnostic::new(&p.file, p.pos, m, &self.search.sources));
+                }
+            }
+        }
+        if diags.is_empty() {
+            Ok(())
+        } else {
+            Err(CompileError(diags))
+        }
+    }
+}
+
+fn display(p: &Path) -> String {
+    let s = p.display().to_string();
+    s.strip_prefix("./").map(str::to_string).unwrap_or(s)
+}
+
+fn syntax_error(file: &str, e: &rhai::ParseError, search: &ModuleSearch) -> Diagnostic {
+    Diagnostic::new(file, e.position(), format!("syntax error: {}", e.err_type()), &search.sources)
+}
+
+/// Every function a script can call, by name, with signatures (for validation and hints).
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    global: BTreeMap<String, Vec<String>>,
+    /// Functions of imported modules, by import alias.
+    modules: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+}
+
+impl Catalog {
+    fn of_engine(engine: &Engine) -> Catalog {
+        let mut c = Catalog::default();
+        for sig in engine.gen_fn_signatures(true) {
+            let name = sig.split('(').next().unwrap_or(&sig).trim().to_string();
+            if !name.contains('$') {
+                c.global.entry(name).or_default().push(sig);
+            }
+        }
+        for k in KEYWORDS {
+            c.global.entry(k.to_string()).or_default();
+        }
+        for sigs in c.global.values_mut() {
+            sigs.sort_by_key(|s| (s.matches(',').count(), s.clone()));
+        }
+        c
+    }
+
+    fn add_script(&mut self, ast: &AST) {
+        for f in ast.iter_functions() {
+            self.global.entry(f.name.to_string()).or_default().push(format!("{}({})", f.name, f.params.join(", ")));
+        }
+    }
+
+    fn script_fns(ast: &AST) -> BTreeMap<String, Vec<String>> {
+        let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for f in ast.iter_functions().filter(|f| f.access == rhai::FnAccess::Public) {
+            m.entry(f.name.to_string()).or_default().push(format!("{}({})", f.name, f.params.join(", ")));
+        }
+        m
+    }
+
+    fn knows(&self, name: &str) -> bool {
+        self.global.contains_key(name)
+    }
+}
+
+impl FnLookup for Catalog {
+    fn signatures(&self, name: &str) -> Vec<String> {
+        match name.split_once("::") {
+            Some((alias, f)) => self
+                .modules
+                .get(alias)
+                .and_then(|m| m.get(f))
+                .map(|s| s.iter().map(|x| format!("{alias}::{x}")).collect())
+                .unwrap_or_default(),
+            None => self.global.get(name).cloned().unwrap_or_default(),
+        }
+    }
+
+    fn names_like(&self, name: &str) -> Vec<String> {
+        match name.split_once("::") {
+            Some((alias, _)) => {
+                self.modules.get(alias).map(|m| m.keys().map(|k| format!("{alias}::{k}")).collect()).unwrap_or_default()
+            }
+            None => self
+                .global
+                .keys()
+                .filter(|k| k.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_'))
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+struct Validator<'a> {
+    engine: &'a Engine,
+    search: &'a ModuleSearch,
+    catalog: Catalog,
+    info: ScriptInfo,
+    diags: Vec<Diagnostic>,
+    visited: BTreeSet<String>,
+}
+
+/// A call found while walking an AST.
+struct Call {
+    namespace: Option<String>,
+    name: String,
+    args: Vec<Expr>,
+    pos: Position,
+}
+
+impl Validator<'_> {
+    fn diag(&mut self, file: &str, pos: Position, msg: String, hint: Option<String>) {
+        let d = Diagnostic::new(file, pos, msg, &self.search.sources).with_hint(hint);
+        self.diags.push(d);
+    }
+
+    fn validate(&mut self, file: &str, ast: &AST) {
+        let mut imports: Vec<(String, String, Position)> = Vec::new();
+        let mut calls: Vec<Call> = Vec::new();
+        ast.walk(&mut |path: &[ASTNode]| {
+            match path.last() {
+                Some(ASTNode::Stmt(Stmt::Import(x, pos))) => {
+                    if let Expr::StringConstant(p, _) = &x.0 {
+                        imports.push((p.to_string(), x.1.name.to_string(), *pos));
+                    }
+                }
+                // A call is an expression, or a statement of its own.
+                Some(ASTNode::Expr(Expr::FnCall(f, pos))) | Some(ASTNode::Stmt(Stmt::FnCall(f, pos)))
+                    if !f.is_operator_call() =>
+                {
+                    calls.push(Call {
+                        namespace: f
+                            .namespace
+                            .path
+                            .first()
+                            .map(|i| i.name.to_string())
+                            .filter(|_| f.namespace.path.len() == 1),
+                        name: f.name.to_string(),
+                        args: f.args.iter().cloned().collect(),
+                        pos: *pos,
+                    })
+                }
+                _ => {}
+            }
+            true
+        });
+        let local: BTreeSet<String> = ast.iter_functions().map(|f| f.name.to_string()).collect();
+        let mut aliases: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+        for (path, alias, pos) in imports {
+            self.info.imports.insert(path.clone());
+            match self.search.compile(self.engine, &path) {
+                Ok(m) => {
+                    if !alias.is_empty() {
+                        aliases.insert(alias.clone(), Catalog::script_fns(&m));
+                        self.catalog.modules.insert(alias, Catalog::script_fns(&m));
+                    }
+                    let name = m.source().unwrap_or(&path).to_string();
+                    if self.visited.insert(name.clone()) {
+                        self.validate(&name, &m);
+                    }
+                }
+                Err(LoadError::Refused(msg)) => self.diag(file, pos, msg, None),
+                Err(LoadError::Syntax { name, error }) => {
+                    let hint = Some(format!("imported at {}", diag::location(file, pos.line(), pos.position())));
+                    self.diag(&name, error.position(), format!("syntax error: {}", error.err_type()), hint);
+                }
+            }
+        }
+        for call in calls {
+            self.check_call(file, &call, &local, &aliases);
+        }
+    }
+
+    fn check_call(
+        &mut self,
+        file: &str,
+        c: &Call,
+        local: &BTreeSet<String>,
+        aliases: &BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    ) {
+        if let Some(ns) = &c.namespace {
+            if let Some(fns) = aliases.get(ns) {
+                if !fns.contains_key(&c.name) {
+                    let hint = diag::suggest(&c.name, fns.keys().map(String::as_str))
+                        .map(|s| format!("did you mean {ns}::{s}?"));
+                    self.diag(file, c.pos, format!("module '{ns}' has no function '{}'", c.name), hint);
+                }
+            }
+            return;
+        }
+        if !local.contains(&c.name) && !self.catalog.knows(&c.name) {
+            let mut names: Vec<String> = self.catalog.names_like(&c.name);
+            names.extend(local.iter().filter(|n| !n.starts_with("anon$")).cloned());
+            let hint = diag::suggest(&c.name, names.iter().map(String::as_str)).map(|s| format!("did you mean {s}?"));
+            self.diag(file, c.pos, format!("unknown function '{}'", c.name), hint);
+            return;
+        }
+        match (c.name.as_str(), c.args.as_slice()) {
+            ("param", [name, rest @ ..]) if rest.len() <= 1 => match name {
+                Expr::StringConstant(n, _) => self.info.params.push(ParamUse {
+                    name: n.to_string(),
+                    default: rest.first().and_then(|e| e.get_literal_value(None)),
+                    required: rest.is_empty(),
+                    file: file.to_string(),
+                    pos: c.pos,
+                }),
+                _ => self.info.dynamic_params = true,
+            },
+            ("threshold", [_, expr]) => {
+                let exprs: Vec<&Expr> = match expr {
+                    Expr::Array(items, _) => items.iter().collect(),
+                    e => vec![e],
+                };
+                for e in exprs {
+                    if let Expr::StringConstant(s, pos) = e {
+                        if let Err(err) = Threshold::parse(s) {
+                            self.diag(file, *pos, err.to_string(), None);
+                        }
+                    }
+                }
+            }
+            ("sleep" | "duration_ms", [Expr::StringConstant(s, pos)]) => {
+                if let Err(err) = crate::util::duration::parse_duration(s) {
+                    self.diag(file, *pos, format!("{}: {err}", c.name), None);
+                }
+            }
+            _ => {}
+        }
+    }
+}

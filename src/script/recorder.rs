@@ -1,0 +1,321 @@
+//! Builds one scenario's result tree while its script runs: a stack of open stages,
+//! checks aggregated by name within each stage, metrics, log lines and the parameters the
+//! script read. Bindings write here; the runner turns it into a [`ScenarioResult`].
+
+use super::results::{
+    Assertions, Better, CheckFailure, CheckKind, CheckResult, ErrorReport, LogLine, MetricResult, ScenarioResult,
+    StageResult, Status,
+};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Instant, SystemTime};
+
+/// Distinct check names kept per stage; further names count under one overflow entry.
+const MAX_CHECK_NAMES: usize = 500;
+/// Failing occurrences kept per check.
+const MAX_FAILURES_KEPT: usize = 5;
+/// Log lines kept in the result.
+const MAX_LOG_LINES: usize = 1000;
+const OVERFLOW_CHECK: &str = "(other checks: too many distinct names)";
+
+struct OpenStage {
+    name: String,
+    started: Instant,
+    started_ms: f64,
+    checks: Vec<CheckResult>,
+    index: HashMap<String, usize>,
+    metrics: Vec<MetricResult>,
+    children: Vec<StageResult>,
+    phases: Vec<crate::load::PhaseResult>,
+    own: Assertions,
+}
+
+impl OpenStage {
+    fn new(name: String, started_ms: f64) -> OpenStage {
+        OpenStage {
+            name,
+            started: Instant::now(),
+            started_ms,
+            checks: Vec::new(),
+            index: HashMap::new(),
+            metrics: Vec::new(),
+            children: Vec::new(),
+            phases: Vec::new(),
+            own: Assertions::default(),
+        }
+    }
+
+    fn close(self, error: Option<String>, stopped: Option<Status>) -> StageResult {
+        let mut total = self.own;
+        self.children.iter().for_each(|c| total.add(c.assertions));
+        let status = match stopped {
+            Some(s) => s,
+            None if error.is_some() || total.failed > 0 => Status::Failed,
+            None => Status::Passed,
+        };
+        StageResult {
+            name: self.name,
+            status,
+            started_ms: self.started_ms,
+            duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            assertions: total,
+            checks: self.checks,
+            metrics: self.metrics,
+            stages: self.children,
+            phases: self.phases,
+            error,
+        }
+    }
+}
+
+/// Where a check was made.
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    pub file: Option<String>,
+    pub line: Option<usize>,
+}
+
+pub struct Recorder {
+    started: Instant,
+    started_wall: SystemTime,
+    stack: Vec<OpenStage>,
+    metric_names: HashMap<String, String>,
+    logs: Vec<LogLine>,
+    logs_dropped: u64,
+    params: BTreeMap<String, Value>,
+    /// The message of a `fail()` call, if the script made one.
+    failed_with: Option<String>,
+    /// The message of a parameter error (wrong `--set` type, missing required parameter).
+    bad_param: Option<String>,
+}
+
+impl Recorder {
+    pub fn new(scenario: &str) -> Recorder {
+        Recorder {
+            started: Instant::now(),
+            started_wall: SystemTime::now(),
+            stack: vec![OpenStage::new(scenario.to_string(), 0.0)],
+            metric_names: HashMap::new(),
+            logs: Vec::new(),
+            logs_dropped: 0,
+            params: BTreeMap::new(),
+            failed_with: None,
+            bad_param: None,
+        }
+    }
+
+    /// Milliseconds since the scenario started.
+    pub fn now_ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1000.0
+    }
+
+    fn top(&mut self) -> &mut OpenStage {
+        // The root stage is never popped, so the stack is never empty.
+        let last = self.stack.len() - 1;
+        &mut self.stack[last]
+    }
+
+    /// Counts one assertion in the current stage.
+    pub fn assert(&mut self, kind: CheckKind, name: &str, passed: bool, detail: Option<String>, site: Site) {
+        let at_ms = self.now_ms();
+        let top = self.top();
+        if passed {
+            top.own.passed += 1;
+        } else {
+            top.own.failed += 1;
+        }
+        let idx = match top.index.get(name) {
+            Some(&i) => i,
+            None => {
+                let key = if top.checks.len() >= MAX_CHECK_NAMES { OVERFLOW_CHECK } else { name };
+                match top.index.get(key) {
+                    Some(&i) => i,
+                    None => {
+                        top.checks.push(CheckResult {
+                            name: key.to_string(),
+                            kind,
+                            passed: 0,
+                            failed: 0,
+                            failures: Vec::new(),
+                        });
+                        top.index.insert(key.to_string(), top.checks.len() - 1);
+                        top.checks.len() - 1
+                    }
+                }
+            }
+        };
+        let entry = &mut top.checks[idx];
+        if passed {
+            entry.passed += 1;
+        } else {
+            entry.failed += 1;
+            if entry.failures.len() < MAX_FAILURES_KEPT {
+                entry.failures.push(CheckFailure { detail, file: site.file, line: site.line, at_ms });
+            }
+        }
+    }
+
+    /// Records `fail(message)`: a failed assertion, remembered as the reason the script ended.
+    pub fn fail(&mut self, message: &str, site: Site) {
+        self.assert(CheckKind::Fail, message, false, None, site);
+        self.failed_with.get_or_insert_with(|| message.to_string());
+    }
+
+    pub fn failed_with(&self) -> Option<&str> {
+        self.failed_with.as_deref()
+    }
+
+    /// Notes a parameter error, so the run can exit as "bad arguments" (2).
+    pub fn param_error(&mut self, message: &str) {
+        self.bad_param.get_or_insert_with(|| message.to_string());
+    }
+
+    pub fn bad_param(&self) -> Option<&str> {
+        self.bad_param.as_deref()
+    }
+
+    /// Exports a metric from the current stage; a name may be exported once per scenario.
+    pub fn metric(
+        &mut self,
+        name: &str,
+        value: f64,
+        unit: Option<String>,
+        better: Better,
+        site: &str,
+    ) -> Result<(), String> {
+        if let Some(first) = self.metric_names.get(name) {
+            return Err(format!(
+                "metric '{name}' was already exported at {first}; metric names are unique per scenario (put the stage in the name, e.g. '{name}_warm')"
+            ));
+        }
+        let stage = self.stack.iter().skip(1).map(|s| s.name.as_str()).collect::<Vec<_>>().join("/");
+        self.metric_names.insert(name.to_string(), site.to_string());
+        self.top().metrics.push(MetricResult { name: name.to_string(), value, unit, better, stage });
+        Ok(())
+    }
+
+    /// Keeps a load phase's result in the current stage.
+    pub fn phase(&mut self, result: crate::load::PhaseResult) {
+        self.top().phases.push(result);
+    }
+
+    pub fn enter(&mut self, name: &str) {
+        let at = self.now_ms();
+        self.stack.push(OpenStage::new(name.to_string(), at));
+    }
+
+    /// Closes the innermost stage. `error` is the error leaving it; `stopped` marks it
+    /// timed out or cancelled.
+    pub fn leave(&mut self, error: Option<String>, stopped: Option<Status>) -> Status {
+        if self.stack.len() <= 1 {
+            return Status::Passed;
+        }
+        let done = self.stack.pop().map(|s| s.close(error, stopped));
+        match done {
+            Some(d) => {
+                let status = d.status;
+                self.top().children.push(d);
+                status
+            }
+            None => Status::Passed,
+        }
+    }
+
+    pub fn depth(&self) -> usize {
+        self.stack.len() - 1
+    }
+
+    /// Keeps a log line for the result (the first [`MAX_LOG_LINES`]).
+    pub fn log(&mut self, message: &str) {
+        if self.logs.len() < MAX_LOG_LINES {
+            let at_ms = self.now_ms();
+            self.logs.push(LogLine { at_ms, message: message.to_string() });
+        } else {
+            self.logs_dropped += 1;
+        }
+    }
+
+    /// Notes the value a parameter resolved to.
+    pub fn param(&mut self, name: &str, value: Value) {
+        self.params.insert(name.to_string(), value);
+    }
+
+    pub fn assertions_so_far(&self) -> Assertions {
+        let mut a = Assertions::default();
+        for s in &self.stack {
+            a.add(s.own);
+            s.children.iter().for_each(|c| a.add(c.assertions));
+        }
+        a
+    }
+
+    /// Closes every open stage and builds the scenario's result.
+    pub fn finish(
+        mut self,
+        file: String,
+        seed: u64,
+        error: Option<ErrorReport>,
+        stopped: Option<Status>,
+    ) -> ScenarioResult {
+        let message = error.as_ref().map(|e| e.message.clone());
+        while self.stack.len() > 1 {
+            self.leave(message.clone(), stopped);
+        }
+        let root = self.stack.pop().map(|s| s.close(None, stopped));
+        let mut root = root.unwrap_or_else(|| OpenStage::new(String::new(), 0.0).close(None, None));
+        if error.is_some() && root.status == Status::Passed {
+            root.status = Status::Failed;
+        }
+        ScenarioResult {
+            file,
+            started_at: super::results::rfc3339(self.started_wall),
+            root,
+            error,
+            params: self.params,
+            seed,
+            logs: self.logs,
+            logs_dropped: self.logs_dropped,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nests_stages_and_rolls_up_assertions() {
+        let mut r = Recorder::new("s");
+        r.assert(CheckKind::Check, "a", true, None, Site::default());
+        r.enter("outer");
+        r.assert(CheckKind::Check, "b", true, None, Site::default());
+        r.enter("inner");
+        for i in 0..10 {
+            r.assert(CheckKind::Check, "c", i != 3, Some(format!("i={i}")), Site::default());
+        }
+        r.metric("m", 1.5, Some("ms".into()), Better::Lower, "x:1").unwrap();
+        assert!(r.metric("m", 2.0, None, Better::Lower, "x:2").unwrap_err().contains("already exported at x:1"));
+        assert_eq!(r.leave(None, None), Status::Failed);
+        assert_eq!(r.leave(None, None), Status::Failed);
+        let res = r.finish("s.rhai".into(), 7, None, None);
+        assert_eq!(res.root.assertions, Assertions { passed: 11, failed: 1 });
+        let outer = &res.root.stages[0];
+        assert_eq!(outer.assertions, Assertions { passed: 10, failed: 1 });
+        let inner = &outer.stages[0];
+        assert_eq!((inner.checks.len(), inner.checks[0].passed, inner.checks[0].failed), (1, 9, 1));
+        assert_eq!(inner.checks[0].failures[0].detail.as_deref(), Some("i=3"));
+        assert_eq!(inner.metrics[0].stage, "outer/inner");
+        assert_eq!(res.root.status, Status::Failed);
+    }
+
+    #[test]
+    fn caps_distinct_check_names() {
+        let mut r = Recorder::new("s");
+        for i in 0..(MAX_CHECK_NAMES + 10) {
+            r.assert(CheckKind::Check, &format!("c{i}"), true, None, Site::default());
+        }
+        let res = r.finish("s".into(), 0, None, None);
+        assert_eq!(res.root.checks.len(), MAX_CHECK_NAMES + 1);
+        assert_eq!(res.root.checks.last().unwrap().passed, 10);
+    }
+}

@@ -1,0 +1,459 @@
+//! The result tree (SPEC section 8) as serde types: a run holds scenarios, a scenario is a
+//! root [`StageResult`] with the script's error, parameters and log; stages nest; every
+//! node carries its status, timing, assertion counts (its own plus its children's),
+//! aggregated checks and exported metrics. The run's `summary` block counts scenarios as
+//! tests and checks as assertions. `results.json` is written atomically (temp file in the
+//! same folder, fsync, rename), so a reader never sees half a file.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Identifies the format of `results.json`.
+pub const SCHEMA: &str = "mcpscript.results/1";
+
+/// How a scenario or stage ended. A closed set: reports switch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Passed,
+    Failed,
+    Skipped,
+    Timeout,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Timeout => "timeout",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Passed and failed assertion counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assertions {
+    pub passed: u64,
+    pub failed: u64,
+}
+
+impl Assertions {
+    pub fn add(&mut self, other: Assertions) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.passed + self.failed
+    }
+}
+
+/// What recorded an assertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    /// `check(cond, message)`.
+    Check,
+    /// `threshold(result, expr)`.
+    Threshold,
+    /// `fail(message)`.
+    Fail,
+}
+
+/// One failing occurrence of a check, kept for the report (the first few per check).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckFailure {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// Milliseconds since the scenario started.
+    pub at_ms: f64,
+}
+
+/// A check aggregated by name within one stage: a check in a loop is one entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub name: String,
+    pub kind: CheckKind,
+    pub passed: u64,
+    pub failed: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<CheckFailure>,
+}
+
+/// Which way a metric should move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    Higher,
+    Lower,
+    /// Informational: changes are reported, never judged.
+    None,
+}
+
+/// A named metric exported for reports and regression detection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricResult {
+    pub name: String,
+    pub value: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    pub better: Better,
+    /// Path of the stage that exported it (`load/ramp`), empty at the top level.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stage: String,
+}
+
+/// A node of the tree: the scenario itself or a stage within it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageResult {
+    pub name: String,
+    pub status: Status,
+    /// Milliseconds from the scenario's start to this node's start.
+    pub started_ms: f64,
+    pub duration_ms: f64,
+    /// This node's assertions plus all of its descendants'.
+    pub assertions: Assertions,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricResult>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageResult>,
+    /// Load phases run in this stage (`load::closed(...)`...), histograms included, so
+    /// `mcpscript merge` can combine segments exactly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<crate::load::PhaseResult>,
+    /// Why the stage ended with an error (the script error passing through it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A frame of a script's call stack, innermost first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Frame {
+    /// `fn 'name'`, `closure`, `stage 'name'` or `import "module"`.
+    pub function: String,
+    /// Where the call was made.
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
+/// What ended a script early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorKind {
+    /// A runtime error in the script or a host function.
+    Runtime,
+    /// `fail(message)`.
+    Fail,
+    /// An operation, size or depth limit.
+    Limit,
+    Timeout,
+    Cancelled,
+    /// A `--set` value of the wrong type, or a missing required parameter.
+    Param,
+}
+
+/// The error that ended a script, with position and stack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorReport {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stack: Vec<Frame>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// A line the script logged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub at_ms: f64,
+    pub message: String,
+}
+
+/// One script's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    pub file: String,
+    /// Wall-clock start, RFC 3339 UTC.
+    pub started_at: String,
+    #[serde(flatten)]
+    pub root: StageResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    /// Every parameter the script read, with the value it got.
+    #[serde(default)]
+    pub params: BTreeMap<String, Value>,
+    pub seed: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogLine>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub logs_dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl ScenarioResult {
+    pub fn status(&self) -> Status {
+        self.root.status
+    }
+
+    /// Every metric of the tree, depth first.
+    pub fn all_metrics(&self) -> Vec<&MetricResult> {
+        fn walk<'a>(n: &'a StageResult, out: &mut Vec<&'a MetricResult>) {
+            out.extend(n.metrics.iter());
+            n.stages.iter().for_each(|c| walk(c, out));
+        }
+        let mut out = Vec::new();
+        walk(&self.root, &mut out);
+        out
+    }
+}
+
+/// The run's headline numbers (SPEC section 8). Tests are scenarios; assertions are checks,
+/// thresholds and `fail` calls. Rates are 1.0 when there is nothing to count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub total_tests: u64,
+    pub passed_tests: u64,
+    /// Failed, timed out or cancelled.
+    pub failed_tests: u64,
+    pub skipped_tests: u64,
+    pub pass_rate: f64,
+    pub total_assertions: u64,
+    pub passed_assertions: u64,
+    pub failed_assertions: u64,
+    pub assertion_pass_rate: f64,
+}
+
+impl Summary {
+    pub fn of(scenarios: &[ScenarioResult]) -> Summary {
+        let count = |s: Status| scenarios.iter().filter(|r| r.status() == s).count() as u64;
+        let total = scenarios.len() as u64;
+        let passed = count(Status::Passed);
+        let skipped = count(Status::Skipped);
+        let mut a = Assertions::default();
+        scenarios.iter().for_each(|s| a.add(s.root.assertions));
+        let rate = |n: u64, d: u64| if d == 0 { 1.0 } else { n as f64 / d as f64 };
+        Summary {
+            total_tests: total,
+            passed_tests: passed,
+            failed_tests: total - passed - skipped,
+            skipped_tests: skipped,
+            pass_rate: rate(passed, total - skipped),
+            total_assertions: a.total(),
+            passed_assertions: a.passed,
+            failed_assertions: a.failed,
+            assertion_pass_rate: rate(a.passed, a.total()),
+        }
+    }
+}
+
+/// A metric of the run, flattened for the regression detector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMetric {
+    pub scenario: String,
+    #[serde(flatten)]
+    pub metric: MetricResult,
+}
+
+/// The whole record: `results.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    pub schema: String,
+    pub run_id: String,
+    pub mcpscript_version: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: f64,
+    pub status: Status,
+    pub target: String,
+    pub summary: Summary,
+    pub scenarios: Vec<ScenarioResult>,
+    pub metrics: Vec<RunMetric>,
+}
+
+impl RunResults {
+    /// Assembles the record; the run's status is the worst of its scenarios'.
+    pub fn new(run_id: String, target: String, started: SystemTime, scenarios: Vec<ScenarioResult>) -> RunResults {
+        let finished = SystemTime::now();
+        let status = overall_status(scenarios.iter().map(ScenarioResult::status));
+        let metrics = scenarios
+            .iter()
+            .flat_map(|s| {
+                s.all_metrics().into_iter().map(|m| RunMetric { scenario: s.root.name.clone(), metric: m.clone() })
+            })
+            .collect();
+        RunResults {
+            schema: SCHEMA.to_string(),
+            run_id,
+            mcpscript_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: rfc3339(started),
+            finished_at: rfc3339(finished),
+            duration_ms: finished.duration_since(started).unwrap_or_default().as_secs_f64() * 1000.0,
+            status,
+            target,
+            summary: Summary::of(&scenarios),
+            scenarios,
+            metrics,
+        }
+    }
+
+    /// Writes `results.json` into `dir` (created if needed) atomically; returns its path.
+    pub fn write_to(&self, dir: &Path) -> std::io::Result<std::path::PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("results.json");
+        let mut bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        write_atomic(&path, &bytes)?;
+        Ok(path)
+    }
+}
+
+/// Cancelled beats timeout beats failed beats passed; skipped only when all were skipped.
+pub fn overall_status(statuses: impl Iterator<Item = Status>) -> Status {
+    let rank = |s: Status| match s {
+        Status::Skipped => 0,
+        Status::Passed => 1,
+        Status::Failed => 2,
+        Status::Timeout => 3,
+        Status::Cancelled => 4,
+    };
+    statuses.max_by_key(|s| rank(*s)).unwrap_or(Status::Passed)
+}
+
+/// Writes `bytes` to `path` so that readers see the old file or the new one, never a mix:
+/// a temp file in the same folder, fsync, rename, fsync of the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A run id: UTC timestamp plus 4 random hex digits, `20261127-203000-3fa9`.
+pub fn new_run_id() -> String {
+    let (y, mo, d, h, mi, s, _) = civil(SystemTime::now());
+    format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}-{:04x}", rand::random::<u16>())
+}
+
+/// `2026-11-27T20:30:00.123Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let (y, mo, d, h, mi, s, ms) = civil(t);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+}
+
+/// UTC calendar fields of `t` (Howard Hinnant's days-to-civil algorithm).
+fn civil(t: SystemTime) -> (i64, u32, u32, u32, u32, u32, u32) {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, (rem / 3600) as u32, (rem % 3600 / 60) as u32, (rem % 60) as u32, since.subsec_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn scenario(status: Status, passed: u64, failed: u64) -> ScenarioResult {
+        ScenarioResult {
+            file: "x.rhai".into(),
+            started_at: String::new(),
+            root: StageResult {
+                name: "x".into(),
+                status,
+                started_ms: 0.0,
+                duration_ms: 1.0,
+                assertions: Assertions { passed, failed },
+                checks: vec![],
+                metrics: vec![],
+                stages: vec![],
+                phases: vec![],
+                error: None,
+            },
+            error: None,
+            params: BTreeMap::new(),
+            seed: 1,
+            logs: vec![],
+            logs_dropped: 0,
+        }
+    }
+
+    #[test]
+    fn summary_counts_tests_and_assertions() {
+        let s = Summary::of(&[
+            scenario(Status::Passed, 3, 0),
+            scenario(Status::Failed, 1, 1),
+            scenario(Status::Skipped, 0, 0),
+        ]);
+        assert_eq!((s.total_tests, s.passed_tests, s.failed_tests, s.skipped_tests), (3, 1, 1, 1));
+        assert_eq!(s.pass_rate, 0.5);
+        assert_eq!((s.total_assertions, s.passed_assertions, s.failed_assertions), (5, 4, 1));
+        assert_eq!(s.assertion_pass_rate, 0.8);
+        assert_eq!(Summary::of(&[]).pass_rate, 1.0);
+    }
+
+    #[test]
+    fn formats_times_in_utc() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_811_400_123); // 2026-11-27T20:30:00.123Z
+        assert_eq!(rfc3339(t), "2026-11-27T20:30:00.123Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000Z");
+        let id = new_run_id();
+        assert_eq!(id.len(), 20, "{id}");
+        assert!(id.chars().nth(8) == Some('-') && id.chars().nth(15) == Some('-'), "{id}");
+    }
+
+    #[test]
+    fn writes_atomically_and_reads_back() {
+        let dir = std::env::temp_dir().join(format!("mcpscript-results-{}", std::process::id()));
+        let r = RunResults::new("id".into(), "builtin".into(), SystemTime::now(), vec![scenario(Status::Passed, 1, 0)]);
+        let path = r.write_to(&dir).unwrap();
+        let back: RunResults = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(back.summary, r.summary);
+        assert_eq!(back.scenarios[0].root.name, "x");
+        assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp-")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
