@@ -5,6 +5,8 @@
 //! - [`client`]: MCP client sessions over every transport (Streamable HTTP, legacy SSE,
 //!   WebSocket, TCP, stdio), with request deadlines and cancellation.
 //! - [`server`]: the built-in reference server behind `mcpscript serve`.
+//! - [`script`]: the Rhai scripting host: sandboxed engine, one binding file per script
+//!   namespace, the bridge from script threads to the async runtime, the result tree.
 //! - [`load`]: the load engine: closed, open and connect phases, sharded HdrHistogram
 //!   recording, worker processes, exact merges of results (segments).
 //! - [`net`]: sockets and framing shared by client and server (line reader, SO_REUSEPORT,
