@@ -6,9 +6,10 @@
 //! BENCH_PINGS=100000 cargo bench --bench proxy
 //! ```
 //!
-//! Three processes share the machine, as in real use: the reference server (`tcp://`), the
+//! The processes share the machine, as in real use: the reference server (`tcp://`), the
 //! proxies (one with no faults, one with `drop:probability=0`, which assembles every reply
-//! as a message and runs it through the fault path), and this client. This binary
+//! as a message and runs it through the fault path), a yardstick proxy that only runs
+//! tokio's `copy_bidirectional`, and this client. This binary
 //! re-executes itself with `MCPSCRIPT_BENCH_ROLE=server|proxy`; children print `listening
 //! URL`, die with the parent (PR_SET_PDEATHSIG) and are killed by PID at the end.
 //!
@@ -39,6 +40,7 @@ fn main() {
     match std::env::var(ROLE_ENV).as_deref() {
         Ok("server") => child(run_server()),
         Ok("proxy") => child(run_proxy()),
+        Ok("copy") => child(run_copy()),
         Ok(other) => eprintln!("unknown {ROLE_ENV}={other}"),
         Err(_) => bench(),
     }
@@ -66,6 +68,25 @@ async fn run_proxy() {
     }
     println!("listening {}", proxy.target().unwrap());
     std::future::pending::<()>().await;
+}
+
+/// The yardstick: the least a user-space TCP proxy can do (tokio's `copy_bidirectional`
+/// per connection, Nagle off on both legs).
+async fn run_copy() {
+    let upstream: Target = std::env::var(UPSTREAM_ENV).unwrap().parse().unwrap();
+    let (host, port) = upstream.host_port().unwrap();
+    let to: std::net::SocketAddr = format!("{host}:{port}").parse().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("listening tcp://{}", listener.local_addr().unwrap());
+    loop {
+        let (mut client, _) = listener.accept().await.unwrap();
+        tokio::spawn(async move {
+            let _ = client.set_nodelay(true);
+            let mut server = tokio::net::TcpStream::connect(to).await.unwrap();
+            let _ = server.set_nodelay(true);
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        });
+    }
 }
 
 /// A child process and the URL it announced.
@@ -129,8 +150,10 @@ fn bench() {
     let server = Spawned::spawn("server", &[]);
     let plain = Spawned::spawn("proxy", &[(UPSTREAM_ENV, &server.url)]);
     let framed = Spawned::spawn("proxy", &[(UPSTREAM_ENV, &server.url), (FAULT_ENV, "drop:probability=0")]);
+    let copy = Spawned::spawn("copy", &[(UPSTREAM_ENV, &server.url)]);
     let routes = [
         ("direct", server.url.clone()),
+        ("copy_bidirectional yardstick", copy.url.clone()),
         ("proxy, no faults", plain.url.clone()),
         ("proxy, drop:probability=0", framed.url.clone()),
     ];
@@ -172,14 +195,14 @@ fn bench() {
             per_round * ROUNDS * conns
         );
         println!(
-            "  {:<28} {:>9} {:>9} {:>9} {:>11} {:>11}",
+            "  {:<30} {:>9} {:>9} {:>9} {:>11} {:>11}",
             "route", "p50 us", "p99 us", "p99.9 us", "+p50 us", "+p99 us"
         );
         let (d50, d99) = (hists[0].value_at_quantile(0.5), hists[0].value_at_quantile(0.99));
         for ((name, _), h) in routes.iter().zip(&hists) {
             let (p50, p99) = (h.value_at_quantile(0.5), h.value_at_quantile(0.99));
             println!(
-                "  {:<28} {:>9} {:>9} {:>9} {:>11} {:>11}",
+                "  {:<30} {:>9} {:>9} {:>9} {:>11} {:>11}",
                 name,
                 p50,
                 p99,

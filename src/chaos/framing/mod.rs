@@ -1,7 +1,7 @@
 //! Message boundaries in a byte stream, so message-level faults can act on whole JSON-RPC
 //! messages and re-emit valid framing: newline-delimited JSON ([`lines`]), WebSocket frames
-//! ([`ws`]) and HTTP/1.1 with JSON bodies and SSE streams ([`http`], which also follows a
-//! WebSocket upgrade).
+//! ([`ws`]) and HTTP/1.1 with JSON bodies and SSE streams ([`http`], with `sse` for event
+//! streams; HTTP also follows a WebSocket upgrade).
 //!
 //! A [`Framer`] watches one direction of one connection. It always tracks where it is (so a
 //! message fault added mid-stream takes hold at the next boundary), but it only assembles
@@ -12,6 +12,7 @@
 mod chunked;
 pub mod http;
 pub mod lines;
+mod sse;
 pub mod ws;
 
 use bytes::{Bytes, BytesMut};
