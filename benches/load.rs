@@ -7,12 +7,13 @@
 //! ```
 //!
 //! Prints the client's resident memory per session after each step: connect + initialize
-//! (lean `LineConn`s, no reader task), after giving each session its reader task (what a
-//! held or open-model session costs), and after `malloc_trim` (what the allocator kept of
-//! the transient memory of the handshakes). The full-scale figures (100,000 sessions over
+//! (lean `LineConn`s, no reader task: what a held or closed-model session costs), after
+//! `malloc_trim` (what the allocator kept of the handshakes' transient memory), and after
+//! turning each into an open-model session (a reader task and multiplexing state). The full-scale figures (100,000 sessions over
 //! worker processes, sustained 50,000 req/s) come from `scripts/examples/load_*.rhai`; see
 //! `scripts/examples/README.md`.
 
+use mcpscript::load::mux::Hooks;
 use mcpscript::load::plan::{ClientSettings, Model, PhasePlan, RequestTemplate};
 use mcpscript::load::pool::{establish, Connector, Exclusive};
 use mcpscript::load::recorder::Recorder;
@@ -68,7 +69,9 @@ fn main() {
         // SAFETY: malloc_trim only returns free memory to the system.
         unsafe { libc::malloc_trim(0) };
         let trimmed = rss();
-        let shared: Vec<_> = ok.into_iter().map(Exclusive::into_shared).collect();
+        // What an open-model session adds: a reader task and the multiplexing state.
+        let hooks = Hooks::new(Recorder::new(1, Arc::new(AtomicI64::new(0))), Duration::from_secs(10));
+        let shared: Vec<_> = ok.into_iter().map(|c| c.into_open(&hooks)).collect();
         tokio::time::sleep(Duration::from_millis(200)).await;
         let after_shared = rss();
         unsafe { libc::malloc_trim(0) };
@@ -76,10 +79,22 @@ fn main() {
         println!("{} sessions to {url} in {:.2}s (server: {workers} processes)", shared.len(), took.as_secs_f64());
         println!("baseline RSS                         {:>8.1} MB", base / 1e6);
         let per = |x: f64| (x - base) / count;
-        println!("after connect + initialize           {:>8.1} MB  {:>6.0} B/session", after_connect / 1e6, per(after_connect));
+        println!(
+            "after connect + initialize           {:>8.1} MB  {:>6.0} B/session",
+            after_connect / 1e6,
+            per(after_connect)
+        );
         println!("  after malloc_trim                  {:>8.1} MB  {:>6.0} B/session", trimmed / 1e6, per(trimmed));
-        println!("with a reader task per session       {:>8.1} MB  {:>6.0} B/session", after_shared / 1e6, per(after_shared));
-        println!("  after malloc_trim                  {:>8.1} MB  {:>6.0} B/session", shared_trimmed / 1e6, per(shared_trimmed));
+        println!(
+            "as open-model sessions (reader task) {:>8.1} MB  {:>6.0} B/session",
+            after_shared / 1e6,
+            per(after_shared)
+        );
+        println!(
+            "  after malloc_trim                  {:>8.1} MB  {:>6.0} B/session",
+            shared_trimmed / 1e6,
+            per(shared_trimmed)
+        );
         for s in shared {
             s.close().await;
         }

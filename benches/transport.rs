@@ -38,8 +38,9 @@
 //! processes spent per reply, and how many cores' worth of unrelated work ran meanwhile
 //! ("other"). On a shared machine other work lowers throughput, most for whichever case
 //! it happens to overlap; `BENCH_ROUNDS` alternates the cases to spread it evenly, and the
-//! final lines compare both throughput and CPU per reply (the latter is much less
-//! disturbed by background load).
+//! final lines compare both throughput and CPU per reply ("efficiency": client + server
+//! CPU per reply of the reference over mcpscript's, which background load disturbs less,
+//! though not nothing). Trust the ratios only when "other" stays near zero.
 
 use hdrhistogram::Histogram;
 use mcpscript::client::{ClientOptions, Session, Target};
@@ -178,7 +179,7 @@ fn bench() {
             |name: &str| rows.iter().find(|r| r.name == name && r.conns == conns).and_then(|r| r.result.as_ref().ok());
         if let (Some(mcp), Some(reference)) = (measured(MCP_TCP), measured(REFERENCE)) {
             // The second figure compares CPU per reply (client + server), which background
-            // load disturbs much less than throughput.
+            // load disturbs less than throughput.
             println!(
                 "mcpscript tcp / reference at {conns:>4} conns: {:5.1}% of the throughput (goal >= 80%), {:5.1}% of the efficiency",
                 100.0 * mcp.rate() / reference.rate(),
@@ -462,9 +463,10 @@ async fn load_loop<C: Conn>(mut conn: C, phase: Arc<AtomicU8>) -> TaskStats {
     stats
 }
 
-/// A latency histogram in microseconds, 3 significant figures. One per connection task,
-/// as the brief asks: its counts are allocated zeroed and only the few pages that receive
-/// records are ever touched, so 1,000 of them stay cheap in resident memory.
+/// A latency histogram in microseconds, 3 significant figures. One per connection task, so
+/// recording takes no lock; its counts are allocated zeroed (calloc, mapped lazily) and
+/// only the few pages that receive records are ever touched, so 1,000 of them stay cheap
+/// in resident memory.
 fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("valid histogram bounds")
 }

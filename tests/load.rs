@@ -87,7 +87,10 @@ fn closed_phase_balances_and_breaks_down_by_kind() {
 fn closed_phase_stops_after_its_iterations() {
     rt().block_on(async {
         let s = builtin(None).await;
-        let p = plan(s.url("tcp").unwrap(), Model::Closed { sessions: 7, duration: None, iterations: Some(501), think: None });
+        let p = plan(
+            s.url("tcp").unwrap(),
+            Model::Closed { sessions: 7, duration: None, iterations: Some(501), think: None },
+        );
         let r = run_local(&p, Control::default()).await;
         assert_balanced(&r);
         assert_eq!((r.counts.sent, r.counts.ok), (501, 501));
@@ -99,7 +102,10 @@ fn closed_phase_stops_after_its_iterations() {
 fn errors_are_counted_by_kind() {
     rt().block_on(async {
         let s = builtin(None).await;
-        let mut p = plan(s.url("tcp").unwrap(), Model::Closed { sessions: 3, duration: None, iterations: Some(300), think: None });
+        let mut p = plan(
+            s.url("tcp").unwrap(),
+            Model::Closed { sessions: 3, duration: None, iterations: Some(300), think: None },
+        );
         p.mix = vec![
             RequestTemplate::new("ping", None, 1),
             RequestTemplate::new("tools/call", Some(json!({"name": "fail", "arguments": {"code": -32042}})), 1),
@@ -126,6 +132,7 @@ fn open_phase_sends_at_the_intended_rate_and_balances() {
                 stages: vec![Stage { duration: Duration::from_secs(2), rate: 500.0 }],
                 start_rate: 500.0,
                 max_inflight: 1000,
+                arrival_offset: 0.0,
             },
         );
         p.mix = echo_mix();
@@ -156,6 +163,7 @@ fn open_phase_ramps_and_drops_beyond_max_inflight() {
                 ],
                 start_rate: 0.0,
                 max_inflight: 20,
+                arrival_offset: 0.0,
             },
         );
         let r = run_local(&p, Control::default()).await;
@@ -223,7 +231,9 @@ async fn precise_server(delay: Duration) -> String {
                         json!({"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "precise", "version": "1"}})
                     } else {
                         let t0 = std::time::Instant::now();
-                        tokio::task::spawn_blocking(move || std::thread::sleep(delay.saturating_sub(t0.elapsed()))).await.unwrap();
+                        tokio::task::spawn_blocking(move || std::thread::sleep(delay.saturating_sub(t0.elapsed())))
+                            .await
+                            .unwrap();
                         json!({})
                     };
                     let mut out = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "result": result})).unwrap();
@@ -243,13 +253,19 @@ fn injected_latency_shows_in_p50_within_a_millisecond() {
     rt().block_on(async {
         let fast = precise_server(Duration::ZERO).await;
         let slow = precise_server(Duration::from_millis(20)).await;
-        let model = Model::Closed { sessions: 4, duration: Some(Duration::from_secs(1)), iterations: None, think: None };
+        let model =
+            Model::Closed { sessions: 4, duration: Some(Duration::from_secs(1)), iterations: None, think: None };
         let base = run_local(&plan(&fast, model.clone()), Control::default()).await;
         let r = run_local(&plan(&slow, model), Control::default()).await;
         assert_balanced(&r);
         assert!(r.counts.ok > 100, "{:?}", r.counts);
         let expected = 20.0 + base.latency.p50;
-        assert!((r.latency.p50 - expected).abs() <= 1.0, "p50 {} vs 20 ms + unloaded {}", r.latency.p50, base.latency.p50);
+        assert!(
+            (r.latency.p50 - expected).abs() <= 1.0,
+            "p50 {} vs 20 ms + unloaded {}",
+            r.latency.p50,
+            base.latency.p50
+        );
     });
 }
 
@@ -259,7 +275,8 @@ fn builtin_server_latency_is_reported_as_the_server_delivers_it() {
     // its replies take 20-22 ms. The engine reports that, and never less than 20 ms.
     rt().block_on(async {
         let slow = builtin(Some(Duration::from_millis(20))).await;
-        let model = Model::Closed { sessions: 4, duration: Some(Duration::from_secs(1)), iterations: None, think: None };
+        let model =
+            Model::Closed { sessions: 4, duration: Some(Duration::from_secs(1)), iterations: None, think: None };
         let r = run_local(&plan(slow.url("tcp").unwrap(), model), Control::default()).await;
         assert_balanced(&r);
         assert!(r.latency.min >= 20.0 && r.latency.p50 < 40.0, "{:?}", r.latency);
@@ -310,6 +327,7 @@ fn open_model_does_not_hide_a_stalled_server() {
             stages: vec![Stage { duration: Duration::from_secs(4), rate: 200.0 }],
             start_rate: 200.0,
             max_inflight: 10_000,
+            arrival_offset: 0.0,
         },
     );
     let pid = server.0.id();
@@ -331,4 +349,49 @@ fn open_model_does_not_hide_a_stalled_server() {
     assert!(r.latency.p50 < 50.0, "p50 {}", r.latency.p50);
     let worst = r.timeline.iter().map(|e| e.max).fold(0.0, f64::max);
     assert!(worst >= 900.0, "the stall shows in the timeline: {worst}");
+}
+
+/// TIME_WAIT sockets on either side of connections to `port` (from /proc/net/tcp).
+fn time_wait_on(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let hex = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[3] == "06" && (f[1].ends_with(&hex) || f[2].ends_with(&hex))
+        })
+        .count()
+}
+
+#[test]
+fn sessions_close_without_leaving_time_wait() {
+    rt().block_on(async {
+        let s = builtin(None).await;
+        let url = s.url("tcp").unwrap().to_string();
+        let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+        let mut p = plan(&url, Model::Connect { sessions: 500, hold: Duration::from_millis(100) });
+        p.connect_rate = 5000.0;
+        let r = run_local(&p, Control::default()).await;
+        assert_eq!(r.connect.ok, 500);
+        let c = run_local(
+            &plan(&url, Model::Closed { sessions: 50, duration: None, iterations: Some(500), think: None }),
+            Control::default(),
+        )
+        .await;
+        assert_eq!(c.counts.ok, 500);
+        let open = Model::Open {
+            sessions: 300,
+            stages: vec![Stage { duration: Duration::from_millis(500), rate: 1000.0 }],
+            start_rate: 1000.0,
+            max_inflight: 1000,
+            arrival_offset: 0.0,
+        };
+        let o = run_local(&plan(&url, open), Control::default()).await;
+        assert_eq!(o.counts.ok, 500);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(time_wait_on(port), 0, "closing with SO_LINGER 0 leaves no TIME_WAIT on either side");
+        s.shutdown().await;
+    });
 }

@@ -21,7 +21,11 @@ impl Drop for Dir {
 }
 
 fn tempdir() -> Dir {
-    let d = std::env::temp_dir().join(format!("mcpscript-load-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+    let d = std::env::temp_dir().join(format!(
+        "mcpscript-load-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&d).unwrap();
     Dir(d)
 }
@@ -41,8 +45,10 @@ fn command(dir: &Dir, script: &str, out: &str, budget: Option<u64>, extra: &[&st
 fn run(dir: &Dir, script: &str, out: &str, budget: Option<u64>, extra: &[&str]) -> (Output, Value) {
     let o = command(dir, script, out, budget, extra).output().unwrap();
     let path = dir.0.join(out).join("results.json");
-    let v = serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|_| panic!("no results: {}", String::from_utf8_lossy(&o.stderr))))
-        .unwrap();
+    let v = serde_json::from_slice(
+        &std::fs::read(&path).unwrap_or_else(|_| panic!("no results: {}", String::from_utf8_lossy(&o.stderr))),
+    )
+    .unwrap();
     (o, v)
 }
 
@@ -70,12 +76,18 @@ fn errors(v: &Value) -> u64 {
 }
 
 fn assert_identity(p: &Value) {
-    assert_eq!(n(p, "sent"), n(p, "ok") + errors(p) + n(p, "timeouts") + n(p, "cancelled"), "identity in {}", p["name"]);
+    assert_eq!(
+        n(p, "sent"),
+        n(p, "ok") + errors(p) + n(p, "timeouts") + n(p, "cancelled"),
+        "identity in {}",
+        p["name"]
+    );
 }
 
 /// Every process id a phase reported (workers, sampled processes).
 fn child_pids(p: &Value) -> Vec<u32> {
-    let mut pids: Vec<u32> = p["workers"].as_array().into_iter().flatten().map(|w| w["pid"].as_u64().unwrap() as u32).collect();
+    let mut pids: Vec<u32> =
+        p["workers"].as_array().into_iter().flatten().map(|w| w["pid"].as_u64().unwrap() as u32).collect();
     for s in p["resources"]["processes"].as_array().into_iter().flatten() {
         if s["role"] != "coordinator" {
             pids.push(s["pid"].as_u64().unwrap() as u32);
@@ -190,7 +202,8 @@ fn workers_of(parent: u32) -> Vec<u32> {
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let ppid: Option<u32> = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse().ok());
+        let ppid: Option<u32> =
+            stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse().ok());
         let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if ppid == Some(parent) && cmd.split('\0').nth(1) == Some("worker") {
             out.push(pid);
@@ -232,7 +245,8 @@ log(`status ${r.status}`);
 #[test]
 fn a_worker_killed_mid_run_is_reported_and_the_run_completes() {
     let d = tempdir();
-    let mut child = command(&d, LONG_CLOSED, "out", Some(50), &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        command(&d, LONG_CLOSED, "out", Some(50), &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let workers = wait_for_workers(&child, 4);
     assert_eq!(workers.len(), 4, "four workers started");
     std::thread::sleep(Duration::from_millis(2000));
@@ -295,4 +309,3 @@ fn asking_for_more_than_the_machine_holds_fails_fast_with_the_largest_count() {
     let err = v["scenarios"][0]["error"]["message"].as_str().unwrap().to_string();
     assert!(err.contains("largest count"), "{err}");
 }
-

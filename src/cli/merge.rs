@@ -32,7 +32,8 @@ pub fn run(a: MergeArgs) -> Result<Exit, CliError> {
 fn load(input: &Path) -> Result<RunResults, CliError> {
     let file: PathBuf = if input.is_dir() { input.join("results.json") } else { input.to_path_buf() };
     let bytes = std::fs::read(&file).map_err(|e| CliError::invalid(format!("cannot read {}: {e}", file.display())))?;
-    serde_json::from_slice(&bytes).map_err(|e| CliError::invalid(format!("{} is not a results.json: {e}", file.display())))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| CliError::invalid(format!("{} is not a results.json: {e}", file.display())))
 }
 
 fn count_phases(r: &RunResults) -> usize {
@@ -68,7 +69,9 @@ pub fn merge_runs(runs: Vec<RunResults>) -> Result<RunResults, String> {
     acc.metrics = acc
         .scenarios
         .iter()
-        .flat_map(|s| s.all_metrics().into_iter().map(|m| RunMetric { scenario: s.root.name.clone(), metric: m.clone() }))
+        .flat_map(|s| {
+            s.all_metrics().into_iter().map(|m| RunMetric { scenario: s.root.name.clone(), metric: m.clone() })
+        })
         .collect();
     Ok(acc)
 }
@@ -87,7 +90,12 @@ fn merge_scenario(a: &mut ScenarioResult, b: &ScenarioResult) -> Result<(), Stri
 
 fn merge_stage(a: &mut StageResult, b: &StageResult) -> Result<(), String> {
     if a.phases.len() != b.phases.len() {
-        return Err(format!("stage '{}' ran {} load phases in one result and {} in another", a.name, a.phases.len(), b.phases.len()));
+        return Err(format!(
+            "stage '{}' ran {} load phases in one result and {} in another",
+            a.name,
+            a.phases.len(),
+            b.phases.len()
+        ));
     }
     for (pa, pb) in a.phases.iter_mut().zip(&b.phases) {
         if pa.name != pb.name {
@@ -123,8 +131,10 @@ fn merge_stage(a: &mut StageResult, b: &StageResult) -> Result<(), String> {
             None => a.stages.push(s.clone()),
         }
     }
-    a.assertions.passed = a.checks.iter().map(|c| c.passed).sum::<u64>() + a.stages.iter().map(|s| s.assertions.passed).sum::<u64>();
-    a.assertions.failed = a.checks.iter().map(|c| c.failed).sum::<u64>() + a.stages.iter().map(|s| s.assertions.failed).sum::<u64>();
+    a.assertions.passed =
+        a.checks.iter().map(|c| c.passed).sum::<u64>() + a.stages.iter().map(|s| s.assertions.passed).sum::<u64>();
+    a.assertions.failed =
+        a.checks.iter().map(|c| c.failed).sum::<u64>() + a.stages.iter().map(|s| s.assertions.failed).sum::<u64>();
     a.status = results::overall_status([a.status, b.status].into_iter());
     if a.assertions.failed > 0 && a.status == results::Status::Passed {
         a.status = results::Status::Failed;

@@ -79,6 +79,21 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
             }
         });
     }
+    // SIGTERM (a Kubernetes pod being stopped, a CI job cancelled) stops it the same way,
+    // so load phases stop their worker processes and results are still written.
+    let sigterm = {
+        let _guard = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    };
+    if let Ok(mut sigterm) = sigterm {
+        let i = interrupt.clone();
+        rt.spawn(async move {
+            if sigterm.recv().await.is_some() {
+                let _ = writeln!(std::io::stderr(), "\nterminated: stopping the script and writing results");
+                i.trigger(StopReason::Cancelled);
+            }
+        });
+    }
     if !a.quiet {
         say(&format!("mcpscript run {} against {shown} (seed {seed})\n", script.file));
     }

@@ -27,7 +27,12 @@ pub fn workers_for(connections: u64, per_process: u64) -> u32 {
 
 impl ScaledServer {
     /// Starts the server for `connections` connections and waits until every worker listens.
-    pub async fn start(exe: &Path, connections: u64, per_process: u64, extra: &[String]) -> Result<ScaledServer, String> {
+    pub async fn start(
+        exe: &Path,
+        connections: u64,
+        per_process: u64,
+        extra: &[String],
+    ) -> Result<ScaledServer, String> {
         let workers = workers_for(connections, per_process);
         let mut cmd = Command::new(exe);
         cmd.args(["serve", "--listen", "tcp://127.0.0.1:0", "--workers", &workers.to_string()])
@@ -40,7 +45,8 @@ impl ScaledServer {
             // stops the server.
             .process_group(0);
         crate::client::transport::stdio::die_with_parent(&mut cmd);
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start the built-in server ({}): {e}", exe.display()))?;
+        let mut child =
+            cmd.spawn().map_err(|e| format!("cannot start the built-in server ({}): {e}", exe.display()))?;
         let stdout = child.stdout.take().ok_or("the built-in server has no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let wait = Duration::from_secs(10 + workers as u64 * 2);
@@ -61,7 +67,10 @@ impl ScaledServer {
             }
             _ => {
                 let _ = child.kill().await;
-                Err(format!("the built-in server with {workers} workers did not start listening within {}s", wait.as_secs()))
+                Err(format!(
+                    "the built-in server with {workers} workers did not start listening within {}s",
+                    wait.as_secs()
+                ))
             }
         }
     }

@@ -141,7 +141,9 @@ pub fn classify(line: &[u8]) -> Line {
             if m == methods::PING {
                 out.extend_from_slice(b",\"result\":{}}\n");
             } else {
-                out.extend_from_slice(b",\"error\":{\"code\":-32601,\"message\":\"mcpscript load client handles only ping\"}}\n");
+                out.extend_from_slice(
+                    b",\"error\":{\"code\":-32601,\"message\":\"mcpscript load client handles only ping\"}}\n",
+                );
             }
             Line::Answer(out)
         }
@@ -437,12 +439,16 @@ mod tests {
 
     #[test]
     fn encodes_requests_and_classifies_replies() {
-        let enc = Encoded::new("tools/call", Some(&serde_json::json!({"name": "echo", "arguments": {"message": "hi"}})));
+        let enc =
+            Encoded::new("tools/call", Some(&serde_json::json!({"name": "echo", "arguments": {"message": "hi"}})));
         let line = enc.line(42);
         let v: serde_json::Value = serde_json::from_slice(&line[..line.len() - 1]).unwrap();
         assert_eq!(v["id"], 42);
         assert_eq!(v["params"]["arguments"]["message"], "hi");
-        assert!(matches!(classify(br#"{"jsonrpc":"2.0","id":7,"result":{"x":[1,{"y":2}]}}"#), Line::Reply(7, Reply::Ok)));
+        assert!(matches!(
+            classify(br#"{"jsonrpc":"2.0","id":7,"result":{"x":[1,{"y":2}]}}"#),
+            Line::Reply(7, Reply::Ok)
+        ));
         assert!(matches!(
             classify(br#"{"jsonrpc":"2.0","id":8,"error":{"code":-32000,"message":"overloaded"}}"#),
             Line::Reply(8, Reply::Rpc(-32000))

@@ -138,7 +138,12 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
     let budget = env.per_process.unwrap_or_else(per_process_budget);
     let exe = match env.exe.clone().map(Ok).unwrap_or_else(std::env::current_exe) {
         Ok(e) => e,
-        Err(e) => return Err(PlanError { phase: plan.name.clone(), reason: format!("cannot find the mcpscript executable: {e}") }),
+        Err(e) => {
+            return Err(PlanError {
+                phase: plan.name.clone(),
+                reason: format!("cannot find the mcpscript executable: {e}"),
+            })
+        }
     };
     let (_keep, stop) = match env.stop.clone() {
         Some(s) => (None, s),

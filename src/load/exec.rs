@@ -24,15 +24,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+/// Called with the set-up's result once the sessions are open.
+pub type OnReady = Box<dyn FnOnce(&ConnectResult) + Send>;
+
+/// A future the load waits for before it starts.
+pub type Go = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// How a process-local run is steered from outside.
 #[derive(Default)]
 pub struct Control {
     /// Turns true to cancel: the phase stops early and reports what it measured.
     pub stop: Option<watch::Receiver<bool>>,
     /// Called once the sessions are open (a worker reports "ready").
-    pub on_ready: Option<Box<dyn FnOnce(&ConnectResult) + Send>>,
+    pub on_ready: Option<OnReady>,
     /// The load starts once this resolves (a worker waits for the coordinator's "go").
-    pub go: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    pub go: Option<Go>,
     /// Receives every folded second of the session set-up and of the load.
     pub setup_sink: Option<Sink>,
     pub load_sink: Option<Sink>,
@@ -47,7 +53,14 @@ pub struct Mix {
 impl Mix {
     pub fn new(plan: &PhasePlan) -> Mix {
         let mut acc = 0;
-        let cumulative = plan.mix.iter().map(|t| { acc += t.weight as u64; acc }).collect();
+        let cumulative = plan
+            .mix
+            .iter()
+            .map(|t| {
+                acc += t.weight as u64;
+                acc
+            })
+            .collect();
         Mix { templates: plan.mix.iter().map(Template::new).collect(), cumulative }
     }
 
@@ -142,7 +155,8 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
             let rec = Recorder::new(1, open.clone());
             let ticker = spawn_ticker(rec.clone(), Accumulator::new(vec!["connect".into()], 1), ctl.load_sink.take());
             let (conns, took) =
-                establish(&connector, plan.session_offset, *sessions, plan.connect_rate, &rec, 0, &stop, &first_error).await;
+                establish(&connector, plan.session_offset, *sessions, plan.connect_rate, &rec, 0, &stop, &first_error)
+                    .await;
             let mut held: Vec<Exclusive> = conns.into_iter().flatten().collect();
             let lost = hold_sessions(&mut held, *hold, &stop, &open).await;
             for c in held {
@@ -161,9 +175,19 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
         model => {
             // Set-up: open the sessions, measured on their own timeline.
             let setup = Recorder::new(1, open.clone());
-            let ticker = spawn_ticker(setup.clone(), Accumulator::new(vec!["connect".into()], 1), ctl.setup_sink.take());
-            let (conns, took) =
-                establish(&connector, plan.session_offset, model.sessions(), plan.connect_rate, &setup, 0, &stop, &first_error).await;
+            let ticker =
+                spawn_ticker(setup.clone(), Accumulator::new(vec!["connect".into()], 1), ctl.setup_sink.take());
+            let (conns, took) = establish(
+                &connector,
+                plan.session_offset,
+                model.sessions(),
+                plan.connect_rate,
+                &setup,
+                0,
+                &stop,
+                &first_error,
+            )
+            .await;
             let acc = ticker.finish().await;
             let mut connect = ConnectResult::from_kind(&acc.kind_result(0), took.as_secs_f64(), acc.timeline.clone());
             connect.first_error = first_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -176,17 +200,22 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
             names.push("connect".into());
             let rec = Recorder::new(names.len(), open.clone());
             let ticker = spawn_ticker(rec.clone(), Accumulator::new(names.clone(), main), ctl.load_sink.take());
-            let env = Env { plan: plan.clone(), mix: mix.clone(), rec: rec.clone(), connector: connector.clone(), flags: flags.clone(), reconnect_kind: main };
-            let load_started = Instant::now();
-            let window = if flags.cancelled.load(Ordering::Relaxed) {
-                Duration::ZERO
+            let env = Env {
+                plan: plan.clone(),
+                mix: mix.clone(),
+                rec: rec.clone(),
+                connector: connector.clone(),
+                flags: flags.clone(),
+                reconnect_kind: main,
+            };
+            let (window, drained) = if flags.cancelled.load(Ordering::Relaxed) {
+                Default::default()
             } else {
                 match model {
                     Model::Closed { .. } => run_closed(Arc::new(env), conns).await,
                     _ => super::open::run_open(Arc::new(env), conns).await,
                 }
             };
-            let drained = load_started.elapsed().saturating_sub(window);
             let acc = ticker.finish().await;
             let mut r = build(base, &acc, window);
             r.drain_s = drained.as_secs_f64();
@@ -207,7 +236,7 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
     result
 }
 
-async fn wait_go(go: Option<Pin<Box<dyn Future<Output = ()> + Send>>>, stop: &watch::Receiver<bool>) {
+async fn wait_go(go: Option<Go>, stop: &watch::Receiver<bool>) {
     if let Some(go) = go {
         let mut stop = stop.clone();
         tokio::select! {
@@ -250,7 +279,12 @@ fn build(mut r: PhaseResult, acc: &Accumulator, load_time: Duration) -> PhaseRes
 
 /// Holds idle sessions for `hold`, sweeping them once a second (server pings answered,
 /// closed connections noticed and dropped). Returns how many the server closed.
-async fn hold_sessions(held: &mut Vec<Exclusive>, hold: Duration, stop: &watch::Receiver<bool>, open: &AtomicI64) -> usize {
+async fn hold_sessions(
+    held: &mut Vec<Exclusive>,
+    hold: Duration,
+    stop: &watch::Receiver<bool>,
+    open: &AtomicI64,
+) -> usize {
     let end = tokio::time::Instant::now() + hold;
     let mut stop = stop.clone();
     let mut lost = 0;
@@ -341,9 +375,9 @@ impl Env {
     }
 }
 
-/// The closed model. Returns the length of the load window.
-async fn run_closed(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> Duration {
-    let Model::Closed { duration, iterations, think, .. } = env.plan.model else { return Duration::ZERO };
+/// The closed model. Returns the length of the load window and of the drain after it.
+async fn run_closed(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (Duration, Duration) {
+    let Model::Closed { duration, iterations, think, .. } = env.plan.model else { return Default::default() };
     let start = Instant::now();
     let deadline = duration.map(|d| start + d);
     let remaining = iterations.map(|n| Arc::new(AtomicI64::new(n as i64)));
@@ -363,19 +397,55 @@ async fn run_closed(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> Duration {
         });
     }
     let mut window: Option<Duration> = None;
-    while tasks.join_next().await.is_some() {
-        if window.is_none() && env.flags.soft() {
-            window = Some(start.elapsed());
+    loop {
+        tokio::select! {
+            done = tasks.join_next() => {
+                if done.is_none() {
+                    break;
+                }
+                if window.is_none() && env.flags.soft() {
+                    window = Some(start.elapsed());
+                }
+            }
+            // Cancelled, or the drain time ran out: requests still in flight are abandoned
+            // (their sessions' guards count them as cancelled).
+            _ = env.flags.hard_stopped() => {
+                tasks.abort_all();
+                while let Some(j) = tasks.join_next().await {
+                    if j.is_err_and(|e| e.is_cancelled()) {
+                        env.rec.open_sessions.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+                break;
+            }
         }
     }
     env.flags.stop_soft();
     let took = start.elapsed();
     // The window is the time to the soft stop (deadline, count reached or cancel),
     // without the drain of the last requests.
-    match (deadline, window) {
+    let window = match (deadline, window) {
         (Some(d), _) if Instant::now() >= d => d.duration_since(start).min(took),
         (_, Some(w)) => w,
         _ => took,
+    };
+    (window, took.saturating_sub(window))
+}
+
+/// A request in flight in a closed-model session; recorded as cancelled if the session
+/// task is aborted before it completes.
+struct InFlight<'a> {
+    rec: &'a Recorder,
+    n: usize,
+    k: usize,
+    done: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.rec.done(self.n, self.k, Outcome::Cancelled, Duration::ZERO);
+        }
     }
 }
 
@@ -405,16 +475,13 @@ async fn closed_session(
         let k = env.mix.pick(&mut rng);
         let t = &env.mix.templates[k];
         env.rec.sent(n, k);
+        // A hard stop aborts this task mid-request; the guard then records the request as
+        // cancelled. (Cheaper than racing every request against a stop channel.)
+        let mut guard = InFlight { rec: &env.rec, n, k, done: false };
         let t0 = Instant::now();
-        let out = tokio::select! {
-            biased;
-            o = conn.call(t, timeout) => o,
-            _ = env.flags.hard_stopped() => Outcome::Cancelled,
-        };
+        let out = conn.call(t, timeout).await;
+        guard.done = true;
         env.rec.done(n, k, out, t0.elapsed());
-        if out == Outcome::Cancelled {
-            break;
-        }
         if conn.is_broken() {
             if let Some(c) = slot.take() {
                 c.close().await;
@@ -435,4 +502,3 @@ async fn closed_session(
         env.rec.open_sessions.fetch_sub(1, Ordering::Relaxed);
     }
 }
-

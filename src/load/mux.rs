@@ -15,6 +15,7 @@ use crate::client::ErrorKind;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -97,7 +98,9 @@ impl State {
 
 /// A multiplexed lean connection.
 pub struct MuxConn {
-    wr: OwnedWriteHalf,
+    /// Never dropped normally when `abortive`: dropping a write half sends a FIN, and the
+    /// server's FIN arriving before the last handle goes would leave a TIME_WAIT behind.
+    wr: ManuallyDrop<OwnedWriteHalf>,
     state: Mutex<State>,
     hooks: Arc<Hooks>,
     reader: Mutex<Option<tokio::task::AbortHandle>>,
@@ -110,9 +113,17 @@ pub struct Closed;
 
 impl MuxConn {
     /// Takes over a connection after its handshake and starts its reader task.
-    pub fn start(rd: OwnedReadHalf, wr: OwnedWriteHalf, partial: Vec<u8>, next_id: u64, max: usize, abortive: bool, hooks: Arc<Hooks>) -> Arc<MuxConn> {
+    pub fn start(
+        rd: OwnedReadHalf,
+        wr: OwnedWriteHalf,
+        partial: Vec<u8>,
+        next_id: u64,
+        max: usize,
+        abortive: bool,
+        hooks: Arc<Hooks>,
+    ) -> Arc<MuxConn> {
         let conn = Arc::new(MuxConn {
-            wr,
+            wr: ManuallyDrop::new(wr),
             state: Mutex::new(State { next_id, ..State::default() }),
             hooks,
             reader: Mutex::new(None),
@@ -237,6 +248,18 @@ impl MuxConn {
     }
 }
 
+impl Drop for MuxConn {
+    fn drop(&mut self) {
+        // SAFETY: `wr` is taken exactly once, here, and never used again.
+        let wr = unsafe { ManuallyDrop::take(&mut self.wr) };
+        if self.abortive {
+            // No FIN: the socket (SO_LINGER 0 since connect) ends with an RST when its
+            // last handle (the read half) is dropped.
+            wr.forget();
+        }
+    }
+}
+
 async fn flush(conn: Arc<MuxConn>) {
     loop {
         if conn.wr.writable().await.is_err() {
@@ -301,9 +324,12 @@ fn deliver(conn: &Weak<MuxConn>, line: &[u8]) {
 
 /// Request deadlines in buckets of [`TICK`], in send order (one timeout per phase, so
 /// deadlines only grow and new entries join the last bucket).
+/// Requests due in one tick: the connection and the request id.
+type Bucket = (u64, Vec<(Weak<MuxConn>, u64)>);
+
 pub struct Deadlines {
     t0: Instant,
-    buckets: Mutex<VecDeque<(u64, Vec<(Weak<MuxConn>, u64)>)>>,
+    buckets: Mutex<VecDeque<Bucket>>,
 }
 
 impl Deadlines {

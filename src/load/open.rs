@@ -28,10 +28,12 @@ struct Slot {
     reviving: AtomicBool,
 }
 
-/// The open model. Returns the length of the load window.
-pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> Duration {
-    let Model::Open { ref stages, start_rate, max_inflight, .. } = env.plan.model else { return Duration::ZERO };
-    let curve = RateCurve::new(start_rate, stages);
+/// The open model. Returns the length of the load window and of the drain after it.
+pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (Duration, Duration) {
+    let Model::Open { ref stages, start_rate, max_inflight, arrival_offset, .. } = env.plan.model else {
+        return Default::default();
+    };
+    let curve = RateCurve::new(start_rate, stages, arrival_offset);
     let hooks = Hooks::new(env.rec.clone(), env.timeout());
     let sweeper = Deadlines::spawn_sweeper(&hooks);
     let slots: Arc<Vec<Slot>> = Arc::new(
@@ -107,8 +109,9 @@ pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> Du
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    let drain = start.elapsed().saturating_sub(window);
     env.flags.stop_hard();
     // A session being reopened right now lands in its slot before the slots are closed.
     let settle = tokio::time::Instant::now() + env.plan.connect_timeout + Duration::from_secs(1);
@@ -123,7 +126,7 @@ pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> Du
         }
     }
     sweeper.abort();
-    window
+    (window, drain)
 }
 
 fn curve_length(stages: &[super::plan::Stage]) -> Duration {

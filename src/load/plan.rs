@@ -48,7 +48,17 @@ pub enum Model {
     /// Requests arrive at a rate that follows `stages` (linear from `start_rate`), spread
     /// round-robin over `sessions`; an arrival finding `max_inflight` requests in flight is
     /// dropped and counted. Latency is timed from the intended send time.
-    Open { sessions: u64, stages: Vec<Stage>, start_rate: f64, max_inflight: u64 },
+    /// `arrival_offset` (0 for a whole plan) places a share's arrivals between its
+    /// siblings': share i of n takes arrivals i, i + n, i + 2n, ... of its parent, so shares
+    /// interleave in time and together send exactly the parent's arrivals.
+    Open {
+        sessions: u64,
+        stages: Vec<Stage>,
+        start_rate: f64,
+        max_inflight: u64,
+        #[serde(default)]
+        arrival_offset: f64,
+    },
     /// Open `sessions` sessions at the plan's `connect_rate`, timing connect + initialize,
     /// hold them for `hold`, then close them.
     Connect { sessions: u64, hold: Duration },
@@ -57,7 +67,9 @@ pub enum Model {
 impl Model {
     pub fn sessions(&self) -> u64 {
         match self {
-            Model::Closed { sessions, .. } | Model::Open { sessions, .. } | Model::Connect { sessions, .. } => *sessions,
+            Model::Closed { sessions, .. } | Model::Open { sessions, .. } | Model::Connect { sessions, .. } => {
+                *sessions
+            }
         }
     }
 
@@ -83,7 +95,7 @@ impl Model {
         match self {
             Model::Open { stages, start_rate, .. } => {
                 let total: f64 = stages.iter().map(|s| s.duration.as_secs_f64()).sum();
-                (total > 0.0).then(|| RateCurve::new(*start_rate, stages).total_arrivals() / total)
+                (total > 0.0).then(|| RateCurve::new(*start_rate, stages, 0.0).total_arrivals() / total)
             }
             _ => None,
         }
@@ -212,7 +224,10 @@ impl PhasePlan {
                     return err("duration and iterations must be above zero".into());
                 }
             }
-            Model::Open { stages, start_rate, max_inflight, .. } => {
+            Model::Open { stages, start_rate, max_inflight, arrival_offset, .. } => {
+                if !(0.0..1.0).contains(arrival_offset) {
+                    return err(format!("arrival_offset must be in [0, 1), got {arrival_offset}"));
+                }
                 if stages.is_empty() {
                     return err("an open model needs a rate and a duration (or stages)".into());
                 }
@@ -230,7 +245,7 @@ impl PhasePlan {
                 if !start_rate.is_finite() || *start_rate < 0.0 {
                     return err(format!("start_rate must be >= 0, got {start_rate}"));
                 }
-                if RateCurve::new(*start_rate, stages).total_arrivals() < 1.0 {
+                if RateCurve::new(*start_rate, stages, 0.0).total_arrivals() < 1.0 {
                     return err("the rate is 0 throughout: no request would be sent".into());
                 }
             }
@@ -255,11 +270,12 @@ impl PhasePlan {
                 iterations: iterations.map(split),
                 think: *think,
             },
-            Model::Open { sessions, stages, start_rate, max_inflight } => Model::Open {
+            Model::Open { sessions, stages, start_rate, max_inflight, arrival_offset } => Model::Open {
                 sessions: split(*sessions),
                 stages: stages.iter().map(|s| Stage { duration: s.duration, rate: s.rate * frac }).collect(),
                 start_rate: start_rate * frac,
                 max_inflight: max_inflight.div_ceil(n),
+                arrival_offset: (i as f64 + arrival_offset) / n as f64,
             },
             Model::Connect { sessions, hold } => Model::Connect { sessions: split(*sessions), hold: *hold },
         };
@@ -292,10 +308,12 @@ pub struct RateCurve {
     /// (start offset s, duration s, rate at start, rate at end, arrivals before the stage)
     segments: Vec<(f64, f64, f64, f64, f64)>,
     total: f64,
+    /// Arrival k is due when the integral of the rate reaches k + offset.
+    offset: f64,
 }
 
 impl RateCurve {
-    pub fn new(start_rate: f64, stages: &[Stage]) -> RateCurve {
+    pub fn new(start_rate: f64, stages: &[Stage], offset: f64) -> RateCurve {
         let (mut t, mut n, mut r0) = (0.0, 0.0, start_rate);
         let mut segments = Vec::with_capacity(stages.len());
         for s in stages {
@@ -305,7 +323,7 @@ impl RateCurve {
             t += d;
             r0 = s.rate;
         }
-        RateCurve { segments, total: n }
+        RateCurve { segments, total: n, offset }
     }
 
     /// Expected arrivals over the whole curve.
@@ -326,7 +344,7 @@ impl RateCurve {
     /// When arrival number `k` (0-based) is due, in seconds from the start: the time at
     /// which the integral of the rate reaches `k`. `None` once the curve ends first.
     pub fn time_of(&self, k: u64) -> Option<f64> {
-        let k = k as f64;
+        let k = k as f64 + self.offset;
         if k >= self.total {
             return None;
         }
@@ -374,17 +392,18 @@ mod tests {
             stages: vec![Stage { duration: Duration::from_secs(10), rate }],
             start_rate: rate,
             max_inflight: 100,
+            arrival_offset: 0.0,
         }
     }
 
     #[test]
     fn constant_and_ramping_schedules() {
-        let c = RateCurve::new(100.0, &[Stage { duration: Duration::from_secs(2), rate: 100.0 }]);
+        let c = RateCurve::new(100.0, &[Stage { duration: Duration::from_secs(2), rate: 100.0 }], 0.0);
         assert_eq!(c.total_arrivals(), 200.0);
         assert!((c.time_of(50).unwrap() - 0.5).abs() < 1e-9);
         assert!(c.time_of(200).is_none());
         // 0 -> 100/s over 10 s: 500 arrivals, the k-th at sqrt(k / 5).
-        let r = RateCurve::new(0.0, &[Stage { duration: Duration::from_secs(10), rate: 100.0 }]);
+        let r = RateCurve::new(0.0, &[Stage { duration: Duration::from_secs(10), rate: 100.0 }], 0.0);
         assert_eq!(r.total_arrivals(), 500.0);
         assert!((r.time_of(125).unwrap() - 5.0).abs() < 1e-9);
         assert!((r.rate_at(5.0) - 50.0).abs() < 1e-9);
@@ -395,6 +414,7 @@ mod tests {
                 Stage { duration: Duration::from_secs(1), rate: 0.0 },
                 Stage { duration: Duration::from_secs(1), rate: 10.0 },
             ],
+            0.0,
         );
         assert_eq!(d.total_arrivals(), 55.0);
         let mut last = 0.0;
@@ -411,10 +431,7 @@ mod tests {
             (plan(Model::Connect { sessions: 0, hold: Duration::ZERO }), "at least 1"),
             (plan(Model::Closed { sessions: 1, duration: None, iterations: None, think: None }), "needs a duration"),
             (plan(open(1, 0.0)), "rate is 0"),
-            (
-                PhasePlan { mix: vec![RequestTemplate::new("ping", None, 0)], ..plan(open(1, 1.0)) },
-                "weight 0",
-            ),
+            (PhasePlan { mix: vec![RequestTemplate::new("ping", None, 0)], ..plan(open(1, 1.0)) }, "weight 0"),
             (
                 PhasePlan {
                     mix: vec![RequestTemplate::new("ping", None, 1), RequestTemplate::new("ping", None, 1)],
@@ -448,6 +465,19 @@ mod tests {
             })
             .sum();
         assert_eq!(its, 11);
+        // Shares (and shares of shares) send exactly the arrivals of the whole, interleaved.
+        let count = |p: &PhasePlan| match &p.model {
+            Model::Open { stages, start_rate, arrival_offset, .. } => {
+                let c = RateCurve::new(*start_rate, stages, *arrival_offset);
+                (0..).take_while(|k| c.time_of(*k).is_some()).count()
+            }
+            _ => 0,
+        };
+        let whole = PhasePlan { model: open(10, 100.0 / 3.0), ..p.clone() };
+        assert_eq!(count(&whole), 334);
+        let parts: usize =
+            (0..3).flat_map(|i| (0..2).map(move |j| (i, j))).map(|(i, j)| count(&whole.share(i, 3).share(j, 2))).sum();
+        assert_eq!(parts, 334);
         let seg = PhasePlan { segment: Some((2, 2)), ..p.clone() };
         assert_eq!(seg.segment_share().model.sessions(), 5);
         assert_eq!(seg.segment_share().session_offset, 5);

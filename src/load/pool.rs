@@ -34,7 +34,12 @@ pub struct Template {
 
 impl Template {
     pub fn new(t: &RequestTemplate) -> Template {
-        Template { name: t.name.clone(), method: t.method.clone(), params: t.params.clone(), enc: Encoded::new(&t.method, t.params.as_ref()) }
+        Template {
+            name: t.name.clone(),
+            method: t.method.clone(),
+            params: t.params.clone(),
+            enc: Encoded::new(&t.method, t.params.as_ref()),
+        }
     }
 }
 
@@ -222,7 +227,9 @@ impl Connector {
         let fut = async {
             match &self.route {
                 Route::Line(addr) => self.connect_line(*addr, self.sources[slot]).await.map(Exclusive::Line),
-                Route::Client(t) => Session::connect(t, self.opts[slot].clone()).await.map(|s| Exclusive::Session(Box::new(s))),
+                Route::Client(t) => {
+                    Session::connect(t, self.opts[slot].clone()).await.map(|s| Exclusive::Session(Box::new(s)))
+                }
             }
         };
         match tokio::time::timeout(self.connect_timeout, fut).await {
@@ -242,15 +249,24 @@ impl Connector {
         let stream = crate::net::socket::connect(addr, source)
             .await
             .map_err(|e| ClientError::Connect { target: target.clone(), detail: e.to_string() })?;
+        if self.abortive {
+            // SO_LINGER 0 from the start: however this connection ends (closed, dropped by an
+            // aborted task), it ends with an RST and leaves no TIME_WAIT behind.
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        }
         let mut c = LineConn::new(stream, self.max_message, self.abortive);
         let id = c.take_id();
         c.write_line(&self.init.line(id)).await.map_err(|e| closed(&format!("while sending initialize: {e}")))?;
         let line = c.read_full_reply(id).await.map_err(|b| match b {
-            Broken::TooLong => ClientError::Protocol { target: target.clone(), detail: "initialize reply too long".into() },
+            Broken::TooLong => {
+                ClientError::Protocol { target: target.clone(), detail: "initialize reply too long".into() }
+            }
             _ => closed("before the initialize reply arrived"),
         })?;
-        let v: Value = serde_json::from_slice(&line)
-            .map_err(|e| ClientError::Protocol { target: target.clone(), detail: format!("initialize reply is not JSON: {e}") })?;
+        let v: Value = serde_json::from_slice(&line).map_err(|e| ClientError::Protocol {
+            target: target.clone(),
+            detail: format!("initialize reply is not JSON: {e}"),
+        })?;
         if let Some(err) = v.get("error") {
             let error: crate::protocol::ErrorObject = serde_json::from_value(err.clone()).unwrap_or_else(|_| {
                 crate::protocol::ErrorObject::new(crate::protocol::jsonrpc::INTERNAL_ERROR, err.to_string())
@@ -281,6 +297,7 @@ pub fn release_free_memory() {
 /// (0: as fast as [`MAX_CONCURRENT_CONNECTS`] allows), recording each attempt as kind
 /// `kind` of `rec`. Stops early when `stop` turns true. Returns the sessions in index
 /// order (`None` where connecting failed) and the time it took.
+#[allow(clippy::too_many_arguments)]
 pub async fn establish(
     connector: &Arc<Connector>,
     first: u64,
@@ -347,7 +364,6 @@ pub async fn establish(
     while let Some(done) = tasks.join_next().await {
         collect(Some(done));
     }
-    drop(collect);
     let took = started.elapsed();
     release_free_memory();
     (out, took)

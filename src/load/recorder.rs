@@ -55,7 +55,13 @@ impl KindWindow {
     }
 
     fn counts(&self) -> Counts {
-        let mut c = Counts { sent: self.sent, ok: self.ok, timeouts: self.timeouts, cancelled: self.cancelled, ..Default::default() };
+        let mut c = Counts {
+            sent: self.sent,
+            ok: self.ok,
+            timeouts: self.timeouts,
+            cancelled: self.cancelled,
+            ..Default::default()
+        };
         for (k, n) in &self.errors {
             *c.errors.entry(k.to_string()).or_default() += n;
         }
@@ -103,7 +109,11 @@ impl Recorder {
     pub fn new(kinds: usize, open_sessions: Arc<AtomicI64>) -> Arc<Recorder> {
         let threads = tokio::runtime::Handle::try_current().map(|h| h.metrics().num_workers()).unwrap_or(1);
         let shards = (2 * threads).clamp(1, 16);
-        Arc::new(Recorder { shards: (0..shards).map(|_| Mutex::new(Window::new(kinds))).collect(), kinds, open_sessions })
+        Arc::new(Recorder {
+            shards: (0..shards).map(|_| Mutex::new(Window::new(kinds))).collect(),
+            kinds,
+            open_sessions,
+        })
     }
 
     pub fn kinds(&self) -> usize {
@@ -225,7 +235,8 @@ impl Accumulator {
         if snap.kinds.len() != self.names.len() {
             return Err(format!("a window with {} kinds, expected {}", snap.kinds.len(), self.names.len()));
         }
-        let mut entry = TimelineEntry { t: snap.t, span: snap.span, open_sessions: snap.open_sessions, ..Default::default() };
+        let mut entry =
+            TimelineEntry { t: snap.t, span: snap.span, open_sessions: snap.open_sessions, ..Default::default() };
         self.second.reset();
         self.apply(snap, &mut entry);
         Ok(())

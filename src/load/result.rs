@@ -41,7 +41,8 @@ pub fn decode(s: &str) -> Result<Histogram<u64>, String> {
     if s.is_empty() {
         return Ok(h);
     }
-    let bytes = base64::engine::general_purpose::STANDARD.decode(s).map_err(|e| format!("histogram is not base64: {e}"))?;
+    let bytes =
+        base64::engine::general_purpose::STANDARD.decode(s).map_err(|e| format!("histogram is not base64: {e}"))?;
     let read: Histogram<u64> =
         Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| format!("invalid histogram: {e:?}"))?;
     h.add(&read).map_err(|e| format!("histogram out of range: {e:?}"))?;
@@ -395,7 +396,12 @@ impl PhaseResult {
         }
         if let Some(r) = &self.resources {
             if r.mcpscript_peak_rss_bytes > 0 {
-                m.push((format!("{p}_mcpscript_rss_mb"), r.mcpscript_peak_rss_bytes as f64 / 1e6, "MB", Direction::Lower));
+                m.push((
+                    format!("{p}_mcpscript_rss_mb"),
+                    r.mcpscript_peak_rss_bytes as f64 / 1e6,
+                    "MB",
+                    Direction::Lower,
+                ));
             }
             if r.target_peak_rss_bytes > 0 {
                 m.push((format!("{p}_target_rss_mb"), r.target_peak_rss_bytes as f64 / 1e6, "MB", Direction::Lower));
@@ -526,8 +532,15 @@ mod tests {
     fn part(values_us: &[u64], t: u32) -> PhaseResult {
         let mut h = new_hist();
         values_us.iter().for_each(|v| h.saturating_record(*v));
-        let counts = Counts { sent: values_us.len() as u64 + 2, ok: values_us.len() as u64, timeouts: 1, cancelled: 1, ..Default::default() };
-        let mut tl = TimelineEntry { t, span: 1.0, sent: counts.sent, ok: counts.ok, hist: encode(&h), ..Default::default() };
+        let counts = Counts {
+            sent: values_us.len() as u64 + 2,
+            ok: values_us.len() as u64,
+            timeouts: 1,
+            cancelled: 1,
+            ..Default::default()
+        };
+        let mut tl =
+            TimelineEntry { t, span: 1.0, sent: counts.sent, ok: counts.ok, hist: encode(&h), ..Default::default() };
         tl.refresh().unwrap();
         let mut r = PhaseResult {
             name: "p".into(),

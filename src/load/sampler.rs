@@ -35,7 +35,9 @@ pub fn parent_of(pid: u32) -> Option<u32> {
 /// Direct children of `pid` (scans `/proc`).
 pub fn children_of(pid: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).filter(|p| parent_of(*p) == Some(pid)).collect()
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| parent_of(*p) == Some(pid))
+        .collect()
 }
 
 fn clock_ticks() -> f64 {
@@ -123,7 +125,10 @@ fn sample(list: &[(u32, String)], tracks: &mut Vec<Track>, t: f64, dt: f64) -> (
         let tr = match tracks.iter_mut().position(|x| x.series.pid == *pid) {
             Some(i) => &mut tracks[i],
             None => {
-                tracks.push(Track { series: ProcessSeries { pid: *pid, role: role.clone(), ..Default::default() }, last_cpu: None });
+                tracks.push(Track {
+                    series: ProcessSeries { pid: *pid, role: role.clone(), ..Default::default() },
+                    last_cpu: None,
+                });
                 tracks.last_mut().expect("just pushed")
             }
         };
@@ -147,8 +152,13 @@ fn sample(list: &[(u32, String)], tracks: &mut Vec<Track>, t: f64, dt: f64) -> (
 }
 
 fn follow_children(watched: &Watched) {
-    let targets: Vec<u32> =
-        watched.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(_, r)| r == "target").map(|(p, _)| *p).collect();
+    let targets: Vec<u32> = watched
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(_, r)| r == "target")
+        .map(|(p, _)| *p)
+        .collect();
     if targets.is_empty() {
         return;
     }

@@ -30,11 +30,20 @@ pub struct Start {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Report {
-    Ready { connect: ConnectResult },
+    Ready {
+        connect: ConnectResult,
+    },
     /// `stage` is `setup` (opening sessions) or `load`.
-    Tick { stage: String, snap: WindowSnap },
-    Result { result: Box<PhaseResult> },
-    Error { message: String },
+    Tick {
+        stage: String,
+        snap: WindowSnap,
+    },
+    Result {
+        result: Box<PhaseResult>,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// Runs one worker: reads its share from `input`, runs it, reports on `output`.

@@ -173,15 +173,21 @@ pub async fn run_distributed(
                 w.child.wait().await.ok()
             }
         };
-        let mut report =
-            WorkerReport { index: w.index, pid: w.pid, sessions: w.share.model.sessions(), status: "ok".into(), failed: false };
+        let mut report = WorkerReport {
+            index: w.index,
+            pid: w.pid,
+            sessions: w.share.model.sessions(),
+            status: "ok".into(),
+            failed: false,
+        };
         match w.result.take() {
             Some(mut r) => {
                 r.workers.clear();
                 parts.push(r);
             }
             None => {
-                let tail = String::from_utf8_lossy(&w.stderr.lock().unwrap_or_else(|e| e.into_inner())).trim().to_string();
+                let tail =
+                    String::from_utf8_lossy(&w.stderr.lock().unwrap_or_else(|e| e.into_inner())).trim().to_string();
                 let mut why = format!("{} before reporting its result", describe(status));
                 if let Some(g) = &w.garbage {
                     why.push_str(&format!(" ({g})"));
@@ -217,10 +223,8 @@ pub async fn run_distributed(
     merged.sessions = plan.model.sessions();
     merged.intended_rate = plan.model.intended_rate();
     merged.segments = plan.segment.into_iter().collect();
-    if reports.iter().any(|r| r.failed) || !failures.is_empty() {
-        if merged.status == "completed" {
-            merged.status = "partial".into();
-        }
+    if (reports.iter().any(|r| r.failed) || !failures.is_empty()) && merged.status == "completed" {
+        merged.status = "partial".into();
     }
     for f in failures {
         merged.note(f);

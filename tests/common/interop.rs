@@ -37,9 +37,7 @@ const LOG_TAIL_LINES: usize = 200;
 
 /// `CARGO_MANIFEST_DIR/tests/interop`.
 pub fn interop_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("interop")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("interop")
 }
 
 /// Absolute path of server-everything's entry point.
@@ -54,11 +52,8 @@ pub fn ensure_setup() {
     let result = SETUP.get_or_init(|| {
         let script = interop_dir().join("setup.sh");
         let mut cmd = Command::new("bash");
-        cmd.arg(&script)
-            .current_dir(interop_dir())
-            .stdin(Stdio::null());
-        let out = run_bounded(cmd, SETUP_TIMEOUT)
-            .map_err(|e| format!("could not run {}: {e}", script.display()))?;
+        cmd.arg(&script).current_dir(interop_dir()).stdin(Stdio::null());
+        let out = run_bounded(cmd, SETUP_TIMEOUT).map_err(|e| format!("could not run {}: {e}", script.display()))?;
         match out.status {
             Some(s) if s.success() => Ok(()),
             status => Err(format!(
@@ -155,10 +150,7 @@ impl Everything {
                 }
             }
         }
-        panic!(
-            "could not start server-everything ({}): {last_err}",
-            mode.arg()
-        );
+        panic!("could not start server-everything ({}): {last_err}", mode.arg());
     }
 
     /// Err((message, worth retrying on another port)).
@@ -182,21 +174,10 @@ impl Everything {
         let ready_line = mode.ready_line(port);
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        spawn_line_drain(
-            stdout,
-            "out",
-            log.clone(),
-            ready_line.clone(),
-            ready.clone(),
-        );
+        spawn_line_drain(stdout, "out", log.clone(), ready_line.clone(), ready.clone());
         spawn_line_drain(stderr, "err", log.clone(), ready_line, ready.clone());
 
-        let mut server = Everything {
-            child,
-            url: mode.url(port),
-            port,
-            log,
-        };
+        let mut server = Everything { child, url: mode.url(port), port, log };
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -205,23 +186,15 @@ impl Everything {
                 thread::sleep(Duration::from_millis(100));
                 let tail = server.log_tail();
                 let retry = tail.contains("EADDRINUSE") || tail.contains("already in use");
-                return Err((
-                    format!("exited early ({status}) on port {port}:\n{tail}"),
-                    retry,
-                ));
+                return Err((format!("exited early ({status}) on port {port}:\n{tail}"), retry));
             }
-            if ready.load(Ordering::SeqCst)
-                || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-            {
+            if ready.load(Ordering::SeqCst) || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 return Ok(server);
             }
             if Instant::now() >= deadline {
                 let tail = server.log_tail();
                 // `server` drops here: the child is killed and reaped.
-                return Err((
-                    format!("not listening on 127.0.0.1:{port} after {START_TIMEOUT:?}:\n{tail}"),
-                    false,
-                ));
+                return Err((format!("not listening on 127.0.0.1:{port} after {START_TIMEOUT:?}:\n{tail}"), false));
             }
             thread::sleep(Duration::from_millis(50));
         }
@@ -286,21 +259,14 @@ pub fn run_sdk_client(lang: &str, args: &[&str]) -> serde_json::Value {
     }
 
     let what = format!("{lang} SDK client {args:?}");
-    let out =
-        run_bounded(cmd, CLIENT_TIMEOUT).unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let out = run_bounded(cmd, CLIENT_TIMEOUT).unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
     if out.status.is_none() {
         panic!(
             "{what}: timed out after {CLIENT_TIMEOUT:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             out.stdout, out.stderr
         );
     }
-    let line = out
-        .stdout
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("");
+    let line = out.stdout.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
     let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {
         panic!(
             "{what}: last stdout line is not JSON ({e}); exit {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
@@ -310,11 +276,7 @@ pub fn run_sdk_client(lang: &str, args: &[&str]) -> serde_json::Value {
         )
     });
     if value.get("ok") != Some(&serde_json::Value::Bool(true)) {
-        eprintln!(
-            "{what}: not ok (exit {}): {value}\n--- stderr ---\n{}",
-            describe_status(out.status),
-            out.stderr
-        );
+        eprintln!("{what}: not ok (exit {}): {value}\n--- stderr ---\n{}", describe_status(out.status), out.stderr);
     }
     value
 }
@@ -348,31 +310,20 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> std::io::Result<BoundedOutp
         thread::sleep(Duration::from_millis(20));
     };
     let grace = Duration::from_secs(3);
-    let stdout = out_rx
-        .recv_timeout(grace)
-        .unwrap_or_else(|_| "<stdout not closed>".into());
-    let stderr = err_rx
-        .recv_timeout(grace)
-        .unwrap_or_else(|_| "<stderr not closed>".into());
-    Ok(BoundedOutput {
-        status,
-        stdout,
-        stderr,
-    })
+    let stdout = out_rx.recv_timeout(grace).unwrap_or_else(|_| "<stdout not closed>".into());
+    let stderr = err_rx.recv_timeout(grace).unwrap_or_else(|_| "<stderr not closed>".into());
+    Ok(BoundedOutput { status, stdout, stderr })
 }
 
 /// SIGKILL the child's process group (only if the child leads its own group), then
 /// the child itself by PID, and reap it.
 fn kill_group_and_child(child: &mut Child) {
     let pid = child.id();
-    let leads_group = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the parenthesised command name: state ppid pgrp ...
-            let rest = &s[s.rfind(')')? + 1..];
-            rest.split_whitespace().nth(2)?.parse::<u32>().ok()
-        })
-        == Some(pid);
+    let leads_group = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| {
+        // Fields after the parenthesised command name: state ppid pgrp ...
+        let rest = &s[s.rfind(')')? + 1..];
+        rest.split_whitespace().nth(2)?.parse::<u32>().ok()
+    }) == Some(pid);
     if leads_group {
         let _ = Command::new("kill")
             .args(["-KILL", "--", &format!("-{pid}")])

@@ -12,10 +12,6 @@ use std::net::{Ipv4Addr, TcpListener};
 /// Another process may take it before the caller binds it; callers that start a
 /// server on it should treat "address in use" as a reason to retry with a new port.
 pub fn free_port() -> u16 {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0 to find a free port");
-    listener
-        .local_addr()
-        .expect("local_addr of a bound listener")
-        .port()
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0 to find a free port");
+    listener.local_addr().expect("local_addr of a bound listener").port()
 }

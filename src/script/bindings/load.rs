@@ -68,7 +68,10 @@ impl<'a> Opts<'a> {
                 let hint = crate::script::diag::suggest(k, all.iter().copied())
                     .map(|s| format!(" (did you mean {s}?)"))
                     .unwrap_or_default();
-                return Err(host_error(nc, format!("{what}: unknown option '{k}'{hint}; options are {}", all.join(", "))));
+                return Err(host_error(
+                    nc,
+                    format!("{what}: unknown option '{k}'{hint}; options are {}", all.join(", ")),
+                ));
             }
         }
         Ok(Opts { nc, what, map })
@@ -105,7 +108,9 @@ impl<'a> Opts<'a> {
     fn dur(&self, k: &str) -> Res<Option<Duration>> {
         match self.get(k) {
             None => Ok(None),
-            Some(v) if v.is_string() => parse_duration(&v.to_string()).map(Some).map_err(|e| self.err(format!("{k}: {e}"))),
+            Some(v) if v.is_string() => {
+                parse_duration(&v.to_string()).map(Some).map_err(|e| self.err(format!("{k}: {e}")))
+            }
             Some(v) => Err(self.err(format!("{k} must be a duration string such as \"10s\", not {v}"))),
         }
     }
@@ -120,7 +125,8 @@ impl<'a> Opts<'a> {
 }
 
 fn request_template(o: &Opts, d: &Dynamic, i: usize) -> Res<RequestTemplate> {
-    let m = d.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| o.err(format!("mix item {} must be a map", i + 1)))?;
+    let m =
+        d.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| o.err(format!("mix item {} must be a map", i + 1)))?;
     let keys = ["method", "params", "weight", "name", "tool", "arguments"];
     for k in m.keys() {
         if !keys.contains(&k.as_str()) {
@@ -135,7 +141,10 @@ fn request_template(o: &Opts, d: &Dynamic, i: usize) -> Res<RequestTemplate> {
         }
     };
     let (method, params) = match (text("tool"), text("method")) {
-        (Some(tool), None) => ("tools/call".to_string(), Some(serde_json::json!({"name": tool, "arguments": json("arguments")?.unwrap_or(serde_json::json!({}))}))),
+        (Some(tool), None) => (
+            "tools/call".to_string(),
+            Some(serde_json::json!({"name": tool, "arguments": json("arguments")?.unwrap_or(serde_json::json!({}))})),
+        ),
         (None, Some(method)) => (method, json("params")?),
         (Some(_), Some(_)) => return Err(o.err(format!("mix item {}: give either tool or method, not both", i + 1))),
         (None, None) => return Err(o.err(format!("mix item {} needs a method (or a tool)", i + 1))),
@@ -157,10 +166,17 @@ fn common(ctx: &ScriptCtx, o: &Opts, model: Model, default_name: &str) -> Res<(P
     let name = o.string("name")?.unwrap_or_else(|| default_name.to_string());
     let run_target = ctx.target.as_ref().map(|t| t.to_string());
     let (target, builtin_here) = match o.string("target")? {
-        None => (run_target.clone().ok_or_else(|| o.err("no target in this engine (check mode)".into()))?, ctx.load.builtin_here),
+        None => (
+            run_target.clone().ok_or_else(|| o.err("no target in this engine (check mode)".into()))?,
+            ctx.load.builtin_here,
+        ),
         Some(t) if t == "builtin" => match (&run_target, ctx.load.builtin_here) {
             (Some(r), true) => (r.clone(), true),
-            _ => return Err(o.err("target \"builtin\": this run has no built-in server (it runs against --target)".into())),
+            _ => {
+                return Err(
+                    o.err("target \"builtin\": this run has no built-in server (it runs against --target)".into())
+                )
+            }
         },
         Some(t) => {
             let same = run_target.as_deref() == Some(t.as_str());
@@ -170,7 +186,10 @@ fn common(ctx: &ScriptCtx, o: &Opts, model: Model, default_name: &str) -> Res<(P
     let mix = match (o.get("mix"), o.get("request")) {
         (Some(_), Some(_)) => return Err(o.err("give either mix or request, not both".into())),
         (Some(m), None) => {
-            let items = m.read_lock::<Array>().map(|a| a.clone()).ok_or_else(|| o.err("mix must be an array of request maps".into()))?;
+            let items = m
+                .read_lock::<Array>()
+                .map(|a| a.clone())
+                .ok_or_else(|| o.err("mix must be an array of request maps".into()))?;
             items.iter().enumerate().map(|(i, d)| request_template(o, d, i)).collect::<Res<Vec<_>>>()?
         }
         (None, Some(r)) => vec![request_template(o, r, 0)?],
@@ -279,12 +298,26 @@ fn summary_line(r: &PhaseResult) -> String {
     let errors = r.counts.error_total();
     let mut s = format!(
         "load {} ({}): {} sent, {} ok, {} errors, {} timeouts, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
-        r.name, r.model, r.counts.sent, r.counts.ok, errors, r.counts.timeouts, r.throughput, r.latency.p50, r.latency.p99
+        r.name,
+        r.model,
+        r.counts.sent,
+        r.counts.ok,
+        errors,
+        r.counts.timeouts,
+        r.throughput,
+        r.latency.p50,
+        r.latency.p99
     );
     if r.model == "connect" {
         s = format!(
             "load {} (connect): {} of {} sessions in {:.2} s ({:.0}/s), connect p50 {:.2} ms, p99 {:.2} ms",
-            r.name, r.connect.ok, r.connect.attempted, r.connect.duration_s, r.connect.rate, r.connect.latency.p50, r.connect.latency.p99
+            r.name,
+            r.connect.ok,
+            r.connect.attempted,
+            r.connect.duration_s,
+            r.connect.rate,
+            r.connect.latency.p50,
+            r.connect.latency.p99
         );
     }
     if r.dropped > 0 {
@@ -303,10 +336,7 @@ fn summary_line(r: &PhaseResult) -> String {
 pub fn result_map(r: &PhaseResult) -> Map {
     let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
     strip_histograms(&mut v);
-    match value::to_dynamic(&v).try_cast::<Map>() {
-        Some(m) => m,
-        None => Map::new(),
-    }
+    value::to_dynamic(&v).try_cast::<Map>().unwrap_or_default()
 }
 
 fn strip_histograms(v: &mut Value) {
@@ -363,68 +393,97 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     });
 
     let c = ctx.clone();
-    module_fn(engine, &mut m, "open", &["options"], &[
-        " An open model at a constant arrival rate: `rate` requests per second for `duration`, spread",
-        " round-robin over `sessions` sessions (default 100). Latency is timed from each request's intended",
-        " send time, so a stalled server shows in the percentiles. An arrival finding `max_inflight`",
-        " requests in flight (default: 10 s worth of the rate, at least 100) is dropped and counted in `dropped`.",
-    ], move |nc: NativeCallContext, options: Map| -> Res<Map> {
-        let o = Opts::new(&nc, "load::open", options, &["rate", "duration", "max_inflight"])?;
-        let rate = o.num("rate")?.ok_or_else(|| o.err("needs a rate (requests per second)".into()))?;
-        let duration = o.dur("duration")?.ok_or_else(|| o.err("needs a duration, e.g. \"30s\"".into()))?;
-        let model = Model::Open {
-            sessions: o.int("sessions")?.unwrap_or(100),
-            stages: vec![Stage { duration, rate }],
-            start_rate: rate,
-            max_inflight: o.int("max_inflight")?.unwrap_or(default_inflight(rate)),
-        };
-        let (plan, env) = common(&c, &o, model, "open")?;
-        execute(&c, &nc, &o, plan, env)
-    });
+    module_fn(
+        engine,
+        &mut m,
+        "open",
+        &["options"],
+        &[
+            " An open model at a constant arrival rate: `rate` requests per second for `duration`, spread",
+            " round-robin over `sessions` sessions (default 100). Latency is timed from each request's intended",
+            " send time, so a stalled server shows in the percentiles. An arrival finding `max_inflight`",
+            " requests in flight (default: 10 s worth of the rate, at least 100) is dropped and counted in `dropped`.",
+        ],
+        move |nc: NativeCallContext, options: Map| -> Res<Map> {
+            let o = Opts::new(&nc, "load::open", options, &["rate", "duration", "max_inflight"])?;
+            let rate = o.num("rate")?.ok_or_else(|| o.err("needs a rate (requests per second)".into()))?;
+            let duration = o.dur("duration")?.ok_or_else(|| o.err("needs a duration, e.g. \"30s\"".into()))?;
+            let model = Model::Open {
+                sessions: o.int("sessions")?.unwrap_or(100),
+                stages: vec![Stage { duration, rate }],
+                start_rate: rate,
+                max_inflight: o.int("max_inflight")?.unwrap_or(default_inflight(rate)),
+                arrival_offset: 0.0,
+            };
+            let (plan, env) = common(&c, &o, model, "open")?;
+            execute(&c, &nc, &o, plan, env)
+        },
+    );
 
     let c = ctx.clone();
-    module_fn(engine, &mut m, "ramp", &["options"], &[
-        " An open model whose arrival rate follows `stages`: `[#{duration: \"10s\", rate: 100}, ...]`, each moving",
-        " linearly from the previous rate (`start_rate` for the first, default 0) to its own, like k6's",
-        " ramping-arrival-rate. Other options as `load::open`.",
-    ], move |nc: NativeCallContext, options: Map| -> Res<Map> {
-        let o = Opts::new(&nc, "load::ramp", options, &["stages", "start_rate", "max_inflight"])?;
-        let raw = o.get("stages").and_then(|s| s.read_lock::<Array>().map(|a| a.clone())).ok_or_else(|| o.err("needs stages: [#{duration: \"10s\", rate: 100}, ...]".into()))?;
-        let mut stages = Vec::new();
-        for (i, s) in raw.iter().enumerate() {
-            let sm = s.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| o.err(format!("stage {} must be a map #{{duration, rate}}", i + 1)))?;
-            let so = Opts::new(o.nc, "load::ramp stage", sm, &["duration", "rate"])?;
-            let duration = so.dur("duration")?.ok_or_else(|| o.err(format!("stage {} needs a duration", i + 1)))?;
-            let rate = so.num("rate")?.ok_or_else(|| o.err(format!("stage {} needs a rate", i + 1)))?;
-            stages.push(Stage { duration, rate });
-        }
-        let peak = stages.iter().map(|s| s.rate).fold(o.num("start_rate")?.unwrap_or(0.0), f64::max);
-        let model = Model::Open {
-            sessions: o.int("sessions")?.unwrap_or(100),
-            start_rate: o.num("start_rate")?.unwrap_or(0.0),
-            stages,
-            max_inflight: o.int("max_inflight")?.unwrap_or(default_inflight(peak)),
-        };
-        let (plan, env) = common(&c, &o, model, "ramp")?;
-        execute(&c, &nc, &o, plan, env)
-    });
+    module_fn(
+        engine,
+        &mut m,
+        "ramp",
+        &["options"],
+        &[
+            " An open model whose arrival rate follows `stages`: `[#{duration: \"10s\", rate: 100}, ...]`, each moving",
+            " linearly from the previous rate (`start_rate` for the first, default 0) to its own, like k6's",
+            " ramping-arrival-rate. Other options as `load::open`.",
+        ],
+        move |nc: NativeCallContext, options: Map| -> Res<Map> {
+            let o = Opts::new(&nc, "load::ramp", options, &["stages", "start_rate", "max_inflight"])?;
+            let raw = o
+                .get("stages")
+                .and_then(|s| s.read_lock::<Array>().map(|a| a.clone()))
+                .ok_or_else(|| o.err("needs stages: [#{duration: \"10s\", rate: 100}, ...]".into()))?;
+            let mut stages = Vec::new();
+            for (i, s) in raw.iter().enumerate() {
+                let sm = s
+                    .read_lock::<Map>()
+                    .map(|m| m.clone())
+                    .ok_or_else(|| o.err(format!("stage {} must be a map #{{duration, rate}}", i + 1)))?;
+                let so = Opts::new(o.nc, "load::ramp stage", sm, &["duration", "rate"])?;
+                let duration = so.dur("duration")?.ok_or_else(|| o.err(format!("stage {} needs a duration", i + 1)))?;
+                let rate = so.num("rate")?.ok_or_else(|| o.err(format!("stage {} needs a rate", i + 1)))?;
+                stages.push(Stage { duration, rate });
+            }
+            let peak = stages.iter().map(|s| s.rate).fold(o.num("start_rate")?.unwrap_or(0.0), f64::max);
+            let model = Model::Open {
+                sessions: o.int("sessions")?.unwrap_or(100),
+                start_rate: o.num("start_rate")?.unwrap_or(0.0),
+                stages,
+                max_inflight: o.int("max_inflight")?.unwrap_or(default_inflight(peak)),
+                arrival_offset: 0.0,
+            };
+            let (plan, env) = common(&c, &o, model, "ramp")?;
+            execute(&c, &nc, &o, plan, env)
+        },
+    );
 
     let c = ctx.clone();
-    module_fn(engine, &mut m, "connect", &["options"], &[
-        " A connect phase: opens `sessions` sessions at `rate` sessions per second (0 or absent: as fast as",
-        " possible), timing connect + initialize of each (the result's latency is connect latency), holds",
-        " them open for `hold` (\"10s\"), then closes them. `connect.ok`, `connect.failed` and `connect.rate`",
-        " say how it went; the timeline shows open sessions per second.",
-    ], move |nc: NativeCallContext, options: Map| -> Res<Map> {
-        let o = Opts::new(&nc, "load::connect", options, &["rate", "hold"])?;
-        let sessions = o.int("sessions")?.ok_or_else(|| o.err("needs sessions".into()))?;
-        let model = Model::Connect { sessions, hold: o.dur("hold")?.unwrap_or(Duration::ZERO) };
-        let (mut plan, env) = common(&c, &o, model, "connect")?;
-        if let Some(r) = o.num("rate")? {
-            plan.connect_rate = r;
-        }
-        execute(&c, &nc, &o, plan, env)
-    });
+    module_fn(
+        engine,
+        &mut m,
+        "connect",
+        &["options"],
+        &[
+            " A connect phase: opens `sessions` sessions at `rate` sessions per second (0 or absent: as fast as",
+            " possible), timing connect + initialize of each (the result's latency is connect latency), holds",
+            " them open for `hold` (\"10s\"), then closes them. `connect.ok`, `connect.failed` and `connect.rate`",
+            " say how it went; the timeline shows open sessions per second.",
+        ],
+        move |nc: NativeCallContext, options: Map| -> Res<Map> {
+            let o = Opts::new(&nc, "load::connect", options, &["rate", "hold"])?;
+            let sessions = o.int("sessions")?.ok_or_else(|| o.err("needs sessions".into()))?;
+            let model = Model::Connect { sessions, hold: o.dur("hold")?.unwrap_or(Duration::ZERO) };
+            let (mut plan, env) = common(&c, &o, model, "connect")?;
+            if let Some(r) = o.num("rate")? {
+                plan.connect_rate = r;
+            }
+            execute(&c, &nc, &o, plan, env)
+        },
+    );
 
     engine.register_static_module("load", m.into());
 }

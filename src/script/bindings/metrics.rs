@@ -62,7 +62,8 @@ impl Resource for SamplerSlot {
 }
 
 fn series_map(r: &lr::Resources, pid: u32) -> Map {
-    let mut v = serde_json::to_value(r.processes.iter().find(|p| p.pid == pid).cloned().unwrap_or_default()).unwrap_or_default();
+    let mut v = serde_json::to_value(r.processes.iter().find(|p| p.pid == pid).cloned().unwrap_or_default())
+        .unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert("pid".into(), pid.into());
         o.insert("interval_s".into(), r.interval_s.into());
@@ -102,16 +103,21 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     let mut m = Module::new();
     let values: Arc<Mutex<BTreeMap<String, f64>>> = Arc::default();
 
-    module_fn(engine, &mut m, "histogram", &[], &[" A new, empty latency histogram (record values in milliseconds)."], || {
-        ScriptHistogram(Arc::new(Mutex::new(lr::new_hist())))
-    });
+    module_fn(
+        engine,
+        &mut m,
+        "histogram",
+        &[],
+        &[" A new, empty latency histogram (record values in milliseconds)."],
+        || ScriptHistogram(Arc::new(Mutex::new(lr::new_hist()))),
+    );
     script_fn!(engine,
-        /// Records a value in milliseconds (a float keeps microseconds: `h.record(r.latency_ms)`).
-        "record"(histogram, ms) => |h: &mut ScriptHistogram, ms: f64| {
-            if ms.is_finite() && ms >= 0.0 {
-                h.lock().saturating_record((ms * 1000.0).round() as u64);
-            }
-        });
+    /// Records a value in milliseconds (a float keeps microseconds: `h.record(r.latency_ms)`).
+    "record"(histogram, ms) => |h: &mut ScriptHistogram, ms: f64| {
+        if ms.is_finite() && ms >= 0.0 {
+            h.lock().saturating_record((ms * 1000.0).round() as u64);
+        }
+    });
     script_fn!(engine,
         /// Records a whole number of milliseconds.
         "record"(histogram, ms) => |h: &mut ScriptHistogram, ms: i64| h.lock().saturating_record(ms.max(0) as u64 * 1000));
@@ -123,13 +129,13 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
         /// a map `threshold` reads.
         "summary"(histogram) => |h: &mut ScriptHistogram| -> Map { latency_map(&LatencyStats::of(&h.lock())) });
     script_fn!(engine,
-        /// Adds every value of `other` (exactly: same buckets).
-        "merge"(histogram, other) => |h: &mut ScriptHistogram, other: ScriptHistogram| {
-            if !Arc::ptr_eq(&h.0, &other.0) {
-                let o = other.lock().clone();
-                let _ = h.lock().add(&o);
-            }
-        });
+    /// Adds every value of `other` (exactly: same buckets).
+    "merge"(histogram, other) => |h: &mut ScriptHistogram, other: ScriptHistogram| {
+        if !Arc::ptr_eq(&h.0, &other.0) {
+            let o = other.lock().clone();
+            let _ = h.lock().add(&o);
+        }
+    });
     script_fn!(engine,
         /// Forgets every value.
         "reset"(histogram) => |h: &mut ScriptHistogram| h.lock().reset());
@@ -137,87 +143,165 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     engine.register_fn("to_string", |h: &mut ScriptHistogram| format!("Histogram({} values)", h.lock().len()));
 
     let v = values.clone();
-    module_fn(engine, &mut m, "counter", &["name", "delta"], &[" Adds `delta` to counter `name` (starting at 0) and returns the new value."],
+    module_fn(
+        engine,
+        &mut m,
+        "counter",
+        &["name", "delta"],
+        &[" Adds `delta` to counter `name` (starting at 0) and returns the new value."],
         move |name: &str, delta: f64| -> f64 {
             let mut m = v.lock().unwrap_or_else(|e| e.into_inner());
             let e = m.entry(name.to_string()).or_insert(0.0);
             *e += delta;
             *e
-        });
+        },
+    );
     let v = values.clone();
-    module_fn(engine, &mut m, "counter", &["name", "delta"], &[" Adds a whole number to counter `name`; returns the new value."],
+    module_fn(
+        engine,
+        &mut m,
+        "counter",
+        &["name", "delta"],
+        &[" Adds a whole number to counter `name`; returns the new value."],
         move |name: &str, delta: i64| -> f64 {
             let mut m = v.lock().unwrap_or_else(|e| e.into_inner());
             let e = m.entry(name.to_string()).or_insert(0.0);
             *e += delta as f64;
             *e
-        });
+        },
+    );
     let v = values.clone();
-    module_fn(engine, &mut m, "gauge", &["name", "value"], &[" Sets gauge `name` to a whole number."], move |name: &str, value: i64| {
-        v.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), value as f64);
-    });
+    module_fn(
+        engine,
+        &mut m,
+        "gauge",
+        &["name", "value"],
+        &[" Sets gauge `name` to a whole number."],
+        move |name: &str, value: i64| {
+            v.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), value as f64);
+        },
+    );
     let v = values.clone();
-    module_fn(engine, &mut m, "gauge", &["name", "value"], &[" Sets gauge `name` to `value`."], move |name: &str, value: f64| {
-        v.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), value);
-    });
+    module_fn(
+        engine,
+        &mut m,
+        "gauge",
+        &["name", "value"],
+        &[" Sets gauge `name` to `value`."],
+        move |name: &str, value: f64| {
+            v.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), value);
+        },
+    );
     let v = values.clone();
-    module_fn(engine, &mut m, "value", &["name"], &[" The current value of counter or gauge `name` (0 when never set)."],
-        move |name: &str| -> f64 { v.lock().unwrap_or_else(|e| e.into_inner()).get(name).copied().unwrap_or(0.0) });
+    module_fn(
+        engine,
+        &mut m,
+        "value",
+        &["name"],
+        &[" The current value of counter or gauge `name` (0 when never set)."],
+        move |name: &str| -> f64 { v.lock().unwrap_or_else(|e| e.into_inner()).get(name).copied().unwrap_or(0.0) },
+    );
     let (v, c) = (values.clone(), ctx.clone());
-    module_fn(engine, &mut m, "export", &["name", "options"], &[
-        " Exports counter or gauge `name` as a metric of the current stage, with options",
-        " `#{unit: \"req\", better: \"higher\"}` (`better`: higher, lower or none).",
-    ], move |nc: NativeCallContext, name: &str, options: Map| -> Res<()> {
-        let value = v.lock().unwrap_or_else(|e| e.into_inner()).get(name).copied().ok_or_else(|| host_error(&nc, format!("metrics::export: no counter or gauge named '{name}'")))?;
-        let unit = options.get("unit").map(|u| u.to_string());
-        let better = match options.get("better").map(|b| b.to_string()).as_deref() {
-            Some("higher") => Better::Higher,
-            Some("lower") => Better::Lower,
-            None | Some("none") => Better::None,
-            Some(o) => return Err(host_error(&nc, format!("metrics::export: better must be higher, lower or none, not {o}"))),
-        };
-        c.rec().metric(name, value, unit, better, &site_string(&nc)).map_err(|e| host_error(&nc, e))
-    });
+    module_fn(
+        engine,
+        &mut m,
+        "export",
+        &["name", "options"],
+        &[
+            " Exports counter or gauge `name` as a metric of the current stage, with options",
+            " `#{unit: \"req\", better: \"higher\"}` (`better`: higher, lower or none).",
+        ],
+        move |nc: NativeCallContext, name: &str, options: Map| -> Res<()> {
+            let value = v
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(name)
+                .copied()
+                .ok_or_else(|| host_error(&nc, format!("metrics::export: no counter or gauge named '{name}'")))?;
+            let unit = options.get("unit").map(|u| u.to_string());
+            let better = match options.get("better").map(|b| b.to_string()).as_deref() {
+                Some("higher") => Better::Higher,
+                Some("lower") => Better::Lower,
+                None | Some("none") => Better::None,
+                Some(o) => {
+                    return Err(host_error(
+                        &nc,
+                        format!("metrics::export: better must be higher, lower or none, not {o}"),
+                    ))
+                }
+            };
+            c.rec().metric(name, value, unit, better, &site_string(&nc)).map_err(|e| host_error(&nc, e))
+        },
+    );
 
-    module_fn(engine, &mut m, "pid", &[], &[" This process's id (the coordinator of load phases)."], || -> i64 { std::process::id() as i64 });
-    let c = ctx.clone();
-    module_fn(engine, &mut m, "target_pids", &[], &[" Target processes named with `--target-pid` (an array of ints)."], move || -> Array {
-        c.load.target_pids.iter().map(|p| Dynamic::from_int(*p as i64)).collect()
+    module_fn(engine, &mut m, "pid", &[], &[" This process's id (the coordinator of load phases)."], || -> i64 {
+        std::process::id() as i64
     });
-    module_fn(engine, &mut m, "rss", &["pid"], &[" Resident memory of process `pid` in bytes (() when it is gone)."],
+    let c = ctx.clone();
+    module_fn(
+        engine,
+        &mut m,
+        "target_pids",
+        &[],
+        &[" Target processes named with `--target-pid` (an array of ints)."],
+        move || -> Array { c.load.target_pids.iter().map(|p| Dynamic::from_int(*p as i64)).collect() },
+    );
+    module_fn(
+        engine,
+        &mut m,
+        "rss",
+        &["pid"],
+        &[" Resident memory of process `pid` in bytes (() when it is gone)."],
         |nc: NativeCallContext, pid: i64| -> Res<Dynamic> {
             let pid = pid_arg(&nc, "metrics::rss", pid)?;
             Ok(crate::util::proc::rss_bytes(pid).map(|b| Dynamic::from_int(b as i64)).unwrap_or(Dynamic::UNIT))
-        });
-    module_fn(engine, &mut m, "cpu_seconds", &["pid"], &[" CPU time (user + system) process `pid` has used, in seconds (() when it is gone)."],
+        },
+    );
+    module_fn(
+        engine,
+        &mut m,
+        "cpu_seconds",
+        &["pid"],
+        &[" CPU time (user + system) process `pid` has used, in seconds (() when it is gone)."],
         |nc: NativeCallContext, pid: i64| -> Res<Dynamic> {
             let pid = pid_arg(&nc, "metrics::cpu_seconds", pid)?;
             Ok(sampler::cpu_seconds(pid).map(Dynamic::from_float).unwrap_or(Dynamic::UNIT))
-        });
+        },
+    );
 
     let c = ctx.clone();
-    module_fn(engine, &mut m, "sample", &["pid", "interval"], &[
-        " Starts sampling RSS and CPU of process `pid` every `interval` (\"1s\"); `s.stop()` returns",
-        " `#{pid, t, rss_bytes, cpu_pct, peak_rss_bytes, mean_cpu_pct, interval_s}` (arrays per sample).",
-        " Sampling stops by itself when the script ends.",
-    ], move |nc: NativeCallContext, pid: i64, interval: &str| -> Res<ScriptSampler> {
-        let pid = pid_arg(&nc, "metrics::sample", pid)?;
-        let every = duration_arg(&nc, "metrics::sample", interval)?.max(Duration::from_millis(10));
-        let watched: sampler::Watched = Arc::new(Mutex::new(vec![(pid, "process".to_string())]));
-        let s = c.bridge.run(async move { Sampler::start(watched, every) }).map_err(|e| bridge_error(&nc, "metrics::sample", e))?;
-        let slot = Arc::new(SamplerSlot { pid, sampler: Mutex::new(Some(s)) });
-        c.track(Arc::downgrade(&slot) as std::sync::Weak<dyn Resource>);
-        Ok(ScriptSampler(slot))
-    });
+    module_fn(
+        engine,
+        &mut m,
+        "sample",
+        &["pid", "interval"],
+        &[
+            " Starts sampling RSS and CPU of process `pid` every `interval` (\"1s\"); `s.stop()` returns",
+            " `#{pid, t, rss_bytes, cpu_pct, peak_rss_bytes, mean_cpu_pct, interval_s}` (arrays per sample).",
+            " Sampling stops by itself when the script ends.",
+        ],
+        move |nc: NativeCallContext, pid: i64, interval: &str| -> Res<ScriptSampler> {
+            let pid = pid_arg(&nc, "metrics::sample", pid)?;
+            let every = duration_arg(&nc, "metrics::sample", interval)?.max(Duration::from_millis(10));
+            let watched: sampler::Watched = Arc::new(Mutex::new(vec![(pid, "process".to_string())]));
+            let s = c
+                .bridge
+                .run(async move { Sampler::start(watched, every) })
+                .map_err(|e| bridge_error(&nc, "metrics::sample", e))?;
+            let slot = Arc::new(SamplerSlot { pid, sampler: Mutex::new(Some(s)) });
+            c.track(Arc::downgrade(&slot) as std::sync::Weak<dyn Resource>);
+            Ok(ScriptSampler(slot))
+        },
+    );
     let c = ctx.clone();
     script_fn!(engine,
-        /// Stops a sampler and returns its samples (see `metrics::sample`).
-        "stop"(sampler) => move |nc: NativeCallContext, s: &mut ScriptSampler| -> Res<Map> {
-            let taken = s.0.sampler.lock().unwrap_or_else(|e| e.into_inner()).take();
-            let Some(sampler) = taken else { return Err(host_error(&nc, "stop: this sampler was already stopped")) };
-            let r = c.bridge.run_cleanup(sampler.finish(), CLOSE_LIMIT).map_err(|e| bridge_error(&nc, "stop", e))?;
-            Ok(series_map(&r, s.0.pid))
-        });
+    /// Stops a sampler and returns its samples (see `metrics::sample`).
+    "stop"(sampler) => move |nc: NativeCallContext, s: &mut ScriptSampler| -> Res<Map> {
+        let taken = s.0.sampler.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(sampler) = taken else { return Err(host_error(&nc, "stop: this sampler was already stopped")) };
+        let r = c.bridge.run_cleanup(sampler.finish(), CLOSE_LIMIT).map_err(|e| bridge_error(&nc, "stop", e))?;
+        Ok(series_map(&r, s.0.pid))
+    });
     engine.register_fn("to_string", |s: &mut ScriptSampler| format!("Sampler(pid {})", s.0.pid));
 
     engine.register_static_module("metrics", m.into());

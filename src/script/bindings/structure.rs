@@ -44,12 +44,14 @@ fn record_metric(ctx: &ScriptCtx, nc: &NativeCallContext, name: &str, value: &Dy
                         "higher" => Better::Higher,
                         "lower" => Better::Lower,
                         "none" => Better::None,
-                        other => return Err(host_error(
-                            nc,
-                            format!(
+                        other => {
+                            return Err(host_error(
+                                nc,
+                                format!(
                                 "metric '{name}': better must be \"higher\", \"lower\" or \"none\", not \"{other}\""
                             ),
-                        )),
+                            ))
+                        }
                     }
                 }
                 other => {
