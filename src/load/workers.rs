@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -302,22 +302,7 @@ async fn spawn(
     let pid = child.id().unwrap_or(0);
     let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
     let (Some(stdin), Some(stdout)) = (stdin, stdout) else { return Err("no pipes to the worker".into()) };
-    let tail = Arc::new(Mutex::new(Vec::new()));
-    if let Some(mut err) = stderr {
-        let tail = tail.clone();
-        tokio::spawn(async move {
-            let mut chunk = [0u8; 1024];
-            while let Ok(n) = err.read(&mut chunk).await {
-                if n == 0 {
-                    break;
-                }
-                let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
-                t.extend_from_slice(&chunk[..n]);
-                let excess = t.len().saturating_sub(STDERR_TAIL);
-                t.drain(..excess);
-            }
-        });
-    }
+    let tail = crate::client::transport::stdio::keep_tail(stderr, STDERR_TAIL);
     tokio::spawn(async move {
         let mut lines = BufReader::new(stdout).lines();
         loop {

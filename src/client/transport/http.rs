@@ -69,13 +69,7 @@ pub async fn connect(
     let err = |detail: String| ClientError::Connect { target: target.clone(), detail };
     let parsed = url::Url::parse(url).map_err(|e| err(e.to_string()))?;
     let endpoint = Endpoint::resolve(&parsed).await.map_err(err)?;
-    let auth = match &opts.auth_token {
-        Some(t) => Some(
-            HeaderValue::try_from(format!("Bearer {t}"))
-                .map_err(|_| err("the auth token is not a valid header value".into()))?,
-        ),
-        None => None,
-    };
+    let auth = conn::bearer(opts.auth_token.as_deref()).map_err(err)?;
     let pool = Pool::new(endpoint.addr, opts.source_addr);
     pool.warm().await.map_err(err)?;
     Ok(Box::new(HttpTransport {

@@ -50,13 +50,7 @@ pub async fn connect(
     let err = |detail: String| ClientError::Connect { target: target.clone(), detail };
     let stream_url = url::Url::parse(url).map_err(|e| err(e.to_string()))?;
     let endpoint = Endpoint::resolve(&stream_url).await.map_err(err)?;
-    let auth = match &opts.auth_token {
-        Some(t) => Some(
-            HeaderValue::try_from(format!("Bearer {t}"))
-                .map_err(|_| err("the auth token is not a valid header value".into()))?,
-        ),
-        None => None,
-    };
+    let auth = conn::bearer(opts.auth_token.as_deref()).map_err(err)?;
     let mut tx = conn::open(endpoint.addr, opts.source_addr).await.map_err(err)?;
     let mut req = Request::new(ReqBody::new(Bytes::new()));
     *req.uri_mut() = endpoint.path.clone();

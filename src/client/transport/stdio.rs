@@ -32,6 +32,31 @@ pub fn die_with_parent(cmd: &mut Command) {
     }
 }
 
+/// Reads a child's stderr in the background and keeps its last `limit` bytes, for error
+/// messages about the child.
+pub fn keep_tail<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    stderr: Option<R>,
+    limit: usize,
+) -> Arc<Mutex<Vec<u8>>> {
+    let tail = Arc::new(Mutex::new(Vec::new()));
+    if let Some(mut err) = stderr {
+        let tail = tail.clone();
+        tokio::spawn(async move {
+            let mut chunk = [0u8; 1024];
+            while let Ok(n) = err.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
+                t.extend_from_slice(&chunk[..n]);
+                let excess = t.len().saturating_sub(limit);
+                t.drain(..excess);
+            }
+        });
+    }
+    tail
+}
+
 pub fn spawn(
     command: &str,
     args: &[String],
@@ -53,22 +78,7 @@ pub fn spawn(
     let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
         return Err(ClientError::Spawn { command: command.to_string(), detail: "no stdio pipes".into() });
     };
-    let tail = Arc::new(Mutex::new(Vec::new()));
-    if let Some(mut err) = stderr.take() {
-        let tail = tail.clone();
-        tokio::spawn(async move {
-            let mut chunk = [0u8; 1024];
-            while let Ok(n) = err.read(&mut chunk).await {
-                if n == 0 {
-                    break;
-                }
-                let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
-                t.extend_from_slice(&chunk[..n]);
-                let excess = t.len().saturating_sub(STDERR_TAIL);
-                t.drain(..excess);
-            }
-        });
-    }
+    let tail = keep_tail(stderr.take(), STDERR_TAIL);
     Ok(StdioTransport {
         lines: LineWriter::start(stdout, stdin, dispatch, opts.max_message_size),
         child: tokio::sync::Mutex::new(Some(child)),

@@ -125,6 +125,16 @@ impl Pool {
 }
 
 /// Opens one HTTP/1.1 connection and spawns the task that drives it.
+/// The `Authorization: Bearer` header value for an auth token, if one is set.
+pub fn bearer(token: Option<&str>) -> Result<Option<HeaderValue>, String> {
+    token
+        .map(|t| {
+            HeaderValue::try_from(format!("Bearer {t}"))
+                .map_err(|_| "the auth token is not a valid header value".into())
+        })
+        .transpose()
+}
+
 pub async fn open(addr: SocketAddr, source: Option<IpAddr>) -> Result<SendRequest<ReqBody>, String> {
     let stream = crate::net::socket::connect(addr, source).await.map_err(|e| format!("{addr}: {e}"))?;
     let (tx, conn) = hyper::client::conn::http1::Builder::new()
