@@ -395,3 +395,43 @@ fn sessions_close_without_leaving_time_wait() {
         s.shutdown().await;
     });
 }
+
+#[test]
+fn every_model_runs_over_http_and_websocket_sessions_too() {
+    rt().block_on(async {
+        let s = server::start(ServerConfig::listening(&["http://127.0.0.1:0/mcp", "ws://127.0.0.1:0/ws"]).unwrap())
+            .await
+            .unwrap();
+        for url in [s.url("http").unwrap().to_string(), s.url("ws").unwrap().to_string()] {
+            let mut closed =
+                plan(&url, Model::Closed { sessions: 5, duration: None, iterations: Some(200), think: None });
+            closed.mix = echo_mix();
+            let c = run_local(&closed, Control::default()).await;
+            assert_balanced(&c);
+            assert_eq!((c.counts.sent, c.counts.ok), (200, 200), "{url}: {:?}", c.counts);
+            let o = run_local(
+                &plan(
+                    &url,
+                    Model::Open {
+                        sessions: 5,
+                        stages: vec![Stage { duration: Duration::from_millis(500), rate: 200.0 }],
+                        start_rate: 200.0,
+                        max_inflight: 1000,
+                        arrival_offset: 0.0,
+                    },
+                ),
+                Control::default(),
+            )
+            .await;
+            assert_balanced(&o);
+            assert_eq!((o.counts.sent, o.counts.ok), (100, 100), "{url}: {:?}", o.counts);
+            let k = run_local(
+                &plan(&url, Model::Connect { sessions: 20, hold: Duration::from_millis(100) }),
+                Control::default(),
+            )
+            .await;
+            assert_eq!(k.connect.ok, 20, "{url}: {:?}", k.connect);
+        }
+        s.shutdown().await;
+    });
+}
