@@ -172,10 +172,22 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
             Err(e) => return Err(PlanError { phase: plan.name.clone(), reason: e }),
         }
     }
+    let per = if env.builtin_here && scaled.is_none() { budget / 2 } else { budget };
     let processes = match share.processes {
-        0 => {
-            let per = if env.builtin_here && scaled.is_none() { budget / 2 } else { budget };
-            sessions.div_ceil(per.max(1)).max(1) as u32
+        0 => sessions.div_ceil(per.max(1)).max(1) as u32,
+        n if sessions.div_ceil(n as u64) > per => {
+            if let Some(s) = scaled {
+                s.stop().await;
+            }
+            return Err(PlanError {
+                phase: plan.name.clone(),
+                reason: format!(
+                    "{sessions} sessions over {n} processes is {} per process, more than the {per} one process can \
+                     open (its open-file limit); use at least {} processes or leave `processes` out",
+                    sessions.div_ceil(n as u64),
+                    sessions.div_ceil(per.max(1))
+                ),
+            });
         }
         n => n,
     };
@@ -193,6 +205,9 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
     if let Some(s) = scaled {
         result.note(format!("ran against a built-in server of {} processes started for this phase", s.workers));
         s.stop().await;
+    }
+    if env.builtin_here && !scale_builtin {
+        result.note("the built-in server ran inside mcpscript: its memory and CPU count as the coordinator's");
     }
     result.target = plan.target.clone();
     if let Some(seg) = plan.segment {
