@@ -90,20 +90,7 @@ pub async fn serve(
         streams: sessions::Sessions::new(),
         shutdown: shutdown.clone(),
     });
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.wait_for(|s| *s) => break,
-        };
-        let stream = match accepted {
-            Ok((s, _)) => s,
-            Err(e) => {
-                // EMFILE and friends: back off briefly rather than spin.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+    while let Some(stream) = super::accept_or_stop(&listener, &mut shutdown).await {
         let _ = stream.set_nodelay(true);
         tokio::spawn(serve_connection(stream, shared.clone()));
     }

@@ -17,20 +17,7 @@ const INITIAL_BUFFER: usize = 1024;
 
 /// Accepts connections until `shutdown` turns true, then closes the open ones.
 pub async fn serve_tcp(listener: TcpListener, state: Arc<ServerState>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.wait_for(|s| *s) => return,
-        };
-        let (mut stream, _) = match accepted {
-            Ok(s) => s,
-            Err(e) => {
-                // EMFILE and friends: back off briefly rather than spin.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+    while let Some(mut stream) = super::accept_or_stop(&listener, &mut shutdown).await {
         if state.at_connection_limit() {
             Stats::inc(&state.stats.connections_refused);
             let mut line =

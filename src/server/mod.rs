@@ -34,6 +34,27 @@ pub enum ServerError {
     Workers(String),
 }
 
+/// The next accepted connection, or `None` once `shutdown` turns true. Accept errors
+/// (EMFILE and friends) back off briefly rather than spin.
+pub async fn accept_or_stop(
+    listener: &tokio::net::TcpListener,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<tokio::net::TcpStream> {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => return None,
+        };
+        match accepted {
+            Ok((stream, _)) => return Some(stream),
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
 /// A server running inside this process.
 pub struct RunningServer {
     pub state: Arc<ServerState>,

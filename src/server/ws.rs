@@ -92,20 +92,7 @@ pub async fn serve_listener(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let path: Arc<str> = path.into();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.wait_for(|s| *s) => return,
-        };
-        let stream = match accepted {
-            Ok((s, _)) => s,
-            Err(e) => {
-                // EMFILE and friends: back off briefly rather than spin.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+    while let Some(stream) = super::accept_or_stop(&listener, &mut shutdown).await {
         tokio::spawn(accept(stream, state.clone(), Some(path.clone()), Some(shutdown.clone())));
     }
 }
