@@ -15,10 +15,28 @@ use tokio::sync::oneshot;
 pub type Reply = Result<Result<Value, ErrorObject>, ClientError>;
 
 struct Inner {
-    pending: HashMap<i64, oneshot::Sender<Reply>>,
+    pending: HashMap<i64, oneshot::Sender<Reply>, std::hash::BuildHasherDefault<IdHasher>>,
     /// Set once the connection is gone; later requests fail at once.
     closed: Option<String>,
     last_violation: Option<String>,
+}
+
+/// Hashes request ids (small sequential integers) with one multiplication.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_i64(&mut self, n: i64) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 /// Routes inbound messages of one session.
@@ -38,7 +56,7 @@ impl Dispatcher {
     pub fn new(target: impl Into<String>) -> Self {
         Dispatcher {
             target: target.into(),
-            inner: Mutex::new(Inner { pending: HashMap::new(), closed: None, last_violation: None }),
+            inner: Mutex::new(Inner { pending: HashMap::default(), closed: None, last_violation: None }),
             unmatched: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
             notifications: AtomicU64::new(0),

@@ -102,15 +102,47 @@ impl Session {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let rx = self.dispatch.register(id)?;
         let deadline = tokio::time::Instant::now() + timeout;
-        // HTTP transports read the reply inside `send`, so the deadline covers it too; when
-        // it passes there, `await_reply` takes a reply already delivered or times out.
-        let sent =
-            tokio::time::timeout_at(deadline, self.transport.send(Message::request(Id::Num(id), method, params)));
-        if let Ok(Err(e)) = sent.await {
+        // One timer serves both the send and the wait for the reply. HTTP transports read
+        // the reply inside `send`, so the deadline covers it too; when it passes there, the
+        // wait below still takes a reply already delivered (biased) or times out.
+        let sleep = tokio::time::sleep_until(deadline);
+        tokio::pin!(sleep);
+        let send = self.transport.send(Message::request(Id::Num(id), method, params));
+        let sent = tokio::select! {
+            biased;
+            r = send => Some(r),
+            _ = &mut sleep => None,
+        };
+        if let Some(Err(e)) = sent {
             self.dispatch.forget(id);
             return Err(e);
         }
-        self.await_reply(id, method, rx, deadline, timeout).await
+        let got = tokio::select! {
+            biased;
+            r = rx => Some(r),
+            _ = &mut sleep => None,
+        };
+        match got {
+            Some(Ok(Ok(Ok(result)))) => Ok(result),
+            Some(Ok(Ok(Err(error)))) => {
+                Err(ClientError::Rpc { target: self.target().to_string(), method: method.to_string(), error })
+            }
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(ClientError::Closed {
+                target: self.target().to_string(),
+                detail: "before the reply arrived".into(),
+            }),
+            None => {
+                self.dispatch.forget(id);
+                self.cancel(id, timeout).await;
+                Err(ClientError::Timeout {
+                    target: self.target().to_string(),
+                    method: method.to_string(),
+                    after: timeout,
+                    note: self.dispatch.violation_note(),
+                })
+            }
+        }
     }
 
     /// Waits for request `id` until `deadline`; on timeout it is forgotten and cancelled.

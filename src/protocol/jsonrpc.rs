@@ -151,25 +151,31 @@ impl ParseError {
     }
 }
 
-/// Distinguishes a member that is absent from one that is `null`.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
+/// Members borrowed unparsed: absent is `None`, `null` is `Some("null")`; only the members
+/// a message needs are turned into values.
+#[derive(Deserialize)]
+struct RawMessage<'a> {
+    #[serde(default, borrow, deserialize_with = "present_raw")]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present_raw")]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present_raw")]
+    method: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present_raw")]
+    params: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present_raw")]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present_raw")]
+    error: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
-struct RawMessage {
-    #[serde(default, deserialize_with = "present")]
-    jsonrpc: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    id: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    method: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    params: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    result: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
-    error: Option<Value>,
+/// `null` is a present member (`Option<&RawValue>` alone would read it as absent).
+fn present_raw<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<&'a RawValue>, D::Error> {
+    <&'a RawValue>::deserialize(d).map(Some)
+}
+
+fn value_of(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).expect("a RawValue is valid JSON")
 }
 
 fn first_byte(bytes: &[u8]) -> Option<u8> {
@@ -208,42 +214,51 @@ fn parse_object(bytes: &[u8]) -> Result<Message, Invalid> {
     }
 }
 
-fn classify(raw: RawMessage) -> Result<Message, Invalid> {
-    let id = match &raw.id {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            Id::from_value(v)
-                .ok_or_else(|| Invalid { id: None, reason: format!("id must be an integer or a string, got {v}") })?,
-        ),
+fn classify(raw: RawMessage<'_>) -> Result<Message, Invalid> {
+    let id_null = raw.id.is_some_and(|r| r.get() == "null");
+    let id = match raw.id {
+        None => None,
+        Some(_) if id_null => None,
+        Some(r) => match r.get().parse::<i64>() {
+            Ok(n) => Some(Id::Num(n)),
+            Err(_) => {
+                let v = value_of(r);
+                Some(Id::from_value(&v).ok_or_else(|| Invalid {
+                    id: None,
+                    reason: format!("id must be an integer or a string, got {v}"),
+                })?)
+            }
+        },
     };
     let invalid = |reason: String| Invalid { id: id.clone(), reason };
     match raw.jsonrpc {
-        Some(Value::String(ref s)) if s == "2.0" => {}
+        Some(r) if r.get() == "\"2.0\"" || matches!(value_of(r), Value::String(ref s) if s == "2.0") => {}
         _ => return Err(invalid("jsonrpc must be \"2.0\"".into())),
     }
-    if let Some(method) = raw.method {
+    let params = raw.params.map(value_of);
+    if let Some(method) = raw.method.map(value_of) {
         let Value::String(method) = method else {
             return Err(invalid("method must be a string".into()));
         };
-        if let Some(p) = &raw.params {
+        if let Some(p) = &params {
             if !(p.is_object() || p.is_array()) {
                 return Err(invalid("params must be an object or an array".into()));
             }
         }
-        return match (id, &raw.id) {
-            (Some(id), _) => Ok(Message::Request(Request { id, method, params: raw.params })),
+        return match (id, raw.id) {
+            (Some(id), _) => Ok(Message::Request(Request { id, method, params })),
             (None, Some(_)) => Err(Invalid { id: None, reason: "a request id must not be null".into() }),
-            (None, None) => Ok(Message::Notification(Notification { method, params: raw.params })),
+            (None, None) => Ok(Message::Notification(Notification { method, params })),
         };
     }
     if raw.id.is_none() {
         return Err(invalid("a response needs an id; a request needs a method".into()));
     }
     match (raw.result, raw.error) {
-        (Some(result), None) if id.is_some() => Ok(Message::Response(Response { id, outcome: Ok(result) })),
+        (Some(result), None) if id.is_some() => Ok(Message::Response(Response { id, outcome: Ok(value_of(result)) })),
         (None, Some(error)) => {
             let error: ErrorObject =
-                serde_json::from_value(error).map_err(|e| invalid(format!("malformed error object: {e}")))?;
+                serde_json::from_str(error.get()).map_err(|e| invalid(format!("malformed error object: {e}")))?;
             Ok(Message::Response(Response { id, outcome: Err(error) }))
         }
         (Some(_), Some(_)) => Err(invalid("a response has either result or error, not both".into())),
@@ -291,8 +306,46 @@ impl Message {
 
     /// Appends compact JSON bytes to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        // Serialising a Message into a Vec cannot fail: every key is a string.
-        serde_json::to_writer(&mut *out, self).expect("serialising a JSON-RPC message");
+        // The envelope is written directly; only strings, ids and payloads go through serde.
+        fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+            serde_json::to_writer(&mut *out, v).expect("serialising JSON");
+        }
+        out.extend_from_slice(b"{\"jsonrpc\":\"2.0\"");
+        match self {
+            Message::Request(r) => {
+                out.extend_from_slice(b",\"id\":");
+                json(out, &r.id);
+                out.extend_from_slice(b",\"method\":");
+                json(out, &r.method);
+                if let Some(p) = &r.params {
+                    out.extend_from_slice(b",\"params\":");
+                    json(out, p);
+                }
+            }
+            Message::Notification(n) => {
+                out.extend_from_slice(b",\"method\":");
+                json(out, &n.method);
+                if let Some(p) = &n.params {
+                    out.extend_from_slice(b",\"params\":");
+                    json(out, p);
+                }
+            }
+            Message::Response(r) => {
+                out.extend_from_slice(b",\"id\":");
+                json(out, &r.id);
+                match &r.outcome {
+                    Ok(v) => {
+                        out.extend_from_slice(b",\"result\":");
+                        json(out, v);
+                    }
+                    Err(e) => {
+                        out.extend_from_slice(b",\"error\":");
+                        json(out, e);
+                    }
+                }
+            }
+        }
+        out.push(b'}');
     }
 
     pub fn request(id: Id, method: impl Into<String>, params: Option<Value>) -> Self {
