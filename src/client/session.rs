@@ -122,6 +122,18 @@ impl Session {
             r = rx => Some(r),
             _ = &mut sleep => None,
         };
+        self.conclude(id, method, timeout, got).await
+    }
+
+    /// Turns the outcome of waiting for request `id` into its result: `None` means the
+    /// deadline passed, so the request is forgotten and cancelled.
+    async fn conclude(
+        &self,
+        id: i64,
+        method: &str,
+        timeout: Duration,
+        got: Option<Result<super::dispatch::Reply, tokio::sync::oneshot::error::RecvError>>,
+    ) -> Result<Value, ClientError> {
         match got {
             Some(Ok(Ok(Ok(result)))) => Ok(result),
             Some(Ok(Ok(Err(error)))) => {
@@ -154,27 +166,7 @@ impl Session {
         deadline: tokio::time::Instant,
         timeout: Duration,
     ) -> Result<Value, ClientError> {
-        match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(Ok(Ok(result)))) => Ok(result),
-            Ok(Ok(Ok(Err(error)))) => {
-                Err(ClientError::Rpc { target: self.target().to_string(), method: method.to_string(), error })
-            }
-            Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(_)) => Err(ClientError::Closed {
-                target: self.target().to_string(),
-                detail: "before the reply arrived".into(),
-            }),
-            Err(_) => {
-                self.dispatch.forget(id);
-                self.cancel(id, timeout).await;
-                Err(ClientError::Timeout {
-                    target: self.target().to_string(),
-                    method: method.to_string(),
-                    after: timeout,
-                    note: self.dispatch.violation_note(),
-                })
-            }
-        }
+        self.conclude(id, method, timeout, tokio::time::timeout_at(deadline, rx).await.ok()).await
     }
 
     /// Several requests sent as one JSON-RPC batch, each with the default deadline; the
