@@ -10,6 +10,13 @@ use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// These tests measure time and load the machine: they run one at a time so that one's load
+/// cannot show up as another's latency.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
@@ -59,6 +66,7 @@ async fn builtin(latency: Option<Duration>) -> server::RunningServer {
 
 #[test]
 fn closed_phase_balances_and_breaks_down_by_kind() {
+    let _serial = serial();
     rt().block_on(async {
         let s = builtin(None).await;
         let mut p = plan(
@@ -85,6 +93,7 @@ fn closed_phase_balances_and_breaks_down_by_kind() {
 
 #[test]
 fn closed_phase_stops_after_its_iterations() {
+    let _serial = serial();
     rt().block_on(async {
         let s = builtin(None).await;
         let p = plan(
@@ -100,6 +109,7 @@ fn closed_phase_stops_after_its_iterations() {
 
 #[test]
 fn errors_are_counted_by_kind() {
+    let _serial = serial();
     rt().block_on(async {
         let s = builtin(None).await;
         let mut p = plan(
@@ -123,6 +133,7 @@ fn errors_are_counted_by_kind() {
 
 #[test]
 fn open_phase_sends_at_the_intended_rate_and_balances() {
+    let _serial = serial();
     rt().block_on(async {
         let s = builtin(None).await;
         let mut p = plan(
@@ -149,6 +160,7 @@ fn open_phase_sends_at_the_intended_rate_and_balances() {
 
 #[test]
 fn open_phase_ramps_and_drops_beyond_max_inflight() {
+    let _serial = serial();
     rt().block_on(async {
         let s = builtin(Some(Duration::from_millis(200))).await;
         // 0 -> 400/s over 1 s then 400/s for 1 s: 600 arrivals; 200 ms each, so about 80
@@ -177,6 +189,7 @@ fn open_phase_ramps_and_drops_beyond_max_inflight() {
 
 #[test]
 fn connect_phase_times_sessions_and_holds_them() {
+    let _serial = serial();
     rt().block_on(async {
         let s = builtin(None).await;
         let mut p = plan(s.url("tcp").unwrap(), Model::Connect { sessions: 300, hold: Duration::from_millis(1200) });
@@ -195,6 +208,7 @@ fn connect_phase_times_sessions_and_holds_them() {
 
 #[test]
 fn connect_failures_are_counted_not_hung() {
+    let _serial = serial();
     rt().block_on(async {
         // A port nobody listens on.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -250,6 +264,7 @@ async fn precise_server(delay: Duration) -> String {
 
 #[test]
 fn injected_latency_shows_in_p50_within_a_millisecond() {
+    let _serial = serial();
     rt().block_on(async {
         let fast = precise_server(Duration::ZERO).await;
         let slow = precise_server(Duration::from_millis(20)).await;
@@ -271,6 +286,7 @@ fn injected_latency_shows_in_p50_within_a_millisecond() {
 
 #[test]
 fn builtin_server_latency_is_reported_as_the_server_delivers_it() {
+    let _serial = serial();
     // The built-in server's --latency sleeps on tokio's 1 ms timer wheel, which rounds up:
     // its replies take 20-22 ms. The engine reports that, and never less than 20 ms.
     rt().block_on(async {
@@ -318,6 +334,7 @@ impl Drop for ServeChild {
 
 #[test]
 fn open_model_does_not_hide_a_stalled_server() {
+    let _serial = serial();
     let server = ServeChild::start();
     let rt = rt();
     let p = plan(
@@ -367,6 +384,7 @@ fn time_wait_on(port: u16) -> usize {
 
 #[test]
 fn sessions_close_without_leaving_time_wait() {
+    let _serial = serial();
     rt().block_on(async {
         let s = builtin(None).await;
         let url = s.url("tcp").unwrap().to_string();
@@ -398,6 +416,7 @@ fn sessions_close_without_leaving_time_wait() {
 
 #[test]
 fn every_model_runs_over_http_and_websocket_sessions_too() {
+    let _serial = serial();
     rt().block_on(async {
         let s = server::start(ServerConfig::listening(&["http://127.0.0.1:0/mcp", "ws://127.0.0.1:0/ws"]).unwrap())
             .await
