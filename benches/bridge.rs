@@ -2,9 +2,11 @@
 //! on one session, (b) from a Rhai loop on one session, (c) from 64 Rust tasks with a
 //! session each, (d) from 64 Rhai scripts on their own threads with a session each, all
 //! against the built-in server over tcp in this process, on the same 2-worker runtime
-//! `mcpscript run` uses. The Rhai cases run in both bridge modes: `drive` (the default: the
-//! script thread polls the request itself) and `spawn` (the request runs as a runtime task
-//! and its result comes back over a oneshot). Prints a table and the Rhai/Rust ratios.
+//! `mcpscript run` uses. The Rhai cases run in three bridge modes: `local` (the default: the
+//! script's sessions live on the script thread's own runtime, which waits for their replies
+//! itself), `drive` (sessions on the shared runtime; the script thread polls the request) and
+//! `spawn` (the request runs as a runtime task and its result comes back over a oneshot).
+//! Prints a table and the Rhai/Rust ratios.
 //!
 //!     cargo bench --bench bridge
 //!     MCPSCRIPT_BENCH_SECS=5 cargo bench --bench bridge
@@ -138,12 +140,14 @@ fn main() {
         cases.push(Case { name, requests, secs });
     };
     case("(a) Rust, 1 session", &|d| rust_pings(&rt, &target, 1, d));
-    case("(b) Rhai loop, 1 session", &|d| rhai_pings(&rt, &script, &target, 1, d, BridgeMode::Drive));
-    case("(b') same, spawn bridge", &|d| rhai_pings(&rt, &script, &target, 1, d, BridgeMode::Spawn));
+    case("(b) Rhai loop, 1 session", &|d| rhai_pings(&rt, &script, &target, 1, d, BridgeMode::Local));
+    case("(b') same, drive bridge", &|d| rhai_pings(&rt, &script, &target, 1, d, BridgeMode::Drive));
+    case("(b'') same, spawn bridge", &|d| rhai_pings(&rt, &script, &target, 1, d, BridgeMode::Spawn));
     case("(c) Rust, 64 tasks x 1 session", &|d| rust_pings(&rt, &target, PARALLEL, d));
-    case("(d) Rhai, 64 scripts x 1 session", &|d| rhai_pings(&rt, &script, &target, PARALLEL, d, BridgeMode::Drive));
-    case("(d') same, spawn bridge", &|d| rhai_pings(&rt, &script, &target, PARALLEL, d, BridgeMode::Spawn));
-    case("(e) Rhai loop without requests", &|d| rhai_pings(&rt, &empty, &target, 1, d, BridgeMode::Drive));
+    case("(d) Rhai, 64 scripts x 1 session", &|d| rhai_pings(&rt, &script, &target, PARALLEL, d, BridgeMode::Local));
+    case("(d') same, drive bridge", &|d| rhai_pings(&rt, &script, &target, PARALLEL, d, BridgeMode::Drive));
+    case("(d'') same, spawn bridge", &|d| rhai_pings(&rt, &script, &target, PARALLEL, d, BridgeMode::Spawn));
+    case("(e) Rhai loop without requests", &|d| rhai_pings(&rt, &empty, &target, 1, d, BridgeMode::Local));
 
     println!("\n{:<34} {:>10} {:>8} {:>10} {:>12}", "case", "requests", "secs", "req/s", "us/request");
     // (e) counts loop iterations, not requests.
@@ -152,11 +156,18 @@ fn main() {
     }
     let r = |i: usize| cases[i].rate();
     println!(
-        "\nRhai / Rust, 1 session:    {:.2} drive, {:.2} spawn (scripting adds {:.1} us per request, drive)",
+        "\nRhai / Rust, 1 session:    {:.2} local (the default), {:.2} drive, {:.2} spawn \
+         (scripting adds {:.1} us per request, local)",
         r(1) / r(0),
         r(2) / r(0),
+        r(3) / r(0),
         1e6 / r(1) - 1e6 / r(0)
     );
-    println!("Rhai / Rust, 64 sessions:  {:.2} drive, {:.2} spawn", r(4) / r(3), r(5) / r(3));
+    println!(
+        "Rhai / Rust, 64 sessions:  {:.2} local (the default), {:.2} drive, {:.2} spawn",
+        r(5) / r(4),
+        r(6) / r(4),
+        r(7) / r(4)
+    );
     rt.block_on(srv.shutdown());
 }

@@ -7,6 +7,13 @@
 //! the dispatcher's oneshot, wakes the script thread directly: one thread hop instead of
 //! two. `benches/bridge.rs` measures both.
 //!
+//! Session I/O goes further ([`Bridge::run_io`]): each script thread owns a small
+//! current-thread runtime ([`LocalRuntime`]) and the sessions a script opens live on it, so
+//! the script thread itself waits in `epoll` for its replies and the kernel wakes it directly:
+//! no thread hop at all, the same path a Rust client on its own runtime takes. The price: a
+//! script's sessions only make progress while the script waits on something (a request,
+//! `sleep`, a load phase); between calls the kernel buffers what the server sends.
+//!
 //! A [`StopSignal`] ends a script early (Ctrl-C or its timeout). The script's progress
 //! callback reads it between operations; a script blocked in the bridge is woken because
 //! every bridged task also waits on the signal.
@@ -111,9 +118,14 @@ pub enum BridgeError {
 /// How a bridged future reaches the runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BridgeMode {
-    /// [`Drive`](BridgeMode::Drive) on a multi-thread runtime, else [`Spawn`](BridgeMode::Spawn).
+    /// Sessions on the script thread's own runtime ([`Local`](BridgeMode::Local)) and
+    /// everything else [`Drive`](BridgeMode::Drive)n on a multi-thread runtime, else
+    /// [`Spawn`](BridgeMode::Spawn)ed.
     #[default]
     Auto,
+    /// Session I/O on the script thread's own current-thread runtime: the kernel wakes the
+    /// script thread itself when a reply arrives. No thread hop per request.
+    Local,
     /// The script thread polls the future itself (`Handle::block_on`) while the runtime's
     /// workers drive sockets and timers; the reply wakes the script thread directly. One
     /// thread hop per request. Needs a multi-thread runtime.
@@ -123,12 +135,41 @@ pub enum BridgeMode {
     Spawn,
 }
 
+/// A script thread's own current-thread runtime, on which its sessions live (see the module
+/// documentation). Dropping it never blocks, even from inside another runtime.
+#[derive(Debug)]
+pub struct LocalRuntime(Option<tokio::runtime::Runtime>);
+
+impl LocalRuntime {
+    pub fn new() -> std::io::Result<Arc<LocalRuntime>> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(Arc::new(LocalRuntime(Some(rt))))
+    }
+
+    fn block_on<F: Future>(&self, fut: F) -> Result<F::Output, BridgeError> {
+        match &self.0 {
+            Some(rt) => Ok(rt.block_on(fut)),
+            None => Err(BridgeError::RuntimeGone),
+        }
+    }
+}
+
+impl Drop for LocalRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// A script thread's way into the tokio runtime.
 #[derive(Clone, Debug)]
 pub struct Bridge {
     handle: Option<Handle>,
     stop: Arc<StopSignal>,
     drive: bool,
+    /// Where session I/O runs ([`Bridge::run_io`]); `None`: on the shared runtime.
+    local: Option<Arc<LocalRuntime>>,
 }
 
 impl Bridge {
@@ -142,13 +183,20 @@ impl Bridge {
     pub fn with_mode(handle: Handle, stop: Arc<StopSignal>, mode: BridgeMode) -> Bridge {
         let multi = handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
         let drive = multi && mode != BridgeMode::Spawn;
-        Bridge { handle: Some(handle), stop, drive }
+        // `Local` needs [`with_local`](Bridge::with_local); other calls drive when they can.
+        Bridge { handle: Some(handle), stop, drive, local: None }
+    }
+
+    /// This bridge with session I/O on `local`, the script thread's own runtime.
+    pub fn with_local(mut self, local: Arc<LocalRuntime>) -> Bridge {
+        self.local = Some(local);
+        self
     }
 
     /// A bridge without a runtime, for engines that only compile, check or document
     /// scripts: every call fails with [`BridgeError::Detached`].
     pub fn detached() -> Bridge {
-        Bridge { handle: None, stop: StopSignal::new(), drive: false }
+        Bridge { handle: None, stop: StopSignal::new(), drive: false, local: None }
     }
 
     pub fn stop_signal(&self) -> &Arc<StopSignal> {
@@ -167,14 +215,7 @@ impl Bridge {
         T: Send + 'static,
     {
         let handle = self.runtime()?;
-        if let Some(r) = self.stop.reason() {
-            return Err(BridgeError::Stopped(r));
-        }
-        let mut stop = self.stop.tx.subscribe();
-        let stopped = async move {
-            let code = stop.wait_for(|c| *c != 0).await.map(|c| *c).unwrap_or(1);
-            BridgeError::Stopped(StopReason::from_code(code).unwrap_or(StopReason::Cancelled))
-        };
+        let stopped = self.stopped()?;
         if self.drive {
             // Poll on this thread; the runtime's workers deliver I/O readiness and timers,
             // and the reply wakes this thread directly: one thread hop per call.
@@ -199,19 +240,71 @@ impl Bridge {
         rx.blocking_recv().unwrap_or(Err(BridgeError::RuntimeGone))
     }
 
+    /// Like [`run`](Bridge::run), for session I/O: on the script thread's own runtime when
+    /// it has one, so that opening a session there keeps its reader and timers there too.
+    pub fn run_io<F, T>(&self, fut: F) -> Result<T, BridgeError>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(local) = &self.local else { return self.run(fut) };
+        self.runtime()?;
+        let stopped = self.stopped()?;
+        local.block_on(async move {
+            tokio::select! {
+                biased;
+                v = fut => Ok(v),
+                e = stopped => Err(e),
+            }
+        })?
+    }
+
+    /// A future that resolves when the stop signal fires; an error when it already has.
+    fn stopped(&self) -> Result<impl Future<Output = BridgeError> + Send + 'static, BridgeError> {
+        if let Some(r) = self.stop.reason() {
+            return Err(BridgeError::Stopped(r));
+        }
+        let mut stop = self.stop.tx.subscribe();
+        Ok(async move {
+            let code = stop.wait_for(|c| *c != 0).await.map(|c| *c).unwrap_or(1);
+            BridgeError::Stopped(StopReason::from_code(code).unwrap_or(StopReason::Cancelled))
+        })
+    }
+
     /// Runs `fut` to completion even when the script was stopped, within `limit`: for
-    /// cleanup (closing sessions) after a script ended.
+    /// cleanup (closing sessions) after a script ended. Session I/O cleanup runs where the
+    /// sessions live.
     pub fn run_cleanup<F, T>(&self, fut: F, limit: Duration) -> Result<T, BridgeError>
     where
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
         let handle = self.runtime()?;
+        if let Some(local) = &self.local {
+            // The timer is made inside the runtime (a tokio timer needs one to exist).
+            return local
+                .block_on(async move { tokio::time::timeout(limit, fut).await })?
+                .map_err(|_| BridgeError::Timeout(limit));
+        }
         let (tx, rx) = oneshot::channel();
         handle.spawn(async move {
             let _ = tx.send(tokio::time::timeout(limit, fut).await.map_err(|_| BridgeError::Timeout(limit)));
         });
         rx.blocking_recv().unwrap_or(Err(BridgeError::RuntimeGone))
+    }
+
+    /// Closes something in the background when no one waits for it (a session the script
+    /// dropped): where the sessions live, within `limit`, or as a task on the shared runtime
+    /// when called from inside a runtime.
+    pub fn close_detached<F>(&self, fut: F, limit: Duration)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if self.local.is_some() && Handle::try_current().is_err() {
+            let _ = self.run_cleanup(fut, limit);
+        } else if let Some(h) = &self.handle {
+            h.spawn(fut);
+        }
     }
 
     fn runtime(&self) -> Result<&Handle, BridgeError> {
@@ -257,6 +350,50 @@ mod tests {
         assert_eq!(bridge.run(async {}), Err(BridgeError::Stopped(StopReason::Timeout)));
         // Cleanup still runs.
         assert_eq!(bridge.run_cleanup(async { 7 }, Duration::from_secs(1)).unwrap(), 7);
+    }
+
+    #[test]
+    fn local_runtime_keeps_what_a_script_opened_on_its_own_thread() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let stop = StopSignal::new();
+        let bridge = Bridge::with_mode(rt.handle().clone(), stop.clone(), BridgeMode::Local)
+            .with_local(LocalRuntime::new().unwrap());
+        let me = std::thread::current().id();
+        // A task spawned during one call (a session's reader) lives on the script thread's
+        // runtime and makes progress during later calls.
+        let echo = bridge
+            .run_io(async move {
+                let (req_tx, mut req_rx) = tokio::sync::mpsc::unbounded_channel::<(u32, oneshot::Sender<_>)>();
+                tokio::spawn(async move {
+                    while let Some((n, reply)) = req_rx.recv().await {
+                        let _ = reply.send((n * 2, std::thread::current().id()));
+                    }
+                });
+                req_tx
+            })
+            .unwrap();
+        for n in 1..=3 {
+            let (tx, rx) = oneshot::channel();
+            echo.send((n, tx)).unwrap();
+            let (v, on) = bridge.run_io(rx).unwrap().unwrap();
+            assert_eq!(v, n * 2);
+            assert_eq!(on, me, "the spawned task ran on the script thread");
+        }
+        // The shared runtime still serves plain calls; cleanup runs where the I/O lives.
+        assert_eq!(bridge.run(async { std::thread::current().id() }).unwrap(), me, "drive polls here too");
+        assert_eq!(bridge.run_cleanup(async { 7 }, Duration::from_secs(1)).unwrap(), 7);
+        assert_eq!(
+            bridge.run_cleanup(std::future::pending::<()>(), Duration::from_millis(20)),
+            Err(BridgeError::Timeout(Duration::from_millis(20)))
+        );
+        // A stop wakes a script waiting on its own runtime too.
+        let s2 = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            s2.trigger(StopReason::Cancelled);
+        });
+        let r = bridge.run_io(async { tokio::time::sleep(Duration::from_secs(30)).await });
+        assert_eq!(r, Err(BridgeError::Stopped(StopReason::Cancelled)));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! script left open, and turns the outcome into a [`ScenarioResult`]. A script error never
 //! escapes as a Rust error: it becomes the result's `error` with kind, position and stack.
 
-use super::bridge::{Bridge, BridgeMode, StopReason, StopSignal};
+use super::bridge::{Bridge, BridgeMode, LocalRuntime, StopReason, StopSignal};
 use super::compile::Script;
 use super::ctx::{CtxConfig, ScriptCtx};
 use super::diag;
@@ -93,7 +93,7 @@ pub fn run(script: &Script, opts: &RunOptions, handle: &Handle) -> ScenarioResul
             quiet: opts.quiet,
             load: opts.load.clone(),
         },
-        Bridge::with_mode(handle.clone(), stop.clone(), opts.bridge),
+        local_bridge(Bridge::with_mode(handle.clone(), stop.clone(), opts.bridge), opts.bridge),
     );
     let engine = engine::for_run(&script.limits, &script.search, &ctx);
     let mut scope = Scope::new();
@@ -145,6 +145,18 @@ pub fn run(script: &Script, opts: &RunOptions, handle: &Handle) -> ScenarioResul
         _ => None,
     };
     rec.finish(script.file.clone(), opts.seed, error, stopped)
+}
+
+/// Gives the bridge the script thread's own runtime for its sessions, unless the mode says
+/// otherwise (or the runtime cannot be built: then sessions live on the shared runtime).
+fn local_bridge(bridge: Bridge, mode: BridgeMode) -> Bridge {
+    match mode {
+        BridgeMode::Auto | BridgeMode::Local => match LocalRuntime::new() {
+            Ok(local) => bridge.with_local(local),
+            Err(_) => bridge,
+        },
+        BridgeMode::Drive | BridgeMode::Spawn => bridge,
+    }
 }
 
 /// Runs `script` on a new script thread.

@@ -69,8 +69,8 @@ impl Resource for SessionSlot {
 impl Drop for SessionSlot {
     /// A session the script dropped without `close()` is closed in the background.
     fn drop(&mut self) {
-        if let (Some(s), Some(h)) = (self.take(), self.bridge.handle()) {
-            h.spawn(close_session(s));
+        if let Some(s) = self.take() {
+            self.bridge.close_detached(close_session(s), CLOSE_LIMIT);
         }
     }
 }
@@ -161,7 +161,7 @@ fn request(
     let m = method.to_string();
     let (outcome, latency) = ctx
         .bridge
-        .run(async move {
+        .run_io(async move {
             let t0 = Instant::now();
             let r = match timeout {
                 Some(t) => session.request_timeout(&m, params, t).await,
@@ -178,7 +178,7 @@ fn connect(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, target: Target) -> Res<
     let name = target.to_string();
     let session = ctx
         .bridge
-        .run(async move { Session::connect(&target, opts).await })
+        .run_io(async move { Session::connect(&target, opts).await })
         .map_err(|e| bridge_error(nc, &format!("connect to {name}"), e))?
         .map_err(|e| host_error(nc, format!("connect: {e}")))?;
     let info = session.server();
@@ -260,7 +260,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
         let session = s.0.get().ok_or_else(|| host_error(&nc, format!("notify: the session to {} is closed", s.0.target)))?;
         let m = method.to_string();
         c.bridge
-            .run(async move { session.notify(&m, p).await })
+            .run_io(async move { session.notify(&m, p).await })
             .map_err(|e| bridge_error(&nc, method, e))?
             .map_err(|e| host_error(&nc, format!("notify {method}: {e}")))
     });
@@ -272,7 +272,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
         let session = s.0.get().ok_or_else(|| host_error(&nc, format!("notify: the session to {} is closed", s.0.target)))?;
         let m = method.to_string();
         c.bridge
-            .run(async move { session.notify(&m, None).await })
+            .run_io(async move { session.notify(&m, None).await })
             .map_err(|e| bridge_error(&nc, method, e))?
             .map_err(|e| host_error(&nc, format!("notify {method}: {e}")))
     });
