@@ -13,6 +13,8 @@
 //!   source-address binding, file limits).
 //! - [`util`]: small helpers without a better home (durations, process memory).
 //! - [`chaos`]: the user-space fault-injecting proxy (TCP and MCP-message faults).
+//! - [`suite`]: suite files and scenario manifests, the dependency graph, the orchestrator
+//!   and the watcher.
 //! - [`cli`]: the `mcpscript` command line: argument parsing, commands, exit codes.
 //!
 //! `src/README.md` keeps the same map, one line per folder.
@@ -25,4 +27,5 @@ pub mod net;
 pub mod protocol;
 pub mod script;
 pub mod server;
+pub mod suite;
 pub mod util;

@@ -23,7 +23,11 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
     let target: Target =
         a.target.parse().map_err(|e: crate::client::target::TargetError| CliError::invalid(e.to_string()))?;
     let params = Params::parse(&a.set).map_err(CliError::invalid)?;
-    let timeout = match a.timeout.trim() {
+    if super::suite::is_suite(&a.file) {
+        return super::suite::run(a);
+    }
+    super::suite::refuse_suite_options(&a.suite)?;
+    let timeout = match a.timeout.as_deref().unwrap_or("10m").trim() {
         "none" | "0" => None,
         s => Some(parse_duration(s).map_err(|e| CliError::invalid(format!("--timeout: {e}")))?),
     };
@@ -57,43 +61,7 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
         None => (target.clone(), target.to_string()),
     };
 
-    // Ctrl-C stops the script cleanly (results are still written); a second one quits.
-    // The handler is installed before anything is printed, so no early SIGINT is lost.
-    let interrupt = StopSignal::new();
-    let sigint = {
-        let _guard = rt.enter();
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-    };
-    if let Ok(mut sigint) = sigint {
-        let i = interrupt.clone();
-        rt.spawn(async move {
-            if sigint.recv().await.is_some() {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\ninterrupted: stopping the script and writing results (Ctrl-C again quits at once)"
-                );
-                i.trigger(StopReason::Cancelled);
-                if sigint.recv().await.is_some() {
-                    std::process::exit(Exit::Interrupted as i32);
-                }
-            }
-        });
-    }
-    // SIGTERM (a Kubernetes pod being stopped, a CI job cancelled) stops it the same way,
-    // so load phases stop their worker processes and results are still written.
-    let sigterm = {
-        let _guard = rt.enter();
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    };
-    if let Ok(mut sigterm) = sigterm {
-        let i = interrupt.clone();
-        rt.spawn(async move {
-            if sigterm.recv().await.is_some() {
-                let _ = writeln!(std::io::stderr(), "\nterminated: stopping the script and writing results");
-                i.trigger(StopReason::Cancelled);
-            }
-        });
-    }
+    let interrupt = interrupt_on_signals(&rt, "the script");
     if !a.quiet {
         say(&format!("mcpscript run {} against {shown} (seed {seed})\n", script.file));
     }
@@ -138,6 +106,48 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
         (Status::Passed, _) => Exit::Ok,
         _ => Exit::Failed,
     })
+}
+
+/// Ctrl-C and SIGTERM trigger the returned signal (`what` stops cleanly and results are
+/// written); a second Ctrl-C quits at once. Installed before anything is printed, so no
+/// early SIGINT is lost.
+pub fn interrupt_on_signals(rt: &tokio::runtime::Runtime, what: &'static str) -> Arc<StopSignal> {
+    let interrupt = StopSignal::new();
+    let sigint = {
+        let _guard = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    };
+    if let Ok(mut sigint) = sigint {
+        let i = interrupt.clone();
+        rt.spawn(async move {
+            if sigint.recv().await.is_some() {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\ninterrupted: stopping {what} and writing results (Ctrl-C again quits at once)"
+                );
+                i.trigger(StopReason::Cancelled);
+                if sigint.recv().await.is_some() {
+                    std::process::exit(Exit::Interrupted as i32);
+                }
+            }
+        });
+    }
+    // SIGTERM (a Kubernetes pod being stopped, a CI job cancelled) stops it the same way,
+    // so load phases stop their worker processes and results are still written.
+    let sigterm = {
+        let _guard = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    };
+    if let Ok(mut sigterm) = sigterm {
+        let i = interrupt.clone();
+        rt.spawn(async move {
+            if sigterm.recv().await.is_some() {
+                let _ = writeln!(std::io::stderr(), "\nterminated: stopping {what} and writing results");
+                i.trigger(StopReason::Cancelled);
+            }
+        });
+    }
+    interrupt
 }
 
 /// Prints to stdout; a closed stdout (`| head`) is not worth failing the run over.
