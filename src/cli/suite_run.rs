@@ -8,7 +8,7 @@ use super::args::RunArgs;
 use super::suite::{load, options, say};
 use super::{runtime, CliError, Exit};
 use crate::client::ClientOptions;
-use crate::script::results::{RunResults, Status};
+use crate::script::results::{CheckResult, RunResults, StageResult, Status};
 use crate::script::Limits;
 use crate::suite::orchestrator::{self, RunConfig};
 use crate::suite::SuitePlan;
@@ -100,6 +100,17 @@ pub fn exit_of(r: &RunResults) -> Exit {
     }
 }
 
+/// The failed checks of a scenario with the stage path they are in.
+fn failed_checks<'a>(n: &'a StageResult, path: &str) -> Vec<(String, &'a CheckResult)> {
+    let mut out: Vec<(String, &CheckResult)> =
+        n.checks.iter().filter(|c| c.failed > 0).map(|c| (path.to_string(), c)).collect();
+    for c in &n.stages {
+        let p = if path.is_empty() { c.name.clone() } else { format!("{path}/{}", c.name) };
+        out.extend(failed_checks(c, &p));
+    }
+    out
+}
+
 /// Scenario statuses, the overhead figures and the verdict.
 pub fn summary(r: &RunResults, path: &Path) -> String {
     let mut out = String::new();
@@ -123,6 +134,15 @@ pub fn summary(r: &RunResults, path: &Path) -> String {
             a.passed,
             a.total()
         );
+        for (stage, c) in failed_checks(&s.root, "") {
+            let first = c.failures.first();
+            let detail = first.and_then(|f| f.detail.as_deref()).unwrap_or("failed");
+            let at = first
+                .and_then(|f| f.line.map(|l| format!(" ({}:{l})", f.file.as_deref().unwrap_or(""))))
+                .unwrap_or_default();
+            let place = if stage.is_empty() { String::new() } else { format!(" [{stage}]") };
+            let _ = writeln!(out, "            FAIL {}{place} -- {detail}{at}", c.name);
+        }
     }
     if let Some(suite) = &r.suite {
         let o = &suite.overhead;
