@@ -20,12 +20,12 @@ use std::time::{Duration, SystemTime};
 const LIST_CHECKS_UP_TO: usize = 20;
 
 pub fn run(a: RunArgs) -> Result<Exit, CliError> {
-    let target: Target =
-        a.target.parse().map_err(|e: crate::client::target::TargetError| CliError::invalid(e.to_string()))?;
-    let params = Params::parse(&a.set).map_err(CliError::invalid)?;
     if super::suite::is_suite(&a.file) {
         return super::suite::run(a);
     }
+    let target: Target =
+        a.target.parse().map_err(|e: crate::client::target::TargetError| CliError::invalid(e.to_string()))?;
+    let params = Params::parse(&a.set).map_err(CliError::invalid)?;
     super::suite::refuse_suite_options(&a.suite)?;
     let timeout = match a.timeout.as_deref().unwrap_or("10m").trim() {
         "none" | "0" => None,
