@@ -115,8 +115,8 @@ pub fn run(a: WatchArgs) -> Result<Exit, CliError> {
         // (Re)load and decide what to run.
         match suite_run::load_plan(&a.run) {
             Err(e) => {
-                eprintln!("error: {}", e.message);
-                say("watching for changes (the suite did not validate)\n");
+                // One write to one stream, so the place and the verdict stay together.
+                eprintln!("error: {}\nthe suite did not validate; fix it and save again", e.message);
                 watch(folders(&a.run.file, None), &mut watched);
             }
             Ok(plan) => {
@@ -203,6 +203,13 @@ pub fn run(a: WatchArgs) -> Result<Exit, CliError> {
                         .filter(|p| relevant(p))
                         .collect();
                     if !paths.is_empty() {
+                        // The debouncer releases each event once it is old enough, so the
+                        // start of a burst of saves can come before its end: wait until
+                        // the files are quiet for a debounce period.
+                        let mut paths = paths;
+                        while let Ok(Ok(more)) = rx.recv_timeout(debounce) {
+                            paths.extend(more.iter().flat_map(|e| e.paths.iter().cloned()).filter(|p| relevant(p)));
+                        }
                         let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                         say(&format!("changed: {}\n", shown.join(", ")));
                         break;
