@@ -164,9 +164,11 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
     let mut scaled = None;
     if scale_builtin {
         match ScaledServer::start(&exe, sessions, budget, &env.builtin_flags).await {
-            Ok(s) => {
+            Ok(mut s) => {
                 share.target = s.url.clone();
-                watched.lock().unwrap_or_else(|e| e.into_inner()).push((s.pid(), "target".into()));
+                let mut w = watched.lock().unwrap_or_else(|e| e.into_inner());
+                w.extend(s.pids().into_iter().map(|p| (p, "target".to_string())));
+                drop(w);
                 scaled = Some(s);
             }
             Err(e) => return Err(PlanError { phase: plan.name.clone(), reason: e }),
