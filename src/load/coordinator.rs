@@ -43,6 +43,8 @@ pub struct RunEnv {
     pub builtin_here: bool,
     /// Extra `serve` flags for a scaled built-in server (e.g. `--latency 5ms`).
     pub builtin_flags: Vec<String>,
+    /// The run's chaos actions and session breaks, for recovery measurement.
+    pub events: Option<Arc<crate::load::resilience::Events>>,
 }
 
 /// Connections one process may hold: the open-file soft limit (raised to the hard limit)
@@ -195,7 +197,7 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
     };
     let sampler = env.sample.map(|i| Sampler::start(watched.clone(), i));
     let mut result = if processes <= 1 {
-        run_local(&share, Control { stop: Some(stop), ..Control::default() }).await
+        run_local(&share, Control { stop: Some(stop), events: env.events.clone(), ..Control::default() }).await
     } else {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let threads = (cores / processes as usize).max(1);

@@ -15,6 +15,7 @@
 //!   workers, sampling.
 //! - [`workers`]: scale-out over `mcpscript worker` processes (coordinator side);
 //!   [`worker`]: the worker process's side of the pipe protocol.
+//! - [`resilience`]: reconnect backoff, resends, the circuit breaker, recovery measurement.
 //! - [`sampler`]: RSS and CPU of processes over time. [`builtin`]: the built-in server
 //!   started at a size that holds the wanted connections.
 
@@ -27,6 +28,7 @@ pub mod open;
 pub mod plan;
 pub mod pool;
 pub mod recorder;
+pub mod resilience;
 pub mod result;
 pub mod sampler;
 pub mod worker;

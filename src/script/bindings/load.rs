@@ -217,6 +217,7 @@ fn common(ctx: &ScriptCtx, o: &Opts, model: Model, default_name: &str) -> Res<(P
         },
         session_offset: 0,
         processes: o.int("processes")?.unwrap_or(0).min(u32::MAX as u64) as u32,
+        resilience: Default::default(),
     };
     let sample = match o.get("sample") {
         None => Some(Duration::from_secs(1)),
@@ -232,6 +233,7 @@ fn common(ctx: &ScriptCtx, o: &Opts, model: Model, default_name: &str) -> Res<(P
         stop: None,
         builtin_here,
         builtin_flags: vec![],
+        events: None,
     };
     Ok((plan, env))
 }
