@@ -164,3 +164,193 @@ async fn no_such_worker_is_refused() {
     drop(s);
     assert!(wait_gone(&pids).await, "dropped servers leave no process behind");
 }
+
+// ---- recovery and resilience under load ----
+
+use mcpscript::chaos::{Fault, Proxy};
+use mcpscript::load::plan::ClientSettings;
+use mcpscript::load::resilience::{Events, Resilience};
+use mcpscript::load::{Model, PhasePlan, PhaseResult, RequestTemplate, RunEnv};
+
+fn closed_plan(target: &Target, sessions: u64, duration: Option<Duration>, iterations: Option<u64>) -> PhasePlan {
+    PhasePlan {
+        name: "chaos".into(),
+        target: target.to_string(),
+        model: Model::Closed { sessions, duration, iterations, think: None },
+        mix: vec![RequestTemplate::new("ping", None, 1)],
+        request_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+        connect_rate: 0.0,
+        seed: 42,
+        segment: None,
+        client: ClientSettings::default(),
+        session_offset: 0,
+        processes: 1,
+        resilience: Resilience::default(),
+    }
+}
+
+fn run_env(events: &Arc<Events>) -> RunEnv {
+    RunEnv { events: Some(events.clone()), sample: None, ..RunEnv::default() }
+}
+
+fn transport_errors(r: &PhaseResult) -> u64 {
+    r.counts.errors.get("transport").copied().unwrap_or(0)
+}
+
+/// Waits until the phase's load has begun (its sessions are open: the server saw them).
+async fn after_setup(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_builtin_server_under_load_and_restarting_it_reports_recovery() {
+    let _g = SERIAL.lock().await;
+    let server = Arc::new(tokio::sync::Mutex::new(ManagedServer::start_builtin(exe(), 1, &[]).await.unwrap()));
+    let target = server.lock().await.target();
+    let first_pids = server.lock().await.pids();
+    let events = Events::new();
+    let plan = closed_plan(&target, 100, Some(Duration::from_secs(4)), None);
+    let chaos = {
+        let (server, events) = (server.clone(), events.clone());
+        tokio::spawn(async move {
+            after_setup(1200).await;
+            // Marked as the action starts: sessions see the kill within microseconds.
+            events.mark("kill all");
+            server.lock().await.kill(Which::All).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            events.mark("restart all");
+            server.lock().await.restart(Which::All).await.unwrap();
+        })
+    };
+    let r = mcpscript::load::run(&plan, run_env(&events)).await.unwrap();
+    chaos.await.unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&r.recovery).unwrap());
+    assert!(r.balanced(), "sent = ok + errors + timeouts + cancelled: {:?}", r.counts);
+    let kill = &r.recovery[0];
+    assert_eq!(kill.event, "kill all");
+    assert_eq!(kill.sessions_affected, 100, "every session lost its connection");
+    assert_eq!(kill.sessions_lost, 0, "and every one came back");
+    let took = kill.recovery_s.expect("recovered within the phase");
+    assert!((0.5..3.0).contains(&took), "recovery {took} s: the server was down 0.5 s, backoff at most 1 s");
+    // The pings in flight at the kill were resent on the new connections, not counted twice.
+    assert!(r.counts.resent > 0 && r.counts.resent <= 100, "resent {}", r.counts.resent);
+    assert_eq!(r.resilience.resent, r.counts.resent);
+    assert_eq!(r.resilience.broken, 100, "one break per session");
+    assert!(r.connect.reconnects >= 100);
+    // Down for half a second: the second of the kill shows the dip.
+    let second = kill.at_s.floor() as u32;
+    let dip = kill.throughput.iter().find(|(t, _)| *t == second).map(|x| x.1).unwrap_or(0.0);
+    let best = kill.throughput.iter().map(|x| x.1).fold(0.0, f64::max);
+    assert!(dip < best * 0.75, "no dip in the throughput around the kill: {:?}", kill.throughput);
+    let new_pids = server.lock().await.pids();
+    assert_ne!(new_pids, first_pids);
+    let s = Arc::try_unwrap(server).ok().unwrap().into_inner();
+    s.shutdown().await;
+    assert!(wait_gone(&new_pids).await && wait_gone(&first_pids).await, "no server process left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_one_worker_under_load_moves_its_sessions_to_the_others() {
+    let _g = SERIAL.lock().await;
+    let server = Arc::new(tokio::sync::Mutex::new(ManagedServer::start_builtin(exe(), 3, &[]).await.unwrap()));
+    let target = server.lock().await.target();
+    let events = Events::new();
+    let plan = closed_plan(&target, 60, Some(Duration::from_secs(3)), None);
+    let chaos = {
+        let (server, events) = (server.clone(), events.clone());
+        tokio::spawn(async move {
+            after_setup(1000).await;
+            events.mark("kill worker 1");
+            server.lock().await.kill(Which::Worker(1)).await.unwrap();
+        })
+    };
+    let r = mcpscript::load::run(&plan, run_env(&events)).await.unwrap();
+    chaos.await.unwrap();
+    assert!(r.balanced(), "{:?}", r.counts);
+    let k = &r.recovery[0];
+    eprintln!("{k:?}");
+    assert!(k.sessions_affected > 0 && k.sessions_affected < 60, "only worker 1's sessions broke: {k:?}");
+    assert_eq!(k.sessions_lost, 0, "they reconnected to the other workers");
+    assert!(k.recovery_s.is_some_and(|s| s < 1.5), "{k:?}");
+    // The other workers never stopped answering: no second without replies.
+    let full: Vec<&mcpscript::load::result::TimelineEntry> = r.timeline.iter().filter(|e| e.span >= 1.0).collect();
+    assert!(full.len() >= 2 && full.iter().all(|e| e.ok > 0), "{:?}", full.iter().map(|e| e.ok).collect::<Vec<_>>());
+    assert_eq!(server.lock().await.pids().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_percent_connection_drops_every_dropped_session_reconnects_and_nothing_is_double_counted() {
+    let _g = SERIAL.lock().await;
+    let server = mcpscript::server::start(mcpscript::server::ServerConfig::listening(&["tcp://127.0.0.1:0"]).unwrap())
+        .await
+        .unwrap();
+    let direct: Target = server.url("tcp").unwrap().parse().unwrap();
+    let proxy = Proxy::start(&direct, "127.0.0.1:0".parse().unwrap(), 9).await.unwrap();
+    let through = proxy.target_for(&direct).unwrap();
+    // After 3..=10 replies (the initialize reply is the first), 10% of connections close,
+    // reconnected ones included.
+    proxy.add_fault(Fault::drop_connection(0.1, 3, 10)).unwrap();
+    let mut plan = closed_plan(&through, 100, Some(Duration::from_secs(2)), None);
+    // Half the mix is resent after a broken connection (ping), half is not (echo).
+    plan.mix = vec![
+        RequestTemplate::new("ping", None, 1),
+        RequestTemplate::new("tools/call", Some(serde_json::json!({"name": "echo", "arguments": {"message": "x"}})), 1),
+    ];
+    let events = Events::new();
+    let r = mcpscript::load::run(&plan, run_env(&events)).await.unwrap();
+    let stats = proxy.stats();
+    eprintln!(
+        "drop_connection 10%: proxy dropped {}, sessions broke {}, reconnected {}, resent {}, transport errors {}",
+        stats.connections_dropped,
+        r.resilience.broken,
+        r.connect.reconnects,
+        r.counts.resent,
+        transport_errors(&r)
+    );
+    assert!(stats.connections_dropped >= 3, "the fault fired: {stats:?}");
+    assert!(r.balanced(), "{:?}", r.counts);
+    assert_eq!(r.resilience.broken, stats.connections_dropped, "every dropped connection seen once");
+    assert_eq!(r.connect.reconnects, stats.connections_dropped, "every dropped session reconnected");
+    // Each break ended exactly one request: resent (ping) or failed (echo), never both.
+    assert_eq!(r.counts.resent + transport_errors(&r), r.resilience.broken);
+    assert!(r.counts.resent > 0 && transport_errors(&r) > 0);
+    assert_eq!(r.per_kind["ping"].counts.errors.get("transport"), None, "pings were resent, not failed");
+    assert_eq!(r.per_kind["echo"].counts.resent, 0, "tools/call is not idempotent: never resent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_percent_message_drops_equal_client_timeouts_plus_resends() {
+    let _g = SERIAL.lock().await;
+    let server = mcpscript::server::start(mcpscript::server::ServerConfig::listening(&["tcp://127.0.0.1:0"]).unwrap())
+        .await
+        .unwrap();
+    let direct: Target = server.url("tcp").unwrap().parse().unwrap();
+    let proxy = Proxy::start(&direct, "127.0.0.1:0".parse().unwrap(), 42).await.unwrap();
+    let through = proxy.target_for(&direct).unwrap();
+    let mut plan = closed_plan(&through, 20, None, Some(1000));
+    plan.request_timeout = Duration::from_millis(400);
+    plan.connect_timeout = Duration::from_millis(400);
+    plan.resilience.resend_on_timeout = true;
+    plan.resilience.max_resends = 1;
+    // The fault applies to the handshakes too: a dropped initialize reply is a connect timeout.
+    proxy.add_fault(Fault::drop(0.05)).unwrap();
+    let events = Events::new();
+    let r = mcpscript::load::run(&plan, run_env(&events)).await.unwrap();
+    let stats = proxy.stats();
+    eprintln!(
+        "drop 5%: proxy dropped {} of {} messages; client: {} timeouts + {} resends, {} ok",
+        stats.messages_dropped, stats.messages_seen, r.counts.timeouts, r.counts.resent, r.counts.ok
+    );
+    assert!(r.balanced(), "{:?}", r.counts);
+    assert_eq!(r.counts.sent, 1000, "resends are not sent twice");
+    assert!(stats.messages_dropped > 0 && r.counts.resent > 0);
+    let connect_timeouts = r.connect.errors.get("timeout").copied().unwrap_or(0);
+    assert_eq!(
+        stats.messages_dropped,
+        r.counts.timeouts + r.counts.resent + connect_timeouts,
+        "the proxy's drops vs the client's timeouts plus resends (plus handshakes that timed out)"
+    );
+    // A resent request is one request: latency and outcome of its last attempt, sent once.
+    assert_eq!(stats.messages_seen, r.counts.sent + r.counts.resent + r.connect.attempted - r.counts.cancelled);
+}
