@@ -119,6 +119,10 @@ pub struct RunArgs {
     /// A process of the target to sample (RSS, CPU) during load phases; repeatable.
     #[arg(long = "target-pid", value_name = "PID")]
     pub target_pids: Vec<u32>,
+    /// Worker processes of the built-in server when a script controls it with `chaos::`
+    /// (it then runs as child processes that can be killed and restarted).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub builtin_workers: u32,
 }
 
 #[derive(Debug, Args)]

@@ -45,6 +45,8 @@ pub struct RunEnv {
     pub builtin_flags: Vec<String>,
     /// The run's chaos actions and session breaks, for recovery measurement.
     pub events: Option<Arc<crate::load::resilience::Events>>,
+    /// Notified once the load starts (after the sessions are open), e.g. to time chaos actions.
+    pub started: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Connections one process may hold: the open-file soft limit (raised to the hard limit)
@@ -197,11 +199,20 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
     };
     let sampler = env.sample.map(|i| Sampler::start(watched.clone(), i));
     let mut result = if processes <= 1 {
-        run_local(&share, Control { stop: Some(stop), events: env.events.clone(), ..Control::default() }).await
+        run_local(
+            &share,
+            Control {
+                stop: Some(stop),
+                events: env.events.clone(),
+                started: env.started.clone(),
+                ..Control::default()
+            },
+        )
+        .await
     } else {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let threads = (cores / processes as usize).max(1);
-        run_distributed(&share, processes, &exe, threads, stop, Some(watched.clone())).await
+        run_distributed(&share, processes, &exe, threads, stop, Some(watched.clone()), env.started.clone()).await
     };
     if let Some(s) = sampler {
         result.resources = Some(s.finish().await);

@@ -48,6 +48,8 @@ pub struct Control {
     pub load_sink: Option<Sink>,
     /// Chaos actions and session breaks of the run, for recovery measurement.
     pub events: Option<Arc<Events>>,
+    /// Notified when the load starts (after set-up and the go signal).
+    pub started: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// The weighted request mix.
@@ -158,6 +160,9 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
                 f(&ConnectResult::default());
             }
             wait_go(ctl.go.take(), &stop).await;
+            if let Some(n) = ctl.started.take() {
+                n.notify_one();
+            }
             let rec = Recorder::new(1, open.clone());
             let ticker = spawn_ticker(rec.clone(), Accumulator::new(vec!["connect".into()], 1), ctl.load_sink.take());
             let (conns, took) =
@@ -201,6 +206,9 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
                 f(&connect);
             }
             wait_go(ctl.go.take(), &stop).await;
+            if let Some(n) = ctl.started.take() {
+                n.notify_one();
+            }
             let mut names = mix.names();
             let main = names.len();
             names.push("connect".into());

@@ -58,6 +58,20 @@ pub struct LoadContext {
     pub target_pids: Vec<u32>,
     /// Executable for worker and server child processes (default: this executable).
     pub exe: Option<std::path::PathBuf>,
+    /// Chaos actions and session breaks of the run, shared by its phases (recovery).
+    pub events: std::sync::Arc<resilience::Events>,
+    /// The run's target when mcpscript started it as child processes (chaos control).
+    pub managed: Option<SharedServer>,
+}
+
+/// A managed target shared by the run and its script (`chaos::kill()` and friends).
+#[derive(Clone)]
+pub struct SharedServer(pub std::sync::Arc<tokio::sync::Mutex<crate::managed::ManagedServer>>);
+
+impl std::fmt::Debug for SharedServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedServer")
+    }
 }
 
 /// Parses `I/N` (1-based: `1/4` .. `4/4`).

@@ -118,6 +118,7 @@ where
         // Chaos actions happen in the coordinator's process: recovery is measured there
         // only for phases it runs itself.
         events: None,
+        started: None,
     };
     let result = run_local(&start.plan, ctl).await;
     let _ = tx.send(Report::Result { result: Box::new(result) });
