@@ -354,3 +354,130 @@ async fn five_percent_message_drops_equal_client_timeouts_plus_resends() {
     // A resent request is one request: latency and outcome of its last attempt, sent once.
     assert_eq!(stats.messages_seen, r.counts.sent + r.counts.resent + r.connect.attempted - r.counts.cancelled);
 }
+
+// ---- the chaos namespace through `mcpscript run` ----
+
+fn script_dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("mcpscript-chaos-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs `src` as a script with `args`; returns (exit code, stdout, stderr).
+fn run_script(tag: &str, src: &str, args: &[&str]) -> (i32, String, String) {
+    let d = script_dir(tag);
+    let file = d.join(format!("{tag}.rhai"));
+    std::fs::write(&file, src).unwrap();
+    let out = d.join("out");
+    let o = std::process::Command::new(exe())
+        .args(["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+#[test]
+fn bad_fault_input_is_refused_at_the_call_with_the_valid_range() {
+    let cases = [
+        ("bad_prob", r#"let p = chaos::proxy("builtin", "drop:probability=1.5");"#, "probability"),
+        ("neg_latency", r#"let p = chaos::proxy("builtin", #{type: "latency", latency: "-5ms"});"#, "latency"),
+        ("unknown", r#"let p = chaos::proxy("builtin"); p.add("jitterbug:amount=3");"#, "jitterbug"),
+    ];
+    for (tag, src, word) in cases {
+        let (code, _, err) = run_script(tag, src, &["-q"]);
+        assert_eq!(code, 1, "{tag}: a script error exits 1: {err}");
+        assert!(err.contains(word), "{tag}: names the bad input: {err}");
+        assert!(err.contains(&format!("{tag}.rhai:1")), "{tag}: names the file and line: {err}");
+    }
+    // The range is in the message.
+    let (_, _, err) = run_script("range", r#"chaos::proxy("builtin", "drop:probability=1.5");"#, &["-q"]);
+    assert!(err.contains("0") && err.contains("1"), "{err}");
+    // Bad resilience options are refused the same way.
+    let (code, _, err) =
+        run_script("breaker", r#"load::closed(#{sessions: 1, iterations: 1, breaker: #{error_rate: 2.0}});"#, &["-q"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("error_rate must be in (0, 1]"), "{err}");
+}
+
+#[test]
+fn killing_a_target_mcpscript_did_not_start_is_refused_with_the_reason() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(mcpscript::server::start(mcpscript::server::ServerConfig::listening(&["tcp://127.0.0.1:0"]).unwrap()))
+        .unwrap();
+    let url = server.url("tcp").unwrap().to_string();
+    let (code, _, err) = run_script(
+        "foreign",
+        "let s = chaos::server();\ncheck(!s.managed, \"not managed\");\nchaos::kill();",
+        &["-q", "--target", &url],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot kill") && err.contains("did not start"), "{err}");
+    assert!(err.contains("foreign.rhai:3"), "{err}");
+    // The foreign server was not touched.
+    let ok = rt.block_on(async {
+        let s = Session::connect(&url.parse().unwrap(), opts(Duration::from_secs(2))).await.unwrap();
+        s.ping().await.is_ok()
+    });
+    assert!(ok);
+    rt.block_on(server.shutdown());
+}
+
+#[test]
+fn a_chaos_run_leaves_no_server_process_behind() {
+    let src = r#"
+        let s = chaos::server();
+        log(`pids=${s.pids}`);
+        chaos::kill(1);
+        chaos::restart(1);
+        log(`pids=${chaos::server().pids}`);
+        let r = load::closed(#{sessions: 10, duration: "2s", schedule: [#{at: "500ms", run: || chaos::kill(0)}]});
+        check(r.recovery[0].sessions_lost == 0, "sessions moved to worker 1");
+        log(`pids=${chaos::server().pids}`);
+    "#;
+    let (code, _, err) = run_script("leftover", src, &["--builtin-workers", "2"]);
+    assert_eq!(code, 0, "{err}");
+    let pids: Vec<u32> = err
+        .lines()
+        .filter_map(|l| l.split_once("pids=[").map(|(_, r)| r.trim_end_matches(']').to_string()))
+        .flat_map(|l| l.split(',').filter_map(|p| p.trim().parse().ok()).collect::<Vec<u32>>())
+        .collect();
+    assert!(pids.len() >= 4, "two workers, one restarted: {pids:?}\n{err}");
+    for p in &pids {
+        assert!(!alive(*p), "server process {p} outlived the run");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspending_the_server_under_load_is_a_stall_not_errors() {
+    let _g = SERIAL.lock().await;
+    let server = Arc::new(tokio::sync::Mutex::new(ManagedServer::start_builtin(exe(), 1, &[]).await.unwrap()));
+    let target = server.lock().await.target();
+    let events = Events::new();
+    let plan = closed_plan(&target, 20, Some(Duration::from_secs(3)), None);
+    let chaos = {
+        let (server, events) = (server.clone(), events.clone());
+        tokio::spawn(async move {
+            after_setup(1000).await;
+            events.mark("suspend all");
+            server.lock().await.suspend(Which::All).unwrap();
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            server.lock().await.resume(Which::All).unwrap();
+        })
+    };
+    let r = mcpscript::load::run(&plan, run_env(&events)).await.unwrap();
+    chaos.await.unwrap();
+    assert!(r.balanced());
+    assert_eq!(r.counts.error_total() + r.counts.timeouts, 0, "a stall, not failures: {:?}", r.counts);
+    assert!(r.latency.max >= 600.0, "the stall shows as latency: max {} ms", r.latency.max);
+    assert_eq!(r.recovery[0].sessions_affected, 0, "no connection broke");
+    assert_eq!(r.resilience.broken, 0);
+}

@@ -32,8 +32,20 @@ pub const NAMESPACE: Namespace = Namespace {
           `sent`, `ok`, `errors` (a map by kind: `rpc_-32000`, `transport`, `protocol`, `http_503`...), \
           `timeouts`, `cancelled`, `dropped`, `error_rate`, `throughput`, `send_rate`, `intended_rate`, \
           `duration_s`, `latency` (ms: `p50 p90 p95 p99 p999 max mean stddev min count`), `per_kind`, `connect`, \
-          `timeline` (per second), `resources`, `workers`, `status`, `notes`. Always `sent = ok + errors + \
-          timeouts + cancelled`. With `--segment I/N` every phase runs its I-th share.",
+          `timeline` (per second), `resources`, `workers`, `status`, `notes`, `resent`, `resilience`, \
+          `recovery`. Always `sent = ok + errors + timeouts + cancelled` (resends are extra attempts of \
+          one request: counted in `resent`, never as sent twice). Resilience options: `reconnect` \
+          (default true), `backoff` (`#{initial: \"50ms\", max: \"1s\", jitter: 0.5}`), `resend` (methods \
+          resent when their connection broke; default `[\"ping\", \"tools/list\", \"resources/read\"]`, \
+          false for none), `resend_on_timeout` (false), `max_resends` (1), `breaker` (true or \
+          `#{error_rate, min_requests, window, cool_down}`: a client-side circuit breaker; refused \
+          requests count in `resilience.short_circuited`), `recovery_fraction` (0.99). `schedule`: \
+          `[#{at: \"2s\", run: || chaos::kill()}]` runs each function that long after the load started \
+          (on the script thread, while the phase runs); `recovery` then has, per chaos action taken during \
+          the load: `event`, `at_s`, `recovery_s` (until `recovery_fraction` of the sessions were \
+          re-established; () if never), `sessions_affected`, `sessions_recovered`, `sessions_lost`, \
+          `requests_failed`, `requests_resent`, `throughput` ([t, replies/s] around it). With \
+          `--segment I/N` every phase runs its I-th share.",
     register,
 };
 
