@@ -481,3 +481,42 @@ async fn suspending_the_server_under_load_is_a_stall_not_errors() {
     assert_eq!(r.recovery[0].sessions_affected, 0, "no connection broke");
     assert_eq!(r.resilience.broken, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_model_survives_a_kill_resends_pings_and_stays_balanced() {
+    let _g = SERIAL.lock().await;
+    let server = Arc::new(tokio::sync::Mutex::new(ManagedServer::start_builtin(exe(), 1, &[]).await.unwrap()));
+    let target = server.lock().await.target();
+    let events = Events::new();
+    let mut plan = closed_plan(&target, 50, None, None);
+    plan.model = Model::Open {
+        sessions: 50,
+        stages: vec![mcpscript::load::Stage { duration: Duration::from_secs(3), rate: 2000.0 }],
+        start_rate: 2000.0,
+        max_inflight: 10_000,
+        arrival_offset: 0.0,
+    };
+    let chaos = {
+        let (server, events) = (server.clone(), events.clone());
+        tokio::spawn(async move {
+            after_setup(1000).await;
+            events.mark("kill all");
+            server.lock().await.kill(Which::All).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            server.lock().await.restart(Which::All).await.unwrap();
+        })
+    };
+    let r = mcpscript::load::run(&plan, run_env(&events)).await.unwrap();
+    chaos.await.unwrap();
+    eprintln!("open: {:?} resilience {:?} recovery {:?}", r.counts, r.resilience, r.recovery);
+    assert!(r.balanced(), "sent = ok + errors + timeouts + cancelled: {:?}", r.counts);
+    let k = &r.recovery[0];
+    assert_eq!(k.sessions_affected, 50);
+    assert_eq!(k.sessions_lost, 0);
+    assert!(k.recovery_s.is_some());
+    // Pings in flight at the kill went out again on reopened connections.
+    assert!(r.counts.resent > 0, "{:?}", r.counts);
+    // The server was down 0.3 s + reconnect backoff: arrivals then found no live session
+    // (transport errors), but far fewer than were sent.
+    assert!(r.counts.ok > r.counts.sent / 2, "{:?}", r.counts);
+}
