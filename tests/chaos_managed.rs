@@ -520,3 +520,37 @@ async fn open_model_survives_a_kill_resends_pings_and_stays_balanced() {
     // (transport errors), but far fewer than were sent.
     assert!(r.counts.ok > r.counts.sent / 2, "{:?}", r.counts);
 }
+
+#[test]
+fn a_server_command_declared_for_the_run_is_managed() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let cmd = format!("{} serve --listen {url}", exe().display());
+    let src = r#"
+        let s = chaos::server();
+        check(s.managed, "the declared server is managed");
+        log(`pids=${s.pids}`);
+        let a = connect();
+        check(a.ping().ok, "it answers");
+        chaos::kill();
+        check(!a.ping().ok, "a killed server answers nothing");
+        chaos::restart();
+        let ms = chaos::wait_ready("5s");
+        check(connect().ping().ok, "it answers again on the same URL");
+        log(`pids=${chaos::server().pids}`);
+    "#;
+    let (code, out, err) = run_script("declared", src, &["--target", &url, "--server", &cmd]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("4 passed"), "{out}");
+    let pids: Vec<u32> = err
+        .lines()
+        .filter_map(|l| l.split_once("pids=[").map(|(_, r)| r.trim_end_matches(']').to_string()))
+        .filter_map(|p| p.trim().parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 2, "{err}");
+    assert!(pids.iter().all(|p| !alive(*p)), "the declared server is stopped after the run");
+    // Without --target it is refused as invalid input.
+    let (code, _, err) = run_script("declared2", "log(1);", &["--server", &cmd]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--server needs --target"), "{err}");
+}

@@ -59,8 +59,39 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
                 .map_err(|e| CliError::failed(e.to_string()))?;
             (None, Some(m))
         }
+        Target::Builtin if a.server.is_some() => {
+            return Err(CliError::invalid(
+                "--server needs --target: the URL where the server command listens (e.g. http://127.0.0.1:3001/mcp)",
+            ))
+        }
         Target::Builtin => (Some(rt.block_on(server::start(ServerConfig::listening(&["tcp://127.0.0.1:0"])?))?), None),
-        _ => (None, None),
+        Target::Stdio { .. } if a.server.is_some() => {
+            return Err(CliError::invalid("--server with a stdio: target: the session itself starts a stdio server"))
+        }
+        _ => match &a.server {
+            Some(cmd) => {
+                let command = crate::client::target::split_command(cmd)
+                    .map_err(|e| CliError::invalid(format!("--server: {e}")))?;
+                if command.is_empty() {
+                    return Err(CliError::invalid("--server: the command is empty"));
+                }
+                let ready_timeout = parse_duration(&a.server_ready_timeout)
+                    .map_err(|e| CliError::invalid(format!("--server-ready-timeout: {e}")))?;
+                let spec = crate::managed::ServerSpec {
+                    command,
+                    env: vec![],
+                    cwd: None,
+                    target: Some(target.clone()),
+                    ready: crate::managed::Ready::Connect(target.clone()),
+                    ready_timeout,
+                };
+                let m = rt
+                    .block_on(crate::managed::ManagedServer::start(spec))
+                    .map_err(|e| CliError::failed(e.to_string()))?;
+                (None, Some(m))
+            }
+            None => (None, None),
+        },
     };
     let (real_target, shown) = match (&builtin, &managed) {
         (Some(s), _) => {
@@ -68,11 +99,12 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
             let t = url.parse().map_err(|e: crate::client::target::TargetError| CliError::failed(e.to_string()))?;
             (t, format!("builtin ({url})"))
         }
-        (None, Some(m)) => {
+        (None, Some(m)) if matches!(target, Target::Builtin) => {
             let t = m.target();
             let shown = format!("builtin ({t}, {} managed worker process(es))", m.workers());
             (t, shown)
         }
+        (None, Some(m)) => (m.target(), format!("{} (started by mcpscript)", m.target())),
         _ => (target.clone(), target.to_string()),
     };
     let mut target_pids = a.target_pids.clone();

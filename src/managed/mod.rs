@@ -89,8 +89,9 @@ pub enum ManagedError {
     #[error(
         "cannot {action} {target}: mcpscript did not start this target, so it has no process of it to signal \
          (it never signals processes it does not own). Process faults need a managed target: run against \
-         `builtin` (the default target), which mcpscript starts as child processes; for network faults in front \
-         of any target use chaos::proxy(target, faults)"
+         `builtin` (the default target), which mcpscript starts as child processes, or let mcpscript start your \
+         server (`mcpscript run --server 'COMMAND' --target URL`); for network faults in front of any target \
+         use chaos::proxy(target, faults)"
     )]
     NotManaged { action: String, target: String },
     #[error("no worker {index}: this server has {workers} worker process(es), numbered 0 to {}", workers.saturating_sub(1))]
