@@ -554,3 +554,39 @@ fn a_server_command_declared_for_the_run_is_managed() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--server needs --target"), "{err}");
 }
+
+#[test]
+fn a_resilient_script_session_reopens_and_resends_idempotent_requests_only() {
+    // Measure what the handshake and a ping take upstream, then let each connection carry
+    // the handshake and one and a half pings: the second request of a connection is cut off
+    // on its way and the connection closes with it in flight.
+    let src = r#"
+        let p0 = chaos::proxy("builtin");
+        let m = connect(p0.target);
+        m.ping();
+        let a = p0.stats().bytes_upstream;
+        m.ping();
+        let ping = p0.stats().bytes_upstream - a;
+        let h = a - ping;
+        m.close();
+        p0.close();
+        let p = chaos::proxy("builtin", `limit_data:bytes=${h + ping + ping / 2},direction=upstream`);
+        let s = connect(p.target, #{reconnect: true, backoff: #{initial: "10ms", max: "100ms"}});
+        let plain = connect(p.target);
+        check(s.ping().ok, "first ping");
+        let r = s.ping();
+        check(r.ok && r.resent, "the broken ping was resent on a reopened session", `${r}`);
+        check(s.reconnects == 1 && s.resent == 1, "one reconnect, one resend", `${s.reconnects} ${s.resent}`);
+        let e = s.tool("echo", #{message: "x"});
+        check(!e.ok && !e.resent && e.error.kind == "transport", "tools/call is not resent", `${e}`);
+        check(s.reconnects == 2 && s.resent == 1, "reopened, not resent", `${s.reconnects} ${s.resent}`);
+        check(s.ping().ok, "the reopened session answers");
+        check(plain.ping().ok, "plain first ping");
+        let q = plain.ping();
+        check(!q.ok && !q.resent, "a plain session does not reconnect", `${q}`);
+        check(p.stats().connections_limited == 3, "three connections cut", `${p.stats()}`);
+    "#;
+    let (code, out, err) = run_script("resilient", src, &[]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("9 passed"), "{out}");
+}

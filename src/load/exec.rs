@@ -14,7 +14,7 @@
 use super::plan::{mix_seed, Model, PhasePlan};
 use super::pool::{establish, Connector, Exclusive, Template};
 use super::recorder::{spawn_ticker, Accumulator, Outcome, Recorder, Sink};
-use super::resilience::{recoveries, Backoff, Breaker, Events};
+use super::resilience::{recoveries, Breaker, Events};
 use super::result::{ConnectResult, PhaseResult, ResilienceReport};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -376,7 +376,7 @@ impl Env {
             return None;
         }
         let salt = mix_seed(global, nth);
-        let mut backoff = Backoff::new(&self.plan.resilience, mix_seed(self.plan.seed ^ BACKOFF_SALT, salt));
+        let mut backoff = self.plan.resilience.backoff(mix_seed(self.plan.seed ^ BACKOFF_SALT, salt));
         while !self.flags.soft() {
             tokio::select! {
                 _ = tokio::time::sleep(backoff.next_wait()) => {}

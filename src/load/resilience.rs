@@ -15,15 +15,13 @@
 //! in `short_circuited`, like dropped arrivals.
 
 use super::result::{Recovery, TimelineEntry};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Methods resent by default when their connection broke: they change nothing on the server.
-pub const DEFAULT_IDEMPOTENT: &[&str] = &["ping", "tools/list", "resources/read"];
+pub use crate::client::resilient::DEFAULT_IDEMPOTENT;
 
 /// A client-side circuit breaker's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,25 +119,12 @@ impl Resilience {
     }
 }
 
-/// Exponential backoff with seeded jitter, one per session.
-pub struct Backoff {
-    next: Duration,
-    max: Duration,
-    jitter: f64,
-    rng: SmallRng,
-}
+pub use crate::client::resilient::Backoff;
 
-impl Backoff {
-    pub fn new(r: &Resilience, seed: u64) -> Backoff {
-        Backoff { next: r.backoff_initial, max: r.backoff_max, jitter: r.jitter, rng: SmallRng::seed_from_u64(seed) }
-    }
-
-    /// The next wait (and doubles the one after, up to the maximum).
-    pub fn next_wait(&mut self) -> Duration {
-        let b = self.next;
-        self.next = (self.next * 2).min(self.max);
-        let f = if self.jitter > 0.0 { 1.0 - self.jitter * self.rng.random::<f64>() } else { 1.0 };
-        b.mul_f64(f)
+impl Resilience {
+    /// The reconnect backoff of one session, seeded.
+    pub fn backoff(&self, seed: u64) -> Backoff {
+        Backoff::new(self.backoff_initial, self.backoff_max, self.jitter, seed)
     }
 }
 
@@ -382,20 +367,6 @@ pub fn recoveries(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_to_the_cap_with_seeded_jitter() {
-        let r = Resilience::default();
-        let mut a = Backoff::new(&r, 7);
-        let mut b = Backoff::new(&r, 7);
-        let wa: Vec<Duration> = (0..8).map(|_| a.next_wait()).collect();
-        let wb: Vec<Duration> = (0..8).map(|_| b.next_wait()).collect();
-        assert_eq!(wa, wb, "same seed, same waits");
-        assert!(wa[0] >= Duration::from_millis(25) && wa[0] <= Duration::from_millis(50));
-        assert!(wa[7] >= Duration::from_millis(500) && wa[7] <= Duration::from_secs(1), "{:?}", wa[7]);
-        let mut c = Backoff::new(&r, 8);
-        assert_ne!(wa, (0..8).map(|_| c.next_wait()).collect::<Vec<_>>());
-    }
 
     #[test]
     fn breaker_opens_on_errors_short_circuits_and_half_opens_after_the_cool_down() {
