@@ -590,3 +590,33 @@ fn a_resilient_script_session_reopens_and_resends_idempotent_requests_only() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("9 passed"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_circuit_breaker_opens_on_a_failing_server_and_short_circuits_requests() {
+    let _g = SERIAL.lock().await;
+    let extra = ["--error-rate".to_string(), "1".to_string()];
+    let server = ManagedServer::start_builtin(exe(), 1, &extra).await.unwrap();
+    let mut plan = closed_plan(&server.target(), 10, Some(Duration::from_secs(2)), None);
+    plan.resilience.breaker = Some(mcpscript::load::resilience::BreakerPlan {
+        error_rate: 0.5,
+        min_requests: 20,
+        window: Duration::from_secs(1),
+        cool_down: Duration::from_millis(300),
+    });
+    let r = mcpscript::load::run(&plan, run_env(&Events::new())).await.unwrap();
+    let res = &r.resilience;
+    eprintln!("breaker: {:?} {:?}", r.counts, res);
+    assert!(r.balanced(), "{:?}", r.counts);
+    assert_eq!(r.counts.error_total(), r.counts.sent, "every request the breaker let through failed");
+    assert!(res.breaker && res.short_circuited > 0, "{res:?}");
+    // Open after the first window, then one failed probe per cool-down reopens it.
+    assert!(res.breaker_opened >= 3, "{res:?}");
+    assert!(r.counts.sent < 200, "the breaker kept most requests from being sent: {:?}", r.counts);
+    // Without it the same phase sends thousands.
+    plan.resilience.breaker = None;
+    plan.model =
+        Model::Closed { sessions: 10, duration: Some(Duration::from_millis(500)), iterations: None, think: None };
+    let r = mcpscript::load::run(&plan, run_env(&Events::new())).await.unwrap();
+    assert!(r.counts.sent > 500 && r.resilience.short_circuited == 0, "{:?}", r.counts);
+    server.shutdown().await;
+}

@@ -29,8 +29,9 @@ pub const NAMESPACE: Namespace = Namespace {
           load runs (`add`, `update`, `remove`, `clear`); `stats()` says what the proxy did. \
           `chaos::kill()`, `stop()`, `suspend()`, `resume()`, `restart()` (optionally for one worker) and \
           `wait_ready(timeout)` act on the run's managed target: the built-in server, which mcpscript \
-          starts as child processes when a script uses `chaos::` (`--builtin-workers N`); any other \
-          target is refused. Run them during a load phase with its `schedule` option; the phase result \
+          starts as child processes when a script uses `chaos::` (`--builtin-workers N`), or a server \
+          command declared with `mcpscript run --server 'COMMAND' --target URL`; any other target is \
+          refused with the reason. Run them during a load phase with its `schedule` option; the phase result \
           then carries `recovery` (see `load`).",
     register,
 };
