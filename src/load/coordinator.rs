@@ -212,7 +212,16 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
     } else {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let threads = (cores / processes as usize).max(1);
-        run_distributed(&share, processes, &exe, threads, stop, Some(watched.clone()), env.started.clone()).await
+        let marks_before = env.events.as_ref().map_or(0, |e| e.marks().len());
+        let mut r =
+            run_distributed(&share, processes, &exe, threads, stop, Some(watched.clone()), env.started.clone()).await;
+        if env.events.as_ref().is_some_and(|e| e.marks().len() > marks_before) {
+            r.note(
+                "chaos actions happened during this phase, but recovery is measured only for phases that run in \
+                 one process (set processes: 1); the timeline shows their effect",
+            );
+        }
+        r
     };
     if let Some(s) = sampler {
         result.resources = Some(s.finish().await);

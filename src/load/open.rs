@@ -5,7 +5,10 @@
 //! request runs in a task. Latency is measured from the *intended* time (wrk2), so a
 //! stalled server shows in the percentiles instead of slowing the arrivals down; an
 //! arrival finding `max_inflight` requests in flight is dropped and counted (k6's
-//! dropped_iterations). Dead sessions are reopened in the background.
+//! dropped_iterations). Dead sessions are reopened in the background; requests in flight
+//! on a lean connection that broke are requeued and resent on the next live session when
+//! their method is resendable (full client sessions of other transports fail them instead).
+//! The circuit breaker, when configured, short-circuits arrivals while open.
 
 use super::exec::Env;
 use super::mux::{Deadlines, Hooks};
