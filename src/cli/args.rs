@@ -128,6 +128,18 @@ pub struct RunArgs {
     /// A process of the target to sample (RSS, CPU) during load phases; repeatable.
     #[arg(long = "target-pid", value_name = "PID")]
     pub target_pids: Vec<u32>,
+    /// Worker processes of the built-in server when a script controls it with `chaos::`
+    /// (it then runs as child processes that can be killed and restarted).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub builtin_workers: u32,
+    /// A server command mcpscript starts before the script and stops after it (e.g.
+    /// 'node server.js --port 3001'); `--target` says where it listens. It is then a
+    /// managed target: `chaos::kill()`, `restart()` and friends act on it.
+    #[arg(long, value_name = "COMMAND")]
+    pub server: Option<String>,
+    /// How long `--server` may take to accept an MCP session.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub server_ready_timeout: String,
 }
 
 #[derive(Debug, Args)]

@@ -196,12 +196,13 @@ pub struct ServerSpec {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReadySpec {
-    /// `HOST:PORT` accepts a TCP connection (default: the target's address).
-    #[serde(default)]
-    pub tcp: Option<String>,
-    /// A line of its stdout or stderr contains this text.
+    /// A line of its stdout or stderr contains this text (default: a client connects to
+    /// the target and `initialize` succeeds).
     #[serde(default)]
     pub log: Option<String>,
+    /// Ready this long after the start (when neither connecting nor a log line tells).
+    #[serde(default)]
+    pub delay: Option<Dur>,
     /// Give up after this long (default 10s).
     #[serde(default)]
     pub timeout: Option<Dur>,

@@ -12,7 +12,7 @@
 
 use super::load::SuitePlan;
 use super::schedule::{Scheduler, State};
-use super::server::ManagedServer;
+use super::server::SuiteServer;
 use crate::client::{ClientOptions, Target};
 use crate::script::results::{
     self, Better, CheckKind, CheckResult, Overhead, RunResults, ScenarioResult, ScheduleInfo, Status, SuiteInfo,
@@ -50,6 +50,8 @@ pub struct RunConfig {
     pub started: Instant,
     /// Run these scenarios instead of the plan's selection (the watcher's re-runs).
     pub only: Option<BTreeSet<usize>>,
+    /// `mcpscript` for server and worker child processes (default: this executable).
+    pub exe: Option<std::path::PathBuf>,
 }
 
 impl RunConfig {
@@ -66,6 +68,7 @@ impl RunConfig {
             target_pids: vec![],
             started: Instant::now(),
             only: None,
+            exe: None,
         }
     }
 }
@@ -76,7 +79,16 @@ struct Job {
     script: Arc<Script>,
     opts: RunOptions,
     /// Start this built-in server for it (and stop it after).
-    own_server: Option<ServerConfig>,
+    own_server: Option<OwnServer>,
+}
+
+/// A scenario's own built-in server.
+enum OwnServer {
+    /// In this process.
+    InProcess(ServerConfig),
+    /// As a child process the script may kill and restart (it uses `chaos::`): the
+    /// executable and `serve` options.
+    Managed(std::path::PathBuf, Vec<String>),
 }
 
 /// A worker's report.
@@ -119,15 +131,16 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
         .collect();
 
     // Servers the whole run shares.
-    let mut managed: Option<ManagedServer> = None;
+    let mut managed: Option<SuiteServer> = None;
     let mut setup_error: Option<String> = None;
     if let Some(spec) = &plan.server {
-        match ManagedServer::start(spec, &plan.target, &cfg.handle) {
+        match SuiteServer::start(spec, &plan.target, &cfg.handle) {
             Ok(m) => managed = Some(m),
             Err(e) => setup_error = Some(format!("the suite's server did not start: {e}")),
         }
     }
     let needs_builtin = |i: usize| plan.target == Target::Builtin && plan.scenarios[i].resources.connections > 0;
+    let exe = cfg.exe.clone().or_else(|| std::env::current_exe().ok()).unwrap_or_else(|| "mcpscript".into());
     let mut shared: Option<RunningServer> = None;
     if setup_error.is_none() && plan.shared_server && selected.iter().any(|&i| needs_builtin(i)) {
         let cfg_server = ServerConfig::listening(&["tcp://127.0.0.1:0"]).map_err(|e| e.to_string());
@@ -190,11 +203,20 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
             }
             let Some(i) = sched.start_next() else { break };
             let s = &plan.scenarios[i];
-            let own_server = if needs_builtin(i) && (shared_url.is_none() || s.server.is_some()) {
-                Some(server_config(s.server.as_ref()))
+            let chaos = s.script.search.sources.any_contains("chaos::");
+            let own_server = if needs_builtin(i) && (shared_url.is_none() || s.server.is_some() || chaos) {
+                Some(if chaos {
+                    OwnServer::Managed(exe.clone(), serve_args(s.server.as_ref()))
+                } else {
+                    OwnServer::InProcess(server_config(s.server.as_ref()))
+                })
             } else {
                 None
             };
+            let mut target_pids = cfg.target_pids.clone();
+            if let Some(m) = &managed {
+                target_pids.extend(m.pids());
+            }
             let target = match (&plan.target, &shared_url) {
                 (Target::Builtin, Some(u)) if own_server.is_none() => u.clone(),
                 (t, _) => t.clone(),
@@ -210,8 +232,10 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
                 load: crate::load::LoadContext {
                     segment: cfg.segment,
                     builtin_here: plan.target == Target::Builtin,
-                    target_pids: cfg.target_pids.clone(),
-                    exe: None,
+                    target_pids,
+                    exe: cfg.exe.clone(),
+                    events: crate::load::resilience::Events::new(),
+                    managed: managed.as_ref().map(|m| m.shared.clone()),
                 },
                 bridge: crate::script::BridgeMode::Auto,
             };
@@ -359,6 +383,32 @@ fn server_config(o: Option<&super::manifest::BuiltinServer>) -> ServerConfig {
     c
 }
 
+/// A scenario's own server while it runs.
+enum Running {
+    InProcess(RunningServer),
+    Managed(crate::load::SharedServer),
+}
+
+/// `mcpscript serve` options of a scenario's `server:` block (the listener is managed's).
+fn serve_args(o: Option<&super::manifest::BuiltinServer>) -> Vec<String> {
+    let mut a = Vec::new();
+    if let Some(o) = o {
+        if let Some(n) = o.max_inflight {
+            a.extend(["--max-inflight".into(), n.to_string()]);
+        }
+        if let Some(n) = o.max_connections {
+            a.extend(["--max-connections".into(), n.to_string()]);
+        }
+        if let Some(d) = o.latency {
+            a.extend(["--latency".into(), format!("{}us", d.0.as_micros())]);
+        }
+        if let Some(r) = o.error_rate {
+            a.extend(["--error-rate".into(), r.to_string()]);
+        }
+    }
+    a
+}
+
 /// A worker thread: runs jobs until the coordinator hangs up.
 fn worker(w: usize, jobs: &Mutex<mpsc::Receiver<Job>>, done: &mpsc::Sender<Done>, handle: &Handle) {
     loop {
@@ -369,15 +419,31 @@ fn worker(w: usize, jobs: &Mutex<mpsc::Receiver<Job>>, done: &mpsc::Sender<Done>
         let Ok(mut job) = job else { return };
         let started = Instant::now();
         let server = match job.own_server.take() {
-            Some(c) => match handle.block_on(server::start(c)) {
+            Some(OwnServer::InProcess(c)) => match handle.block_on(server::start(c)) {
                 Ok(s) => {
                     if let Some(t) = s.url("tcp").and_then(|u| u.parse().ok()) {
                         job.opts.target = t;
                     }
-                    Some(Ok(s))
+                    job.opts.load.builtin_here = true;
+                    Some(Ok(Running::InProcess(s)))
                 }
                 Err(e) => Some(Err(e.to_string())),
             },
+            Some(OwnServer::Managed(exe, args)) => {
+                // Started from this worker thread, which outlives the scenario: the child's
+                // PR_SET_PDEATHSIG is tied to the thread that spawned it.
+                match handle.block_on(crate::managed::ManagedServer::start_builtin(&exe, 1, &args)) {
+                    Ok(mut m) => {
+                        job.opts.target = m.target();
+                        job.opts.load.builtin_here = false;
+                        job.opts.load.target_pids.extend(m.pids());
+                        let shared = crate::load::SharedServer(Arc::new(tokio::sync::Mutex::new(m)));
+                        job.opts.load.managed = Some(shared.clone());
+                        Some(Ok(Running::Managed(shared)))
+                    }
+                    Err(e) => Some(Err(e.to_string())),
+                }
+            }
             None => None,
         };
         let result = match &server {
@@ -401,8 +467,13 @@ fn worker(w: usize, jobs: &Mutex<mpsc::Receiver<Job>>, done: &mpsc::Sender<Done>
                 })
             }
         };
-        if let Some(Ok(s)) = server {
-            handle.block_on(s.shutdown());
+        drop(job.opts);
+        match server {
+            Some(Ok(Running::InProcess(s))) => handle.block_on(s.shutdown()),
+            Some(Ok(Running::Managed(m))) => handle.block_on(async move {
+                let _ = m.0.lock().await.stop(crate::managed::Which::All).await;
+            }),
+            _ => {}
         }
         let finished = Instant::now();
         if done.send(Done { idx: job.idx, worker: w, started, finished, result }).is_err() {

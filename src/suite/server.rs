@@ -1,147 +1,89 @@
-//! The suite's managed server (`server:` in suite.yaml), kept minimal and in one place so
-//! the fuller `src/managed/` can replace it: spawn the command (dies with mcpscript:
-//! PR_SET_PDEATHSIG, and killed on drop), wait until it is ready (a TCP connect to
-//! `ready.tcp` or the target's address, or a line of its output containing `ready.log`),
-//! start it again before a scenario when it exited and `restart: on-exit`, and stop it at
-//! the end with SIGTERM, then SIGKILL after a grace period.
+//! The suite's managed server (`server:` in suite.yaml) on top of [`crate::managed`]: the
+//! command is started before the first scenario and waits until it is ready (by default a
+//! client connects to the target and `initialize` succeeds; or a line of its output
+//! contains `ready.log`; or `ready.delay` passed); with `restart: on-exit` it is started
+//! again before a scenario when it has exited; it is stopped (SIGTERM, then SIGKILL) at the
+//! end, and dies with mcpscript whatever happens (PR_SET_PDEATHSIG). Scenarios reach it as
+//! the run's managed target, so `chaos::kill()` and friends act on it.
 
 use super::manifest::{Restart, ServerSpec};
 use crate::client::Target;
-use std::process::Stdio;
+use crate::load::SharedServer;
+use crate::managed::{self, Ready, Which};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::runtime::Handle;
 
-/// How long a stopped server gets to exit after SIGTERM.
-const STOP_GRACE: Duration = Duration::from_secs(5);
 const READY_DEFAULT: Duration = Duration::from_secs(10);
 
-pub struct ManagedServer {
-    spec: ServerSpec,
-    target: Target,
+pub struct SuiteServer {
+    pub shared: SharedServer,
+    restart: Restart,
     handle: Handle,
-    child: Option<Child>,
+    ready_timeout: Duration,
     pub restarts: u32,
 }
 
-impl ManagedServer {
+impl SuiteServer {
     /// Starts the server and waits until it is ready.
-    pub fn start(spec: &ServerSpec, target: &Target, handle: &Handle) -> Result<ManagedServer, String> {
-        let mut m = ManagedServer {
-            spec: spec.clone(),
-            target: target.clone(),
-            handle: handle.clone(),
-            child: None,
-            restarts: 0,
+    pub fn start(spec: &ServerSpec, target: &Target, handle: &Handle) -> Result<SuiteServer, String> {
+        let ready_timeout = spec.ready.timeout.map(|d| d.0).unwrap_or(READY_DEFAULT);
+        let ready = match (&spec.ready.log, spec.ready.delay) {
+            (Some(text), _) => Ready::LogLine(text.clone()),
+            (None, Some(d)) => Ready::Delay(d.0),
+            (None, None) => Ready::Connect(target.clone()),
         };
-        m.spawn()?;
-        Ok(m)
+        let m = managed::ServerSpec {
+            command: spec.command.args(),
+            env: spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            cwd: None,
+            target: Some(target.clone()),
+            ready,
+            ready_timeout,
+        };
+        let server = handle.block_on(managed::ManagedServer::start(m)).map_err(|e| e.to_string())?;
+        Ok(SuiteServer {
+            shared: SharedServer(Arc::new(tokio::sync::Mutex::new(server))),
+            restart: spec.restart,
+            handle: handle.clone(),
+            ready_timeout,
+            restarts: 0,
+        })
     }
 
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(Child::id)
-    }
-
-    fn spawn(&mut self) -> Result<(), String> {
-        let args = self.spec.command.args();
-        let (prog, rest) = args.split_first().ok_or("the server command is empty")?;
-        let mut cmd = Command::new(prog);
-        cmd.args(rest)
-            .envs(&self.spec.env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            // Out of the terminal's process group: Ctrl-C reaches mcpscript, which stops it.
-            .process_group(0);
-        crate::client::transport::stdio::die_with_parent(&mut cmd);
-        let _guard = self.handle.enter();
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start {prog}: {e}"))?;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        for out in [
-            child.stdout.take().map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            child.stderr.take().map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
-            self.handle.spawn(async move {
-                let mut lines = BufReader::new(out).lines();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    let _ = tx.send(l);
-                }
-            });
-        }
-        drop(tx);
-        let wait = self.spec.ready.timeout.map(|d| d.0).unwrap_or(READY_DEFAULT);
-        let log = self.spec.ready.log.clone();
-        let addr = self.spec.ready.tcp.clone().or_else(|| address_of(&self.target));
-        let ready = self.handle.block_on(async {
-            tokio::time::timeout(wait, async {
-                if let Some(text) = log {
-                    while let Some(l) = rx.recv().await {
-                        if l.contains(&text) {
-                            return Ok(());
-                        }
-                    }
-                    return Err(format!("it exited before printing \"{text}\""));
-                }
-                let Some(addr) = addr else { return Ok(()) };
-                loop {
-                    if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-                        return Ok(());
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            })
-            .await
-            .map_err(|_| format!("not ready within {}", crate::util::duration::format_duration(wait)))
-            .and_then(|r| r)
-        });
-        self.child = Some(child);
-        ready
+    /// The server's processes, for RSS and CPU sampling.
+    pub fn pids(&self) -> Vec<u32> {
+        self.handle.block_on(async { self.shared.0.lock().await.pids() })
     }
 
     /// With `restart: on-exit`, starts the server again when it has exited.
     pub fn ensure_running(&mut self) {
-        if self.spec.restart != Restart::OnExit {
+        if self.restart != Restart::OnExit {
             return;
         }
-        let exited = self.child.as_mut().is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))));
-        if exited {
-            self.restarts += 1;
-            if let Err(e) = self.spawn() {
-                tracing::warn!("the suite's server did not restart: {e}");
+        let (shared, wait) = (self.shared.clone(), self.ready_timeout);
+        let restarted = self.handle.block_on(async move {
+            let mut m = shared.0.lock().await;
+            if m.running() == m.workers() {
+                return Ok(false);
             }
-        }
-    }
-
-    /// SIGTERM, then SIGKILL after the grace period.
-    pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        if let Some(pid) = child.id() {
-            // SAFETY: kill only sends a signal to the child we started.
-            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-        }
-        let _guard = self.handle.enter();
-        let exited = self.handle.block_on(async { tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() });
-        if !exited {
-            let _ = child.start_kill();
-            let _ = self.handle.block_on(child.wait());
+            m.restart(Which::All).await.map_err(|e| e.to_string())?;
+            m.wait_ready(wait).await.map_err(|e| e.to_string())?;
+            Ok::<bool, String>(true)
+        });
+        match restarted {
+            Ok(true) => self.restarts += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!("the suite's server did not restart: {e}"),
         }
     }
 }
 
-impl Drop for ManagedServer {
+impl Drop for SuiteServer {
     fn drop(&mut self) {
-        self.stop();
+        let shared = self.shared.clone();
+        self.handle.block_on(async move {
+            let _ = shared.0.lock().await.stop(Which::All).await;
+        });
     }
-}
-
-/// `HOST:PORT` of a URL target.
-fn address_of(t: &Target) -> Option<String> {
-    let u = url::Url::parse(&t.to_string()).ok()?;
-    Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?))
 }
