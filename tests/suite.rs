@@ -397,3 +397,77 @@ fn the_shipped_suite_validates() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn each_scenario_gets_its_own_builtin_server_unless_shared() {
+    let f = Fixture::new("name: i\nparallelism: 2\nscenarios: [a.yaml, b.yaml]\n");
+    let script = "let s = connect();\nlog(target());\ncheck(s.ping().ok, \"ping\");\nsleep(\"300ms\");\n";
+    f.scenario("a", "", script);
+    f.scenario("b", "", script);
+    let target = |r: &Value, n: &str| scenario(r, n)["logs"][0]["message"].as_str().unwrap().to_string();
+    let (out, r) = f.run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(overlap(span(&r, "a"), span(&r, "b")));
+    assert_ne!(target(&r, "a"), target(&r, "b"), "two scenarios, two servers");
+    f.write("suite.yaml", "name: i\nparallelism: 2\nshared_server: true\nscenarios: [a.yaml, b.yaml]\n");
+    let (out, r) = f.run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(target(&r, "a"), target(&r, "b"), "shared_server: one server");
+}
+
+#[test]
+fn a_chaos_scenarios_server_process_ends_with_the_scenario() {
+    let f = Fixture::new("name: c\nscenarios: [killer.yaml, after.yaml]\n");
+    // The script uses chaos::, so its built-in server is a child process it may kill.
+    f.scenario(
+        "killer",
+        "",
+        "let pids = chaos::server().pids;\ncheck(pids.len() == 1, \"one managed server process\");\nsleep(\"1s\");\nchaos::kill();\nchaos::restart();\ncheck(connect().ping().ok, \"answers after the restart\");\n",
+    );
+    f.scenario("after", "resources: {connections: 0}\n", "sleep(\"2s\");\n");
+    let mut child = spawn(&f, &["run", "suite.yaml", "--out", "out", "-q"]);
+    let pid = child.id();
+    let mut first = None;
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            first = children(pid).first().copied();
+            first.is_some()
+        }),
+        "the chaos scenario's server never started"
+    );
+    // killer kills and restarts it (a new PID), then ends: during `after` nothing is left.
+    assert!(
+        wait_for(Duration::from_secs(8), || !alive(first.unwrap()) && children(pid).is_empty()),
+        "left: {:?}",
+        children(pid)
+    );
+    assert!(child.try_wait().unwrap().is_none(), "`after` is still running");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let r: Value = serde_json::from_slice(&std::fs::read(f.path("out/results.json")).unwrap()).unwrap();
+    assert_eq!(scenario(&r, "killer")["status"], "passed", "{r}");
+}
+
+#[test]
+fn the_shipped_suite_passes_against_the_builtin_server() {
+    // Latency limits are loosened: the test shares the machine with every other test.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(EXE)
+        .args(["run", "scripts/suite.yaml", "-q", "--set", "p99=2s", "--set", "min_achieved=0.8", "--out"])
+        .arg(out_dir.path())
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&std::fs::read(out_dir.path().join("results.json")).unwrap()).unwrap();
+    let failed: Vec<String> = r["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] != "passed")
+        .map(|s| format!("{} {}: {}", s["name"], s["status"], s["error"]))
+        .collect();
+    assert_eq!(out.status.code(), Some(0), "{failed:?}\n{}", stderr(&out));
+    assert_eq!(r["summary"]["total_tests"], 8);
+    assert_eq!(r["summary"]["pass_rate"], 1.0);
+    assert!(r["suite"]["overhead"]["critical_path"].as_array().unwrap().len() >= 3);
+}
