@@ -471,3 +471,21 @@ fn the_shipped_suite_passes_against_the_builtin_server() {
     assert_eq!(r["summary"]["pass_rate"], 1.0);
     assert!(r["suite"]["overhead"]["critical_path"].as_array().unwrap().len() >= 3);
 }
+
+#[test]
+fn check_validates_every_profiles_values_and_run_only_its_own() {
+    let f = Fixture::new("name: p\nscenarios: [a.yaml]\n");
+    f.scenario(
+        "a",
+        "resources: {connections: 0}\nprofiles:\n  full: {n: lots}\n",
+        "let n = param(\"n\", 1);\ncheck(n > 0, \"n\");\n",
+    );
+    let out = f.cmd(&["check", "suite.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr(&out);
+    assert!(e.contains("profile full") && e.contains("expects an integer"), "{e}");
+    let (out, _) = f.run(&[]);
+    assert_eq!(out.status.code(), Some(0), "the quick profile is fine: {}", stderr(&out));
+    let (out, _) = f.run(&["--profile", "full"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

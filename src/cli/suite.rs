@@ -40,6 +40,7 @@ pub fn options(
         target,
         stdlib,
         limits: Limits::default(),
+        check_all_profiles: false,
     }
 }
 
@@ -58,14 +59,17 @@ pub fn list(a: ListArgs) -> Result<Exit, CliError> {
 }
 
 pub fn check(a: CheckArgs) -> Result<Exit, CliError> {
-    let plan = load(&a.file, &options(&a.suite, &a.set, a.target.clone(), a.stdlib))?;
+    let mut o = options(&a.suite, &a.set, a.target.clone(), a.stdlib);
+    // Without --profile, every profile's values are checked.
+    o.check_all_profiles = a.suite.profile.is_none();
+    let plan = load(&a.file, &o)?;
     let scripts = plan.selected.len();
     say(&format!(
-        "ok: suite {} ({}) validates: {scripts} scenarios, {} levels, every script compiles (profile {}; parsed in {}, compiled in {})\n",
+        "ok: suite {} ({}) validates: {scripts} scenarios, {} levels, every script compiles ({}; parsed in {}, compiled in {})\n",
         plan.name,
         plan.file,
         plan.selected.iter().map(|&i| plan.graph.levels[i]).max().map_or(0, |l| l + 1),
-        plan.profile,
+        if o.check_all_profiles { "parameters checked for every profile".to_string() } else { format!("profile {}", plan.profile) },
         format_duration(std::time::Duration::from_secs_f64(plan.parse_ms / 1000.0)),
         format_duration(std::time::Duration::from_secs_f64(plan.compile_ms / 1000.0)),
     ));

@@ -34,6 +34,8 @@ pub struct SuiteOptions {
     pub target: Option<String>,
     pub stdlib: Option<PathBuf>,
     pub limits: Limits,
+    /// Also check the parameter values of every other profile (`mcpscript check`).
+    pub check_all_profiles: bool,
 }
 
 /// One scenario, validated.
@@ -314,117 +316,34 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
     }
     let scripts: Vec<Script> = scripts.into_iter().flatten().collect();
 
-    // Parameters.
+    // Parameters: the chosen profile, and with `check_all_profiles` every other one too.
     let sets = parse_sets(&opts.set, &names).map_err(|e| SuiteError(vec![ManifestError::new("--set", e)]))?;
-    let reads = |s: &Script, k: &str| s.info.dynamic_params || s.info.params.iter().any(|p| p.name == k);
-    let mut used_globally: BTreeSet<String> = BTreeSet::new();
-    let mut resolved: Vec<BTreeMap<String, String>> = Vec::new();
-    for (i, (p, s)) in parsed.iter().zip(&scripts).enumerate() {
-        let mut values: BTreeMap<String, String> = BTreeMap::new();
-        let mut put =
-            |k: &str, v: &yaml_serde::Value, file: &str, text: &str, section: &str| match manifest::value_text(v) {
-                Ok(t) => {
-                    values.insert(k.to_string(), t);
-                }
-                Err(m) => {
-                    let from = find_key(text, section, 1).map(|x| x.0).unwrap_or(1);
-                    errors.push(ManifestError::new(file, format!("parameter {k}: {m}")).at(find_key(text, k, from)));
-                }
-            };
-        for (k, v) in &suite.params {
-            if reads(s, k) {
-                used_globally.insert(k.clone());
-                put(k, v, &suite_file, &suite_text, "params");
-            }
-        }
-        for (k, v) in &p.file.params {
-            put(k, v, &p.display, &p.text, "params");
-        }
-        for (k, v) in &suite_profile.params {
-            if reads(s, k) {
-                used_globally.insert(k.clone());
-                put(k, v, &suite_file, &suite_text, &profile);
-            }
-        }
-        if let Some(pp) = p.file.profiles.get(&profile) {
-            for (k, v) in pp {
-                put(k, v, &p.display, &p.text, &profile);
-            }
-        }
-        // Names the manifest sets must be parameters of the script.
-        let known: Vec<&str> = s.info.params.iter().map(|x| x.name.as_str()).collect();
-        let manifest_keys = p.file.params.keys().chain(p.file.profiles.values().flat_map(|m| m.keys()));
-        for k in manifest_keys.collect::<BTreeSet<_>>() {
-            if !reads(s, k) {
-                let hint = manifest::suggest(k, known.iter().copied())
-                    .map(|x| format!("did you mean {x}?"))
-                    .or_else(|| Some(format!("its parameters: {}", known.join(", "))));
-                errors.push(
-                    ManifestError::new(&p.display, format!("{} reads no parameter '{k}'", s.file))
-                        .at(find_key(&p.text, k, 1))
-                        .hint(hint),
-                );
-            }
-        }
-        for (target, k, v) in &sets {
-            match target {
-                Some(t) if *t == i => {
-                    if !reads(s, k) {
-                        let hint = manifest::suggest(k, known.iter().copied()).map(|x| format!("did you mean {x}?"));
-                        errors.push(
-                            ManifestError::new(
-                                "--set",
-                                format!("{}.{k}: {} reads no parameter '{k}'", p.file.name, s.file),
-                            )
-                            .hint(hint),
-                        );
+    let ctx =
+        Ctx { suite: &suite, suite_file: &suite_file, suite_text: &suite_text, parsed: &parsed, scripts: &scripts };
+    let resolved = match resolve(&ctx, &profile, &sets, &selected) {
+        Ok(r) => r,
+        Err(e) => return Err(SuiteError(e)),
+    };
+    if opts.check_all_profiles {
+        for other in known_profiles.iter().filter(|p| **p != profile) {
+            if let Err(e) = resolve(&ctx, other, &sets, &selected) {
+                errors.extend(e.into_iter().map(|mut x| {
+                    if !x.message.contains("profile ") {
+                        x.message = format!("(profile {other}) {}", x.message);
                     }
-                    values.insert(k.clone(), v.clone());
-                }
-                None if reads(s, k) && selected.contains(&i) => {
-                    used_globally.insert(k.clone());
-                    values.insert(k.clone(), v.clone());
-                }
-                _ => {}
+                    x
+                }));
             }
         }
-        resolved.push(values);
-    }
-    let all_known: BTreeSet<&str> =
-        scripts.iter().flat_map(|s| s.info.params.iter().map(|p| p.name.as_str())).collect();
-    for (target, k, _) in &sets {
-        if target.is_none() && !used_globally.contains(k) {
-            let hint = manifest::suggest(k, all_known.iter().copied()).map(|x| format!("did you mean {x}?"));
-            errors.push(
-                ManifestError::new("--set", format!("{k}: no selected scenario reads parameter '{k}'")).hint(hint),
-            );
+        if !errors.is_empty() {
+            return Err(SuiteError(errors));
         }
-    }
-    for (section, params) in [("params", &suite.params), (profile.as_str(), &suite_profile.params)] {
-        for k in params.keys() {
-            if !used_globally.contains(k) {
-                let from = find_key(&suite_text, section, 1).map(|x| x.0).unwrap_or(1);
-                let hint = manifest::suggest(k, all_known.iter().copied()).map(|x| format!("did you mean {x}?"));
-                errors.push(
-                    ManifestError::new(&suite_file, format!("no scenario reads parameter '{k}'"))
-                        .at(find_key(&suite_text, k, from))
-                        .hint(hint),
-                );
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return Err(SuiteError(errors));
     }
 
     // Types of the values, against each script's defaults.
     let timeout_default = suite_profile.timeout.or(suite.timeout).map(|d| d.0).unwrap_or(DEFAULT_TIMEOUT);
     let mut scenarios = Vec::new();
-    for ((p, s), values) in parsed.into_iter().zip(scripts).zip(resolved) {
-        let params = Params::from_map(values);
-        if let Err(e) = s.check_params(&params) {
-            errors.push(ManifestError::new("", format!("{} (scenario {}): {e}", p.display, p.file.name)));
-        }
+    for ((p, s), params) in parsed.into_iter().zip(scripts).zip(resolved) {
         let spath = p.path.parent().map(Path::to_path_buf).unwrap_or_default().join(&p.file.script);
         scenarios.push(ScenarioPlan {
             name: p.file.name,
@@ -460,6 +379,141 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
         parse_ms,
         compile_ms: t1.elapsed().as_secs_f64() * 1000.0,
     })
+}
+
+/// What parameter resolution reads.
+struct Ctx<'a> {
+    suite: &'a SuiteFile,
+    suite_file: &'a str,
+    suite_text: &'a str,
+    parsed: &'a [Parsed],
+    scripts: &'a [Script],
+}
+
+/// Each scenario's parameters under `profile`, checked against its script: every name set
+/// is read by the script (or some script, for suite-wide values) and has the right type.
+fn resolve(
+    c: &Ctx,
+    profile: &str,
+    sets: &[(Option<usize>, String, String)],
+    selected: &BTreeSet<usize>,
+) -> Result<Vec<Params>, Vec<ManifestError>> {
+    let mut errors: Vec<ManifestError> = Vec::new();
+    let suite_profile = c.suite.profiles.get(profile).cloned().unwrap_or_default();
+    let reads = |s: &Script, k: &str| s.info.dynamic_params || s.info.params.iter().any(|p| p.name == k);
+    let mut used_globally: BTreeSet<String> = BTreeSet::new();
+    let mut resolved: Vec<BTreeMap<String, String>> = Vec::new();
+    for (i, (p, s)) in c.parsed.iter().zip(c.scripts).enumerate() {
+        let mut values: BTreeMap<String, String> = BTreeMap::new();
+        let mut put =
+            |k: &str, v: &yaml_serde::Value, file: &str, text: &str, section: &str| match manifest::value_text(v) {
+                Ok(t) => {
+                    values.insert(k.to_string(), t);
+                }
+                Err(m) => {
+                    let from = find_key(text, section, 1).map(|x| x.0).unwrap_or(1);
+                    errors.push(ManifestError::new(file, format!("parameter {k}: {m}")).at(find_key(text, k, from)));
+                }
+            };
+        for (k, v) in &c.suite.params {
+            if reads(s, k) {
+                used_globally.insert(k.clone());
+                put(k, v, &c.suite_file, &c.suite_text, "params");
+            }
+        }
+        for (k, v) in &p.file.params {
+            put(k, v, &p.display, &p.text, "params");
+        }
+        for (k, v) in &suite_profile.params {
+            if reads(s, k) {
+                used_globally.insert(k.clone());
+                put(k, v, &c.suite_file, &c.suite_text, profile);
+            }
+        }
+        if let Some(pp) = p.file.profiles.get(profile) {
+            for (k, v) in pp {
+                put(k, v, &p.display, &p.text, profile);
+            }
+        }
+        // Names the manifest sets must be parameters of the script.
+        let known: Vec<&str> = s.info.params.iter().map(|x| x.name.as_str()).collect();
+        let manifest_keys = p.file.params.keys().chain(p.file.profiles.values().flat_map(|m| m.keys()));
+        for k in manifest_keys.collect::<BTreeSet<_>>() {
+            if !reads(s, k) {
+                let hint = manifest::suggest(k, known.iter().copied())
+                    .map(|x| format!("did you mean {x}?"))
+                    .or_else(|| Some(format!("its parameters: {}", known.join(", "))));
+                errors.push(
+                    ManifestError::new(&p.display, format!("{} reads no parameter '{k}'", s.file))
+                        .at(find_key(&p.text, k, 1))
+                        .hint(hint),
+                );
+            }
+        }
+        for (target, k, v) in sets {
+            match target {
+                Some(t) if *t == i => {
+                    if !reads(s, k) {
+                        let hint = manifest::suggest(k, known.iter().copied()).map(|x| format!("did you mean {x}?"));
+                        errors.push(
+                            ManifestError::new(
+                                "--set",
+                                format!("{}.{k}: {} reads no parameter '{k}'", p.file.name, s.file),
+                            )
+                            .hint(hint),
+                        );
+                    }
+                    values.insert(k.clone(), v.clone());
+                }
+                None if reads(s, k) && selected.contains(&i) => {
+                    used_globally.insert(k.clone());
+                    values.insert(k.clone(), v.clone());
+                }
+                _ => {}
+            }
+        }
+        resolved.push(values);
+    }
+    let all_known: BTreeSet<&str> =
+        c.scripts.iter().flat_map(|s| s.info.params.iter().map(|p| p.name.as_str())).collect();
+    for (target, k, _) in sets {
+        if target.is_none() && !used_globally.contains(k) {
+            let hint = manifest::suggest(k, all_known.iter().copied()).map(|x| format!("did you mean {x}?"));
+            errors.push(
+                ManifestError::new("--set", format!("{k}: no selected scenario reads parameter '{k}'")).hint(hint),
+            );
+        }
+    }
+    for (section, params) in [("params", &c.suite.params), (profile, &suite_profile.params)] {
+        for k in params.keys() {
+            if !used_globally.contains(k) {
+                let from = find_key(&c.suite_text, section, 1).map(|x| x.0).unwrap_or(1);
+                let hint = manifest::suggest(k, all_known.iter().copied()).map(|x| format!("did you mean {x}?"));
+                errors.push(
+                    ManifestError::new(&c.suite_file, format!("no scenario reads parameter '{k}'"))
+                        .at(find_key(&c.suite_text, k, from))
+                        .hint(hint),
+                );
+            }
+        }
+    }
+
+    let mut out = Vec::new();
+    for ((p, s), values) in c.parsed.iter().zip(c.scripts).zip(resolved) {
+        let params = Params::from_map(values);
+        if let Err(e) = s.check_params(&params) {
+            errors.push(ManifestError::new(
+                "",
+                format!("{} (scenario {}, profile {profile}): {e}", p.display, p.file.name),
+            ));
+        }
+        out.push(params);
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 /// `--set` items: `(scenario index or every scenario, key, value)`.
