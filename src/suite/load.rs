@@ -418,7 +418,7 @@ fn resolve(
         for (k, v) in &c.suite.params {
             if reads(s, k) {
                 used_globally.insert(k.clone());
-                put(k, v, &c.suite_file, &c.suite_text, "params");
+                put(k, v, c.suite_file, c.suite_text, "params");
             }
         }
         for (k, v) in &p.file.params {
@@ -427,7 +427,7 @@ fn resolve(
         for (k, v) in &suite_profile.params {
             if reads(s, k) {
                 used_globally.insert(k.clone());
-                put(k, v, &c.suite_file, &c.suite_text, profile);
+                put(k, v, c.suite_file, c.suite_text, profile);
             }
         }
         if let Some(pp) = p.file.profiles.get(profile) {
@@ -487,11 +487,11 @@ fn resolve(
     for (section, params) in [("params", &c.suite.params), (profile, &suite_profile.params)] {
         for k in params.keys() {
             if !used_globally.contains(k) {
-                let from = find_key(&c.suite_text, section, 1).map(|x| x.0).unwrap_or(1);
+                let from = find_key(c.suite_text, section, 1).map(|x| x.0).unwrap_or(1);
                 let hint = manifest::suggest(k, all_known.iter().copied()).map(|x| format!("did you mean {x}?"));
                 errors.push(
-                    ManifestError::new(&c.suite_file, format!("no scenario reads parameter '{k}'"))
-                        .at(find_key(&c.suite_text, k, from))
+                    ManifestError::new(c.suite_file, format!("no scenario reads parameter '{k}'"))
+                        .at(find_key(c.suite_text, k, from))
                         .hint(hint),
                 );
             }
