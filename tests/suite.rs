@@ -489,3 +489,16 @@ fn check_validates_every_profiles_values_and_run_only_its_own() {
     let (out, _) = f.run(&["--profile", "full"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[test]
+fn a_suite_server_that_does_not_start_fails_the_scenarios_with_the_reason() {
+    let f = Fixture::new(
+        "name: m\ntarget: tcp://127.0.0.1:1\nserver:\n  command: [/bin/false]\n  ready: {timeout: 2s}\nscenarios: [a.yaml]\n",
+    );
+    f.scenario("a", "", "check(true, \"never runs\");\n");
+    let (out, r) = f.run(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the suite's server did not start"), "{}", stderr(&out));
+    assert_eq!(scenario(&r, "a")["status"], "failed");
+    assert!(scenario(&r, "a")["schedule"]["reason"].as_str().unwrap().contains("/bin/false"), "{r}");
+}

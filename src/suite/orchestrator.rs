@@ -192,11 +192,10 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
     let mut first_dispatch: Option<Instant> = None;
     let mut last_end = t0;
     if let Some(e) = &setup_error {
-        cfg.interrupt.trigger(crate::script::StopReason::Cancelled);
-        say(cfg.progress, &format!("error: {e}\n"));
+        eprintln!("error: {e}");
     }
     loop {
-        while cfg.interrupt.reason().is_none() {
+        while cfg.interrupt.reason().is_none() && setup_error.is_none() {
             let t = Instant::now();
             if let Some(m) = managed.as_mut() {
                 m.ensure_running();
@@ -300,15 +299,16 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
     for t in threads {
         let _ = t.join();
     }
-    let reason = setup_error.clone().unwrap_or_else(|| "not started: the run was interrupted".to_string());
+    // Not started: the setup failed (the scenarios fail with its reason) or the run was
+    // interrupted (they are cancelled).
+    let (reason, status) = match &setup_error {
+        Some(e) => (e.clone(), Status::Failed),
+        None => ("not started: the run was interrupted".to_string(), Status::Cancelled),
+    };
     for i in sched.not_started() {
         infos[i].reason = Some(reason.clone());
-        results[i] = Some(ScenarioResult::not_run(
-            &plan.scenarios[i].name,
-            &plan.scenarios[i].script.file,
-            Status::Cancelled,
-            &reason,
-        ));
+        results[i] =
+            Some(ScenarioResult::not_run(&plan.scenarios[i].name, &plan.scenarios[i].script.file, status, &reason));
     }
     if let Some(s) = shared {
         cfg.handle.block_on(s.shutdown());
