@@ -55,6 +55,7 @@ fn main() {
             client: ClientSettings::default(),
             session_offset: 0,
             processes: 0,
+            resilience: Default::default(),
         };
         let connector = Arc::new(Connector::new(&plan).await.unwrap());
         let rec = Recorder::new(1, Arc::new(AtomicI64::new(0)));

@@ -102,6 +102,7 @@ async fn engine(url: &str, conns: u64, window: Duration) -> (u64, f64, f64, f64)
         client: ClientSettings::default(),
         session_offset: 0,
         processes: 1,
+        resilience: Default::default(),
     };
     let r = run_local(&plan, Control::default()).await;
     if r.counts.ok < r.counts.sent {

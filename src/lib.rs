@@ -13,6 +13,10 @@
 //!   source-address binding, file limits).
 //! - [`util`]: small helpers without a better home (durations, process memory).
 //! - [`chaos`]: the user-space fault-injecting proxy (TCP and MCP-message faults).
+//! - [`suite`]: suite files and scenario manifests, the dependency graph, the orchestrator
+//!   and the watcher.
+//! - [`managed`]: targets mcpscript started itself (the built-in server's workers, a server
+//!   command): kill, stop, suspend, resume, restart on the same URL.
 //! - [`cli`]: the `mcpscript` command line: argument parsing, commands, exit codes.
 //!
 //! `src/README.md` keeps the same map, one line per folder.
@@ -21,8 +25,10 @@ pub mod chaos;
 pub mod cli;
 pub mod client;
 pub mod load;
+pub mod managed;
 pub mod net;
 pub mod protocol;
 pub mod script;
 pub mod server;
+pub mod suite;
 pub mod util;

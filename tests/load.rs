@@ -35,6 +35,7 @@ fn plan(target: &str, model: Model) -> PhasePlan {
         client: ClientSettings::default(),
         session_offset: 0,
         processes: 0,
+        resilience: Default::default(),
     }
 }
 

@@ -23,10 +23,14 @@ pub enum Command {
     Serve(ServeArgs),
     /// Initialize a session with TARGET, make one request, print the result.
     Call(CallArgs),
-    /// Run a scenario script (.rhai) against a target and write results.json.
+    /// Run a suite (.yaml) or a scenario script (.rhai) against a target and write results.json.
     Run(RunArgs),
-    /// Compile and validate a script without running it.
+    /// Validate a suite and its manifests, or a script, compiling everything and running nothing.
     Check(CheckArgs),
+    /// Print a suite's execution plan: levels, dependencies, resources.
+    List(ListArgs),
+    /// Run a suite, then re-run what changes whenever its files are saved.
+    Watch(WatchArgs),
     /// Print the scripting API reference generated from the engine.
     Api(ApiArgs),
     /// Run the fault-injecting proxy in front of a target.
@@ -82,12 +86,16 @@ pub struct ProxyArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The scenario script (.rhai).
+    /// The suite (.yaml, .yml) or scenario script (.rhai).
     pub file: std::path::PathBuf,
+    #[command(flatten)]
+    pub suite: SuiteArgs,
     /// The server under test (default: the built-in reference server).
     #[arg(long, default_value = "builtin", value_name = "URL")]
     pub target: String,
-    /// Set a script parameter: KEY=VALUE (numbers, durations like 250ms, booleans, strings). Repeatable.
+    /// Set a script parameter: KEY=VALUE (numbers, durations like 250ms, booleans, strings);
+    /// in a suite KEY=VALUE sets it for every scenario reading KEY, SCENARIO.KEY=VALUE for one.
+    /// Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Seed for everything random in the run.
@@ -99,9 +107,10 @@ pub struct RunArgs {
     /// Output folder (default: reports/<run-id>/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<std::path::PathBuf>,
-    /// Stop the script after this long (e.g. 30s, 2h); "none" for no limit.
-    #[arg(long, default_value = "10m", value_name = "DURATION")]
-    pub timeout: String,
+    /// Stop the script after this long (e.g. 30s, 2h; default 10m); "none" for no limit.
+    /// Suites: overrides every scenario's timeout.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
     /// Deadline of each request unless the script gives its own.
     #[arg(long, default_value = "30s", value_name = "DURATION")]
     pub request_timeout: String,
@@ -119,18 +128,77 @@ pub struct RunArgs {
     /// A process of the target to sample (RSS, CPU) during load phases; repeatable.
     #[arg(long = "target-pid", value_name = "PID")]
     pub target_pids: Vec<u32>,
+    /// Worker processes of the built-in server when a script controls it with `chaos::`
+    /// (it then runs as child processes that can be killed and restarted).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub builtin_workers: u32,
+    /// A server command mcpscript starts before the script and stops after it (e.g.
+    /// 'node server.js --port 3001'); `--target` says where it listens. It is then a
+    /// managed target: `chaos::kill()`, `restart()` and friends act on it.
+    #[arg(long, value_name = "COMMAND")]
+    pub server: Option<String>,
+    /// How long `--server` may take to accept an MCP session.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub server_ready_timeout: String,
 }
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The scenario script (.rhai) to compile and validate.
+    /// The suite (.yaml, .yml) or scenario script (.rhai) to validate.
     pub file: std::path::PathBuf,
+    #[command(flatten)]
+    pub suite: SuiteArgs,
+    /// The server under test (suites: overrides the suite's `target`).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
     /// Also check these parameter values: KEY=VALUE (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Folder of stdlib modules overriding the built-in ones (default: ./stdlib when present).
     #[arg(long, value_name = "DIR", env = "MCPSCRIPT_STDLIB")]
     pub stdlib: Option<std::path::PathBuf>,
+}
+
+/// Options that only suites take.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SuiteArgs {
+    /// Suites: the profile whose parameter values apply (quick, full or one the suite
+    /// declares; default: the suite's `profile`, else quick).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Suites: run only these scenarios (names or tags; repeatable or comma-separated),
+    /// plus what they depend on.
+    #[arg(long, value_name = "NAME")]
+    pub only: Vec<String>,
+    /// Suites: scenarios run at once (overrides the suite's `parallelism`).
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The suite file (.yaml, .yml).
+    pub file: std::path::PathBuf,
+    #[command(flatten)]
+    pub suite: SuiteArgs,
+    /// Set a parameter: KEY=VALUE or SCENARIO.KEY=VALUE (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Folder of stdlib modules overriding the built-in ones (default: ./stdlib when present).
+    #[arg(long, value_name = "DIR", env = "MCPSCRIPT_STDLIB")]
+    pub stdlib: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Stop after this many runs of the suite (the first run counts); for tests.
+    #[arg(long, hide = true, value_name = "N")]
+    pub max_runs: Option<u32>,
+    /// Wait this long for saves to settle before acting on them.
+    #[arg(long, default_value = "300ms", value_name = "DURATION")]
+    pub debounce: String,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub fn run(a: CheckArgs) -> Result<Exit, CliError> {
+    if super::suite::is_suite(&a.file) {
+        return super::suite::check(a);
+    }
+    super::suite::refuse_suite_options(&a.suite)?;
     let params = Params::parse(&a.set).map_err(CliError::invalid)?;
     let script = load(&a.file, a.stdlib, Limits::default())?;
     script.check_params(&params).map_err(|e| CliError::invalid(e.to_string()))?;
@@ -34,7 +38,10 @@ pub fn run(a: CheckArgs) -> Result<Exit, CliError> {
 /// Compiles and validates a script file (exit 2 on any problem).
 pub fn load(file: &Path, stdlib: Option<PathBuf>, limits: Limits) -> Result<Script, CliError> {
     if file.extension().and_then(|e| e.to_str()) != Some("rhai") {
-        return Err(CliError::invalid(format!("{}: expected a scenario script ending in .rhai", file.display())));
+        return Err(CliError::invalid(format!(
+            "{}: expected a scenario script ending in .rhai or a suite ending in .yaml",
+            file.display()
+        )));
     }
     let stdlib_dir = match stdlib {
         Some(d) if d.is_dir() => Some(d),

@@ -11,6 +11,9 @@ pub mod merge;
 pub mod proxy;
 pub mod run;
 pub mod serve;
+pub mod suite;
+pub mod suite_run;
+pub mod watch;
 pub mod worker;
 
 use args::{Cli, Command};
@@ -32,6 +35,8 @@ pub fn main() -> i32 {
         Command::Call(a) => call::run(a),
         Command::Run(a) => run::run(a),
         Command::Check(a) => check::run(a),
+        Command::List(a) => suite::list(a),
+        Command::Watch(a) => watch::run(a),
         Command::Api(a) => api::run(a),
         Command::Proxy(a) => proxy::run(a),
         Command::Merge(a) => merge::run(a),

@@ -20,10 +20,14 @@ use std::time::{Duration, SystemTime};
 const LIST_CHECKS_UP_TO: usize = 20;
 
 pub fn run(a: RunArgs) -> Result<Exit, CliError> {
+    if super::suite::is_suite(&a.file) {
+        return super::suite::run(a);
+    }
     let target: Target =
         a.target.parse().map_err(|e: crate::client::target::TargetError| CliError::invalid(e.to_string()))?;
     let params = Params::parse(&a.set).map_err(CliError::invalid)?;
-    let timeout = match a.timeout.trim() {
+    super::suite::refuse_suite_options(&a.suite)?;
+    let timeout = match a.timeout.as_deref().unwrap_or("10m").trim() {
         "none" | "0" => None,
         s => Some(parse_duration(s).map_err(|e| CliError::invalid(format!("--timeout: {e}")))?),
     };
@@ -44,56 +48,76 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
     let out_dir = a.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
     let rt = runtime(2)?;
     let started = SystemTime::now();
-    let builtin = match target {
-        Target::Builtin => Some(rt.block_on(server::start(ServerConfig::listening(&["tcp://127.0.0.1:0"])?))?),
-        _ => None,
+    // A script that controls the target (`chaos::kill()` and friends) gets the built-in
+    // server as child processes it can signal; otherwise it runs inside this process.
+    let chaos_control = script.search.sources.any_contains("chaos::");
+    let (builtin, managed) = match target {
+        Target::Builtin if chaos_control => {
+            if a.builtin_workers == 0 || a.builtin_workers > 64 {
+                return Err(CliError::invalid(format!("--builtin-workers must be 1 to 64, got {}", a.builtin_workers)));
+            }
+            let exe = std::env::current_exe()
+                .map_err(|e| CliError::failed(format!("cannot find the mcpscript executable: {e}")))?;
+            let m = rt
+                .block_on(crate::managed::ManagedServer::start_builtin(&exe, a.builtin_workers, &[]))
+                .map_err(|e| CliError::failed(e.to_string()))?;
+            (None, Some(m))
+        }
+        Target::Builtin if a.server.is_some() => {
+            return Err(CliError::invalid(
+                "--server needs --target: the URL where the server command listens (e.g. http://127.0.0.1:3001/mcp)",
+            ))
+        }
+        Target::Builtin => (Some(rt.block_on(server::start(ServerConfig::listening(&["tcp://127.0.0.1:0"])?))?), None),
+        Target::Stdio { .. } if a.server.is_some() => {
+            return Err(CliError::invalid("--server with a stdio: target: the session itself starts a stdio server"))
+        }
+        _ => match &a.server {
+            Some(cmd) => {
+                let command = crate::client::target::split_command(cmd)
+                    .map_err(|e| CliError::invalid(format!("--server: {e}")))?;
+                if command.is_empty() {
+                    return Err(CliError::invalid("--server: the command is empty"));
+                }
+                let ready_timeout = parse_duration(&a.server_ready_timeout)
+                    .map_err(|e| CliError::invalid(format!("--server-ready-timeout: {e}")))?;
+                let spec = crate::managed::ServerSpec {
+                    command,
+                    env: vec![],
+                    cwd: None,
+                    target: Some(target.clone()),
+                    ready: crate::managed::Ready::Connect(target.clone()),
+                    ready_timeout,
+                };
+                let m = rt
+                    .block_on(crate::managed::ManagedServer::start(spec))
+                    .map_err(|e| CliError::failed(e.to_string()))?;
+                (None, Some(m))
+            }
+            None => (None, None),
+        },
     };
-    let (real_target, shown) = match &builtin {
-        Some(s) => {
+    let (real_target, shown) = match (&builtin, &managed) {
+        (Some(s), _) => {
             let url = s.url("tcp").unwrap_or_default().to_string();
             let t = url.parse().map_err(|e: crate::client::target::TargetError| CliError::failed(e.to_string()))?;
             (t, format!("builtin ({url})"))
         }
-        None => (target.clone(), target.to_string()),
+        (None, Some(m)) if matches!(target, Target::Builtin) => {
+            let t = m.target();
+            let shown = format!("builtin ({t}, {} managed worker process(es))", m.workers());
+            (t, shown)
+        }
+        (None, Some(m)) => (m.target(), format!("{} (started by mcpscript)", m.target())),
+        _ => (target.clone(), target.to_string()),
     };
+    let mut target_pids = a.target_pids.clone();
+    let managed = managed.map(|mut m| {
+        target_pids.extend(m.pids());
+        crate::load::SharedServer(Arc::new(tokio::sync::Mutex::new(m)))
+    });
 
-    // Ctrl-C stops the script cleanly (results are still written); a second one quits.
-    // The handler is installed before anything is printed, so no early SIGINT is lost.
-    let interrupt = StopSignal::new();
-    let sigint = {
-        let _guard = rt.enter();
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-    };
-    if let Ok(mut sigint) = sigint {
-        let i = interrupt.clone();
-        rt.spawn(async move {
-            if sigint.recv().await.is_some() {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\ninterrupted: stopping the script and writing results (Ctrl-C again quits at once)"
-                );
-                i.trigger(StopReason::Cancelled);
-                if sigint.recv().await.is_some() {
-                    std::process::exit(Exit::Interrupted as i32);
-                }
-            }
-        });
-    }
-    // SIGTERM (a Kubernetes pod being stopped, a CI job cancelled) stops it the same way,
-    // so load phases stop their worker processes and results are still written.
-    let sigterm = {
-        let _guard = rt.enter();
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    };
-    if let Ok(mut sigterm) = sigterm {
-        let i = interrupt.clone();
-        rt.spawn(async move {
-            if sigterm.recv().await.is_some() {
-                let _ = writeln!(std::io::stderr(), "\nterminated: stopping the script and writing results");
-                i.trigger(StopReason::Cancelled);
-            }
-        });
-    }
+    let interrupt = interrupt_on_signals(&rt, "the script");
     if !a.quiet {
         say(&format!("mcpscript run {} against {shown} (seed {seed})\n", script.file));
     }
@@ -108,8 +132,10 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
         load: crate::load::LoadContext {
             segment,
             builtin_here: builtin.is_some(),
-            target_pids: a.target_pids.clone(),
+            target_pids,
             exe: None,
+            events: crate::load::resilience::Events::new(),
+            managed: managed.clone(),
         },
         bridge: crate::script::bridge::BridgeMode::Auto,
     };
@@ -118,6 +144,17 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
     let scenario = thread.join().map_err(|_| CliError::failed("the script thread crashed"));
     if let Some(s) = builtin {
         rt.block_on(s.shutdown());
+    }
+    if let Some(m) = managed {
+        // The script's context is gone with its thread: this is the last handle.
+        rt.block_on(async move {
+            match Arc::try_unwrap(m.0) {
+                Ok(m) => m.into_inner().shutdown().await,
+                Err(shared) => {
+                    let _ = shared.lock().await.stop(crate::managed::Which::All).await;
+                }
+            }
+        });
     }
     let scenario = scenario?;
     let results = RunResults::new(run_id, shown, started, vec![scenario]);
@@ -138,6 +175,48 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
         (Status::Passed, _) => Exit::Ok,
         _ => Exit::Failed,
     })
+}
+
+/// Ctrl-C and SIGTERM trigger the returned signal (`what` stops cleanly and results are
+/// written); a second Ctrl-C quits at once. Installed before anything is printed, so no
+/// early SIGINT is lost.
+pub fn interrupt_on_signals(rt: &tokio::runtime::Runtime, what: &'static str) -> Arc<StopSignal> {
+    let interrupt = StopSignal::new();
+    let sigint = {
+        let _guard = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    };
+    if let Ok(mut sigint) = sigint {
+        let i = interrupt.clone();
+        rt.spawn(async move {
+            if sigint.recv().await.is_some() {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\ninterrupted: stopping {what} and writing results (Ctrl-C again quits at once)"
+                );
+                i.trigger(StopReason::Cancelled);
+                if sigint.recv().await.is_some() {
+                    std::process::exit(Exit::Interrupted as i32);
+                }
+            }
+        });
+    }
+    // SIGTERM (a Kubernetes pod being stopped, a CI job cancelled) stops it the same way,
+    // so load phases stop their worker processes and results are still written.
+    let sigterm = {
+        let _guard = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    };
+    if let Ok(mut sigterm) = sigterm {
+        let i = interrupt.clone();
+        rt.spawn(async move {
+            if sigterm.recv().await.is_some() {
+                let _ = writeln!(std::io::stderr(), "\nterminated: stopping {what} and writing results");
+                i.trigger(StopReason::Cancelled);
+            }
+        });
+    }
+    interrupt
 }
 
 /// Prints to stdout; a closed stdout (`| head`) is not worth failing the run over.

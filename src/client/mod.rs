@@ -1,9 +1,11 @@
 //! The MCP client: [`Target`] URLs, [`Session`] (one initialized MCP session with request
 //! ids, deadlines and cancellation) over any [`transport`], and the [`Dispatcher`] that
-//! matches replies to waiting requests. Networking only: no Rhai types here.
+//! matches replies to waiting requests; [`resilient`] reopens broken sessions with backoff.
+//! Networking only: no Rhai types here.
 
 pub mod dispatch;
 pub mod error;
+pub mod resilient;
 pub mod session;
 pub mod target;
 pub mod transport;

@@ -1,21 +1,18 @@
-//! The built-in server at scale: `mcpscript serve --workers K` as a child process, with K
-//! sized from the wanted connection count and one process's open-file budget (the server
-//! processes share the port with SO_REUSEPORT, so each holds about 1/K of the sessions).
-//! Returns the URL and the PIDs for the sampler; stopped (SIGTERM, then SIGKILL) at the end
-//! and killed with mcpscript if it dies first.
+//! The built-in server at scale: `mcpscript serve` as K sibling worker processes (a
+//! [`ManagedServer`]), with K sized from the wanted connection count and one process's
+//! open-file budget (the processes share the port with SO_REUSEPORT, so each holds about
+//! 1/K of the sessions). Returns the URL and the PIDs for the sampler; stopped (SIGTERM,
+//! then SIGKILL) at the end and killed with mcpscript if it dies first.
 
+use crate::managed::ManagedServer;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 /// Head room over an even spread (SO_REUSEPORT hashes connections, it does not count them).
 const SPREAD_MARGIN: f64 = 1.15;
 
-/// A running `mcpscript serve --workers K`.
+/// A running built-in server sized for a phase.
 pub struct ScaledServer {
-    child: Child,
+    server: ManagedServer,
     pub url: String,
     pub workers: u32,
 }
@@ -34,61 +31,19 @@ impl ScaledServer {
         extra: &[String],
     ) -> Result<ScaledServer, String> {
         let workers = workers_for(connections, per_process);
-        let mut cmd = Command::new(exe);
-        cmd.args(["serve", "--listen", "tcp://127.0.0.1:0", "--workers", &workers.to_string()])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            // Out of the terminal's process group: Ctrl-C stops the load, then mcpscript
-            // stops the server.
-            .process_group(0);
-        crate::client::transport::stdio::die_with_parent(&mut cmd);
-        let mut child =
-            cmd.spawn().map_err(|e| format!("cannot start the built-in server ({}): {e}", exe.display()))?;
-        let stdout = child.stdout.take().ok_or("the built-in server has no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let wait = Duration::from_secs(10 + workers as u64 * 2);
-        let url = tokio::time::timeout(wait, async {
-            while let Ok(Some(l)) = lines.next_line().await {
-                if let Some(u) = l.strip_prefix(crate::server::workers::LISTENING) {
-                    return Some(u.trim().to_string());
-                }
-            }
-            None
-        })
-        .await;
-        match url {
-            Ok(Some(url)) => {
-                // Keep draining stdout so the server never blocks on a full pipe.
-                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-                Ok(ScaledServer { child, url, workers })
-            }
-            _ => {
-                let _ = child.kill().await;
-                Err(format!(
-                    "the built-in server with {workers} workers did not start listening within {}s",
-                    wait.as_secs()
-                ))
-            }
-        }
+        let server = ManagedServer::start_builtin(exe, workers, extra).await.map_err(|e| e.to_string())?;
+        let url = server.target().to_string();
+        Ok(ScaledServer { server, url, workers })
     }
 
-    /// The parent's PID (its workers are its children; the sampler follows them).
-    pub fn pid(&self) -> u32 {
-        self.child.id().unwrap_or(0)
+    /// The PIDs of the worker processes (for the sampler).
+    pub fn pids(&mut self) -> Vec<u32> {
+        self.server.pids()
     }
 
-    /// SIGTERM, up to 10 s for a clean exit, then SIGKILL.
-    pub async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            // SAFETY: signalling our own child, not yet reaped.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-        }
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
-            let _ = self.child.kill().await;
-        }
+    /// SIGTERM, a grace period for a clean exit, then SIGKILL.
+    pub async fn stop(self) {
+        self.server.shutdown().await;
     }
 }
 

@@ -43,6 +43,10 @@ pub struct RunEnv {
     pub builtin_here: bool,
     /// Extra `serve` flags for a scaled built-in server (e.g. `--latency 5ms`).
     pub builtin_flags: Vec<String>,
+    /// The run's chaos actions and session breaks, for recovery measurement.
+    pub events: Option<Arc<crate::load::resilience::Events>>,
+    /// Notified once the load starts (after the sessions are open), e.g. to time chaos actions.
+    pub started: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Connections one process may hold: the open-file soft limit (raised to the hard limit)
@@ -164,9 +168,11 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
     let mut scaled = None;
     if scale_builtin {
         match ScaledServer::start(&exe, sessions, budget, &env.builtin_flags).await {
-            Ok(s) => {
+            Ok(mut s) => {
                 share.target = s.url.clone();
-                watched.lock().unwrap_or_else(|e| e.into_inner()).push((s.pid(), "target".into()));
+                let mut w = watched.lock().unwrap_or_else(|e| e.into_inner());
+                w.extend(s.pids().into_iter().map(|p| (p, "target".to_string())));
+                drop(w);
                 scaled = Some(s);
             }
             Err(e) => return Err(PlanError { phase: plan.name.clone(), reason: e }),
@@ -193,11 +199,29 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
     };
     let sampler = env.sample.map(|i| Sampler::start(watched.clone(), i));
     let mut result = if processes <= 1 {
-        run_local(&share, Control { stop: Some(stop), ..Control::default() }).await
+        run_local(
+            &share,
+            Control {
+                stop: Some(stop),
+                events: env.events.clone(),
+                started: env.started.clone(),
+                ..Control::default()
+            },
+        )
+        .await
     } else {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let threads = (cores / processes as usize).max(1);
-        run_distributed(&share, processes, &exe, threads, stop, Some(watched.clone())).await
+        let marks_before = env.events.as_ref().map_or(0, |e| e.marks().len());
+        let mut r =
+            run_distributed(&share, processes, &exe, threads, stop, Some(watched.clone()), env.started.clone()).await;
+        if env.events.as_ref().is_some_and(|e| e.marks().len() > marks_before) {
+            r.note(
+                "chaos actions happened during this phase, but recovery is measured only for phases that run in \
+                 one process (set processes: 1); the timeline shows their effect",
+            );
+        }
+        r
     };
     if let Some(s) = sampler {
         result.resources = Some(s.finish().await);

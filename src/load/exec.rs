@@ -14,12 +14,16 @@
 use super::plan::{mix_seed, Model, PhasePlan};
 use super::pool::{establish, Connector, Exclusive, Template};
 use super::recorder::{spawn_ticker, Accumulator, Outcome, Recorder, Sink};
-use super::result::{ConnectResult, PhaseResult};
+use super::resilience::{recoveries, Breaker, Events};
+use super::result::{ConnectResult, PhaseResult, ResilienceReport};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+/// Salt of the reconnect backoff's jitter seeds.
+const BACKOFF_SALT: u64 = 0xB0FF_B0FF;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -42,6 +46,10 @@ pub struct Control {
     /// Receives every folded second of the session set-up and of the load.
     pub setup_sink: Option<Sink>,
     pub load_sink: Option<Sink>,
+    /// Chaos actions and session breaks of the run, for recovery measurement.
+    pub events: Option<Arc<Events>>,
+    /// Notified when the load starts (after set-up and the go signal).
+    pub started: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// The weighted request mix.
@@ -152,6 +160,9 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
                 f(&ConnectResult::default());
             }
             wait_go(ctl.go.take(), &stop).await;
+            if let Some(n) = ctl.started.take() {
+                n.notify_one();
+            }
             let rec = Recorder::new(1, open.clone());
             let ticker = spawn_ticker(rec.clone(), Accumulator::new(vec!["connect".into()], 1), ctl.load_sink.take());
             let (conns, took) =
@@ -195,32 +206,57 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
                 f(&connect);
             }
             wait_go(ctl.go.take(), &stop).await;
+            if let Some(n) = ctl.started.take() {
+                n.notify_one();
+            }
             let mut names = mix.names();
             let main = names.len();
             names.push("connect".into());
             let rec = Recorder::new(names.len(), open.clone());
+            let events = ctl.events.take().unwrap_or_default();
+            events.clear_sessions();
+            let load_start = Instant::now();
             let ticker = spawn_ticker(rec.clone(), Accumulator::new(names.clone(), main), ctl.load_sink.take());
-            let env = Env {
+            let env = Arc::new(Env {
                 plan: plan.clone(),
                 mix: mix.clone(),
                 rec: rec.clone(),
                 connector: connector.clone(),
                 flags: flags.clone(),
                 reconnect_kind: main,
-            };
+                events: events.clone(),
+                breaker: plan.resilience.breaker.clone().map(|b| Arc::new(Breaker::new(b))),
+                broken: AtomicU64::new(0),
+            });
             let (window, drained) = if flags.cancelled.load(Ordering::Relaxed) {
                 Default::default()
             } else {
                 match model {
-                    Model::Closed { .. } => run_closed(Arc::new(env), conns).await,
-                    _ => super::open::run_open(Arc::new(env), conns).await,
+                    Model::Closed { .. } => run_closed(env.clone(), conns).await,
+                    _ => super::open::run_open(env.clone(), conns).await,
                 }
             };
             let acc = ticker.finish().await;
+            let load_end = Instant::now();
             let mut r = build(base, &acc, window);
             r.drain_s = drained.as_secs_f64();
             let _ = r.refresh();
             connect.reconnects = acc.kind_result(main).counts.ok;
+            let res = &plan.resilience;
+            r.resilience = ResilienceReport {
+                reconnect: res.reconnect,
+                resend: res.resend.clone(),
+                resend_on_timeout: res.resend_on_timeout,
+                resent: r.counts.resent,
+                reconnects: connect.reconnects,
+                // Relaxed: read after every session task ended.
+                broken: env.broken.load(Ordering::Relaxed),
+                breaker: env.breaker.is_some(),
+                short_circuited: env.breaker.as_ref().map_or(0, |b| b.short_circuited.load(Ordering::Relaxed)),
+                breaker_opened: env.breaker.as_ref().map_or(0, |b| b.opened.load(Ordering::Relaxed)),
+            };
+            r.recovery =
+                recoveries(&events, load_start, load_end, plan.model.sessions(), res.recovery_fraction, &r.timeline);
             r.connect = connect;
             (r, flags.cancelled.load(Ordering::Relaxed))
         }
@@ -322,16 +358,28 @@ pub(super) struct Env {
     pub(super) flags: Arc<Flags>,
     /// The recorder kind that counts reconnects.
     reconnect_kind: usize,
+    pub(super) events: Arc<Events>,
+    pub(super) breaker: Option<Arc<Breaker>>,
+    /// Connections that broke during the load.
+    pub(super) broken: AtomicU64,
 }
 
 impl Env {
-    /// Reopens session `global` after its connection failed, backing off, until the load
-    /// window ends. Reconnects are counted under the recorder's connect kind.
-    pub(super) async fn reconnect(&self, n: usize, global: u64) -> Option<Exclusive> {
-        let mut backoff = Duration::from_millis(50);
+    /// Reopens session `global` after its connection failed (its `nth` break), backing off
+    /// with seeded jitter, until the load window ends. Reconnects are counted under the
+    /// recorder's connect kind; the break and the recovery go into the event log.
+    pub(super) async fn reconnect(&self, n: usize, global: u64, nth: u64) -> Option<Exclusive> {
+        // Relaxed: a counter read once the phase ended.
+        self.broken.fetch_add(1, Ordering::Relaxed);
+        self.events.broke(global);
+        if !self.plan.resilience.reconnect {
+            return None;
+        }
+        let salt = mix_seed(global, nth);
+        let mut backoff = self.plan.resilience.backoff(mix_seed(self.plan.seed ^ BACKOFF_SALT, salt));
         while !self.flags.soft() {
             tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(backoff.next_wait()) => {}
                 _ = self.flags.hard_stopped() => return None,
             }
             if self.flags.soft() {
@@ -342,6 +390,7 @@ impl Env {
                 Ok(c) => {
                     self.rec.sent_done(n, self.reconnect_kind, Outcome::Ok, t0.elapsed());
                     self.rec.open_sessions.fetch_add(1, Ordering::Relaxed);
+                    self.events.recovered(global);
                     return Some(c);
                 }
                 Err(e) => {
@@ -350,11 +399,17 @@ impl Env {
                         k => Outcome::Error(k),
                     };
                     self.rec.sent_done(n, self.reconnect_kind, o, t0.elapsed());
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
             }
         }
         None
+    }
+
+    /// Notes how an allowed request ended, for the circuit breaker.
+    pub(super) fn breaker_record(&self, out: Outcome) {
+        if let Some(b) = &self.breaker {
+            b.record(!matches!(out, Outcome::Ok | Outcome::Cancelled));
+        }
     }
 
     pub(super) fn timeout(&self) -> Duration {
@@ -460,10 +515,22 @@ async fn closed_session(
     let global = env.plan.session_offset + n as u64;
     let mut rng = SmallRng::seed_from_u64(mix_seed(env.plan.seed, global));
     let timeout = env.timeout();
+    let res = &env.plan.resilience;
+    let mut breaks = 0u64;
     let mut slot = Some(conn);
-    while let Some(conn) = slot.as_mut() {
+    while slot.is_some() {
         if env.flags.soft() || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
+        }
+        if let Some(b) = &env.breaker {
+            if !b.allow() {
+                // Short-circuited: not sent. Wait until the breaker may let a probe through.
+                tokio::select! {
+                    _ = tokio::time::sleep(b.retry_in().min(Duration::from_millis(100))) => {}
+                    _ = env.flags.hard_stopped() => break,
+                }
+                continue;
+            }
         }
         if let Some(r) = &remaining {
             // Relaxed: a shared budget; only the count matters.
@@ -479,15 +546,44 @@ async fn closed_session(
         // cancelled. (Cheaper than racing every request against a stop channel.)
         let mut guard = InFlight { rec: &env.rec, n, k, done: false };
         let t0 = Instant::now();
-        let out = conn.call(t, timeout).await;
+        let resendable = res.resends(&t.method);
+        let mut attempts = 0;
+        let mut out = match slot.as_mut() {
+            Some(c) => c.call(t, timeout).await,
+            None => Outcome::Error(crate::client::ErrorKind::Transport),
+        };
+        // Another attempt of an idempotent request: after its connection broke (on a new
+        // one), or after a timeout when asked. Counted as resent, never as sent again.
+        while resendable && attempts < res.max_resends {
+            let broken = slot.as_ref().is_some_and(Exclusive::is_broken);
+            let again = match out {
+                Outcome::Error(crate::client::ErrorKind::Transport) if broken => {
+                    if let Some(c) = slot.take() {
+                        c.close().await;
+                    }
+                    env.rec.open_sessions.fetch_sub(1, Ordering::Relaxed);
+                    slot = env.reconnect(n, global, breaks).await;
+                    breaks += 1;
+                    slot.is_some()
+                }
+                Outcome::Timeout => res.resend_on_timeout && !broken && !env.flags.hard.load(Ordering::Relaxed),
+                _ => false,
+            };
+            let Some(c) = slot.as_mut().filter(|_| again) else { break };
+            attempts += 1;
+            env.rec.resent(n, k);
+            out = c.call(t, timeout).await;
+        }
         guard.done = true;
         env.rec.done(n, k, out, t0.elapsed());
-        if conn.is_broken() {
+        env.breaker_record(out);
+        if slot.as_ref().is_some_and(Exclusive::is_broken) {
             if let Some(c) = slot.take() {
                 c.close().await;
             }
             env.rec.open_sessions.fetch_sub(1, Ordering::Relaxed);
-            slot = env.reconnect(n, global).await;
+            slot = env.reconnect(n, global, breaks).await;
+            breaks += 1;
             continue;
         }
         if let Some(th) = think {

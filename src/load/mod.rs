@@ -15,6 +15,7 @@
 //!   workers, sampling.
 //! - [`workers`]: scale-out over `mcpscript worker` processes (coordinator side);
 //!   [`worker`]: the worker process's side of the pipe protocol.
+//! - [`resilience`]: reconnect backoff, resends, the circuit breaker, recovery measurement.
 //! - [`sampler`]: RSS and CPU of processes over time. [`builtin`]: the built-in server
 //!   started at a size that holds the wanted connections.
 
@@ -27,6 +28,7 @@ pub mod open;
 pub mod plan;
 pub mod pool;
 pub mod recorder;
+pub mod resilience;
 pub mod result;
 pub mod sampler;
 pub mod worker;
@@ -56,6 +58,20 @@ pub struct LoadContext {
     pub target_pids: Vec<u32>,
     /// Executable for worker and server child processes (default: this executable).
     pub exe: Option<std::path::PathBuf>,
+    /// Chaos actions and session breaks of the run, shared by its phases (recovery).
+    pub events: std::sync::Arc<resilience::Events>,
+    /// The run's target when mcpscript started it as child processes (chaos control).
+    pub managed: Option<SharedServer>,
+}
+
+/// A managed target shared by the run and its script (`chaos::kill()` and friends).
+#[derive(Clone)]
+pub struct SharedServer(pub std::sync::Arc<tokio::sync::Mutex<crate::managed::ManagedServer>>);
+
+impl std::fmt::Debug for SharedServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedServer")
+    }
 }
 
 /// Parses `I/N` (1-based: `1/4` .. `4/4`).

@@ -11,6 +11,7 @@
 
 use super::conn::{cancel_line, classify, poll_lines, Encoded, Line, Reply, PREFIX};
 use super::recorder::{Outcome, Recorder};
+use super::resilience::Breaker;
 use crate::client::ErrorKind;
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -33,19 +34,87 @@ pub struct Hooks {
     pub t0: Instant,
     pub timeout: Duration,
     pub deadlines: Deadlines,
+    /// Circuit breaker told of every outcome, when the phase has one.
+    pub breaker: Option<Arc<Breaker>>,
+    /// Per request kind: most resends after a lost connection (0: never).
+    resend_max: Vec<u8>,
+    /// Requests whose connection broke, waiting to be resent (still counted in flight).
+    requeued: Mutex<Vec<Entry>>,
 }
 
 impl Hooks {
     pub fn new(rec: Arc<Recorder>, timeout: Duration) -> Arc<Hooks> {
+        Hooks::with(rec, timeout, None, vec![])
+    }
+
+    /// Hooks with a breaker and, per kind, how often a request is resent after its
+    /// connection broke.
+    pub fn with(
+        rec: Arc<Recorder>,
+        timeout: Duration,
+        breaker: Option<Arc<Breaker>>,
+        resend_max: Vec<u8>,
+    ) -> Arc<Hooks> {
         let t0 = Instant::now();
-        Arc::new(Hooks { rec, inflight: AtomicU64::new(0), t0, timeout, deadlines: Deadlines::new(t0) })
+        Arc::new(Hooks {
+            rec,
+            inflight: AtomicU64::new(0),
+            t0,
+            timeout,
+            deadlines: Deadlines::new(t0),
+            breaker,
+            resend_max,
+            requeued: Mutex::new(Vec::new()),
+        })
     }
 
     fn finish(&self, e: &Entry, outcome: Outcome) {
         let intended = self.t0 + Duration::from_nanos(e.at_ns);
         self.rec.done(e.n as usize, e.kind as usize, outcome, intended.elapsed());
+        if let Some(b) = &self.breaker {
+            b.record(!matches!(outcome, Outcome::Ok | Outcome::Cancelled));
+        }
         // Release: the drain loop (Acquire) sees the outcome recorded before the count drops.
         self.inflight.fetch_sub(1, Ordering::Release);
+    }
+
+    /// A request whose connection broke: requeued for another attempt when its kind is
+    /// resent and it has attempts left, else finished as a transport error.
+    fn lost(&self, e: &Entry) {
+        if self.resend_max.get(e.kind as usize).is_some_and(|m| e.tries < *m) {
+            self.requeued.lock().unwrap_or_else(|p| p.into_inner()).push(*e);
+        } else {
+            self.finish(e, Outcome::Error(ErrorKind::Transport));
+        }
+    }
+
+    /// Takes the requests waiting to be resent.
+    pub fn take_requeued(&self) -> Vec<Requeued> {
+        std::mem::take(&mut *self.requeued.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_iter()
+            .map(Requeued)
+            .collect()
+    }
+
+    /// Puts requests back that found no live connection.
+    pub fn requeue(&self, back: Vec<Requeued>) {
+        if !back.is_empty() {
+            self.requeued.lock().unwrap_or_else(|p| p.into_inner()).extend(back.into_iter().map(|r| r.0));
+        }
+    }
+
+    /// Ends a requeued request that cannot be resent.
+    pub fn give_up(&self, r: Requeued, outcome: Outcome) {
+        self.finish(&r.0, outcome);
+    }
+}
+
+/// A request waiting for another attempt (still counted in flight).
+pub struct Requeued(Entry);
+
+impl Requeued {
+    pub fn kind(&self) -> usize {
+        self.0.kind as usize
     }
 }
 
@@ -53,6 +122,8 @@ impl Hooks {
 #[derive(Clone, Copy)]
 struct Entry {
     id: u64,
+    /// Attempts before this one.
+    tries: u8,
     kind: u32,
     /// Picks the recorder shard (the arrival number).
     n: u32,
@@ -145,13 +216,32 @@ impl MuxConn {
     /// Writes request `kind` (arrival `n`, intended at `at_ns`). The outcome is recorded
     /// later by the reader, the deadline sweep or a close.
     pub fn send(self: &Arc<Self>, enc: &Encoded, kind: usize, n: u64, at_ns: u64) -> Result<(), Closed> {
+        self.send_entry(enc, Entry { id: 0, tries: 0, kind: kind as u32, n: n as u32, at_ns })
+    }
+
+    /// Sends a requeued request again (one more attempt; it stays one request in flight).
+    /// On `Err` it is handed back.
+    pub fn resend(self: &Arc<Self>, enc: &Encoded, r: Requeued) -> Result<(), Requeued> {
+        let e = Entry { tries: r.0.tries.saturating_add(1), ..r.0 };
+        match self.send_entry(enc, e) {
+            Ok(()) => {
+                self.hooks.rec.resent(e.n as usize, e.kind as usize);
+                // It was already counted in flight.
+                self.hooks.inflight.fetch_sub(1, Ordering::Release);
+                Ok(())
+            }
+            Err(Closed) => Err(r),
+        }
+    }
+
+    fn send_entry(self: &Arc<Self>, enc: &Encoded, mut e: Entry) -> Result<(), Closed> {
         let mut st = self.state();
         if st.closed {
             return Err(Closed);
         }
         let id = st.next_id;
         st.next_id += 1;
-        let e = Entry { id, kind: kind as u32, n: n as u32, at_ns };
+        e.id = id;
         if st.first.is_none() {
             st.first = Some(e);
         } else {
@@ -203,7 +293,8 @@ impl MuxConn {
         }
     }
 
-    /// Fails every pending request with `outcome` and marks the connection closed.
+    /// Fails every pending request with `outcome` and marks the connection closed. A
+    /// transport failure (the connection broke) requeues the resendable ones.
     fn fail_all(&self, outcome: Outcome) {
         let pending = {
             let mut st = self.state();
@@ -211,7 +302,11 @@ impl MuxConn {
             st.drain()
         };
         for e in pending {
-            self.hooks.finish(&e, outcome);
+            if outcome == Outcome::Error(ErrorKind::Transport) {
+                self.hooks.lost(&e);
+            } else {
+                self.hooks.finish(&e, outcome);
+            }
         }
     }
 

@@ -5,7 +5,10 @@
 //! request runs in a task. Latency is measured from the *intended* time (wrk2), so a
 //! stalled server shows in the percentiles instead of slowing the arrivals down; an
 //! arrival finding `max_inflight` requests in flight is dropped and counted (k6's
-//! dropped_iterations). Dead sessions are reopened in the background.
+//! dropped_iterations). Dead sessions are reopened in the background; requests in flight
+//! on a lean connection that broke are requeued and resent on the next live session when
+//! their method is resendable (full client sessions of other transports fail them instead).
+//! The circuit breaker, when configured, short-circuits arrivals while open.
 
 use super::exec::Env;
 use super::mux::{Deadlines, Hooks};
@@ -26,6 +29,8 @@ const SEND_BURST: usize = 32;
 struct Slot {
     conn: Mutex<Option<Open>>,
     reviving: AtomicBool,
+    /// Times this session's connection broke (salts its backoff jitter).
+    breaks: AtomicU64,
 }
 
 /// The open model. Returns the length of the load window and of the drain after it.
@@ -34,12 +39,23 @@ pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (D
         return Default::default();
     };
     let curve = RateCurve::new(start_rate, stages, arrival_offset);
-    let hooks = Hooks::new(env.rec.clone(), env.timeout());
+    let res = &env.plan.resilience;
+    let resend_max = env
+        .mix
+        .templates
+        .iter()
+        .map(|t| if res.resends(&t.method) { res.max_resends.min(u8::MAX as u32) as u8 } else { 0 })
+        .collect();
+    let hooks = Hooks::with(env.rec.clone(), env.timeout(), env.breaker.clone(), resend_max);
     let sweeper = Deadlines::spawn_sweeper(&hooks);
     let slots: Arc<Vec<Slot>> = Arc::new(
         conns
             .into_iter()
-            .map(|c| Slot { conn: Mutex::new(c.map(|c| c.into_open(&hooks))), reviving: AtomicBool::new(false) })
+            .map(|c| Slot {
+                conn: Mutex::new(c.map(|c| c.into_open(&hooks))),
+                reviving: AtomicBool::new(false),
+                breaks: AtomicU64::new(0),
+            })
             .collect(),
     );
     // Requests over full client sessions (transports other than tcp://) run in tasks;
@@ -61,6 +77,7 @@ pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (D
         if env.flags.soft() {
             break;
         }
+        resend_requeued(&env, &slots, &mut rr, &hooks);
         let mut burst = 0;
         while let Some(t) = curve.time_of(k) {
             let at = Duration::from_secs_f64(t);
@@ -78,6 +95,10 @@ pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (D
             k += 1;
             if inflight(&hooks, &tasks) >= max_inflight {
                 env.rec.dropped(n);
+                continue;
+            }
+            if env.breaker.as_ref().is_some_and(|b| !b.allow()) {
+                // Short-circuited by the breaker (counted there): never sent.
                 continue;
             }
             let kind = env.mix.pick(&mut rng);
@@ -102,6 +123,7 @@ pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (D
     // Wait for the requests in flight: their replies, timeouts, lost connections or
     // (after the drain time) cancellation all end with a recorded outcome.
     while inflight(&hooks, &tasks) > 0 {
+        resend_requeued(&env, &slots, &mut rr, &hooks);
         if env.flags.hard.load(Ordering::Relaxed) {
             for s in slots.iter() {
                 if let Some(Open::Mux(c)) = s.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
@@ -129,6 +151,31 @@ pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (D
     (window, drain)
 }
 
+/// Sends the requests whose connection broke again, each on the next live session; those
+/// finding none wait for the next round, and are cancelled once the phase stops hard.
+fn resend_requeued(env: &Arc<Env>, slots: &Arc<Vec<Slot>>, rr: &mut usize, hooks: &Arc<Hooks>) {
+    let waiting = hooks.take_requeued();
+    if waiting.is_empty() {
+        return;
+    }
+    let mut back = Vec::new();
+    for r in waiting {
+        if env.flags.hard.load(Ordering::Relaxed) {
+            hooks.give_up(r, Outcome::Cancelled);
+            continue;
+        }
+        match next_live(env, slots, rr, hooks) {
+            Some(Open::Mux(c)) => {
+                if let Err(r) = c.resend(&env.mix.templates[r.kind()].enc, r) {
+                    back.push(r);
+                }
+            }
+            _ => back.push(r),
+        }
+    }
+    hooks.requeue(back);
+}
+
 fn curve_length(stages: &[super::plan::Stage]) -> Duration {
     stages.iter().map(|s| s.duration).sum()
 }
@@ -152,6 +199,7 @@ fn spawn_request(env: &Arc<Env>, s: Arc<Session>, kind: usize, n: usize, intende
             _ = env.flags.hard_stopped() => Outcome::Cancelled,
         };
         env.rec.done(n, kind, out, intended.elapsed());
+        env.breaker_record(out);
         tasks.fetch_sub(1, Ordering::AcqRel);
     });
 }
@@ -188,7 +236,7 @@ fn revive(env: &Arc<Env>, slots: &Arc<Vec<Slot>>, i: usize, hooks: &Arc<Hooks>) 
             env.rec.open_sessions.fetch_sub(1, Ordering::Relaxed);
         }
         let global = env.plan.session_offset + i as u64;
-        if let Some(c) = env.reconnect(i, global).await {
+        if let Some(c) = env.reconnect(i, global, slots[i].breaks.fetch_add(1, Ordering::Relaxed)).await {
             *slots[i].conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.into_open(&hooks));
         }
         slots[i].reviving.store(false, Ordering::Release);

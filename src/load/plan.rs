@@ -150,6 +150,9 @@ pub struct PhasePlan {
     /// Worker processes to use: 0 decides from the open-file budget.
     #[serde(default)]
     pub processes: u32,
+    /// Reconnects, resends, circuit breaker, recovery fraction.
+    #[serde(default)]
+    pub resilience: super::resilience::Resilience,
 }
 
 /// A plan that cannot run, with the reason.
@@ -186,6 +189,9 @@ impl PhasePlan {
         }
         if self.processes > MAX_PROCESSES {
             return err(format!("processes must be at most {MAX_PROCESSES}, got {}", self.processes));
+        }
+        if let Err(e) = self.resilience.validate() {
+            return err(e);
         }
         if let Some((i, n)) = self.segment {
             if n == 0 || i == 0 || i > n {
@@ -383,6 +389,7 @@ mod tests {
             client: ClientSettings::default(),
             session_offset: 0,
             processes: 0,
+            resilience: Default::default(),
         }
     }
 

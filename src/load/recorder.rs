@@ -37,17 +37,26 @@ pub struct KindWindow {
     pub ok: u64,
     pub timeouts: u64,
     pub cancelled: u64,
+    pub resent: u64,
     pub errors: Vec<(ErrorKind, u64)>,
     pub hist: Histogram<u64>,
 }
 
 impl KindWindow {
     fn new() -> KindWindow {
-        KindWindow { sent: 0, ok: 0, timeouts: 0, cancelled: 0, errors: Vec::new(), hist: result::new_hist() }
+        KindWindow {
+            sent: 0,
+            ok: 0,
+            timeouts: 0,
+            cancelled: 0,
+            resent: 0,
+            errors: Vec::new(),
+            hist: result::new_hist(),
+        }
     }
 
     fn reset(&mut self) {
-        (self.sent, self.ok, self.timeouts, self.cancelled) = (0, 0, 0, 0);
+        (self.sent, self.ok, self.timeouts, self.cancelled, self.resent) = (0, 0, 0, 0, 0);
         self.errors.clear();
         if !self.hist.is_empty() {
             self.hist.reset();
@@ -60,6 +69,7 @@ impl KindWindow {
             ok: self.ok,
             timeouts: self.timeouts,
             cancelled: self.cancelled,
+            resent: self.resent,
             ..Default::default()
         };
         for (k, n) in &self.errors {
@@ -147,6 +157,11 @@ impl Recorder {
         if outcome.has_latency() {
             k.hist.saturating_record(us);
         }
+    }
+
+    /// Another attempt of a request of `kind` already counted as sent.
+    pub fn resent(&self, n: usize, kind: usize) {
+        self.shard(n).kinds[kind].resent += 1;
     }
 
     /// Sent and done at once (connect attempts, requests refused before sending).
@@ -257,6 +272,7 @@ impl Accumulator {
                 entry.errors += counts.error_total();
                 entry.timeouts += counts.timeouts;
                 entry.cancelled += counts.cancelled;
+                entry.resent += counts.resent;
                 let _ = self.second.add(&h);
             }
         }

@@ -109,11 +109,20 @@ pub struct Counts {
     pub errors: BTreeMap<String, u64>,
     pub timeouts: u64,
     pub cancelled: u64,
+    /// Extra attempts of requests (resent after their connection broke or, when asked,
+    /// after a timeout). Not part of `sent`: a resent request is sent and ends once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resent: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Counts {
     pub fn add(&mut self, o: &Counts) {
         self.sent += o.sent;
+        self.resent += o.resent;
         self.ok += o.ok;
         for (k, v) in &o.errors {
             *self.errors.entry(k.clone()).or_default() += v;
@@ -173,6 +182,9 @@ pub struct TimelineEntry {
     pub timeouts: u64,
     pub cancelled: u64,
     pub dropped: u64,
+    /// Extra attempts (see [`Counts::resent`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resent: u64,
     /// Replies (ok + errors) per second.
     pub throughput: f64,
     pub p50: f64,
@@ -195,6 +207,7 @@ impl TimelineEntry {
         self.timeouts += o.timeouts;
         self.cancelled += o.cancelled;
         self.dropped += o.dropped;
+        self.resent += o.resent;
         self.open_sessions += o.open_sessions;
         self.hist = merge_encoded(&self.hist, &o.hist)?;
         self.refresh()
@@ -366,6 +379,55 @@ pub struct PhaseResult {
     /// Prefix of the metrics this phase exports (`PREFIX_throughput`, ...), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<String>,
+    /// What the sessions did about faults (policy and counts), when the phase ran in one
+    /// process or its shares were merged.
+    #[serde(default)]
+    pub resilience: ResilienceReport,
+    /// Recovery from each chaos action taken while the load ran (kill, restart, fault).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovery: Vec<Recovery>,
+}
+
+/// The resilience policy a phase ran with, and what it did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResilienceReport {
+    /// Sessions reopened their broken connections.
+    pub reconnect: bool,
+    /// Methods resent when their connection broke.
+    pub resend: Vec<String>,
+    pub resend_on_timeout: bool,
+    /// Extra attempts made (see [`Counts::resent`]).
+    pub resent: u64,
+    /// Sessions re-established during the load.
+    pub reconnects: u64,
+    /// Connections that broke during the load.
+    pub broken: u64,
+    /// Circuit breaker: whether one was used, requests it refused (never sent) and times it opened.
+    pub breaker: bool,
+    pub short_circuited: u64,
+    pub breaker_opened: u64,
+}
+
+/// Recovery from one chaos action during load.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Recovery {
+    /// What was done (`kill all`, `restart worker 1`, `fault drop:...`).
+    pub event: String,
+    /// Seconds since the load started.
+    pub at_s: f64,
+    /// Fraction of sessions that had to be back (default 0.99).
+    pub fraction: f64,
+    /// Seconds from the event until that fraction was re-established; `None`: not within the phase.
+    pub recovery_s: Option<f64>,
+    /// Sessions whose connection broke after the event (before the next one).
+    pub sessions_affected: u64,
+    pub sessions_recovered: u64,
+    pub sessions_lost: u64,
+    /// Errors + timeouts, and resends, in the timeline seconds from the event to the recovery.
+    pub requests_failed: u64,
+    pub requests_resent: u64,
+    /// Replies per second, `(t, throughput)`, from 3 s before the event to 3 s after recovery.
+    pub throughput: Vec<(u32, f64)>,
 }
 
 /// Which way an exported metric should move.
@@ -482,6 +544,11 @@ pub fn merge(a: &PhaseResult, b: &PhaseResult) -> Result<PhaseResult, String> {
         }
     }
     m.connect.merge(&b.connect)?;
+    m.resilience.resent += b.resilience.resent;
+    m.resilience.reconnects += b.resilience.reconnects;
+    m.resilience.broken += b.resilience.broken;
+    m.resilience.short_circuited += b.resilience.short_circuited;
+    m.resilience.breaker_opened += b.resilience.breaker_opened;
     m.timeline = merge_timelines(&a.timeline, &b.timeline)?;
     m.histogram = merge_encoded(&a.histogram, &b.histogram)?;
     m.resources = match (&a.resources, &b.resources) {

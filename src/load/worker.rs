@@ -115,6 +115,10 @@ where
         })),
         setup_sink: sink("setup"),
         load_sink: sink("load"),
+        // Chaos actions happen in the coordinator's process: recovery is measured there
+        // only for phases it runs itself.
+        events: None,
+        started: None,
     };
     let result = run_local(&start.plan, ctl).await;
     let _ = tx.send(Report::Result { result: Box::new(result) });

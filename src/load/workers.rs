@@ -102,6 +102,7 @@ pub async fn run_distributed(
     threads: usize,
     mut stop: watch::Receiver<bool>,
     watched: Option<Watched>,
+    started: Option<std::sync::Arc<tokio::sync::Notify>>,
 ) -> PhaseResult {
     let (events_tx, mut events) = mpsc::unbounded_channel::<(u32, Event)>();
     let mut workers: Vec<Worker> = Vec::new();
@@ -132,6 +133,9 @@ pub async fn run_distributed(
             for w in workers.iter_mut().filter(|w| !w.done()) {
                 w.send("go").await;
                 w.last_heard = Instant::now();
+            }
+            if let Some(n) = &started {
+                n.notify_one();
             }
             went = true;
         }

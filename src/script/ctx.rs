@@ -94,6 +94,11 @@ impl ScriptCtx {
         self.rng.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A seed for something random the script starts (a proxy), drawn from the run's seed.
+    pub fn rng_seed(&self) -> u64 {
+        rand::Rng::random(&mut *self.rng())
+    }
+
     /// Takes the recorder out (the runner does this once the script ended).
     pub fn take_recorder(&self) -> Recorder {
         std::mem::replace(&mut *self.rec(), Recorder::new(&self.name))

@@ -275,6 +275,7 @@ impl Recorder {
             seed,
             logs: self.logs,
             logs_dropped: self.logs_dropped,
+            schedule: None,
         }
     }
 }

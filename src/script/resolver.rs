@@ -36,6 +36,11 @@ impl SourceMap {
     pub fn get(&self, name: &str) -> Option<Arc<str>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }
+
+    /// Whether any loaded source (the script or a module) contains `text`.
+    pub fn any_contains(&self, text: &str) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).values().any(|s| s.contains(text))
+    }
 }
 
 /// Where modules come from; shared by every engine running one script.

@@ -206,6 +206,80 @@ pub struct ScenarioResult {
     pub logs: Vec<LogLine>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub logs_dropped: u64,
+    /// In a suite: where and when the scenario ran, and why it did not when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleInfo>,
+}
+
+/// A suite scenario's place in the run. Times are milliseconds since the suite started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleInfo {
+    pub manifest: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// 0 for no dependencies, else one more than the deepest dependency.
+    pub level: usize,
+    pub connections: u64,
+    pub exclusive: bool,
+    pub timeout_ms: f64,
+    /// The worker slot that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<usize>,
+    /// When its last dependency passed (the suite's start for none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deps_met_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<f64>,
+    /// From dependencies met to start: waiting for a worker or resources, plus dispatch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_latency_ms: Option<f64>,
+    /// The coordinator's own time deciding to start it (microseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_overhead_us: Option<f64>,
+    /// Folding its result into the suite's (statuses, dependents, metrics), microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregation_us: Option<f64>,
+    /// Why it was skipped or not started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A suite run: the root of the result tree, with the orchestrator's own overhead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteInfo {
+    pub name: String,
+    pub file: String,
+    pub profile: String,
+    pub parallelism: usize,
+    pub connection_budget: u64,
+    pub overhead: Overhead,
+}
+
+/// What running the suite cost beyond the scenarios themselves (SPEC section 7).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Overhead {
+    /// From the process start (or the command's) to the first scenario's dispatch:
+    /// parsing, graph, compiling, servers.
+    pub startup_ms: f64,
+    pub parse_ms: f64,
+    pub compile_ms: f64,
+    /// From the first dispatch to the last scenario's end.
+    pub wall_ms: f64,
+    /// Sum of the scenarios' run times.
+    pub busy_ms: f64,
+    /// busy / (wall x workers).
+    pub parallel_efficiency: f64,
+    pub scheduling_latency_ms_mean: f64,
+    pub scheduling_latency_ms_max: f64,
+    pub scheduling_overhead_us_mean: f64,
+    pub aggregation_us_mean: f64,
+    /// The longest chain of dependencies by actual run time, first to last.
+    pub critical_path: Vec<String>,
+    pub critical_path_ms: f64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -213,6 +287,32 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl ScenarioResult {
+    /// A scenario that did not run (skipped, or cancelled before it started), with why.
+    pub fn not_run(name: &str, file: &str, status: Status, reason: &str) -> ScenarioResult {
+        ScenarioResult {
+            file: file.to_string(),
+            started_at: String::new(),
+            root: StageResult {
+                name: name.to_string(),
+                status,
+                started_ms: 0.0,
+                duration_ms: 0.0,
+                assertions: Assertions::default(),
+                checks: vec![],
+                metrics: vec![],
+                stages: vec![],
+                phases: vec![],
+                error: Some(reason.to_string()),
+            },
+            error: None,
+            params: BTreeMap::new(),
+            seed: 0,
+            logs: vec![],
+            logs_dropped: 0,
+            schedule: None,
+        }
+    }
+
     pub fn status(&self) -> Status {
         self.root.status
     }
@@ -290,6 +390,9 @@ pub struct RunResults {
     pub summary: Summary,
     pub scenarios: Vec<ScenarioResult>,
     pub metrics: Vec<RunMetric>,
+    /// Present when the run was a suite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<SuiteInfo>,
 }
 
 impl RunResults {
@@ -315,6 +418,7 @@ impl RunResults {
             summary: Summary::of(&scenarios),
             scenarios,
             metrics,
+            suite: None,
         }
     }
 
@@ -418,6 +522,7 @@ mod tests {
             seed: 1,
             logs: vec![],
             logs_dropped: 0,
+            schedule: None,
         }
     }
 

@@ -5,13 +5,15 @@
 //! failed connect raise a (catchable) script error naming the target.
 
 use super::{bridge_error, duration_arg, host_error, register_getter, script_fn, Namespace};
-use crate::client::{ClientError, Session, Target};
+use crate::client::resilient::SessionPolicy;
+use crate::client::{ClientError, ClientOptions, Session, Target};
 use crate::protocol::mcp::methods;
 use crate::script::bridge::Bridge;
 use crate::script::ctx::{Resource, ScriptCtx, CLOSE_LIMIT};
 use crate::script::value;
 use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,7 +35,9 @@ Every request returns a map:
   error reply, with its `code`), `timeout`, `transport`, `protocol` or `http`;
 - `latency_ms` (float) and `latency_us` (int): time from sending the request to its reply, measured
   on the runtime (the bridge's own overhead is not included);
-- `method`: the method called.";
+- `method`: the method called;
+- `resent`: true when the connection broke and the request went out again on a reopened
+  session (sessions opened with `connect(target, #{reconnect: true})`).";
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
@@ -46,6 +50,17 @@ pub struct SessionSlot {
     server: Map,
     session: Mutex<Option<Arc<Session>>>,
     bridge: Bridge,
+    /// Reopen the session when its connection breaks (`connect(target, #{reconnect: true})`).
+    resilience: Option<Resilient>,
+}
+
+/// A session that reopens itself: where to, how, and what it did.
+pub struct Resilient {
+    target: Target,
+    opts: Arc<ClientOptions>,
+    policy: SessionPolicy,
+    reconnects: AtomicU64,
+    resent: AtomicU64,
 }
 
 impl SessionSlot {
@@ -55,6 +70,36 @@ impl SessionSlot {
 
     fn take(&self) -> Option<Arc<Session>> {
         self.session.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Replaces a broken session with `new` unless the script closed it meanwhile.
+    fn replace(&self, new: Arc<Session>) -> Option<Arc<Session>> {
+        let (old, current) = {
+            let mut g = self.session.lock().unwrap_or_else(|e| e.into_inner());
+            let old = std::mem::replace(g.as_mut()?, new);
+            (old, g.clone())
+        };
+        self.bridge.close_detached(close_session(old), CLOSE_LIMIT);
+        current
+    }
+
+    /// Reopens the session (backing off, within the policy's budget); `None` if it could not.
+    fn reopen(&self, nc: &NativeCallContext) -> Res<Option<Arc<Session>>> {
+        let Some(r) = &self.resilience else { return Ok(None) };
+        let (target, opts, policy) = (r.target.clone(), r.opts.clone(), r.policy.clone());
+        // Relaxed: a counter read by the script.
+        let salt = r.reconnects.load(Ordering::Relaxed);
+        let new = self
+            .bridge
+            .run_io(async move { crate::client::resilient::reopen(&target, opts, &policy, salt).await })
+            .map_err(|e| bridge_error(nc, "reconnect", e))?;
+        match new {
+            Ok(s) => {
+                r.reconnects.fetch_add(1, Ordering::Relaxed);
+                Ok(self.replace(Arc::new(s)))
+            }
+            Err(_) => Ok(None),
+        }
     }
 }
 
@@ -82,6 +127,64 @@ async fn close_session(s: Arc<Session>) {
     }
 }
 
+/// The options map of `connect(target, options)`.
+fn session_policy(ctx: &ScriptCtx, nc: &NativeCallContext, o: &Map) -> Res<Option<SessionPolicy>> {
+    const KEYS: &[&str] = &["reconnect", "resend", "backoff", "give_up_after"];
+    let err = |m: String| host_error(nc, format!("connect: {m}"));
+    for k in o.keys() {
+        if !KEYS.contains(&k.as_str()) {
+            return Err(err(format!("unknown option '{k}'; options are {}", KEYS.join(", "))));
+        }
+    }
+    let dur = |v: &Dynamic, k: &str| -> Res<Duration> {
+        crate::util::duration::parse_duration(&v.to_string()).map_err(|e| err(format!("{k}: {e}")))
+    };
+    if let Some(v) = o.get("reconnect") {
+        match v.as_bool() {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(_) => return Err(err(format!("reconnect must be true or false, not {v}"))),
+        }
+    }
+    let mut p = SessionPolicy { seed: ctx.rng_seed(), ..SessionPolicy::default() };
+    if let Some(v) = o.get("resend") {
+        if v.as_bool() == Ok(false) {
+            p.resend.clear();
+        } else {
+            let a = v
+                .read_lock::<rhai::Array>()
+                .map(|a| a.clone())
+                .ok_or_else(|| err(format!("resend must be an array of method names or false, not {v}")))?;
+            p.resend = a.iter().map(|m| m.to_string()).collect();
+        }
+    }
+    if let Some(v) = o.get("give_up_after") {
+        p.give_up_after = dur(v, "give_up_after")?;
+    }
+    if let Some(v) = o.get("backoff") {
+        let b = v
+            .read_lock::<Map>()
+            .map(|m| m.clone())
+            .ok_or_else(|| err("backoff must be a map #{initial, max, jitter}".into()))?;
+        for (k, v) in b.iter() {
+            match k.as_str() {
+                "initial" => p.backoff_initial = dur(v, "backoff.initial")?,
+                "max" => p.backoff_max = dur(v, "backoff.max")?,
+                "jitter" => {
+                    p.jitter = value::as_number(v)
+                        .filter(|j| (0.0..=1.0).contains(j))
+                        .ok_or_else(|| err(format!("backoff.jitter must be in [0, 1], got {v}")))?
+                }
+                k => return Err(err(format!("backoff: unknown key '{k}'; keys are initial, max, jitter"))),
+            }
+        }
+        if p.backoff_initial.is_zero() || p.backoff_max < p.backoff_initial {
+            return Err(err("backoff: initial must be above zero and max >= initial".into()));
+        }
+    }
+    Ok(Some(p))
+}
+
 fn params_json(nc: &NativeCallContext, what: &str, params: &Dynamic) -> Res<Option<Value>> {
     if params.is_unit() {
         return Ok(None);
@@ -106,9 +209,10 @@ fn args_json(nc: &NativeCallContext, what: &str, args: &Dynamic) -> Res<Value> {
 }
 
 /// The response map of a finished request.
-fn response_map(method: &str, outcome: Result<Value, ClientError>, latency: Duration) -> Map {
+fn response_map(method: &str, outcome: Result<Value, ClientError>, latency: Duration, resent: bool) -> Map {
     let mut m = Map::new();
     m.insert("method".into(), method.into());
+    m.insert("resent".into(), resent.into());
     m.insert("latency_ms".into(), Dynamic::from_float(latency.as_secs_f64() * 1000.0));
     m.insert("latency_us".into(), Dynamic::from_int(latency.as_micros().min(i64::MAX as u128) as i64));
     match outcome {
@@ -147,7 +251,9 @@ fn response_map(method: &str, outcome: Result<Value, ClientError>, latency: Dura
     m
 }
 
-/// Makes one request through the bridge and builds its response map.
+/// Makes one request through the bridge and builds its response map. A resilient session
+/// whose connection broke is reopened first, and an idempotent request that broke with its
+/// connection is sent once more on the new session.
 fn request(
     ctx: &ScriptCtx,
     nc: &NativeCallContext,
@@ -156,26 +262,58 @@ fn request(
     params: Option<Value>,
     timeout: Option<Duration>,
 ) -> Res<Map> {
-    let session =
-        s.0.get().ok_or_else(|| host_error(nc, format!("{method}: the session to {} is closed", s.0.target)))?;
-    let m = method.to_string();
-    let (outcome, latency) = ctx
-        .bridge
-        .run_io(async move {
-            let t0 = Instant::now();
-            let r = match timeout {
-                Some(t) => session.request_timeout(&m, params, t).await,
-                None => session.request(&m, params).await,
-            };
-            (r, t0.elapsed())
-        })
-        .map_err(|e| bridge_error(nc, method, e))?;
-    Ok(response_map(method, outcome, latency))
+    let closed = || host_error(nc, format!("{method}: the session to {} is closed", s.0.target));
+    let mut session = s.0.get().ok_or_else(closed)?;
+    if s.0.resilience.is_some() && session.dispatcher().is_closed() {
+        if let Some(new) = s.0.reopen(nc)? {
+            session = new;
+        }
+    }
+    let send = |session: Arc<Session>, params: Option<Value>| {
+        let m = method.to_string();
+        ctx.bridge
+            .run_io(async move {
+                let t0 = Instant::now();
+                let r = match timeout {
+                    Some(t) => session.request_timeout(&m, params, t).await,
+                    None => session.request(&m, params).await,
+                };
+                (r, t0.elapsed())
+            })
+            .map_err(|e| bridge_error(nc, method, e))
+    };
+    let (mut outcome, mut latency) = send(session, params.clone())?;
+    let mut resent = false;
+    if let (Some(r), Err(e)) = (&s.0.resilience, &outcome) {
+        if crate::client::resilient::is_broken(e) {
+            if let Some(new) = s.0.reopen(nc)? {
+                if r.policy.resends(method) {
+                    r.resent.fetch_add(1, Ordering::Relaxed);
+                    resent = true;
+                    let (o, l) = send(new, params)?;
+                    (outcome, latency) = (o, latency + l);
+                }
+            }
+        }
+    }
+    Ok(response_map(method, outcome, latency, resent))
 }
 
-fn connect(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, target: Target) -> Res<ScriptSession> {
+fn connect(
+    ctx: &Arc<ScriptCtx>,
+    nc: &NativeCallContext,
+    target: Target,
+    policy: Option<SessionPolicy>,
+) -> Res<ScriptSession> {
     let opts = ctx.client.clone();
     let name = target.to_string();
+    let resilience = policy.map(|policy| Resilient {
+        target: target.clone(),
+        opts: opts.clone(),
+        policy,
+        reconnects: AtomicU64::new(0),
+        resent: AtomicU64::new(0),
+    });
     let session = ctx
         .bridge
         .run_io(async move { Session::connect(&target, opts).await })
@@ -193,6 +331,7 @@ fn connect(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, target: Target) -> Res<
         server,
         session: Mutex::new(Some(Arc::new(session))),
         bridge: ctx.bridge.clone(),
+        resilience,
     });
     let weak: std::sync::Weak<dyn Resource> = Arc::downgrade(&slot) as std::sync::Weak<dyn Resource>;
     ctx.track(weak);
@@ -210,7 +349,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     /// naming the target (catch it with `try { } catch (e) { }`).
     "connect"() => move |nc: NativeCallContext| -> Res<ScriptSession> {
         let target = c.target.clone().ok_or_else(|| host_error(&nc, "connect: no target in this engine (check mode)"))?;
-        connect(&c, &nc, target)
+        connect(&c, &nc, target, None)
     });
 
     let c = ctx.clone();
@@ -223,7 +362,25 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
             Target::Builtin => c.target.clone().ok_or_else(|| host_error(&nc, "connect: no built-in server in this engine"))?,
             t => t,
         };
-        connect(&c, &nc, t)
+        connect(&c, &nc, t, None)
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// Opens a session to `target` ("builtin" for the run's target) with `options`:
+    /// `reconnect` (default true: when the connection breaks, the next request reopens the
+    /// session, backing off), `resend` (methods sent again once on the reopened session when
+    /// their connection broke; default `["ping", "tools/list", "resources/read"]`, false for none),
+    /// `backoff` (`#{initial: "50ms", max: "1s", jitter: 0.5}`), `give_up_after` ("10s").
+    /// `session.reconnects` and `session.resent` count what it did.
+    "connect"(target, options) => move |nc: NativeCallContext, target: &str, options: Map| -> Res<ScriptSession> {
+        let t: Target = target.parse().map_err(|e: crate::client::target::TargetError| host_error(&nc, format!("connect: {e}")))?;
+        let t = match t {
+            Target::Builtin => c.target.clone().ok_or_else(|| host_error(&nc, "connect: no built-in server in this engine"))?,
+            t => t,
+        };
+        let policy = session_policy(&c, &nc, &options)?;
+        connect(&c, &nc, t, policy)
     });
 
     let c = ctx.clone();
@@ -361,4 +518,16 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     register_getter(engine, "is_open", &[" False once `close()` was called."], |s: &mut ScriptSession| {
         s.0.get().is_some()
     });
+    register_getter(
+        engine,
+        "reconnects",
+        &[" Times a resilient session was reopened after its connection broke (0 for others)."],
+        |s: &mut ScriptSession| s.0.resilience.as_ref().map_or(0, |r| r.reconnects.load(Ordering::Relaxed) as i64),
+    );
+    register_getter(
+        engine,
+        "resent",
+        &[" Requests a resilient session sent again on a reopened connection."],
+        |s: &mut ScriptSession| s.0.resilience.as_ref().map_or(0, |r| r.resent.load(Ordering::Relaxed) as i64),
+    );
 }

@@ -8,12 +8,13 @@
 
 use super::{host_error, site_string, Namespace};
 use crate::load::plan::{mix_seed, ClientSettings, Model, PhasePlan, RequestTemplate, Stage};
+use crate::load::resilience::{BreakerPlan, Resilience};
 use crate::load::{PhaseResult, RunEnv};
 use crate::script::ctx::ScriptCtx;
 use crate::script::results::Better;
 use crate::script::value;
 use crate::util::duration::parse_duration;
-use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, FuncRegistration, Map, Module, NativeCallContext};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +32,20 @@ pub const NAMESPACE: Namespace = Namespace {
           `sent`, `ok`, `errors` (a map by kind: `rpc_-32000`, `transport`, `protocol`, `http_503`...), \
           `timeouts`, `cancelled`, `dropped`, `error_rate`, `throughput`, `send_rate`, `intended_rate`, \
           `duration_s`, `latency` (ms: `p50 p90 p95 p99 p999 max mean stddev min count`), `per_kind`, `connect`, \
-          `timeline` (per second), `resources`, `workers`, `status`, `notes`. Always `sent = ok + errors + \
-          timeouts + cancelled`. With `--segment I/N` every phase runs its I-th share.",
+          `timeline` (per second), `resources`, `workers`, `status`, `notes`, `resent`, `resilience`, \
+          `recovery`. Always `sent = ok + errors + timeouts + cancelled` (resends are extra attempts of \
+          one request: counted in `resent`, never as sent twice). Resilience options: `reconnect` \
+          (default true), `backoff` (`#{initial: \"50ms\", max: \"1s\", jitter: 0.5}`), `resend` (methods \
+          resent when their connection broke; default `[\"ping\", \"tools/list\", \"resources/read\"]`, \
+          false for none), `resend_on_timeout` (false), `max_resends` (1), `breaker` (true or \
+          `#{error_rate, min_requests, window, cool_down}`: a client-side circuit breaker; refused \
+          requests count in `resilience.short_circuited`), `recovery_fraction` (0.99). `schedule`: \
+          `[#{at: \"2s\", run: || chaos::kill()}]` runs each function that long after the load started \
+          (on the script thread, while the phase runs); `recovery` then has, per chaos action taken during \
+          the load: `event`, `at_s`, `recovery_s` (until `recovery_fraction` of the sessions were \
+          re-established; () if never), `sessions_affected`, `sessions_recovered`, `sessions_lost`, \
+          `requests_failed`, `requests_resent`, `throughput` ([t, replies/s] around it). With \
+          `--segment I/N` every phase runs its I-th share.",
     register,
 };
 
@@ -51,6 +64,14 @@ const COMMON: &[&str] = &[
     "processes",
     "sample",
     "metrics",
+    "reconnect",
+    "backoff",
+    "resend",
+    "resend_on_timeout",
+    "max_resends",
+    "breaker",
+    "recovery_fraction",
+    "schedule",
 ];
 
 /// Reads an options map, refusing keys the phase does not know.
@@ -112,6 +133,45 @@ impl<'a> Opts<'a> {
                 parse_duration(&v.to_string()).map(Some).map_err(|e| self.err(format!("{k}: {e}")))
             }
             Some(v) => Err(self.err(format!("{k} must be a duration string such as \"10s\", not {v}"))),
+        }
+    }
+
+    fn boolean(&self, k: &str) -> Res<Option<bool>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => v.as_bool().map(Some).map_err(|_| self.err(format!("{k} must be true or false, not {v}"))),
+        }
+    }
+
+    /// A nested options map (`backoff`, `breaker`), its keys checked.
+    fn sub_of(&self, v: &Dynamic, what: &str, own: &[&str]) -> Res<Opts<'a>> {
+        let m = v
+            .read_lock::<Map>()
+            .map(|m| m.clone())
+            .ok_or_else(|| self.err(format!("{what} must be a map with keys {}, not {v}", own.join(", "))))?;
+        for key in m.keys() {
+            if !own.contains(&key.as_str()) {
+                return Err(self.err(format!("{what}: unknown key '{key}'; keys are {}", own.join(", "))));
+            }
+        }
+        Ok(Opts { nc: self.nc, what: self.what, map: m })
+    }
+
+    fn sub(&self, k: &str, own: &[&str]) -> Res<Option<Opts<'a>>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => {
+                let m = v
+                    .read_lock::<Map>()
+                    .map(|m| m.clone())
+                    .ok_or_else(|| self.err(format!("{k} must be a map with keys {}, not {v}", own.join(", "))))?;
+                for key in m.keys() {
+                    if !own.contains(&key.as_str()) {
+                        return Err(self.err(format!("{k}: unknown key '{key}'; keys are {}", own.join(", "))));
+                    }
+                }
+                Ok(Some(Opts { nc: self.nc, what: self.what, map: m }))
+            }
         }
     }
 
@@ -217,6 +277,7 @@ fn common(ctx: &ScriptCtx, o: &Opts, model: Model, default_name: &str) -> Res<(P
         },
         session_offset: 0,
         processes: o.int("processes")?.unwrap_or(0).min(u32::MAX as u64) as u32,
+        resilience: resilience(o)?,
     };
     let sample = match o.get("sample") {
         None => Some(Duration::from_secs(1)),
@@ -232,8 +293,92 @@ fn common(ctx: &ScriptCtx, o: &Opts, model: Model, default_name: &str) -> Res<(P
         stop: None,
         builtin_here,
         builtin_flags: vec![],
+        events: Some(ctx.load.events.clone()),
+        started: None,
     };
     Ok((plan, env))
+}
+
+/// The resilience options of a phase: `reconnect`, `backoff`, `resend`, `resend_on_timeout`,
+/// `max_resends`, `breaker`, `recovery_fraction`.
+fn resilience(o: &Opts) -> Res<Resilience> {
+    let mut r = Resilience::default();
+    if let Some(b) = o.boolean("reconnect")? {
+        r.reconnect = b;
+    }
+    if let Some(b) = o.sub("backoff", &["initial", "max", "jitter"])? {
+        r.backoff_initial = b.dur("initial")?.unwrap_or(r.backoff_initial);
+        r.backoff_max = b.dur("max")?.unwrap_or(r.backoff_max.max(r.backoff_initial));
+        r.jitter = b.num("jitter")?.unwrap_or(r.jitter);
+    }
+    match o.get("resend") {
+        None => {}
+        Some(v) if v.as_bool() == Ok(false) => r.resend.clear(),
+        Some(v) => {
+            let a = v.read_lock::<Array>().map(|a| a.clone()).ok_or_else(|| {
+                o.err(format!(
+                    "resend must be an array of method names (e.g. [\"ping\", \"tools/list\"]) or false, not {v}"
+                ))
+            })?;
+            r.resend = a
+                .iter()
+                .map(|m| m.clone().into_string().map_err(|_| o.err(format!("resend: {m} is not a method name"))))
+                .collect::<Res<_>>()?;
+        }
+    }
+    if let Some(b) = o.boolean("resend_on_timeout")? {
+        r.resend_on_timeout = b;
+    }
+    if let Some(n) = o.int("max_resends")? {
+        r.max_resends = n.min(u32::MAX as u64) as u32;
+    }
+    match o.get("breaker") {
+        None => {}
+        Some(v) if v.as_bool() == Ok(false) => {}
+        Some(v) if v.as_bool() == Ok(true) => r.breaker = Some(BreakerPlan::default()),
+        Some(_) => {
+            let b = o
+                .sub("breaker", &["error_rate", "min_requests", "window", "cool_down"])?
+                .ok_or_else(|| o.err("breaker must be true or a map".into()))?;
+            let d = BreakerPlan::default();
+            r.breaker = Some(BreakerPlan {
+                error_rate: b.num("error_rate")?.unwrap_or(d.error_rate),
+                min_requests: b.int("min_requests")?.unwrap_or(d.min_requests),
+                window: b.dur("window")?.unwrap_or(d.window),
+                cool_down: b.dur("cool_down")?.unwrap_or(d.cool_down),
+            });
+        }
+    }
+    if let Some(f) = o.num("recovery_fraction")? {
+        r.recovery_fraction = f;
+    }
+    r.validate().map_err(|e| o.err(e))?;
+    Ok(r)
+}
+
+/// An action to run on the script thread at `at` after the load started.
+struct Scheduled {
+    at: Duration,
+    run: FnPtr,
+}
+
+fn schedule(o: &Opts) -> Res<Vec<Scheduled>> {
+    let Some(v) = o.get("schedule") else { return Ok(vec![]) };
+    let items = v.read_lock::<Array>().map(|a| a.clone()).ok_or_else(|| {
+        o.err(format!("schedule must be an array like [#{{at: \"2s\", run: || chaos::kill()}}], not {v}"))
+    })?;
+    let mut out = Vec::new();
+    for (i, d) in items.iter().enumerate() {
+        let so = o.sub_of(d, &format!("schedule item {}", i + 1), &["at", "run"])?;
+        let at = so.dur("at")?.ok_or_else(|| o.err(format!("schedule item {} needs at: \"5s\"", i + 1)))?;
+        let run = so
+            .get("run")
+            .and_then(|f| f.read_lock::<FnPtr>().map(|f| f.clone()))
+            .ok_or_else(|| o.err(format!("schedule item {} needs run: a function, e.g. || chaos::kill()", i + 1)))?;
+        out.push(Scheduled { at, run });
+    }
+    out.sort_by_key(|s| s.at);
+    Ok(out)
 }
 
 /// Runs a phase on the runtime, blocking the script thread; records and returns it.
@@ -247,21 +392,59 @@ fn execute(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, o: &Opts, plan: PhasePl
         return Err(EvalAltResult::ErrorTerminated(r.as_str().into(), nc.call_position()).into());
     }
     plan.validate().map_err(|e| host_error(nc, e.to_string()))?;
+    let actions = schedule(o)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
     env.stop = Some(stop_rx);
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
     let export = o.string("metrics")?;
     let watcher = {
-        let s = stop_signal.clone();
+        let (s, stop_tx) = (stop_signal.clone(), stop_tx.clone());
         handle.spawn(async move {
             s.stopped().await;
             let _ = stop_tx.send(true);
         })
     };
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<std::time::Instant>();
+    if !actions.is_empty() {
+        let n = Arc::new(tokio::sync::Notify::new());
+        env.started = Some(n.clone());
+        handle.spawn(async move {
+            n.notified().await;
+            let _ = started_tx.send(std::time::Instant::now());
+        });
+    }
     handle.spawn(async move {
         let _ = done_tx.send(crate::load::run(&plan, env).await);
     });
-    let outcome = done_rx.blocking_recv();
+    // Scheduled actions run here, on the script thread, while the phase runs on the runtime.
+    let mut action_error = None;
+    let mut outcome = None;
+    if !actions.is_empty() {
+        if let Ok(t0) = started_rx.recv() {
+            for a in actions {
+                let wait = (t0 + a.at).saturating_duration_since(std::time::Instant::now());
+                match done_rx.recv_timeout(wait) {
+                    Ok(r) => {
+                        outcome = Some(r);
+                        break;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                }
+                if let Err(e) = a.run.call_within_context::<Dynamic>(nc, ()) {
+                    // The phase stops; its partial result is still recorded.
+                    let _ = stop_tx.send(true);
+                    action_error = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    let outcome = match outcome {
+        Some(r) => Ok(r),
+        None => done_rx.recv(),
+    };
     watcher.abort();
     let mut result = match outcome {
         Ok(Ok(r)) => r,
@@ -287,6 +470,9 @@ fn execute(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, o: &Opts, plan: PhasePl
         ctx.log(&summary_line(&result));
     }
     ctx.rec().phase(result);
+    if let Some(e) = action_error {
+        return Err(e);
+    }
     if let Some(r) = stop_signal.reason() {
         return Err(EvalAltResult::ErrorTerminated(r.as_str().into(), nc.call_position()).into());
     }

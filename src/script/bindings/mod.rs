@@ -7,6 +7,7 @@
 //!
 //! Adding a namespace (load, chaos, metrics) is one new file plus one line in [`NAMESPACES`].
 
+pub mod chaos;
 pub mod checks;
 pub mod connections;
 pub mod core;
@@ -38,6 +39,7 @@ pub const NAMESPACES: &[Namespace] = &[
     structure::NAMESPACE,
     load::NAMESPACE,
     metrics::NAMESPACE,
+    chaos::NAMESPACE,
 ];
 
 /// Registers every namespace into `engine`.

@@ -1,0 +1,180 @@
+//! `mcpscript run suite.yaml`: loads and validates the suite (exit 2 on any problem, before
+//! anything runs), runs it with the orchestrator, writes results.json atomically into
+//! `--out` (default `reports/<run-id>/`) and prints a summary. Exit 0 every scenario
+//! passed, 1 one failed, timed out or was skipped, 130 interrupted (Ctrl-C; the partial
+//! results are written).
+
+use super::args::RunArgs;
+use super::suite::{load, options, say};
+use super::{runtime, CliError, Exit};
+use crate::client::ClientOptions;
+use crate::script::results::{CheckResult, RunResults, StageResult, Status};
+use crate::script::Limits;
+use crate::suite::orchestrator::{self, RunConfig};
+use crate::suite::SuitePlan;
+use crate::util::duration::{format_duration, parse_duration};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything a suite run needs besides the plan, from the command line.
+pub struct Prepared {
+    pub cfg: RunConfig,
+    pub rt: tokio::runtime::Runtime,
+    pub out: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// Validates the command line and builds the run's configuration and runtime.
+pub fn prepare(a: &RunArgs, started: Instant) -> Result<Prepared, CliError> {
+    let timeout = match a.timeout.as_deref().map(str::trim) {
+        None => None,
+        Some("none" | "0") => Some(None),
+        Some(s) => Some(Some(parse_duration(s).map_err(|e| CliError::invalid(format!("--timeout: {e}")))?)),
+    };
+    let request_timeout =
+        parse_duration(&a.request_timeout).map_err(|e| CliError::invalid(format!("--request-timeout: {e}")))?;
+    let segment = a
+        .segment
+        .as_deref()
+        .map(crate::load::parse_segment)
+        .transpose()
+        .map_err(|e| CliError::invalid(format!("--segment: {e}")))?;
+    let rt = runtime(2)?;
+    let interrupt = super::run::interrupt_on_signals(&rt, "the suite");
+    let mut cfg = RunConfig::new(rt.handle().clone());
+    cfg.interrupt = interrupt;
+    cfg.client = Arc::new(ClientOptions { request_timeout, ..ClientOptions::default() });
+    cfg.seed = a.seed.unwrap_or_else(rand::random);
+    cfg.quiet = a.quiet;
+    cfg.progress = !a.quiet;
+    cfg.timeout = timeout;
+    cfg.segment = segment;
+    cfg.target_pids = a.target_pids.clone();
+    cfg.started = started;
+    Ok(Prepared { cfg, rt, out: a.out.clone(), quiet: a.quiet })
+}
+
+/// Loads the suite the command line names.
+pub fn load_plan(a: &RunArgs) -> Result<SuitePlan, CliError> {
+    let target = if a.target == "builtin" { None } else { Some(a.target.clone()) };
+    let mut o = options(&a.suite, &a.set, target, a.stdlib.clone());
+    o.limits = Limits { max_operations: a.max_operations, ..Limits::default() };
+    load(&a.file, &o)
+}
+
+pub fn run(a: RunArgs) -> Result<Exit, CliError> {
+    let started = Instant::now();
+    let plan = load_plan(&a)?;
+    let p = prepare(&a, started)?;
+    if !p.quiet {
+        say(&format!(
+            "mcpscript run suite {} ({}): {} scenarios, profile {}, parallelism {}, seed {}\n",
+            plan.name,
+            plan.file,
+            plan.selected.len(),
+            plan.profile,
+            plan.parallelism,
+            p.cfg.seed
+        ));
+    }
+    let results = orchestrator::run(&plan, &p.cfg);
+    let out_dir = p.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(&results.run_id));
+    let path = results
+        .write_to(&out_dir)
+        .map_err(|e| CliError::failed(format!("cannot write results into {}: {e}", out_dir.display())))?;
+    if !p.quiet {
+        say(&summary(&results, &path));
+    }
+    Ok(exit_of(&results))
+}
+
+/// 0 all passed, 130 interrupted, else 1.
+pub fn exit_of(r: &RunResults) -> Exit {
+    match r.status {
+        Status::Passed => Exit::Ok,
+        Status::Cancelled => Exit::Interrupted,
+        Status::Skipped if r.scenarios.is_empty() => Exit::Ok,
+        _ => Exit::Failed,
+    }
+}
+
+/// The failed checks of a scenario with the stage path they are in.
+fn failed_checks<'a>(n: &'a StageResult, path: &str) -> Vec<(String, &'a CheckResult)> {
+    let mut out: Vec<(String, &CheckResult)> =
+        n.checks.iter().filter(|c| c.failed > 0).map(|c| (path.to_string(), c)).collect();
+    for c in &n.stages {
+        let p = if path.is_empty() { c.name.clone() } else { format!("{path}/{}", c.name) };
+        out.extend(failed_checks(c, &p));
+    }
+    out
+}
+
+/// Scenario statuses, the overhead figures and the verdict.
+pub fn summary(r: &RunResults, path: &Path) -> String {
+    let mut out = String::new();
+    let width = r.scenarios.iter().map(|s| s.root.name.len()).max().unwrap_or(0);
+    out.push_str("scenarios:\n");
+    for s in &r.scenarios {
+        let a = s.root.assertions;
+        let why = s
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .or_else(|| s.schedule.as_ref().and_then(|x| x.reason.clone()))
+            .map(|m| format!("  {m}"))
+            .unwrap_or_default();
+        let took = format_duration(Duration::from_secs_f64(s.root.duration_ms / 1000.0));
+        let _ = writeln!(
+            out,
+            "  {:<9} {:<width$} {took:>8}  {}/{} checks{why}",
+            s.status().as_str(),
+            s.root.name,
+            a.passed,
+            a.total()
+        );
+        for (stage, c) in failed_checks(&s.root, "") {
+            let first = c.failures.first();
+            let detail = first.and_then(|f| f.detail.as_deref()).unwrap_or("failed");
+            let at = first
+                .and_then(|f| f.line.map(|l| format!(" ({}:{l})", f.file.as_deref().unwrap_or(""))))
+                .unwrap_or_default();
+            let place = if stage.is_empty() { String::new() } else { format!(" [{stage}]") };
+            let _ = writeln!(out, "            FAIL {}{place} -- {detail}{at}", c.name);
+        }
+    }
+    if let Some(suite) = &r.suite {
+        let o = &suite.overhead;
+        let _ = writeln!(
+            out,
+            "overhead: start-up {:.1} ms, scheduling latency mean {:.2} ms, aggregation {:.0} us per scenario, \
+             parallel efficiency {:.0}% on {} workers, critical path {} ({})",
+            o.startup_ms,
+            o.scheduling_latency_ms_mean,
+            o.aggregation_us_mean,
+            o.parallel_efficiency * 100.0,
+            suite.parallelism,
+            o.critical_path.join(" -> "),
+            format_duration(Duration::from_secs_f64(o.critical_path_ms / 1000.0)),
+        );
+    }
+    let s = &r.summary;
+    let verdict = match r.status {
+        Status::Passed => "PASSED".to_string(),
+        other => other.as_str().to_uppercase(),
+    };
+    let _ = writeln!(
+        out,
+        "{verdict} in {}: {} of {} scenarios passed ({} failed, {} skipped), {} of {} checks passed\nresults: {}",
+        format_duration(Duration::from_secs_f64(r.duration_ms / 1000.0)),
+        s.passed_tests,
+        s.total_tests,
+        s.failed_tests,
+        s.skipped_tests,
+        s.passed_assertions,
+        s.total_assertions,
+        path.display()
+    );
+    out
+}

@@ -1,0 +1,449 @@
+//! The suite file and scenario manifests as YAML (`yaml_serde`) with serde types that refuse
+//! unknown keys. Parsing keeps every problem's place: a YAML syntax error, an unknown key
+//! (with the nearest known key suggested), a value of the wrong type or a malformed
+//! duration becomes a [`ManifestError`] naming file, line and column. Durations are strings
+//! with a unit (`"30s"`), checked while parsing.
+
+use crate::util::duration::parse_duration;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+/// One problem in one manifest, at a place when it is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ManifestError {
+    pub fn new(file: &str, message: impl Into<String>) -> ManifestError {
+        ManifestError { file: file.to_string(), line: None, column: None, message: message.into(), hint: None }
+    }
+
+    pub fn at(mut self, pos: Option<(usize, usize)>) -> ManifestError {
+        if let Some((l, c)) = pos {
+            self.line = Some(l);
+            self.column = Some(c);
+        }
+        self
+    }
+
+    pub fn hint(mut self, hint: Option<String>) -> ManifestError {
+        self.hint = hint;
+        self
+    }
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.file.is_empty() {
+            f.write_str(&self.message)?;
+        } else {
+            let place = crate::script::diag::location(&self.file, self.line, self.column);
+            write!(f, "{place}: {}", self.message)?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in a suite, in the order found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteError(pub Vec<ManifestError>);
+
+impl fmt::Display for SuiteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\nerror: ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SuiteError {}
+
+impl From<ManifestError> for SuiteError {
+    fn from(e: ManifestError) -> Self {
+        SuiteError(vec![e])
+    }
+}
+
+/// A duration written with a unit (`"250ms"`, `"30s"`, `"2m"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration with a unit, e.g. \"30s\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Dur, E> {
+                parse_duration(s).map(Dur).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Dur, E> {
+                Err(E::custom(format!("invalid duration {n}: a duration needs a unit, e.g. \"{n}s\"")))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Dur, E> {
+                self.visit_i64(n as i64)
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Dur, E> {
+                Err(E::custom(format!("invalid duration {n}: a duration needs a unit, e.g. \"{n}s\"")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A command line: one string split on whitespace, or a list of arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum CommandLine {
+    Line(String),
+    Args(Vec<String>),
+}
+
+impl CommandLine {
+    pub fn args(&self) -> Vec<String> {
+        match self {
+            CommandLine::Line(s) => s.split_whitespace().map(str::to_string).collect(),
+            CommandLine::Args(a) => a.clone(),
+        }
+    }
+}
+
+/// `suite.yaml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteFile {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The system under test (default `builtin`); `--target` overrides.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// A server the suite starts before the first scenario and stops after the last.
+    #[serde(default)]
+    pub server: Option<ServerSpec>,
+    /// With the built-in target: one server for every scenario instead of one each.
+    #[serde(default)]
+    pub shared_server: bool,
+    /// The profile used without `--profile` (default `quick`).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Profiles beyond (or refining) the built-in `quick` and `full`.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, ProfileSpec>,
+    /// Per-scenario time limit unless the scenario or profile gives one (default 10m).
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+    /// Scenarios run at once (default 1); `--parallel` overrides.
+    #[serde(default)]
+    pub parallelism: Option<usize>,
+    /// Connections the machine may hold at once, shared by running scenarios (default:
+    /// the open-file limit).
+    #[serde(default)]
+    pub connections: Option<u64>,
+    /// Parameters for every scenario whose script reads them.
+    #[serde(default)]
+    pub params: BTreeMap<String, yaml_serde::Value>,
+    /// Scenario manifests, relative to the suite file.
+    pub scenarios: Vec<String>,
+}
+
+/// A named set of parameter values and limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSpec {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub params: BTreeMap<String, yaml_serde::Value>,
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+    #[serde(default)]
+    pub parallelism: Option<usize>,
+}
+
+/// A server process the suite manages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    pub command: CommandLine,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ready: ReadySpec,
+    #[serde(default)]
+    pub restart: Restart,
+}
+
+/// When the managed server counts as ready.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadySpec {
+    /// A line of its stdout or stderr contains this text (default: a client connects to
+    /// the target and `initialize` succeeds).
+    #[serde(default)]
+    pub log: Option<String>,
+    /// Ready this long after the start (when neither connecting nor a log line tells).
+    #[serde(default)]
+    pub delay: Option<Dur>,
+    /// Give up after this long (default 10s).
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+}
+
+/// What happens when the managed server exits during the suite.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    /// It stays down; later scenarios fail against it.
+    #[default]
+    Never,
+    /// It is started again before the next scenario.
+    OnExit,
+}
+
+/// `scripts/NAME.yaml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The script, relative to the manifest.
+    pub script: String,
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub resources: Resources,
+    /// Options of this scenario's own built-in server.
+    #[serde(default)]
+    pub server: Option<BuiltinServer>,
+    /// Parameter values for every profile.
+    #[serde(default)]
+    pub params: BTreeMap<String, yaml_serde::Value>,
+    /// Parameter values for one profile, overriding `params`.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, BTreeMap<String, yaml_serde::Value>>,
+    /// Metrics the script exports, with the direction that is better.
+    #[serde(default)]
+    pub metrics: Vec<MetricSpec>,
+}
+
+/// What a scenario holds while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// Connections it opens at most (counted against the suite's budget).
+    #[serde(default = "one")]
+    pub connections: u64,
+    /// Runs alone: nothing else starts while it runs.
+    #[serde(default)]
+    pub exclusive: bool,
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources { connections: 1, exclusive: false }
+    }
+}
+
+/// Options of a scenario's own built-in server (as `mcpscript serve` takes them).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuiltinServer {
+    #[serde(default)]
+    pub max_inflight: Option<usize>,
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    #[serde(default)]
+    pub latency: Option<Dur>,
+    #[serde(default)]
+    pub error_rate: Option<f64>,
+}
+
+/// A metric a scenario exports.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSpec {
+    pub name: String,
+    pub better: crate::script::results::Better,
+    #[serde(default)]
+    pub unit: Option<String>,
+}
+
+/// Parses `text` (the contents of `file`) as `T`, turning any error into a located one.
+pub fn parse<T: de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ManifestError> {
+    yaml_serde::from_str(text).map_err(|e| yaml_error(file, &e))
+}
+
+/// Reads and parses a manifest file.
+pub fn read<T: de::DeserializeOwned>(path: &Path, file: &str) -> Result<(T, String), ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ManifestError::new(file, format!("cannot read: {e}")))?;
+    Ok((parse(file, &text)?, text))
+}
+
+fn yaml_error(file: &str, e: &yaml_serde::Error) -> ManifestError {
+    let mut message = e.to_string();
+    let loc = e.location();
+    if let Some(l) = &loc {
+        for suffix in [format!(" at line {} column {}", l.line(), l.column()), format!(" at position {}", l.index())] {
+            if let Some(i) = message.find(&suffix) {
+                message.replace_range(i..i + suffix.len(), "");
+            }
+        }
+    }
+    let hint = unknown_key_hint(&message);
+    ManifestError {
+        file: file.to_string(),
+        line: loc.as_ref().map(|l| l.line()),
+        column: loc.as_ref().map(|l| l.column()),
+        message,
+        hint,
+    }
+}
+
+/// For serde's "unknown field `tmeout`, expected one of `name`, `timeout`": a suggestion.
+fn unknown_key_hint(message: &str) -> Option<String> {
+    let rest = &message[message.find("unknown field `")?..];
+    let quoted: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    let (unknown, known) = quoted.split_first()?;
+    match suggest(unknown, known.iter().copied()) {
+        Some(s) => Some(format!("did you mean `{s}`?")),
+        None => Some(format!("known keys: {}", known.join(", "))),
+    }
+}
+
+/// The candidate closest to `name` when it is close enough to be a typo.
+pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .filter(|c| *c != name)
+        .map(|c| (strsim::damerau_levenshtein(&name.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, c)| (*d, c.len()))
+        .map(|(_, c)| c)
+}
+
+/// A YAML value as the text `--set` would give: scalars as written, lists and maps as JSON.
+pub fn value_text(v: &yaml_serde::Value) -> Result<String, String> {
+    use yaml_serde::Value;
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Null => Err("a parameter needs a value (found null)".into()),
+        Value::Sequence(_) | Value::Mapping(_) => serde_json::to_string(v).map_err(|e| e.to_string()),
+        Value::Tagged(_) => Err("tagged values (!tag) are not parameters".into()),
+    }
+}
+
+/// Where `key:` first appears as a mapping key at or after line `from` (1-based line and
+/// column), for errors found after parsing.
+pub fn find_key(text: &str, key: &str, from: usize) -> Option<(usize, usize)> {
+    for (i, line) in text.lines().enumerate().skip(from.saturating_sub(1)) {
+        let trimmed = line.trim_start();
+        let body = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+        let bare = body.trim_start_matches(['"', '\'']);
+        if let Some(after) = bare.strip_prefix(key) {
+            if after.trim_start_matches(['"', '\'']).starts_with(':') {
+                return Some((i + 1, line.len() - bare.len() + 1));
+            }
+        }
+    }
+    None
+}
+
+/// Where `value` first appears as a whole word at or after line `from`.
+pub fn find_value(text: &str, value: &str, from: usize) -> Option<(usize, usize)> {
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '-' || c == '.';
+    for (i, line) in text.lines().enumerate().skip(from.saturating_sub(1)) {
+        let mut start = 0;
+        while let Some(off) = line[start..].find(value) {
+            let at = start + off;
+            let before = line[..at].chars().next_back();
+            let after = line[at + value.len()..].chars().next();
+            if !before.is_some_and(word) && !after.is_some_and(word) {
+                return Some((i + 1, line[..at].chars().count() + 1));
+            }
+            start = at + value.len();
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_place_and_suggests() {
+        let text = "name: a\nscript: a.rhai\ntimout: 5s\n";
+        let e = parse::<ScenarioFile>("a.yaml", text).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(3), Some(1)), "{e}");
+        assert!(e.message.contains("unknown field `timout`"), "{e}");
+        assert_eq!(e.hint.as_deref(), Some("did you mean `timeout`?"));
+        assert!(e.to_string().starts_with("a.yaml:3:1: unknown field"), "{e}");
+    }
+
+    #[test]
+    fn durations_need_units_and_name_their_place() {
+        let e = parse::<ScenarioFile>("a.yaml", "name: a\nscript: a.rhai\ntimeout: 30\n").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.message.contains("needs a unit"), "{e}");
+        let e = parse::<ScenarioFile>("a.yaml", "name: a\nscript: a.rhai\ntimeout: 3 parsecs\n").unwrap_err();
+        assert!(e.message.contains("invalid duration"), "{e}");
+        let s: ScenarioFile = parse("a.yaml", "name: a\nscript: a.rhai\ntimeout: 1.5s\n").unwrap();
+        assert_eq!(s.timeout, Some(Dur(Duration::from_millis(1500))));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_place() {
+        let e = parse::<SuiteFile>("s.yaml", "name: x\nscenarios: [a.yaml\n").unwrap_err();
+        assert!(e.line.is_some() && e.column.is_some(), "{e}");
+    }
+
+    #[test]
+    fn nested_unknown_keys_and_values() {
+        let e = parse::<ScenarioFile>("a.yaml", "name: a\nscript: a.rhai\nresources:\n  exclusiv: true\n").unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+        assert_eq!(e.hint.as_deref(), Some("did you mean `exclusive`?"));
+        let s: ScenarioFile =
+            parse("a.yaml", "name: a\nscript: a.rhai\nparams: {n: 3, d: 5s, xs: [1, 2], b: true}\n").unwrap();
+        let texts: Vec<String> = s.params.values().map(|v| value_text(v).unwrap()).collect();
+        assert_eq!(texts, vec!["true", "5s", "3", "[1,2]"]);
+    }
+
+    #[test]
+    fn finds_keys_and_values() {
+        let text = "name: a\ndepends_on:\n  - smoke\n  - proto\n";
+        assert_eq!(find_key(text, "depends_on", 1), Some((2, 1)));
+        assert_eq!(find_value(text, "proto", 2), Some((4, 5)));
+        assert_eq!(find_value(text, "smok", 1), None);
+    }
+}

@@ -1,0 +1,533 @@
+//! Runs a [`SuitePlan`]: a coordinator (the calling thread) asks the [`Scheduler`] what may
+//! start, hands scenarios to a pool of worker threads (one per parallel slot; each runs a
+//! script with `script::runner::run`, which must not be on a runtime thread), and folds
+//! finished ones into the result tree. Scenarios against the built-in target get their own
+//! in-process server on a free loopback port (a chaos or failover scenario cannot disturb a
+//! neighbour) unless the suite shares one; a scenario with `connections: 0` needs none. A
+//! managed `server:` is started first and stopped last. Each scenario has its timeout; the
+//! interrupt signal (Ctrl-C) stops running scenarios and nothing new starts; whatever did
+//! not run is recorded as skipped or cancelled with the reason. The orchestrator measures
+//! itself: scheduling latency and overhead, aggregation time, parallel efficiency, the
+//! critical path.
+
+use super::load::SuitePlan;
+use super::schedule::{Scheduler, State};
+use super::server::SuiteServer;
+use crate::client::{ClientOptions, Target};
+use crate::script::results::{
+    self, Better, CheckKind, CheckResult, Overhead, RunResults, ScenarioResult, ScheduleInfo, Status, SuiteInfo,
+};
+use crate::script::{runner, RunOptions, Script, StopSignal};
+use crate::server::{self, RunningServer, ServerConfig};
+use crate::util::duration::format_duration;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::runtime::Handle;
+
+/// Stack of worker threads: deep Rhai recursion in debug builds needs more than 2 MiB.
+const WORKER_STACK: usize = 32 * 1024 * 1024;
+
+/// How to run a suite.
+#[derive(Clone)]
+pub struct RunConfig {
+    pub handle: Handle,
+    /// Ctrl-C: stops running scenarios; nothing new starts.
+    pub interrupt: Arc<StopSignal>,
+    pub client: Arc<ClientOptions>,
+    pub seed: u64,
+    /// No script log lines.
+    pub quiet: bool,
+    /// A line per scenario start and end on stdout.
+    pub progress: bool,
+    /// `--timeout` for every scenario (`Some(None)`: no limit).
+    pub timeout: Option<Option<Duration>>,
+    pub segment: Option<(u32, u32)>,
+    pub target_pids: Vec<u32>,
+    /// When the command started, for the start-up overhead.
+    pub started: Instant,
+    /// Run these scenarios instead of the plan's selection (the watcher's re-runs).
+    pub only: Option<BTreeSet<usize>>,
+    /// `mcpscript` for server and worker child processes (default: this executable).
+    pub exe: Option<std::path::PathBuf>,
+}
+
+impl RunConfig {
+    pub fn new(handle: Handle) -> RunConfig {
+        RunConfig {
+            handle,
+            interrupt: StopSignal::new(),
+            client: Arc::new(ClientOptions::default()),
+            seed: 0,
+            quiet: true,
+            progress: false,
+            timeout: None,
+            segment: None,
+            target_pids: vec![],
+            started: Instant::now(),
+            only: None,
+            exe: None,
+        }
+    }
+}
+
+/// A scenario handed to a worker.
+struct Job {
+    idx: usize,
+    script: Arc<Script>,
+    opts: RunOptions,
+    /// Start this built-in server for it (and stop it after).
+    own_server: Option<OwnServer>,
+}
+
+/// A scenario's own built-in server.
+enum OwnServer {
+    /// In this process.
+    InProcess(ServerConfig),
+    /// As a child process the script may kill and restart (it uses `chaos::`): the
+    /// executable and `serve` options.
+    Managed(std::path::PathBuf, Vec<String>),
+}
+
+/// A worker's report.
+struct Done {
+    idx: usize,
+    worker: usize,
+    started: Instant,
+    finished: Instant,
+    result: ScenarioResult,
+}
+
+/// Runs the plan and returns its results (not yet written).
+pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
+    let started_wall = SystemTime::now();
+    let selected = cfg.only.clone().unwrap_or_else(|| plan.selected.clone());
+    let n = plan.scenarios.len();
+    let workers = plan.parallelism.max(1).min(selected.len().max(1));
+    let mut results: Vec<Option<ScenarioResult>> = vec![None; n];
+    let mut infos: Vec<ScheduleInfo> = plan
+        .scenarios
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ScheduleInfo {
+            manifest: s.manifest.clone(),
+            depends_on: plan.graph.deps[i].iter().map(|&d| plan.scenarios[d].name.clone()).collect(),
+            tags: s.tags.clone(),
+            level: plan.graph.levels[i],
+            connections: s.resources.connections,
+            exclusive: s.resources.exclusive,
+            timeout_ms: timeout_of(plan, cfg, i).map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+            worker: None,
+            deps_met_ms: None,
+            started_ms: None,
+            finished_ms: None,
+            scheduling_latency_ms: None,
+            scheduling_overhead_us: None,
+            aggregation_us: None,
+            reason: None,
+        })
+        .collect();
+
+    // Servers the whole run shares.
+    let mut managed: Option<SuiteServer> = None;
+    let mut setup_error: Option<String> = None;
+    if let Some(spec) = &plan.server {
+        match SuiteServer::start(spec, &plan.target, &cfg.handle) {
+            Ok(m) => managed = Some(m),
+            Err(e) => setup_error = Some(format!("the suite's server did not start: {e}")),
+        }
+    }
+    let needs_builtin = |i: usize| plan.target == Target::Builtin && plan.scenarios[i].resources.connections > 0;
+    let exe = cfg.exe.clone().or_else(|| std::env::current_exe().ok()).unwrap_or_else(|| "mcpscript".into());
+    let mut shared: Option<RunningServer> = None;
+    if setup_error.is_none() && plan.shared_server && selected.iter().any(|&i| needs_builtin(i)) {
+        let cfg_server = ServerConfig::listening(&["tcp://127.0.0.1:0"]).map_err(|e| e.to_string());
+        match cfg_server.and_then(|c| cfg.handle.block_on(server::start(c)).map_err(|e| e.to_string())) {
+            Ok(s) => shared = Some(s),
+            Err(e) => setup_error = Some(format!("the shared built-in server did not start: {e}")),
+        }
+    }
+    let shared_url: Option<Target> = shared.as_ref().and_then(|s| s.url("tcp")).and_then(|u| u.parse().ok());
+    let shown_target = match (&plan.target, &shared_url) {
+        (Target::Builtin, Some(u)) => format!("builtin (shared, {u})"),
+        (Target::Builtin, None) => "builtin (one server per scenario)".to_string(),
+        (t, _) => t.to_string(),
+    };
+
+    // Workers.
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let (done_tx, done_rx) = mpsc::channel::<Done>();
+    let mut threads = Vec::new();
+    for w in 0..workers {
+        let (rx, tx, handle) = (job_rx.clone(), done_tx.clone(), cfg.handle.clone());
+        let t = std::thread::Builder::new()
+            .name(format!("suite worker {w}"))
+            .stack_size(WORKER_STACK)
+            .spawn(move || worker(w, &rx, &tx, &handle));
+        match t {
+            Ok(t) => threads.push(t),
+            Err(e) => setup_error = Some(format!("cannot start a worker thread: {e}")),
+        }
+    }
+    drop(done_tx);
+
+    let mut sched = Scheduler::new(
+        &plan.graph,
+        &selected,
+        plan.scenarios.iter().map(|s| s.resources).collect(),
+        workers,
+        plan.budget,
+    );
+    let t0 = Instant::now();
+    let ms = |t: Instant| t.saturating_duration_since(t0).as_secs_f64() * 1000.0;
+    let mut deps_met: Vec<Option<Instant>> = vec![None; n];
+    for &i in &selected {
+        if sched.state(i) == State::Ready {
+            deps_met[i] = Some(t0);
+        }
+    }
+    let mut first_dispatch: Option<Instant> = None;
+    let mut last_end = t0;
+    if let Some(e) = &setup_error {
+        eprintln!("error: {e}");
+    }
+    loop {
+        while cfg.interrupt.reason().is_none() && setup_error.is_none() {
+            let t = Instant::now();
+            if let Some(m) = managed.as_mut() {
+                m.ensure_running();
+            }
+            let Some(i) = sched.start_next() else { break };
+            let s = &plan.scenarios[i];
+            let chaos = s.script.search.sources.any_contains("chaos::");
+            let own_server = if needs_builtin(i) && (shared_url.is_none() || s.server.is_some() || chaos) {
+                Some(if chaos {
+                    OwnServer::Managed(exe.clone(), serve_args(s.server.as_ref()))
+                } else {
+                    OwnServer::InProcess(server_config(s.server.as_ref()))
+                })
+            } else {
+                None
+            };
+            let mut target_pids = cfg.target_pids.clone();
+            if let Some(m) = &managed {
+                target_pids.extend(m.pids());
+            }
+            let target = match (&plan.target, &shared_url) {
+                (Target::Builtin, Some(u)) if own_server.is_none() => u.clone(),
+                (t, _) => t.clone(),
+            };
+            let opts = RunOptions {
+                target,
+                client: cfg.client.clone(),
+                params: s.params.clone(),
+                seed: cfg.seed.wrapping_add(i as u64),
+                quiet: cfg.quiet,
+                timeout: timeout_of(plan, cfg, i),
+                interrupt: Some(cfg.interrupt.clone()),
+                load: crate::load::LoadContext {
+                    segment: cfg.segment,
+                    builtin_here: plan.target == Target::Builtin,
+                    target_pids,
+                    exe: cfg.exe.clone(),
+                    events: crate::load::resilience::Events::new(),
+                    managed: managed.as_ref().map(|m| m.shared.clone()),
+                },
+                bridge: crate::script::BridgeMode::Auto,
+            };
+            let job = Job { idx: i, script: s.script.clone(), opts, own_server };
+            first_dispatch.get_or_insert(t);
+            if job_tx.send(job).is_err() {
+                break;
+            }
+            infos[i].scheduling_overhead_us = Some(t.elapsed().as_secs_f64() * 1e6);
+            say(cfg.progress, &format!("  start    {}\n", s.name));
+        }
+        if sched.running() == 0 {
+            break;
+        }
+        let Ok(done) = done_rx.recv() else { break };
+        let t = Instant::now();
+        let i = done.idx;
+        last_end = last_end.max(done.finished);
+        let mut result = done.result;
+        apply_declared_metrics(&mut result, &plan.scenarios[i].metrics);
+        result.root.name = plan.scenarios[i].name.clone();
+        let status = result.status();
+        let (ready, skipped) = sched.finished(i, status);
+        for r in ready {
+            deps_met[r] = Some(t);
+        }
+        let info = &mut infos[i];
+        info.worker = Some(done.worker);
+        info.started_ms = Some(ms(done.started));
+        info.finished_ms = Some(ms(done.finished));
+        info.deps_met_ms = deps_met[i].map(ms);
+        info.scheduling_latency_ms =
+            deps_met[i].map(|d| done.started.saturating_duration_since(d).as_secs_f64() * 1000.0);
+        let took = done.finished.saturating_duration_since(done.started);
+        let checks = result.root.assertions;
+        say(
+            cfg.progress,
+            &format!(
+                "  {:<8} {} ({}, {} of {} checks passed){}\n",
+                status.as_str(),
+                plan.scenarios[i].name,
+                format_duration(took),
+                checks.passed,
+                checks.total(),
+                result.error.as_ref().map(|e| format!(": {}", e.message)).unwrap_or_default()
+            ),
+        );
+        results[i] = Some(result);
+        for (s, why) in skipped {
+            say(cfg.progress, &format!("  skipped  {}: {why}\n", plan.scenarios[s].name));
+            infos[s].reason = Some(why.clone());
+            results[s] = Some(ScenarioResult::not_run(
+                &plan.scenarios[s].name,
+                &plan.scenarios[s].script.file,
+                Status::Skipped,
+                &why,
+            ));
+        }
+        infos[i].aggregation_us = Some(t.elapsed().as_secs_f64() * 1e6);
+    }
+    drop(job_tx);
+    for t in threads {
+        let _ = t.join();
+    }
+    // Not started: the setup failed (the scenarios fail with its reason) or the run was
+    // interrupted (they are cancelled).
+    let (reason, status) = match &setup_error {
+        Some(e) => (e.clone(), Status::Failed),
+        None => ("not started: the run was interrupted".to_string(), Status::Cancelled),
+    };
+    for i in sched.not_started() {
+        infos[i].reason = Some(reason.clone());
+        results[i] =
+            Some(ScenarioResult::not_run(&plan.scenarios[i].name, &plan.scenarios[i].script.file, status, &reason));
+    }
+    if let Some(s) = shared {
+        cfg.handle.block_on(s.shutdown());
+    }
+    drop(managed);
+
+    // The record.
+    let first = first_dispatch.unwrap_or(t0);
+    let wall_ms = last_end.saturating_duration_since(first).as_secs_f64() * 1000.0;
+    let durations: Vec<Option<f64>> = infos
+        .iter()
+        .map(|x| match (x.started_ms, x.finished_ms) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        })
+        .collect();
+    let busy_ms: f64 = durations.iter().flatten().sum();
+    let (path, path_ms) = plan.graph.critical_path(&durations);
+    let mean = |xs: Vec<f64>| if xs.is_empty() { 0.0 } else { xs.iter().sum::<f64>() / xs.len() as f64 };
+    let lat: Vec<f64> = infos.iter().filter_map(|x| x.scheduling_latency_ms).collect();
+    let overhead = Overhead {
+        startup_ms: first.saturating_duration_since(cfg.started).as_secs_f64() * 1000.0,
+        parse_ms: plan.parse_ms,
+        compile_ms: plan.compile_ms,
+        wall_ms,
+        busy_ms,
+        parallel_efficiency: if wall_ms > 0.0 { busy_ms / (wall_ms * workers as f64) } else { 0.0 },
+        scheduling_latency_ms_max: lat.iter().copied().fold(0.0, f64::max),
+        scheduling_latency_ms_mean: mean(lat),
+        scheduling_overhead_us_mean: mean(infos.iter().filter_map(|x| x.scheduling_overhead_us).collect()),
+        aggregation_us_mean: mean(infos.iter().filter_map(|x| x.aggregation_us).collect()),
+        critical_path: path.iter().map(|&i| plan.scenarios[i].name.clone()).collect(),
+        critical_path_ms: path_ms,
+    };
+    let mut scenarios = Vec::new();
+    for i in 0..n {
+        if let Some(mut r) = results[i].take() {
+            r.schedule = Some(infos[i].clone());
+            scenarios.push(r);
+        }
+    }
+    let mut out = RunResults::new(results::new_run_id(), shown_target, started_wall, scenarios);
+    out.suite = Some(SuiteInfo {
+        name: plan.name.clone(),
+        file: plan.file.clone(),
+        profile: plan.profile.clone(),
+        parallelism: workers,
+        connection_budget: plan.budget,
+        overhead,
+    });
+    out
+}
+
+fn timeout_of(plan: &SuitePlan, cfg: &RunConfig, i: usize) -> Option<Duration> {
+    match cfg.timeout {
+        Some(t) => t,
+        None => Some(plan.scenarios[i].timeout),
+    }
+}
+
+fn server_config(o: Option<&super::manifest::BuiltinServer>) -> ServerConfig {
+    let mut c = ServerConfig {
+        listen: vec![crate::server::config::Listen::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))],
+        ..ServerConfig::default()
+    };
+    if let Some(o) = o {
+        c.max_inflight = o.max_inflight;
+        c.max_connections = o.max_connections;
+        c.latency = o.latency.map(|d| d.0);
+        c.error_rate = o.error_rate.unwrap_or(0.0);
+    }
+    c
+}
+
+/// A scenario's own server while it runs.
+enum Running {
+    InProcess(RunningServer),
+    Managed(crate::load::SharedServer),
+}
+
+/// `mcpscript serve` options of a scenario's `server:` block (the listener is managed's).
+fn serve_args(o: Option<&super::manifest::BuiltinServer>) -> Vec<String> {
+    let mut a = Vec::new();
+    if let Some(o) = o {
+        if let Some(n) = o.max_inflight {
+            a.extend(["--max-inflight".into(), n.to_string()]);
+        }
+        if let Some(n) = o.max_connections {
+            a.extend(["--max-connections".into(), n.to_string()]);
+        }
+        if let Some(d) = o.latency {
+            a.extend(["--latency".into(), format!("{}us", d.0.as_micros())]);
+        }
+        if let Some(r) = o.error_rate {
+            a.extend(["--error-rate".into(), r.to_string()]);
+        }
+    }
+    a
+}
+
+/// A worker thread: runs jobs until the coordinator hangs up.
+fn worker(w: usize, jobs: &Mutex<mpsc::Receiver<Job>>, done: &mpsc::Sender<Done>, handle: &Handle) {
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(mut job) = job else { return };
+        let started = Instant::now();
+        let server = match job.own_server.take() {
+            Some(OwnServer::InProcess(c)) => match handle.block_on(server::start(c)) {
+                Ok(s) => {
+                    if let Some(t) = s.url("tcp").and_then(|u| u.parse().ok()) {
+                        job.opts.target = t;
+                    }
+                    job.opts.load.builtin_here = true;
+                    Some(Ok(Running::InProcess(s)))
+                }
+                Err(e) => Some(Err(e.to_string())),
+            },
+            Some(OwnServer::Managed(exe, args)) => {
+                // Started from this worker thread, which outlives the scenario: the child's
+                // PR_SET_PDEATHSIG is tied to the thread that spawned it.
+                match handle.block_on(crate::managed::ManagedServer::start_builtin(&exe, 1, &args)) {
+                    Ok(mut m) => {
+                        job.opts.target = m.target();
+                        job.opts.load.builtin_here = false;
+                        job.opts.load.target_pids.extend(m.pids());
+                        let shared = crate::load::SharedServer(Arc::new(tokio::sync::Mutex::new(m)));
+                        job.opts.load.managed = Some(shared.clone());
+                        Some(Ok(Running::Managed(shared)))
+                    }
+                    Err(e) => Some(Err(e.to_string())),
+                }
+            }
+            None => None,
+        };
+        let result = match &server {
+            Some(Err(e)) => {
+                let mut r = ScenarioResult::not_run(
+                    &job.script.name,
+                    &job.script.file,
+                    Status::Failed,
+                    &format!("its built-in server did not start: {e}"),
+                );
+                r.started_at = results::rfc3339(SystemTime::now());
+                r
+            }
+            _ => {
+                // A panic in a scenario must not take the worker (and the run) down.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    runner::run(&job.script, &job.opts, handle)
+                }));
+                r.unwrap_or_else(|_| {
+                    ScenarioResult::not_run(&job.script.name, &job.script.file, Status::Failed, "the scenario crashed")
+                })
+            }
+        };
+        drop(job.opts);
+        match server {
+            Some(Ok(Running::InProcess(s))) => handle.block_on(s.shutdown()),
+            Some(Ok(Running::Managed(m))) => handle.block_on(async move {
+                let _ = m.0.lock().await.stop(crate::managed::Which::All).await;
+            }),
+            _ => {}
+        }
+        let finished = Instant::now();
+        if done.send(Done { idx: job.idx, worker: w, started, finished, result }).is_err() {
+            return;
+        }
+    }
+}
+
+/// The manifest's `metrics:` declare direction and unit; a passed scenario that does not
+/// export a declared metric fails (the regression detector would silently lose it).
+fn apply_declared_metrics(r: &mut ScenarioResult, declared: &[super::manifest::MetricSpec]) {
+    if declared.is_empty() {
+        return;
+    }
+    fn walk(n: &mut results::StageResult, f: &mut dyn FnMut(&mut results::MetricResult)) {
+        n.metrics.iter_mut().for_each(&mut *f);
+        n.stages.iter_mut().for_each(|c| walk(c, f));
+    }
+    let mut found = BTreeSet::new();
+    walk(&mut r.root, &mut |m| {
+        if let Some(d) = declared.iter().find(|d| d.name == m.name) {
+            found.insert(m.name.clone());
+            if m.better == Better::None {
+                m.better = d.better;
+            }
+            if m.unit.is_none() {
+                m.unit = d.unit.clone();
+            }
+        }
+    });
+    if r.root.status != Status::Passed {
+        return;
+    }
+    for d in declared.iter().filter(|d| !found.contains(&d.name)) {
+        r.root.checks.push(CheckResult {
+            name: format!("exports declared metric {}", d.name),
+            kind: CheckKind::Check,
+            passed: 0,
+            failed: 1,
+            failures: vec![results::CheckFailure {
+                detail: Some("the manifest declares it; the script did not export it".into()),
+                file: Some(r.file.clone()),
+                line: None,
+                at_ms: r.root.duration_ms,
+            }],
+        });
+        r.root.assertions.failed += 1;
+        r.root.status = Status::Failed;
+    }
+}
+
+fn say(on: bool, text: &str) {
+    if on {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    }
+}
