@@ -270,6 +270,12 @@ impl ManagedServer {
         self.pids().len()
     }
 
+    /// Whether any of the chosen workers is running (suspended ones included).
+    pub fn is_running(&mut self, which: Which) -> Result<bool, ManagedError> {
+        let idx = self.indices(which)?;
+        Ok(idx.into_iter().any(|i| self.members[i].as_mut().is_some_and(Proc::running)))
+    }
+
     fn indices(&self, which: Which) -> Result<Vec<usize>, ManagedError> {
         match which {
             Which::All => Ok((0..self.members.len()).collect()),

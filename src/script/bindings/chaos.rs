@@ -3,7 +3,8 @@
 //! faults are added, changed and removed while load runs, and its counters read back.
 //! `chaos::kill()`, `stop`, `suspend`, `resume`, `restart` and `wait_ready` act on the run's
 //! managed target (`crate::managed`: the built-in server as child processes); for any
-//! other target they refuse with an explanation. Every action is marked on the run's
+//! other target they refuse with an explanation. Every action that can break connections
+//! (kill, stop, suspend, a restart of a running server, a fault) is marked on the run's
 //! event clock, so a load phase running at the time reports the recovery from it.
 
 use super::{bridge_error, duration_arg, host_error, Namespace};
@@ -180,12 +181,24 @@ fn act(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, action: Action, w: Which) -
         Which::All => format!("{} all", action.verb()),
         Which::Worker(i) => format!("{} worker {i}", action.verb()),
     };
-    // Marked as the action starts: sessions notice a kill within microseconds.
-    ctx.load.events.mark(label.clone());
+    let events = ctx.load.events.clone();
+    let mark = label.clone();
     let pids = ctx
         .bridge
         .run(async move {
             let mut s = server.0.lock().await;
+            // Actions that can break connections are marked as they start (sessions notice a
+            // kill within microseconds): a phase running now reports the recovery from each.
+            // Resuming, or restarting what is not running, breaks nothing and marks nothing,
+            // so breaks seen late are still counted against the action that caused them.
+            let disrupts = match action {
+                Action::Resume => false,
+                Action::Restart => s.is_running(w)?,
+                _ => true,
+            };
+            if disrupts {
+                events.mark(mark);
+            }
             match action {
                 Action::Kill => s.kill(w).await,
                 Action::Stop => s.stop(w).await,
