@@ -1,5 +1,7 @@
 //! What the scripting layer costs: ping requests per second issued (a) from Rust directly
-//! on one session, (b) from a Rhai loop on one session, (c) from 64 Rust tasks with a
+//! on one session, as a task of the shared runtime (where it can share a worker thread with
+//! the in-process server) and (a') on a thread of its own, as a script is, (b) from a Rhai
+//! loop on one session, (c) from 64 Rust tasks with a
 //! session each, (d) from 64 Rhai scripts on their own threads with a session each, all
 //! against the built-in server over tcp in this process, on the same 2-worker runtime
 //! `mcpscript run` uses. The Rhai cases run in three bridge modes: `local` (the default: the
@@ -91,6 +93,29 @@ fn rust_pings(rt: &tokio::runtime::Runtime, target: &Target, n: usize, d: Durati
     })
 }
 
+/// One Rust client on a thread of its own with its own current-thread runtime, pinging
+/// back to back for `d`: the same place in the machine as a script thread (whose sessions
+/// live on its own runtime), without the interpreter.
+fn rust_pings_own_thread(target: &Target, d: Duration) -> (u64, f64) {
+    let target = target.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let s = Session::connect(&target, Arc::new(ClientOptions::default())).await.expect("connect");
+            let t0 = Instant::now();
+            let mut count = 0u64;
+            while t0.elapsed() < d {
+                s.ping().await.expect("ping");
+                count += 1;
+            }
+            s.close().await;
+            (count, t0.elapsed().as_secs_f64())
+        })
+    })
+    .join()
+    .expect("client thread")
+}
+
 /// `n` Rhai scripts on their own threads (one compiled AST), each pinging for `d`.
 fn rhai_pings(
     rt: &tokio::runtime::Runtime,
@@ -140,6 +165,7 @@ fn main() {
         cases.push(Case { name, requests, secs });
     };
     case("(a) Rust, 1 session", &|d| rust_pings(&rt, &target, 1, d));
+    case("(a') Rust, 1 session, own thread", &|d| rust_pings_own_thread(&target, d));
     case("(b) Rhai loop, 1 session", &|d| rhai_pings(&rt, &script, &target, 1, d, BridgeMode::Local));
     case("(b') same, drive bridge", &|d| rhai_pings(&rt, &script, &target, 1, d, BridgeMode::Drive));
     case("(b'') same, spawn bridge", &|d| rhai_pings(&rt, &script, &target, 1, d, BridgeMode::Spawn));
@@ -158,16 +184,22 @@ fn main() {
     println!(
         "\nRhai / Rust, 1 session:    {:.2} local (the default), {:.2} drive, {:.2} spawn \
          (scripting adds {:.1} us per request, local)",
-        r(1) / r(0),
         r(2) / r(0),
         r(3) / r(0),
-        1e6 / r(1) - 1e6 / r(0)
+        r(4) / r(0),
+        1e6 / r(2) - 1e6 / r(0)
+    );
+    println!(
+        "  against a Rust client on its own thread (where a script runs): {:.2} local \
+         (scripting adds {:.1} us per request)",
+        r(2) / r(1),
+        1e6 / r(2) - 1e6 / r(1)
     );
     println!(
         "Rhai / Rust, 64 sessions:  {:.2} local (the default), {:.2} drive, {:.2} spawn",
-        r(5) / r(4),
-        r(6) / r(4),
-        r(7) / r(4)
+        r(6) / r(5),
+        r(7) / r(5),
+        r(8) / r(5)
     );
     rt.block_on(srv.shutdown());
 }
