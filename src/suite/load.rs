@@ -53,6 +53,9 @@ pub struct ScenarioPlan {
     pub metrics: Vec<MetricSpec>,
     pub params: Params,
     pub script: Arc<Script>,
+    /// The script (or a module it imports) uses `chaos::`: its built-in server must be a
+    /// child process it may kill and restart.
+    pub uses_chaos: bool,
 }
 
 /// A suite ready to run.
@@ -357,6 +360,7 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
             timeout: p.file.timeout.map(|d| d.0).unwrap_or(timeout_default),
             metrics: p.file.metrics,
             params,
+            uses_chaos: s.search.sources.any_contains("chaos::"),
             script: Arc::new(s),
         });
     }
