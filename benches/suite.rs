@@ -98,10 +98,13 @@ fn startup() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     times.sort_by(|a, b| a.total_cmp(b));
-    let plan = {
-        let _cwd = std::env::set_current_dir(root);
-        suite::load(Path::new("scripts/suite.yaml"), &SuiteOptions::default()).unwrap()
-    };
+    std::env::set_current_dir(root).unwrap();
+    // In-process figures: the fastest of 5 loads (one sample is at the mercy of the machine).
+    let plans: Vec<_> =
+        (0..5).map(|_| suite::load(Path::new("scripts/suite.yaml"), &SuiteOptions::default()).unwrap()).collect();
+    let plan = &plans[0];
+    let parse_ms = plans.iter().map(|p| p.parse_ms).fold(f64::MAX, f64::min);
+    let compile_ms = plans.iter().map(|p| p.compile_ms).fold(f64::MAX, f64::min);
     println!(
         "start-up: `mcpscript check scripts/suite.yaml` (process start, parse {} manifests, graph, compile every script): median {:.1} ms, min {:.1} ms, max {:.1} ms over 11 runs  (goal < 85 ms)",
         plan.scenarios.len(),
@@ -109,7 +112,7 @@ fn startup() {
         times[0],
         times[times.len() - 1]
     );
-    println!("  in-process: parse + graph {:.1} ms, compile {:.1} ms", plan.parse_ms, plan.compile_ms);
+    println!("  in-process (fastest of 5): parse + graph {parse_ms:.1} ms, compile {compile_ms:.1} ms");
 }
 
 fn efficiency() {

@@ -57,7 +57,9 @@ fn watch_reruns_exactly_what_changed_and_survives_a_syntax_error() {
     for (n, deps) in [("a", ""), ("b", "depends_on: [a]\n"), ("c", ""), ("d", "depends_on: [b]\n")] {
         w(&format!("{n}.yaml"), &format!("name: {n}\nscript: {n}.rhai\nresources: {{connections: 0}}\n{deps}"));
     }
-    let a_text = "check(true, \"a\");\n";
+    let a_text = "import \"common\" as common;\ncheck(common::yes(), \"a\");\n";
+    std::fs::create_dir(dir.path().join("stdlib")).unwrap();
+    w("stdlib/common.rhai", "fn yes() { true }\n");
     w("a.rhai", a_text);
     w("b.rhai", "metric(\"b_value\", 1.0);\ncheck(true, \"b\");\n");
     w("c.rhai", "import \"helpers\" as h;\ncheck(h::ok(), \"helpers say ok\");\n");
@@ -65,7 +67,7 @@ fn watch_reruns_exactly_what_changed_and_survives_a_syntax_error() {
     w("helpers.rhai", "fn ok() { true }\n");
 
     let mut child = Command::new(EXE)
-        .args(["watch", "suite.yaml", "--out", "out", "--max-runs", "4", "--debounce", "200ms", "-q"])
+        .args(["watch", "suite.yaml", "--out", "out", "--max-runs", "5", "--debounce", "200ms", "-q"])
         .current_dir(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -109,13 +111,18 @@ fn watch_reruns_exactly_what_changed_and_survives_a_syntax_error() {
     assert_eq!(lines.expect("run 3:"), "run 3: re-running c (changed: c)");
     lines.expect("watching for changes");
 
+    // A stdlib module: every scenario importing it re-runs, with its dependents.
+    w("stdlib/common.rhai", "fn yes() { 2 > 1 }\n");
+    assert_eq!(lines.expect("run 4:"), "run 4: re-running a, b, d (changed: a)");
+    lines.expect("watching for changes");
+
     // A burst of saves is one re-run.
     let from = lines.seen.len();
     for i in 0..5 {
         w("d.rhai", &format!("check(true, \"d {i}\");\n"));
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(lines.expect("run 4:"), "run 4: re-running d (changed: d)");
+    assert_eq!(lines.expect("run 5:"), "run 5: re-running d (changed: d)");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "the watcher stops after --max-runs");
     assert_eq!(lines.count_since(from, "run "), 1);

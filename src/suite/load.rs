@@ -53,6 +53,9 @@ pub struct ScenarioPlan {
     pub metrics: Vec<MetricSpec>,
     pub params: Params,
     pub script: Arc<Script>,
+    /// The script (or a module it imports) uses `chaos::`: its built-in server must be a
+    /// child process it may kill and restart.
+    pub uses_chaos: bool,
 }
 
 /// A suite ready to run.
@@ -297,18 +300,41 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
         None => Some(PathBuf::from("stdlib")).filter(|d| d.is_dir()),
     };
     let env = ScriptEnv { stdlib_dir, limits: opts.limits.clone() };
-    let mut scripts: Vec<Option<Script>> = Vec::new();
-    for p in &parsed {
+    // Compiling is CPU work per script (an engine each): spread it over the cores.
+    let compile = |p: &Parsed| -> Result<Script, String> {
         let spath = p.path.parent().map(Path::to_path_buf).unwrap_or_default().join(&p.file.script);
-        match Script::load(&spath, &env) {
-            Ok(mut s) => {
-                s.name = p.file.name.clone();
-                scripts.push(Some(s));
+        let mut s = Script::load(&spath, &env).map_err(|e| e.to_string())?;
+        s.name = p.file.name.clone();
+        Ok(s)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(parsed.len()).max(1);
+    let mut compiled: Vec<Option<Result<Script, String>>> = (0..parsed.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (parsed, compile) = (&parsed, &compile);
+                // The main thread's stack size: deeply nested scripts parse recursively.
+                std::thread::Builder::new().stack_size(8 * 1024 * 1024).spawn_scoped(scope, move || {
+                    (t..parsed.len()).step_by(threads).map(|i| (i, compile(&parsed[i]))).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            match h.map_err(|_| ()).and_then(|h| h.join().map_err(|_| ())) {
+                Ok(done) => done.into_iter().for_each(|(i, r)| compiled[i] = Some(r)),
+                Err(()) => errors.push(ManifestError::new("", "internal error: a compiler thread failed")),
             }
-            Err(e) => {
-                errors.push(ManifestError::new("", e.to_string()));
+        }
+    });
+    let mut scripts: Vec<Option<Script>> = Vec::new();
+    for r in compiled {
+        match r {
+            Some(Ok(s)) => scripts.push(Some(s)),
+            Some(Err(e)) => {
+                errors.push(ManifestError::new("", e));
                 scripts.push(None);
             }
+            None => scripts.push(None),
         }
     }
     if !errors.is_empty() {
@@ -357,6 +383,7 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
             timeout: p.file.timeout.map(|d| d.0).unwrap_or(timeout_default),
             metrics: p.file.metrics,
             params,
+            uses_chaos: s.search.sources.any_contains("chaos::"),
             script: Arc::new(s),
         });
     }

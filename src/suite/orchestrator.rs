@@ -202,7 +202,7 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
             }
             let Some(i) = sched.start_next() else { break };
             let s = &plan.scenarios[i];
-            let chaos = s.script.search.sources.any_contains("chaos::");
+            let chaos = s.uses_chaos;
             let own_server = if needs_builtin(i) && (shared_url.is_none() || s.server.is_some() || chaos) {
                 Some(if chaos {
                     OwnServer::Managed(exe.clone(), serve_args(s.server.as_ref()))

@@ -25,13 +25,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// What a scenario's last run depended on: when it changes, the scenario re-runs.
-fn fingerprint(plan: &SuitePlan, i: usize) -> u64 {
+fn fingerprint(plan: &SuitePlan, i: usize, stdlib: &Path) -> u64 {
     let s = &plan.scenarios[i];
     let mut h = std::collections::hash_map::DefaultHasher::new();
     let read = |p: &Path| std::fs::read(p).unwrap_or_default();
     read(&s.manifest_path).hash(&mut h);
     read(&s.script_path).hash(&mut h);
-    for m in module_files(plan, i) {
+    for m in module_files(plan, i, stdlib) {
         read(&m).hash(&mut h);
     }
     format!("{:?}", s.params).hash(&mut h);
@@ -40,8 +40,8 @@ fn fingerprint(plan: &SuitePlan, i: usize) -> u64 {
     h.finish()
 }
 
-/// The files of the modules a scenario imports (its folder first, then `stdlib/`).
-fn module_files(plan: &SuitePlan, i: usize) -> Vec<PathBuf> {
+/// The files of the modules a scenario imports (its folder first, then the stdlib folder).
+fn module_files(plan: &SuitePlan, i: usize, stdlib: &Path) -> Vec<PathBuf> {
     let s = &plan.scenarios[i];
     let dir = s.script_path.parent().map(Path::to_path_buf).unwrap_or_default();
     s.script
@@ -49,15 +49,13 @@ fn module_files(plan: &SuitePlan, i: usize) -> Vec<PathBuf> {
         .imports
         .iter()
         .filter_map(|m| {
-            [dir.join(format!("{m}.rhai")), PathBuf::from("stdlib").join(format!("{m}.rhai"))]
-                .into_iter()
-                .find(|p| p.is_file())
+            [dir.join(format!("{m}.rhai")), stdlib.join(format!("{m}.rhai"))].into_iter().find(|p| p.is_file())
         })
         .collect()
 }
 
 /// The folders to watch for a plan (or, before a plan loads, for the suite file alone).
-fn folders(suite: &Path, plan: Option<&SuitePlan>) -> BTreeSet<PathBuf> {
+fn folders(suite: &Path, plan: Option<&SuitePlan>, stdlib: &Path) -> BTreeSet<PathBuf> {
     let parent = |p: &Path| {
         let d = p.parent().map(Path::to_path_buf).unwrap_or_default();
         if d.as_os_str().is_empty() {
@@ -73,9 +71,9 @@ fn folders(suite: &Path, plan: Option<&SuitePlan>) -> BTreeSet<PathBuf> {
             out.insert(parent(&s.script_path));
         }
     }
-    for extra in ["stdlib", "reports/templates"] {
-        if Path::new(extra).is_dir() {
-            out.insert(PathBuf::from(extra));
+    for extra in [stdlib, Path::new("reports/templates")] {
+        if extra.is_dir() {
+            out.insert(extra.to_path_buf());
         }
     }
     out
@@ -94,10 +92,11 @@ pub fn run(a: WatchArgs) -> Result<Exit, CliError> {
     let (tx, rx) = mpsc::channel();
     let mut debouncer = notify_debouncer_full::new_debouncer(debounce, None, tx)
         .map_err(|e| CliError::failed(format!("cannot watch files: {e}")))?;
+    let stdlib = a.run.stdlib.clone().unwrap_or_else(|| PathBuf::from("stdlib"));
     let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
     let mut watch = |dirs: BTreeSet<PathBuf>, watched: &mut BTreeSet<PathBuf>| {
         for d in dirs.difference(&watched.clone()) {
-            let mode = if d.ends_with("stdlib") { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
+            let mode = if *d == stdlib { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
             match debouncer.watch(d, mode) {
                 Ok(()) => {
                     watched.insert(d.clone());
@@ -111,18 +110,22 @@ pub fn run(a: WatchArgs) -> Result<Exit, CliError> {
     let mut last: BTreeMap<String, ScenarioResult> = BTreeMap::new();
     let mut prints: BTreeMap<String, u64> = BTreeMap::new();
     let mut first = true;
+    let mut since = started;
     loop {
         // (Re)load and decide what to run.
         match suite_run::load_plan(&a.run) {
             Err(e) => {
                 // One write to one stream, so the place and the verdict stay together.
                 eprintln!("error: {}\nthe suite did not validate; fix it and save again", e.message);
-                watch(folders(&a.run.file, None), &mut watched);
+                watch(folders(&a.run.file, None, &stdlib), &mut watched);
             }
             Ok(plan) => {
-                watch(folders(&a.run.file, Some(&plan)), &mut watched);
-                let now: BTreeMap<String, u64> =
-                    plan.selected.iter().map(|&i| (plan.scenarios[i].name.clone(), fingerprint(&plan, i))).collect();
+                watch(folders(&a.run.file, Some(&plan), &stdlib), &mut watched);
+                let now: BTreeMap<String, u64> = plan
+                    .selected
+                    .iter()
+                    .map(|&i| (plan.scenarios[i].name.clone(), fingerprint(&plan, i, &stdlib)))
+                    .collect();
                 let changed: BTreeSet<usize> = plan
                     .selected
                     .iter()
@@ -148,7 +151,7 @@ pub fn run(a: WatchArgs) -> Result<Exit, CliError> {
                         ));
                     }
                     let mut cfg = p.cfg.clone();
-                    cfg.started = Instant::now();
+                    cfg.started = since;
                     cfg.only = Some(rerun.clone());
                     let results = orchestrator::run(&plan, &cfg);
                     runs += 1;
@@ -212,6 +215,7 @@ pub fn run(a: WatchArgs) -> Result<Exit, CliError> {
                         }
                         let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                         say(&format!("changed: {}\n", shown.join(", ")));
+                        since = Instant::now();
                         break;
                     }
                 }
