@@ -485,7 +485,10 @@ async fn suspending_the_server_under_load_is_a_stall_not_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_model_survives_a_kill_resends_pings_and_stays_balanced() {
     let _g = SERIAL.lock().await;
-    let server = Arc::new(tokio::sync::Mutex::new(ManagedServer::start_builtin(exe(), 1, &[]).await.unwrap()));
+    // Replies take 20 ms, so about 40 requests are in flight at any moment, the kill's too
+    // (at sub-millisecond replies, often none was, and nothing was left to resend).
+    let slow = ["--latency".to_string(), "20ms".to_string()];
+    let server = Arc::new(tokio::sync::Mutex::new(ManagedServer::start_builtin(exe(), 1, &slow).await.unwrap()));
     let target = server.lock().await.target();
     let events = Events::new();
     let mut plan = closed_plan(&target, 50, None, None);
