@@ -19,6 +19,19 @@ use std::time::{Duration, SystemTime};
 /// Distinct checks listed one by one in the summary; beyond that only failures are.
 const LIST_CHECKS_UP_TO: usize = 20;
 
+/// `--request-timeout` and `--segment`, which scripts and suites read alike.
+pub(super) fn request_timeout_and_segment(a: &RunArgs) -> Result<(Duration, Option<(u32, u32)>), CliError> {
+    let request_timeout =
+        parse_duration(&a.request_timeout).map_err(|e| CliError::invalid(format!("--request-timeout: {e}")))?;
+    let segment = a
+        .segment
+        .as_deref()
+        .map(crate::load::parse_segment)
+        .transpose()
+        .map_err(|e| CliError::invalid(format!("--segment: {e}")))?;
+    Ok((request_timeout, segment))
+}
+
 pub fn run(a: RunArgs) -> Result<Exit, CliError> {
     if super::suite::is_suite(&a.file) {
         return super::suite::run(a);
@@ -31,14 +44,7 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
         "none" | "0" => None,
         s => Some(parse_duration(s).map_err(|e| CliError::invalid(format!("--timeout: {e}")))?),
     };
-    let request_timeout =
-        parse_duration(&a.request_timeout).map_err(|e| CliError::invalid(format!("--request-timeout: {e}")))?;
-    let segment = a
-        .segment
-        .as_deref()
-        .map(crate::load::parse_segment)
-        .transpose()
-        .map_err(|e| CliError::invalid(format!("--segment: {e}")))?;
+    let (request_timeout, segment) = request_timeout_and_segment(&a)?;
     let limits = Limits { max_operations: a.max_operations, ..Limits::default() };
     let script = Arc::new(super::check::load(&a.file, a.stdlib.clone(), limits)?);
     script.check_params(&params).map_err(|e| CliError::invalid(e.to_string()))?;

@@ -33,14 +33,7 @@ pub fn prepare(a: &RunArgs, started: Instant) -> Result<Prepared, CliError> {
         Some("none" | "0") => Some(None),
         Some(s) => Some(Some(parse_duration(s).map_err(|e| CliError::invalid(format!("--timeout: {e}")))?)),
     };
-    let request_timeout =
-        parse_duration(&a.request_timeout).map_err(|e| CliError::invalid(format!("--request-timeout: {e}")))?;
-    let segment = a
-        .segment
-        .as_deref()
-        .map(crate::load::parse_segment)
-        .transpose()
-        .map_err(|e| CliError::invalid(format!("--segment: {e}")))?;
+    let (request_timeout, segment) = super::run::request_timeout_and_segment(a)?;
     let rt = runtime(2)?;
     let interrupt = super::run::interrupt_on_signals(&rt, "the suite");
     let mut cfg = RunConfig::new(rt.handle().clone());

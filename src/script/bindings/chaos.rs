@@ -7,14 +7,14 @@
 //! (kill, stop, suspend, a restart of a running server, a fault) is marked on the run's
 //! event clock, so a load phase running at the time reports the recovery from it.
 
-use super::{bridge_error, duration_arg, host_error, Namespace};
+use super::{bridge_error, duration_arg, host_error, module_fn, Namespace};
 use crate::chaos::{Fault, FaultId, Proxy};
 use crate::client::Target;
 use crate::managed::{ManagedError, Which};
 use crate::script::bridge::Bridge;
 use crate::script::ctx::{Resource, ScriptCtx, CLOSE_LIMIT};
 use crate::script::value;
-use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Module, NativeCallContext};
 use std::sync::{Arc, Mutex};
 
 pub const NAMESPACE: Namespace = Namespace {
@@ -213,28 +213,6 @@ fn act(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, action: Action, w: Which) -
         ctx.log(&format!("chaos: {label} (pids {pids:?})"));
     }
     Ok(pids.into_iter().map(|p| Dynamic::from_int(p as i64)).collect())
-}
-
-/// Registers `f` as `chaos::NAME` with parameter names and docs.
-fn module_fn<A: 'static, const N: usize, const X: bool, R: rhai::Variant + Clone, const F: bool, FUNC>(
-    engine: &Engine,
-    module: &mut Module,
-    name: &str,
-    params: &[&str],
-    docs: &[&str],
-    f: FUNC,
-) where
-    FUNC: rhai::RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
-{
-    let types = FUNC::param_names();
-    let mut info: Vec<String> = types
-        .iter()
-        .enumerate()
-        .map(|(i, t)| format!("{}: {}", params.get(i).copied().unwrap_or("_"), super::display_type(engine, t)))
-        .collect();
-    info.push(super::display_type(engine, std::any::type_name::<R>()));
-    let doc = docs.iter().map(|l| format!("///{l}")).collect::<Vec<_>>().join("\n");
-    FuncRegistration::new(name).with_params_info(info).with_comments([doc]).set_into_module(module, f);
 }
 
 pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {

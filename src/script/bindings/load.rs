@@ -6,7 +6,7 @@
 //! the phase runs; Ctrl-C or the script's timeout stop the phase, its partial result is
 //! still recorded, and the script then ends.
 
-use super::{host_error, site_string, Namespace};
+use super::{host_error, module_fn, site_string, Namespace};
 use crate::load::plan::{mix_seed, ClientSettings, Model, PhasePlan, RequestTemplate, Stage};
 use crate::load::resilience::{BreakerPlan, Resilience};
 use crate::load::{PhaseResult, RunEnv};
@@ -14,7 +14,7 @@ use crate::script::ctx::ScriptCtx;
 use crate::script::results::Better;
 use crate::script::value;
 use crate::util::duration::parse_duration;
-use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, FuncRegistration, Map, Module, NativeCallContext};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, Module, NativeCallContext};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -535,28 +535,6 @@ fn strip_histograms(v: &mut Value) {
         Value::Array(a) => a.iter_mut().for_each(strip_histograms),
         _ => {}
     }
-}
-
-/// Registers `f` as `load::NAME` with parameter names and docs (like `script_fn!`).
-fn module_fn<A: 'static, const N: usize, const X: bool, R: rhai::Variant + Clone, const F: bool, FUNC>(
-    engine: &Engine,
-    module: &mut Module,
-    name: &str,
-    params: &[&str],
-    docs: &[&str],
-    f: FUNC,
-) where
-    FUNC: rhai::RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
-{
-    let types = FUNC::param_names();
-    let mut info: Vec<String> = types
-        .iter()
-        .enumerate()
-        .map(|(i, t)| format!("{}: {}", params.get(i).copied().unwrap_or("_"), super::display_type(engine, t)))
-        .collect();
-    info.push(super::display_type(engine, std::any::type_name::<R>()));
-    let doc = docs.iter().map(|l| format!("///{l}")).collect::<Vec<_>>().join("\n");
-    FuncRegistration::new(name).with_params_info(info).with_comments([doc]).set_into_module(module, f);
 }
 
 pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {

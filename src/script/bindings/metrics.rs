@@ -3,7 +3,7 @@
 //! sampled over time). Exporting a number for regression detection is `metric(...)` of
 //! the structure namespace; `metrics::export` does it for a counter or gauge.
 
-use super::{bridge_error, duration_arg, host_error, register_getter, script_fn, site_string, Namespace};
+use super::{bridge_error, duration_arg, host_error, module_fn, register_getter, script_fn, site_string, Namespace};
 use crate::load::result::{self as lr, LatencyStats};
 use crate::load::sampler::{self, Sampler};
 use crate::script::bridge::Bridge;
@@ -11,7 +11,7 @@ use crate::script::ctx::{Resource, ScriptCtx, CLOSE_LIMIT};
 use crate::script::results::Better;
 use crate::script::value;
 use hdrhistogram::Histogram as Hdr;
-use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Module, NativeCallContext};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,28 +73,6 @@ fn series_map(r: &lr::Resources, pid: u32) -> Map {
 
 fn pid_arg(nc: &NativeCallContext, what: &str, pid: i64) -> Res<u32> {
     u32::try_from(pid).map_err(|_| host_error(nc, format!("{what}: {pid} is not a process id")))
-}
-
-fn module_fn<A: 'static, const N: usize, const X: bool, R: rhai::Variant + Clone, const F: bool, FUNC>(
-    engine: &Engine,
-    module: &mut Module,
-    name: &str,
-    params: &[&str],
-    docs: &[&str],
-    f: FUNC,
-) where
-    FUNC: rhai::RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
-{
-    let mut info: Vec<String> = FUNC::param_names()
-        .iter()
-        .enumerate()
-        .map(|(i, t)| format!("{}: {}", params.get(i).copied().unwrap_or("_"), super::display_type(engine, t)))
-        .collect();
-    if std::any::TypeId::of::<R>() != std::any::TypeId::of::<()>() {
-        info.push(super::display_type(engine, std::any::type_name::<R>()));
-    }
-    let doc = docs.iter().map(|l| format!("///{l}")).collect::<Vec<_>>().join("\n");
-    FuncRegistration::new(name).with_params_info(info).with_comments([doc]).set_into_module(module, f);
 }
 
 pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {

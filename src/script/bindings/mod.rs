@@ -18,7 +18,7 @@ pub mod structure;
 use super::bridge::BridgeError;
 use super::ctx::ScriptCtx;
 use super::recorder::Site;
-use rhai::{Engine, EvalAltResult, FuncRegistration, NativeCallContext, RhaiNativeFunc, Variant};
+use rhai::{Engine, EvalAltResult, FuncRegistration, Module, NativeCallContext, RhaiNativeFunc, Variant};
 use std::any::TypeId;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,6 +74,35 @@ pub fn register_documented<A: 'static, const N: usize, const X: bool, R: Variant
 ) where
     FUNC: RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
 {
+    let info = signature::<A, N, X, R, F, FUNC>(engine, name, params);
+    FuncRegistration::new(name).with_params_info(info).with_comments([doc_block(docs)]).register_into_engine(engine, f);
+}
+
+/// Registers `f` as `NAME` in a namespace's `module` (`load::run`, `chaos::kill`), with
+/// parameter names and doc lines as [`register_documented`] does.
+pub fn module_fn<A: 'static, const N: usize, const X: bool, R: Variant + Clone, const F: bool, FUNC>(
+    engine: &Engine,
+    module: &mut Module,
+    name: &str,
+    params: &[&str],
+    docs: &[&str],
+    f: FUNC,
+) where
+    FUNC: RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
+{
+    let info = signature::<A, N, X, R, F, FUNC>(engine, name, params);
+    FuncRegistration::new(name).with_params_info(info).with_comments([doc_block(docs)]).set_into_module(module, f);
+}
+
+/// `name: type` for each parameter, then the return type unless it is `()`.
+fn signature<A: 'static, const N: usize, const X: bool, R: Variant + Clone, const F: bool, FUNC>(
+    engine: &Engine,
+    name: &str,
+    params: &[&str],
+) -> Vec<String>
+where
+    FUNC: RhaiNativeFunc<A, N, X, R, F>,
+{
     let types = FUNC::param_names();
     debug_assert_eq!(types.len(), params.len(), "script function {name}: parameter names do not match the closure");
     let mut info: Vec<String> = types
@@ -84,7 +113,7 @@ pub fn register_documented<A: 'static, const N: usize, const X: bool, R: Variant
     if TypeId::of::<R>() != TypeId::of::<()>() {
         info.push(display_type(engine, std::any::type_name::<R>()));
     }
-    FuncRegistration::new(name).with_params_info(info).with_comments([doc_block(docs)]).register_into_engine(engine, f);
+    info
 }
 
 /// Registers a property getter (`session.target`) with doc comments.
