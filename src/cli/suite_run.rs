@@ -141,11 +141,13 @@ pub fn summary(r: &RunResults, path: &Path) -> String {
         let o = &suite.overhead;
         let _ = writeln!(
             out,
-            "overhead: start-up {:.1} ms, scheduling latency mean {:.2} ms, aggregation {:.0} us per scenario, \
-             parallel efficiency {:.0}% on {} workers, critical path {} ({})",
+            "overhead: start-up {:.1} ms, scheduling {:.0} us and aggregation {:.0} us per scenario \
+             (waiting for a free worker: {:.0} ms on average), parallel efficiency {:.0}% on {} workers, \
+             critical path {} ({})",
             o.startup_ms,
-            o.scheduling_latency_ms_mean,
+            o.scheduling_overhead_us_mean,
             o.aggregation_us_mean,
+            o.scheduling_latency_ms_mean,
             o.parallel_efficiency * 100.0,
             suite.parallelism,
             o.critical_path.join(" -> "),
