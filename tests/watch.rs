@@ -128,6 +128,8 @@ fn watch_reruns_exactly_what_changed_and_survives_a_syntax_error() {
     assert_eq!(lines.count_since(from, "run "), 1);
     let r: Value = serde_json::from_slice(&std::fs::read(dir.path().join("out/results.json")).unwrap()).unwrap();
     let names: Vec<&str> = r["scenarios"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["d"], "the last results hold what re-ran");
-    assert_eq!(r["scenarios"][0]["checks"][0]["name"], "d 4", "the last save of the burst ran");
+    assert_eq!(names, ["a", "b", "c", "d"], "the record holds the whole suite, carried over where nothing changed");
+    assert_eq!(r["summary"]["total_tests"], 4);
+    assert_eq!(r["scenarios"][3]["checks"][0]["name"], "d 4", "the last save of the burst ran");
+    assert_eq!(r["scenarios"][2]["checks"][0]["name"], "helpers say ok", "c's result from run 3 carried over");
 }

@@ -155,16 +155,18 @@ pub fn run(a: WatchArgs) -> Result<Exit, CliError> {
                     cfg.only = Some(rerun.clone());
                     let results = orchestrator::run(&plan, &cfg);
                     runs += 1;
-                    let dir = out_dir.clone().unwrap_or_else(|| PathBuf::from("reports").join(&results.run_id));
-                    match results.write_to(&dir) {
-                        Ok(path) => say(&suite_run::summary(&results, &path)),
-                        Err(e) => eprintln!("error: cannot write results into {}: {e}", dir.display()),
-                    }
-                    if !first {
-                        say(&differences(&last, &results));
-                    }
+                    let diff = (!first).then(|| differences(&last, &results));
                     for s in &results.scenarios {
                         last.insert(s.root.name.clone(), s.clone());
+                    }
+                    let record = whole_suite(&plan, &last, &results);
+                    let dir = out_dir.clone().unwrap_or_else(|| PathBuf::from("reports").join(&record.run_id));
+                    match record.write_to(&dir) {
+                        Ok(path) => say(&suite_run::summary(&record, &path)),
+                        Err(e) => eprintln!("error: cannot write results into {}: {e}", dir.display()),
+                    }
+                    if let Some(diff) = diff {
+                        say(&diff);
                     }
                     // A scenario that did not run keeps its old fingerprint so it runs next time.
                     for &i in &rerun {
@@ -229,6 +231,20 @@ pub fn run(a: WatchArgs) -> Result<Exit, CliError> {
             }
         }
     }
+}
+
+/// The record of a re-run: the scenarios that ran now and the latest result of every other
+/// selected scenario, carried over from earlier runs, so that `results.json` (and the verdict)
+/// always describe the whole suite as it stands, not only what the last save touched.
+fn whole_suite(plan: &SuitePlan, latest: &BTreeMap<String, ScenarioResult>, ran: &RunResults) -> RunResults {
+    let scenarios =
+        plan.selected.iter().filter_map(|&i| latest.get(&plan.scenarios[i].name).cloned()).collect::<Vec<_>>();
+    let mut record = RunResults::new(ran.run_id.clone(), ran.target.clone(), std::time::SystemTime::now(), scenarios);
+    record.started_at = ran.started_at.clone();
+    record.finished_at = ran.finished_at.clone();
+    record.duration_ms = ran.duration_ms;
+    record.suite = ran.suite.clone();
+    record
 }
 
 /// Status flips and metric differences of the scenarios in `now` against `before`.
