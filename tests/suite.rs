@@ -502,3 +502,32 @@ fn a_suite_server_that_does_not_start_fails_the_scenarios_with_the_reason() {
     assert_eq!(scenario(&r, "a")["status"], "failed");
     assert!(scenario(&r, "a")["schedule"]["reason"].as_str().unwrap().contains("/bin/false"), "{r}");
 }
+
+#[test]
+fn a_suite_server_with_restart_on_exit_comes_back_between_scenarios() {
+    // `a` kills the suite's server; `b` runs after it and needs the server. With
+    // `restart: on-exit` mcpscript starts it again before `b`; without, `b` finds it gone.
+    for restart in [true, false] {
+        let port = common::free_port();
+        let policy = if restart { "  restart: on-exit\n" } else { "" };
+        let f = Fixture::new(&format!(
+            "name: r\ntarget: tcp://127.0.0.1:{port}\nparallelism: 1\nserver:\n  command: [{EXE}, serve, --listen, \
+             'tcp://127.0.0.1:{port}']\n{policy}scenarios: [a.yaml, b.yaml]\n"
+        ));
+        f.scenario("a", "", "let pids = chaos::kill();\ncheck(pids.len() == 1, \"killed the suite's server\");\n");
+        f.scenario(
+            "b",
+            "depends_on: [a]\n",
+            "let s = connect();\ncheck(s.ping().ok, \"the server answers\");\ns.close();\n",
+        );
+        let (out, r) = f.run(&[]);
+        assert_eq!(scenario(&r, "a")["status"], "passed", "{r}");
+        if restart {
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            assert_eq!(scenario(&r, "b")["status"], "passed", "{r}");
+        } else {
+            assert_eq!(out.status.code(), Some(1), "without restart the server stays down: {}", stderr(&out));
+            assert_ne!(scenario(&r, "b")["status"], "passed", "{r}");
+        }
+    }
+}
