@@ -369,18 +369,20 @@ fn open_model_does_not_hide_a_stalled_server() {
     assert!(worst >= 900.0, "the stall shows in the timeline: {worst}");
 }
 
-/// TIME_WAIT sockets on either side of connections to `port` (from /proc/net/tcp).
-fn time_wait_on(port: u16) -> usize {
+/// TIME_WAIT sockets on either side of connections to `port` (from /proc/net/tcp), as
+/// (local, remote) address pairs.
+fn time_wait_on(port: u16) -> std::collections::HashSet<(String, String)> {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
     let hex = format!(":{port:04X}");
     table
         .lines()
         .skip(1)
-        .filter(|l| {
+        .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() > 3 && f[3] == "06" && (f[1].ends_with(&hex) || f[2].ends_with(&hex))
+            let ours = f.len() > 3 && f[3] == "06" && (f[1].ends_with(&hex) || f[2].ends_with(&hex));
+            ours.then(|| (f[1].to_string(), f[2].to_string()))
         })
-        .count()
+        .collect()
 }
 
 #[test]
@@ -390,6 +392,9 @@ fn sessions_close_without_leaving_time_wait() {
         let s = builtin(None).await;
         let url = s.url("tcp").unwrap().to_string();
         let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+        // Earlier tests' client sockets may have had this number as their own port and still
+        // be in TIME_WAIT: only sockets this test leaves behind count.
+        let before = time_wait_on(port);
         let mut p = plan(&url, Model::Connect { sessions: 500, hold: Duration::from_millis(100) });
         p.connect_rate = 5000.0;
         let r = run_local(&p, Control::default()).await;
@@ -410,7 +415,8 @@ fn sessions_close_without_leaving_time_wait() {
         let o = run_local(&plan(&url, open), Control::default()).await;
         assert_eq!(o.counts.ok, 500);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(time_wait_on(port), 0, "closing with SO_LINGER 0 leaves no TIME_WAIT on either side");
+        let left: Vec<_> = time_wait_on(port).difference(&before).cloned().collect();
+        assert!(left.is_empty(), "closing with SO_LINGER 0 leaves no TIME_WAIT on either side: {left:?}");
         s.shutdown().await;
     });
 }

@@ -11,8 +11,9 @@
 //! current-thread runtime ([`LocalRuntime`]) and the sessions a script opens live on it, so
 //! the script thread itself waits in `epoll` for its replies and the kernel wakes it directly:
 //! no thread hop at all, the same path a Rust client on its own runtime takes. The price: a
-//! script's sessions only make progress while the script waits on something (a request,
-//! `sleep`, a load phase); between calls the kernel buffers what the server sends.
+//! script's sessions only make progress while the script waits on one of them or sleeps;
+//! otherwise (computing, or waiting for a load phase, which runs on the shared runtime) the
+//! kernel buffers what the server sends until the next such call.
 //!
 //! A [`StopSignal`] ends a script early (Ctrl-C or its timeout). The script's progress
 //! callback reads it between operations; a script blocked in the bridge is woken because

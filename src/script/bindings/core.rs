@@ -73,8 +73,9 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     /// cancelled or times out.
     "sleep"(duration) => move |nc: NativeCallContext, duration: &str| -> Res<()> {
         let d = duration_arg(&nc, "sleep", duration)?;
-        // The timer must be created on the runtime, hence the async block.
-        c.bridge.run(async move { tokio::time::sleep(d).await }).map_err(|e| bridge_error(&nc, "sleep", e))
+        // The timer must be created on the runtime, hence the async block; it runs where the
+        // script's sessions live, so they keep being served while the script sleeps.
+        c.bridge.run_io(async move { tokio::time::sleep(d).await }).map_err(|e| bridge_error(&nc, "sleep", e))
     });
 
     script_fn!(engine,
