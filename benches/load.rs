@@ -14,7 +14,7 @@
 //! `scripts/examples/README.md`.
 
 use mcpscript::load::mux::Hooks;
-use mcpscript::load::plan::{ClientSettings, Model, PhasePlan, RequestTemplate};
+use mcpscript::load::plan::{Model, PhasePlan};
 use mcpscript::load::pool::{establish, Connector, Exclusive};
 use mcpscript::load::recorder::Recorder;
 use std::io::BufRead;
@@ -42,21 +42,10 @@ fn main() {
     let url = line.trim().strip_prefix("listening ").expect("listening line").to_string();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     rt.block_on(async {
-        let plan = PhasePlan {
-            name: "mem".into(),
-            target: url.clone(),
-            model: Model::Connect { sessions: n, hold: Duration::ZERO },
-            mix: vec![RequestTemplate::new("ping", None, 1)],
-            request_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(10),
-            connect_rate: 0.0,
-            seed: 1,
-            segment: None,
-            client: ClientSettings::default(),
-            session_offset: 0,
-            processes: 0,
-            resilience: Default::default(),
-        };
+        let ten = Duration::from_secs(10);
+        let model = Model::Connect { sessions: n, hold: Duration::ZERO };
+        let plan =
+            PhasePlan { request_timeout: ten, connect_timeout: ten, seed: 1, ..PhasePlan::new("mem", &url, model) };
         let connector = Arc::new(Connector::new(&plan).await.unwrap());
         let rec = Recorder::new(1, Arc::new(AtomicI64::new(0)));
         let (_keep, stop) = tokio::sync::watch::channel(false);

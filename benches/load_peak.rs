@@ -18,7 +18,7 @@
 //! runs on a 2-thread runtime. CPU per reply is measured from `/proc` for both sides.
 
 use mcpscript::load::exec::{run_local, Control};
-use mcpscript::load::plan::{ClientSettings, Model, PhasePlan, RequestTemplate};
+use mcpscript::load::plan::{Model, PhasePlan};
 use mcpscript::load::recorder::{Accumulator, Outcome, Recorder};
 use mcpscript::load::sampler::cpu_seconds;
 use std::io::BufRead;
@@ -89,20 +89,14 @@ fn loadavg() -> String {
 
 /// The load engine's closed model for `window` (connects first; only the window counts).
 async fn engine(url: &str, conns: u64, window: Duration) -> (u64, f64, f64, f64) {
+    let ten = Duration::from_secs(10);
+    let model = Model::Closed { sessions: conns, duration: Some(window), iterations: None, think: None };
     let plan = PhasePlan {
-        name: "peak".into(),
-        target: url.into(),
-        model: Model::Closed { sessions: conns, duration: Some(window), iterations: None, think: None },
-        mix: vec![RequestTemplate::new("ping", None, 1)],
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(10),
-        connect_rate: 0.0,
+        request_timeout: ten,
+        connect_timeout: ten,
         seed: 1,
-        segment: None,
-        client: ClientSettings::default(),
-        session_offset: 0,
         processes: 1,
-        resilience: Default::default(),
+        ..PhasePlan::new("peak", url, model)
     };
     let r = run_local(&plan, Control::default()).await;
     if r.counts.ok < r.counts.sent {

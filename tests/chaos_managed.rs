@@ -168,26 +168,12 @@ async fn no_such_worker_is_refused() {
 // ---- recovery and resilience under load ----
 
 use mcpscript::chaos::{Fault, Proxy};
-use mcpscript::load::plan::ClientSettings;
-use mcpscript::load::resilience::{Events, Resilience};
+use mcpscript::load::resilience::Events;
 use mcpscript::load::{Model, PhasePlan, PhaseResult, RequestTemplate, RunEnv};
 
 fn closed_plan(target: &Target, sessions: u64, duration: Option<Duration>, iterations: Option<u64>) -> PhasePlan {
-    PhasePlan {
-        name: "chaos".into(),
-        target: target.to_string(),
-        model: Model::Closed { sessions, duration, iterations, think: None },
-        mix: vec![RequestTemplate::new("ping", None, 1)],
-        request_timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(5),
-        connect_rate: 0.0,
-        seed: 42,
-        segment: None,
-        client: ClientSettings::default(),
-        session_offset: 0,
-        processes: 1,
-        resilience: Resilience::default(),
-    }
+    let model = Model::Closed { sessions, duration, iterations, think: None };
+    PhasePlan { seed: 42, processes: 1, ..PhasePlan::new("chaos", &target.to_string(), model) }
 }
 
 fn run_env(events: &Arc<Events>) -> RunEnv {

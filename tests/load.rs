@@ -3,7 +3,6 @@
 //! results, and measurement fidelity (injected latency, a stalled server in an open model).
 
 use mcpscript::load::exec::{run_local, Control};
-use mcpscript::load::plan::ClientSettings;
 use mcpscript::load::{Model, PhasePlan, PhaseResult, RequestTemplate, Stage};
 use mcpscript::server::{self, ServerConfig};
 use serde_json::json;
@@ -22,21 +21,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn plan(target: &str, model: Model) -> PhasePlan {
-    PhasePlan {
-        name: "test".into(),
-        target: target.into(),
-        model,
-        mix: vec![RequestTemplate::new("ping", None, 1)],
-        request_timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(5),
-        connect_rate: 0.0,
-        seed: 42,
-        segment: None,
-        client: ClientSettings::default(),
-        session_offset: 0,
-        processes: 0,
-        resilience: Default::default(),
-    }
+    PhasePlan { seed: 42, ..PhasePlan::new("test", target, model) }
 }
 
 fn echo_mix() -> Vec<RequestTemplate> {

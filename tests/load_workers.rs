@@ -4,37 +4,21 @@
 //! Ctrl-C, and that no child process outlives a run.
 
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use tempfile::TempDir;
+
 const BIN: &str = env!("CARGO_BIN_EXE_mcpscript");
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn tempdir() -> TempDir {
+    tempfile::tempdir().unwrap()
 }
 
-fn tempdir() -> Dir {
-    let d = std::env::temp_dir().join(format!(
-        "mcpscript-load-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    Dir(d)
-}
-
-fn command(dir: &Dir, script: &str, out: &str, budget: Option<u64>, extra: &[&str]) -> Command {
-    let file = dir.0.join("phase.rhai");
+fn command(dir: &TempDir, script: &str, out: &str, budget: Option<u64>, extra: &[&str]) -> Command {
+    let file = dir.path().join("phase.rhai");
     std::fs::write(&file, script).unwrap();
     let mut c = Command::new(BIN);
-    c.args(["run", file.to_str().unwrap(), "--out", dir.0.join(out).to_str().unwrap(), "-q"]).args(extra);
+    c.args(["run", file.to_str().unwrap(), "--out", dir.path().join(out).to_str().unwrap(), "-q"]).args(extra);
     c.env_remove("MCPSCRIPT_MAX_CONNS_PER_PROCESS").env_remove("MCPSCRIPT_STDLIB").stdin(Stdio::null());
     if let Some(b) = budget {
         c.env("MCPSCRIPT_MAX_CONNS_PER_PROCESS", b.to_string());
@@ -42,9 +26,9 @@ fn command(dir: &Dir, script: &str, out: &str, budget: Option<u64>, extra: &[&st
     c
 }
 
-fn run(dir: &Dir, script: &str, out: &str, budget: Option<u64>, extra: &[&str]) -> (Output, Value) {
+fn run(dir: &TempDir, script: &str, out: &str, budget: Option<u64>, extra: &[&str]) -> (Output, Value) {
     let o = command(dir, script, out, budget, extra).output().unwrap();
-    let path = dir.0.join(out).join("results.json");
+    let path = dir.path().join(out).join("results.json");
     let v = serde_json::from_slice(
         &std::fs::read(&path).unwrap_or_else(|_| panic!("no results: {}", String::from_utf8_lossy(&o.stderr))),
     )
@@ -170,9 +154,14 @@ fn segments_merge_to_the_totals_of_one_run() {
     let (o1, _) = run(&d, PHASES, "seg1", None, &["--segment", "1/2"]);
     let (o2, _) = run(&d, PHASES, "seg2", None, &["--segment", "2/2"]);
     assert_eq!((o1.status.code(), o2.status.code()), (Some(0), Some(0)));
-    let out = d.0.join("merged");
+    let out = d.path().join("merged");
     let m = Command::new(BIN)
-        .args(["merge", d.0.join("seg1").to_str().unwrap(), d.0.join("seg2/results.json").to_str().unwrap(), "--out"])
+        .args([
+            "merge",
+            d.path().join("seg1").to_str().unwrap(),
+            d.path().join("seg2/results.json").to_str().unwrap(),
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
@@ -255,7 +244,7 @@ fn a_worker_killed_mid_run_is_reported_and_the_run_completes() {
     unsafe { libc::kill(victim as libc::pid_t, libc::SIGKILL) };
     let code = wait_exit(&mut child, Duration::from_secs(40));
     assert_eq!(code, Some(0), "the script itself passed");
-    let v: Value = serde_json::from_slice(&std::fs::read(d.0.join("out/results.json")).unwrap()).unwrap();
+    let v: Value = serde_json::from_slice(&std::fs::read(d.path().join("out/results.json")).unwrap()).unwrap();
     let p = &phases(&v)[0];
     assert_eq!(p["status"], "partial");
     assert_identity(p);
@@ -287,7 +276,7 @@ fn ctrl_c_stops_the_workers_and_still_writes_results() {
     let code = wait_exit(&mut child, Duration::from_secs(30));
     assert_eq!(code, Some(130));
     assert!(t0.elapsed() < Duration::from_secs(15), "stopped promptly: {:?}", t0.elapsed());
-    let v: Value = serde_json::from_slice(&std::fs::read(d.0.join("out/results.json")).unwrap()).unwrap();
+    let v: Value = serde_json::from_slice(&std::fs::read(d.path().join("out/results.json")).unwrap()).unwrap();
     assert_eq!(v["status"], "cancelled");
     let p = &phases(&v)[0];
     assert_eq!(p["status"], "cancelled");

@@ -5,33 +5,18 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcpscript");
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn tempdir() -> TempDir {
+    tempfile::tempdir().unwrap()
 }
 
-fn tempdir() -> Dir {
-    let d = std::env::temp_dir().join(format!(
-        "mcpscript-cli-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    Dir(d)
-}
-
-fn write(dir: &Dir, name: &str, src: &str) -> PathBuf {
-    let p = dir.0.join(name);
+fn write(dir: &TempDir, name: &str, src: &str) -> PathBuf {
+    let p = dir.path().join(name);
     std::fs::write(&p, src).unwrap();
     p
 }
@@ -41,15 +26,16 @@ fn mcpscript(args: &[&str]) -> Output {
 }
 
 /// `mcpscript run SCRIPT --out DIR/out ARGS...`
-fn run(dir: &Dir, script: &Path, args: &[&str]) -> Output {
-    let out = dir.0.join("out");
+fn run(dir: &TempDir, script: &Path, args: &[&str]) -> Output {
+    let out = dir.path().join("out");
     let mut all = vec!["run", script.to_str().unwrap(), "--out", out.to_str().unwrap()];
     all.extend_from_slice(args);
     mcpscript(&all)
 }
 
-fn results(dir: &Dir) -> Value {
-    serde_json::from_slice(&std::fs::read(dir.0.join("out/results.json")).expect("results.json was written")).unwrap()
+fn results(dir: &TempDir) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.path().join("out/results.json")).expect("results.json was written"))
+        .unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -69,7 +55,7 @@ fn a_syntax_error_shows_file_line_column_source_and_caret_and_exits_2() {
     let e = stderr(&o);
     assert!(e.contains(&format!("error: {}:2:16: syntax error", f.display())), "{e}");
     assert!(e.contains(" 2 | let y = foo(x, ;\n   |                ^"), "{e}");
-    assert!(!d.0.join("out/results.json").exists(), "nothing ran, nothing is written");
+    assert!(!d.path().join("out/results.json").exists(), "nothing ran, nothing is written");
 }
 
 #[test]
@@ -262,7 +248,7 @@ fn ctrl_c_cancels_writes_results_and_exits_130() {
     use std::io::{BufRead, BufReader};
     let d = tempdir();
     let f = write(&d, "wait.rhai", "stage(\"waiting\", || { log(\"ready\"); sleep(\"30s\"); });\n");
-    let out = d.0.join("out");
+    let out = d.path().join("out");
     let mut child = Command::new(BIN)
         .args(["run", f.to_str().unwrap(), "--out", out.to_str().unwrap()])
         .stdin(Stdio::null())

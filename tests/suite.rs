@@ -193,6 +193,19 @@ fn spawn(f: &Fixture, args: &[&str]) -> Child {
     f.cmd(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
+/// The first child process of `pid`, once it exists and `ready` holds (within 10 s).
+fn first_child(pid: u32, ready: impl Fn() -> bool, what: &str) -> u32 {
+    let mut child = None;
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            child = children(pid).first().copied();
+            child.is_some() && ready()
+        }),
+        "{what} never started"
+    );
+    child.unwrap()
+}
+
 #[test]
 fn a_timeout_cancels_the_scenario_and_leaves_no_child() {
     let f = Fixture::new("name: t\nscenarios: [slow.yaml, after.yaml]\n");
@@ -207,15 +220,7 @@ fn a_timeout_cancels_the_scenario_and_leaves_no_child() {
     f.scenario("after", "resources: {connections: 0}\n", "sleep(\"3s\");\ncheck(true, \"after\");\n");
     let mut child = spawn(&f, &["run", "suite.yaml", "--out", "out", "-q"]);
     let pid = child.id();
-    let mut server = None;
-    assert!(
-        wait_for(Duration::from_secs(10), || {
-            server = children(pid).first().copied();
-            server.is_some()
-        }),
-        "the stdio server never started"
-    );
-    let server = server.unwrap();
+    let server = first_child(pid, || true, "the stdio server");
     // The timeout fires after 1 s; while `after` still runs, the server must be gone.
     assert!(wait_for(Duration::from_secs(3), || !alive(server)), "the timed-out scenario's server {server} survived");
     assert!(child.try_wait().unwrap().is_none(), "the coordinator is still running the next scenario");
@@ -238,15 +243,7 @@ fn killing_the_coordinator_leaves_no_child() {
     f.scenario("long", "", "let s = connect();\ncheck(s.ping().ok, \"ping\");\nsleep(\"30s\");\n");
     let mut child = spawn(&f, &["run", "suite.yaml", "--out", "out", "-q"]);
     let pid = child.id();
-    let mut server = None;
-    assert!(
-        wait_for(Duration::from_secs(10), || {
-            server = children(pid).first().copied();
-            server.is_some() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        }),
-        "the managed server never started"
-    );
-    let server = server.unwrap();
+    let server = first_child(pid, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "the managed server");
     // SAFETY: signals only the coordinator this test started.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     let _ = child.wait();

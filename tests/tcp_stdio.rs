@@ -2,6 +2,9 @@
 //! helper, negotiation, deadlines with cancellation, load shedding, auth, injected latency
 //! and errors, and the client's handling of servers that misbehave.
 
+mod common;
+
+use common::{opts, rpc_code, text};
 use mcpscript::client::{ClientError, ClientOptions, ErrorKind, Session, Target};
 use mcpscript::protocol::jsonrpc::{INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR};
 use mcpscript::protocol::mcp::codes;
@@ -21,21 +24,6 @@ async fn start(config: ServerConfig) -> (RunningServer, Target) {
 
 fn tcp_config() -> ServerConfig {
     ServerConfig::listening(&["tcp://127.0.0.1:0"]).unwrap()
-}
-
-fn opts() -> Arc<ClientOptions> {
-    Arc::new(ClientOptions::default())
-}
-
-fn text(v: &Value) -> &str {
-    v["content"][0]["text"].as_str().unwrap_or_default()
-}
-
-fn rpc_code(e: &ClientError) -> i64 {
-    match e {
-        ClientError::Rpc { error, .. } => error.code,
-        other => panic!("expected a JSON-RPC error, got {other}"),
-    }
 }
 
 #[tokio::test]

@@ -2,6 +2,9 @@
 //! session, malformed and oversized frames in both directions, pings, closing, capacity
 //! limits, auth and Origin checks, refused upgrades and refused connections.
 
+mod common;
+
+use common::{opts, rpc_code, text};
 use futures_util::{SinkExt, StreamExt};
 use mcpscript::client::{ClientError, ClientOptions, Session, Target};
 use mcpscript::protocol::jsonrpc::{INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR};
@@ -105,21 +108,6 @@ macro_rules! both_servers {
             $scenario(server).await;
         }
     };
-}
-
-fn opts() -> Arc<ClientOptions> {
-    Arc::new(ClientOptions::default())
-}
-
-fn text(v: &Value) -> &str {
-    v["content"][0]["text"].as_str().unwrap_or_default()
-}
-
-fn rpc_code(e: &ClientError) -> i64 {
-    match e {
-        ClientError::Rpc { error, .. } => error.code,
-        other => panic!("expected a JSON-RPC error, got {other}"),
-    }
 }
 
 type RawWs = WebSocketStream<TcpStream>;

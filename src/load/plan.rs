@@ -169,6 +169,27 @@ pub const MAX_SESSIONS: u64 = 10_000_000;
 pub const MAX_PROCESSES: u32 = 256;
 
 impl PhasePlan {
+    /// A phase of `model` against `target` with the defaults a script gets when it says
+    /// nothing more: `ping` requests, 5 s request and connect deadlines, connects as fast as
+    /// allowed, seed 0, no segment, processes decided from the file budget.
+    pub fn new(name: &str, target: &str, model: Model) -> PhasePlan {
+        PhasePlan {
+            name: name.to_string(),
+            target: target.to_string(),
+            model,
+            mix: vec![RequestTemplate::new("ping", None, 1)],
+            request_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            connect_rate: 0.0,
+            seed: 0,
+            segment: None,
+            client: ClientSettings::default(),
+            session_offset: 0,
+            processes: 0,
+            resilience: Default::default(),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), PlanError> {
         let err = |reason: String| Err(PlanError { phase: self.name.clone(), reason });
         let sessions = self.model.sessions();
@@ -376,20 +397,12 @@ mod tests {
     use super::*;
 
     fn plan(model: Model) -> PhasePlan {
+        let second = Duration::from_secs(1);
         PhasePlan {
-            name: "p".into(),
-            target: "tcp://127.0.0.1:1".into(),
-            model,
-            mix: vec![RequestTemplate::new("ping", None, 1)],
-            request_timeout: Duration::from_secs(1),
-            connect_timeout: Duration::from_secs(1),
-            connect_rate: 0.0,
+            request_timeout: second,
+            connect_timeout: second,
             seed: 1,
-            segment: None,
-            client: ClientSettings::default(),
-            session_offset: 0,
-            processes: 0,
-            resilience: Default::default(),
+            ..PhasePlan::new("p", "tcp://127.0.0.1:1", model)
         }
     }
 

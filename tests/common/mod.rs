@@ -5,7 +5,10 @@
 
 pub mod interop;
 
+use mcpscript::client::{ClientError, ClientOptions};
+use serde_json::Value;
 use std::net::{Ipv4Addr, TcpListener};
+use std::sync::Arc;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, release it).
 ///
@@ -14,4 +17,22 @@ use std::net::{Ipv4Addr, TcpListener};
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0 to find a free port");
     listener.local_addr().expect("local_addr of a bound listener").port()
+}
+
+/// Client options with every default.
+pub fn opts() -> Arc<ClientOptions> {
+    Arc::new(ClientOptions::default())
+}
+
+/// The text of a tool result's first content item ("" when there is none).
+pub fn text(v: &Value) -> &str {
+    v["content"][0]["text"].as_str().unwrap_or_default()
+}
+
+/// The code of a JSON-RPC error reply; panics (failing the test) on any other error.
+pub fn rpc_code(e: &ClientError) -> i64 {
+    match e {
+        ClientError::Rpc { error, .. } => error.code,
+        other => panic!("expected a JSON-RPC error, got {other}"),
+    }
 }

@@ -75,6 +75,14 @@ fn pid_arg(nc: &NativeCallContext, what: &str, pid: i64) -> Res<u32> {
     u32::try_from(pid).map_err(|_| host_error(nc, format!("{what}: {pid} is not a process id")))
 }
 
+/// Adds `delta` to counter `name` (starting at 0); returns the new value.
+fn add(values: &Mutex<BTreeMap<String, f64>>, name: &str, delta: f64) -> f64 {
+    let mut m = values.lock().unwrap_or_else(|e| e.into_inner());
+    let e = m.entry(name.to_string()).or_insert(0.0);
+    *e += delta;
+    *e
+}
+
 pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     engine.register_type_with_name::<ScriptHistogram>("Histogram");
     engine.register_type_with_name::<ScriptSampler>("Sampler");
@@ -127,12 +135,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
         "counter",
         &["name", "delta"],
         &[" Adds `delta` to counter `name` (starting at 0) and returns the new value."],
-        move |name: &str, delta: f64| -> f64 {
-            let mut m = v.lock().unwrap_or_else(|e| e.into_inner());
-            let e = m.entry(name.to_string()).or_insert(0.0);
-            *e += delta;
-            *e
-        },
+        move |name: &str, delta: f64| -> f64 { add(&v, name, delta) },
     );
     let v = values.clone();
     module_fn(
@@ -141,12 +144,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
         "counter",
         &["name", "delta"],
         &[" Adds a whole number to counter `name`; returns the new value."],
-        move |name: &str, delta: i64| -> f64 {
-            let mut m = v.lock().unwrap_or_else(|e| e.into_inner());
-            let e = m.entry(name.to_string()).or_insert(0.0);
-            *e += delta as f64;
-            *e
-        },
+        move |name: &str, delta: i64| -> f64 { add(&v, name, delta as f64) },
     );
     let v = values.clone();
     module_fn(
