@@ -28,6 +28,8 @@ pub mod load;
 pub mod managed;
 pub mod net;
 pub mod protocol;
+pub mod regress;
+pub mod report;
 pub mod script;
 pub mod server;
 pub mod suite;

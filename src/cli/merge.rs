@@ -110,7 +110,14 @@ fn merge_stage(a: &mut StageResult, b: &StageResult) -> Result<(), String> {
                 m.value = value;
             } else {
                 let better = if dir == Direction::Higher { Better::Higher } else { Better::Lower };
-                a.metrics.push(MetricResult { name, value, unit: Some(unit.into()), better, stage: String::new() });
+                a.metrics.push(MetricResult {
+                    name,
+                    value,
+                    unit: Some(unit.into()),
+                    better,
+                    stage: String::new(),
+                    samples: vec![],
+                });
             }
         }
     }

@@ -190,7 +190,7 @@ impl Recorder {
         }
         let stage = self.stack.iter().skip(1).map(|s| s.name.as_str()).collect::<Vec<_>>().join("/");
         self.metric_names.insert(name.to_string(), site.to_string());
-        self.top().metrics.push(MetricResult { name: name.to_string(), value, unit, better, stage });
+        self.top().metrics.push(MetricResult { name: name.to_string(), value, unit, better, stage, samples: vec![] });
         Ok(())
     }
 

@@ -13,7 +13,11 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Identifies the format of `results.json`.
-pub const SCHEMA: &str = "mcpscript.results/1";
+pub const SCHEMA: &str = "mcpscript.results/2";
+
+/// The version of `results.json`'s format, also in [`SCHEMA`]; `reports/schema/results.schema.json`
+/// describes it. Readers refuse other versions with a clear message.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// How a scenario or stage ended. A closed set: reports switch on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +117,10 @@ pub struct MetricResult {
     /// Path of the stage that exported it (`load/ramp`), empty at the top level.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stage: String,
+    /// Repeated measurements behind `value` (per-second values, per-round timings), which
+    /// give the current value a confidence interval and a rank test against the baseline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<f64>,
 }
 
 /// A node of the tree: the scenario itself or a stage within it.
@@ -376,10 +384,20 @@ pub struct RunMetric {
     pub metric: MetricResult,
 }
 
+/// What the run exercised: MCP methods (requests made, by method), transports and the
+/// classes of error it met (by kind, counted).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    pub methods: BTreeMap<String, u64>,
+    pub transports: Vec<String>,
+    pub error_classes: BTreeMap<String, u64>,
+}
+
 /// The whole record: `results.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResults {
     pub schema: String,
+    pub schema_version: u32,
     pub run_id: String,
     pub mcpscript_version: String,
     pub started_at: String,
@@ -393,6 +411,14 @@ pub struct RunResults {
     /// Present when the run was a suite.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suite: Option<SuiteInfo>,
+    /// The orchestrator's own overhead (a suite run's; absent for a single script).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framework: Option<Overhead>,
+    #[serde(default)]
+    pub coverage: Coverage,
+    /// The run against its baseline, when one was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression: Option<crate::regress::Comparison>,
 }
 
 impl RunResults {
@@ -408,6 +434,7 @@ impl RunResults {
             .collect();
         RunResults {
             schema: SCHEMA.to_string(),
+            schema_version: SCHEMA_VERSION,
             run_id,
             mcpscript_version: env!("CARGO_PKG_VERSION").to_string(),
             started_at: rfc3339(started),
@@ -419,6 +446,9 @@ impl RunResults {
             scenarios,
             metrics,
             suite: None,
+            framework: None,
+            coverage: Coverage::default(),
+            regression: None,
         }
     }
 

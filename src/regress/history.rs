@@ -1,0 +1,1 @@
+//! The history of runs: `reports/history.jsonl`, append-only.

@@ -1,0 +1,1 @@
+//! SVG charts for report.html: scales, nice ticks, paths, decimation.
