@@ -487,7 +487,7 @@ impl fmt::Display for Fault {
 /// A duration printed so that parsing it back gives the same value (microsecond precision).
 fn format_duration_exact(d: Duration) -> String {
     let us = d.as_micros();
-    if us % 1000 != 0 {
+    if !us.is_multiple_of(1000) {
         format!("{us}us")
     } else {
         format!("{}ms", us / 1000)

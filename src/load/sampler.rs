@@ -79,7 +79,7 @@ impl Sampler {
             let mut polls: u64 = 0;
             loop {
                 // Children of target processes (server workers) every 2 s.
-                if polls % 20 == 0 {
+                if polls.is_multiple_of(20) {
                     follow_children(&watched);
                 }
                 polls += 1;
