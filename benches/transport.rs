@@ -754,7 +754,7 @@ fn print_table(rows: &[Row]) {
                     "{:<24} {:>6} {:>10} {:>8} {:>8} {:>7} {:>10.1} {:>10.1} {:>7.2}   {notes}",
                     row.name,
                     m.connected,
-                    thousands(m.rate().round() as u64),
+                    mcpscript::util::human::int(m.rate().round() as u64),
                     m.latency_us.value_at_quantile(0.50),
                     m.latency_us.value_at_quantile(0.99),
                     m.errors,
@@ -773,17 +773,4 @@ fn print_table(rows: &[Row]) {
     if busy {
         println!("WARNING: other work used more than {OTHER_LOAD_WARNING} of a core during some windows; those figures understate.");
     }
-}
-
-/// 1234567 -> "1,234,567".
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
