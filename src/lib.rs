@@ -17,6 +17,10 @@
 //!   and the watcher.
 //! - [`managed`]: targets mcpscript started itself (the built-in server's workers, a server
 //!   command): kill, stop, suspend, resume, restart on the same URL.
+//! - [`report`]: the renderings of a run's result tree (results.json, report.html with SVG
+//!   charts, results.csv and metrics.csv, summary.txt, junit.xml, summary.md).
+//! - [`regress`]: regression detection: the history of runs, baselines, the statistics
+//!   (z, t intervals, Mann-Whitney U, Welch, IQR, trend, ARIMA, E-divisive) and the verdict.
 //! - [`cli`]: the `mcpscript` command line: argument parsing, commands, exit codes.
 //!
 //! `src/README.md` keeps the same map, one line per folder.

@@ -359,6 +359,7 @@ fn run_script(tag: &str, src: &str, args: &[&str]) -> (i32, String, String) {
     let o = std::process::Command::new(exe())
         .args(["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()])
         .args(args)
+        .env("MCPSCRIPT_NO_HISTORY", "1")
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();

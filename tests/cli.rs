@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_mcpscript");
 
 fn mcpscript(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("run mcpscript");
+    let out = Command::new(BIN).args(args).env("MCPSCRIPT_NO_HISTORY", "1").output().expect("run mcpscript");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -158,4 +158,34 @@ fn a_second_server_on_the_same_port_is_refused() {
     let (code, _, err) = mcpscript(&["serve", "--listen", &first.urls[0]]);
     assert_eq!(code, 1, "SO_REUSEPORT must not let an unrelated server share the port");
     assert!(err.contains("in use"), "{err}");
+}
+
+#[test]
+fn a_lone_script_logs_on_the_run_clock_without_a_name_and_reports_while_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("lone.rhai");
+    std::fs::write(
+        &script,
+        "log(`rate ${human(60309.71008546234, \"req/s\")}`);\n\
+         let r = load::closed(#{name: \"steady\", sessions: 1, duration: \"2500ms\", think: \"10ms\"});\n\
+         log(`done: ${human(r.sent, \"sent\")}`);\ncheck(r.sent > 0, \"sent\");\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg(&script)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .current_dir(dir.path())
+        .env("MCPSCRIPT_NO_HISTORY", "true")
+        .env("MCPSCRIPT_PROGRESS_INTERVAL", "1s")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines.first().is_some_and(|l| l.starts_with('[') && l.ends_with("s] rate 60.3K req/s")), "{err}");
+    assert!(lines.iter().any(|l| l.contains("s] load steady (closed): ") && l.contains(" req/s, p50 ")), "{err}");
+    assert!(lines.iter().any(|l| l.contains("s] running: lone (") && l.contains(", load steady: ")), "{err}");
+    assert!(lines.iter().all(|l| !l.contains(" | ")), "a lone script's lines carry no name: {err}");
 }

@@ -20,6 +20,7 @@ fn command(dir: &TempDir, script: &str, out: &str, budget: Option<u64>, extra: &
     let mut c = Command::new(BIN);
     c.args(["run", file.to_str().unwrap(), "--out", dir.path().join(out).to_str().unwrap(), "-q"]).args(extra);
     c.env_remove("MCPSCRIPT_MAX_CONNS_PER_PROCESS").env_remove("MCPSCRIPT_STDLIB").stdin(Stdio::null());
+    c.env("MCPSCRIPT_NO_HISTORY", "1");
     if let Some(b) = budget {
         c.env("MCPSCRIPT_MAX_CONNS_PER_PROCESS", b.to_string());
     }

@@ -22,7 +22,13 @@ fn write(dir: &TempDir, name: &str, src: &str) -> PathBuf {
 }
 
 fn mcpscript(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).env_remove("MCPSCRIPT_STDLIB").stdin(Stdio::null()).output().unwrap()
+    Command::new(BIN)
+        .args(args)
+        .env_remove("MCPSCRIPT_STDLIB")
+        .env("MCPSCRIPT_NO_HISTORY", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 /// `mcpscript run SCRIPT --out DIR/out ARGS...`
@@ -169,7 +175,8 @@ fn a_passing_run_writes_the_result_tree_with_its_summary() {
     assert!(text.contains("passed    outer") && text.contains("  passed    inner"), "{text}");
     assert!(text.contains("echo_p50_ms = ") && text.contains("PASSED in"), "{text}");
     let r = results(&d);
-    assert_eq!(r["schema"], "mcpscript.results/1");
+    assert_eq!(r["schema"], "mcpscript.results/2");
+    assert_eq!(r["schema_version"], 2);
     assert_eq!(r["status"], "passed");
     let sum = &r["summary"];
     for key in [
@@ -250,7 +257,7 @@ fn ctrl_c_cancels_writes_results_and_exits_130() {
     let f = write(&d, "wait.rhai", "stage(\"waiting\", || { log(\"ready\"); sleep(\"30s\"); });\n");
     let out = d.path().join("out");
     let mut child = Command::new(BIN)
-        .args(["run", f.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args(["run", f.to_str().unwrap(), "--out", out.to_str().unwrap(), "--no-history"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -38,7 +38,7 @@ impl Fixture {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(EXE);
-        c.args(args).current_dir(self.dir.path());
+        c.args(args).current_dir(self.dir.path()).env("MCPSCRIPT_NO_HISTORY", "1");
         c
     }
 
@@ -450,7 +450,17 @@ fn the_shipped_suite_passes_against_the_builtin_server() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out_dir = tempfile::tempdir().unwrap();
     let out = Command::new(EXE)
-        .args(["run", "scripts/suite.yaml", "-q", "--set", "p99=2s", "--set", "min_achieved=0.8", "--out"])
+        .args([
+            "run",
+            "scripts/suite.yaml",
+            "-q",
+            "--no-history",
+            "--set",
+            "p99=2s",
+            "--set",
+            "min_achieved=0.8",
+            "--out",
+        ])
         .arg(out_dir.path())
         .current_dir(root)
         .output()
@@ -527,4 +537,88 @@ fn a_suite_server_with_restart_on_exit_comes_back_between_scenarios() {
             assert_ne!(scenario(&r, "b")["status"], "passed", "{r}");
         }
     }
+}
+
+/// A number printed with more than three decimals (`72718.41440950964`), if any.
+fn long_decimal(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    (1..b.len()).find_map(|i| {
+        let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        (b[i] == b'.' && b[i - 1].is_ascii_digit() && digits >= 4).then(|| {
+            let line = text[..i].rfind('\n').map_or(0, |n| n + 1);
+            text[line..].lines().next().unwrap_or_default().to_string()
+        })
+    })
+}
+
+#[test]
+fn parallel_scenarios_log_with_their_names_on_one_clock_with_live_status_lines() {
+    let f = Fixture::new("name: live\nparallelism: 2\nscenarios: [a.yaml, b.yaml]\n");
+    f.scenario(
+        "a",
+        "resources: {connections: 0}\n",
+        "for i in 0..6 {\n    log(`a line ${i}: ${human(72718.41440950964, \"req/s\")}, ${human_ms(0.278)}, ${human(218171)}`);\n    \
+         sleep(\"250ms\");\n}\ncheck(true, \"a\");\n",
+    );
+    f.scenario(
+        "b",
+        "resources: {connections: 4}\ntimeout: 30s\n",
+        "log(\"b line 0\");\nlet r = load::closed(#{name: \"busy\", sessions: 2, duration: \"3500ms\", think: \"5ms\"});\n\
+         log(`b line 1: ${human(r.throughput, \"req/s\")}, p99 ${human_ms(r.latency.p99)}`);\ncheck(r.sent > 0, \"b sent\");\n",
+    );
+    let out = f.cmd(&["run", "suite.yaml", "--out", "out"]).env("MCPSCRIPT_PROGRESS_INTERVAL", "1s").output().unwrap();
+    let (so, se) = (String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{so}\n{se}");
+    let mut last = 0.0;
+    let mut status_lines = Vec::new();
+    for line in se.lines() {
+        let (time, rest) = line
+            .strip_prefix('[')
+            .and_then(|l| l.split_once("s] "))
+            .unwrap_or_else(|| panic!("a stderr line without its time: {line:?}\n{se}"));
+        let t: f64 = time.trim().parse().unwrap_or_else(|_| panic!("bad time in {line:?}"));
+        assert!(t >= last, "the clock went back from {last} to {t}:\n{se}");
+        last = t;
+        if let Some(running) = rest.strip_prefix("running: ") {
+            status_lines.push(running.to_string());
+            continue;
+        }
+        let (name, message) =
+            rest.split_once(" | ").unwrap_or_else(|| panic!("a log line without its scenario: {line:?}"));
+        assert!(name == "a" || name == "b", "{line:?}");
+        if message.starts_with("a line") || message.starts_with("b line") {
+            assert!(message.starts_with(&format!("{name} line")), "{message:?} logged under {name}");
+        }
+    }
+    assert!(se.contains("a | a line 5: 72.7K req/s, 278 us, 218,171"), "{se}");
+    assert!(se.contains("b | load busy (closed): "), "{se}");
+    assert!(se.contains("b | b line 1: "), "{se}");
+    // A status line names the running scenarios and shows the load phase's live figures.
+    let live_sent = status_lines.iter().any(|l| {
+        l.split("load busy: ").nth(1).and_then(|s| s.split(' ').next()).is_some_and(|n| n != "0" && n != "opening")
+    });
+    assert!(live_sent, "no status line with the phase's requests: {status_lines:?}\n{se}");
+    assert!(status_lines.iter().any(|l| l.contains("b (") && l.contains(" of 30 s, load busy: ")), "{status_lines:?}");
+    // Start and end lines are on the same clock, with durations rounded.
+    assert!(so.lines().any(|l| l.starts_with('[') && l.contains("] start    a")), "{so}");
+    assert!(so.lines().any(|l| l.contains("] passed   b (") && l.contains(" s, 1 of 1 checks passed)")), "{so}");
+    for text in [&so, &se] {
+        assert_eq!(long_decimal(text), None, "a number with more than 3 decimals:\n{text}");
+    }
+}
+
+#[test]
+fn quiet_prints_nothing_for_a_passing_run() {
+    let f = Fixture::new("name: q\nparallelism: 2\nscenarios: [a.yaml, b.yaml]\n");
+    let script = "log(\"a line\");\nprint(\"printed\");\nsleep(\"1500ms\");\ncheck(true, \"ok\");\n";
+    f.scenario("a", "resources: {connections: 0}\n", script);
+    f.scenario("b", "resources: {connections: 0}\n", script);
+    let out = f
+        .cmd(&["run", "suite.yaml", "--out", "out", "--quiet"])
+        .env("MCPSCRIPT_PROGRESS_INTERVAL", "500ms")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "stdout with --quiet");
+    assert_eq!(stderr(&out), "", "stderr with --quiet");
 }

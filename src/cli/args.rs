@@ -37,6 +37,10 @@ pub enum Command {
     Proxy(ProxyArgs),
     /// Combine the results.json of segments (`run --segment I/N`) into one, exactly.
     Merge(MergeArgs),
+    /// Re-render the reports (html, md, txt, csv, junit) of a stored results.json.
+    Report(ReportCmdArgs),
+    /// Compare a run with a baseline (a results.json or the history): table and verdict.
+    Compare(CompareArgs),
     /// Internal: a load worker process, fed a plan on stdin by `mcpscript run`.
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -54,6 +58,64 @@ pub struct MergeArgs {
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {}
+
+#[derive(Debug, Args)]
+pub struct ReportCmdArgs {
+    /// The run's results.json (or the folder holding it).
+    pub results: std::path::PathBuf,
+    /// Formats: a comma-separated list of json, html, csv, txt, junit, md, or all.
+    #[arg(long, default_value = "all", value_name = "LIST")]
+    pub format: String,
+    /// Folder to write into (default: the results' own folder).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline: a results.json (or its folder), or `history` for the stored baseline
+    /// of CURRENT's suite, profile and target.
+    pub base: String,
+    /// The run to judge: a results.json (or its folder).
+    pub current: std::path::PathBuf,
+    /// Exit 3 on a regression at or above this level: low, medium, high, critical, none.
+    #[arg(long, default_value = "high", value_name = "LEVEL")]
+    pub fail_on: String,
+    /// The history file (default: reports/history.jsonl).
+    #[arg(long, value_name = "PATH")]
+    pub history: Option<std::path::PathBuf>,
+    /// Passing runs a history baseline holds.
+    #[arg(long, default_value_t = crate::regress::compare::DEFAULT_BASELINE_RUNS, value_name = "N")]
+    pub baseline_runs: usize,
+    /// Folder for CURRENT's reports with the comparison (default: CURRENT's folder).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// Reports, history and the regression verdict of a run.
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// Report formats: a comma-separated list of json, html, csv, txt, junit, md, or all
+    /// (results.json is always written).
+    #[arg(long, default_value = "all", value_name = "LIST")]
+    pub format: String,
+    /// Compare with this results.json (or its folder), or `history` (the default when the
+    /// history has passing runs of the same suite, profile and target).
+    #[arg(long, value_name = "PATH|history")]
+    pub baseline: Option<String>,
+    /// Passing runs a history baseline holds.
+    #[arg(long, default_value_t = crate::regress::compare::DEFAULT_BASELINE_RUNS, value_name = "N")]
+    pub baseline_runs: usize,
+    /// The history file every run appends to (default: reports/history.jsonl).
+    #[arg(long, value_name = "PATH", env = "MCPSCRIPT_HISTORY")]
+    pub history: Option<std::path::PathBuf>,
+    /// Neither read nor append to the history.
+    #[arg(long, env = "MCPSCRIPT_NO_HISTORY", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_history: bool,
+    /// Exit 3 on a regression at or above this level: low, medium, high, critical, none.
+    #[arg(long, default_value = "high", value_name = "LEVEL")]
+    pub fail_on: String,
+}
 
 #[derive(Debug, Args)]
 #[command(after_long_help = crate::cli::proxy::FAULT_HELP)]
@@ -90,6 +152,8 @@ pub struct RunArgs {
     pub file: std::path::PathBuf,
     #[command(flatten)]
     pub suite: SuiteArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
     /// The server under test (default: the built-in reference server).
     #[arg(long, default_value = "builtin", value_name = "URL")]
     pub target: String,

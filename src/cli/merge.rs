@@ -8,12 +8,11 @@ use super::args::MergeArgs;
 use super::{CliError, Exit};
 use crate::load::result::Direction;
 use crate::script::results::{self, Better, MetricResult, RunMetric, RunResults, ScenarioResult, StageResult, Summary};
-use std::path::{Path, PathBuf};
 
 pub fn run(a: MergeArgs) -> Result<Exit, CliError> {
     let mut runs = Vec::new();
     for input in &a.inputs {
-        runs.push(load(input)?);
+        runs.push(super::reporting::load_results(input)?);
     }
     let merged = merge_runs(runs).map_err(CliError::invalid)?;
     let path = merged
@@ -27,13 +26,6 @@ pub fn run(a: MergeArgs) -> Result<Exit, CliError> {
         merged.status.as_str()
     );
     Ok(Exit::Ok)
-}
-
-fn load(input: &Path) -> Result<RunResults, CliError> {
-    let file: PathBuf = if input.is_dir() { input.join("results.json") } else { input.to_path_buf() };
-    let bytes = std::fs::read(&file).map_err(|e| CliError::invalid(format!("cannot read {}: {e}", file.display())))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| CliError::invalid(format!("{} is not a results.json: {e}", file.display())))
 }
 
 fn count_phases(r: &RunResults) -> usize {
@@ -66,6 +58,9 @@ pub fn merge_runs(runs: Vec<RunResults>) -> Result<RunResults, String> {
     }
     acc.status = results::overall_status(acc.scenarios.iter().map(ScenarioResult::status));
     acc.summary = Summary::of(&acc.scenarios);
+    acc.coverage = results::Coverage::of(&acc.scenarios);
+    // A comparison judged one segment against its own history: it does not describe the whole.
+    acc.regression = None;
     acc.metrics = acc
         .scenarios
         .iter()
@@ -85,6 +80,7 @@ fn merge_scenario(a: &mut ScenarioResult, b: &ScenarioResult) -> Result<(), Stri
         a.error = b.error.clone();
     }
     a.logs.extend(b.logs.iter().cloned());
+    a.coverage.add(&b.coverage);
     Ok(())
 }
 

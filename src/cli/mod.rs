@@ -8,7 +8,9 @@ pub mod call;
 pub mod check;
 pub mod exit;
 pub mod merge;
+pub mod progress;
 pub mod proxy;
+pub mod reporting;
 pub mod run;
 pub mod serve;
 pub mod suite;
@@ -40,6 +42,8 @@ pub fn main() -> i32 {
         Command::Api(a) => api::run(a),
         Command::Proxy(a) => proxy::run(a),
         Command::Merge(a) => merge::run(a),
+        Command::Report(a) => reporting::report_command(a),
+        Command::Compare(a) => reporting::compare_command(a),
         Command::Worker(a) => worker::run(a),
     };
     match result {

@@ -9,10 +9,11 @@ use crate::client::{ClientOptions, Target};
 use crate::script::results::{self, ErrorKind, RunResults, StageResult, Status};
 use crate::script::{diag, runner, Limits, Params, RunOptions, StopReason, StopSignal};
 use crate::server::{self, ServerConfig};
-use crate::util::duration::{format_duration, parse_duration};
+use crate::util::duration::parse_duration;
+use crate::util::human;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -49,9 +50,9 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
     let script = Arc::new(super::check::load(&a.file, a.stdlib.clone(), limits)?);
     script.check_params(&params).map_err(|e| CliError::invalid(e.to_string()))?;
 
+    let reporting = super::reporting::Reporting::prepare(&a.report, a.out.as_deref(), a.quiet, &script.file)?;
     let seed = a.seed.unwrap_or_else(rand::random);
     let run_id = results::new_run_id();
-    let out_dir = a.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(&run_id));
     let rt = runtime(2)?;
     let started = SystemTime::now();
     // A script that controls the target (`chaos::kill()` and friends) gets the built-in
@@ -163,10 +164,9 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
         });
     }
     let scenario = scenario?;
-    let results = RunResults::new(run_id, shown, started, vec![scenario]);
-    let path = results
-        .write_to(&out_dir)
-        .map_err(|e| CliError::failed(format!("cannot write results into {}: {e}", out_dir.display())))?;
+    let mut results = RunResults::new(run_id, shown, started, vec![scenario]);
+    let dir = reporting.finish(&mut results)?;
+    let path = dir.join("results.json");
 
     let scenario = &results.scenarios[0];
     if let Some(err) = &scenario.error {
@@ -174,13 +174,15 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
     }
     if !a.quiet {
         say(&summary(&results, &path));
+        say(&reporting.epilogue(&results, &dir));
     }
-    Ok(match (scenario.status(), scenario.error.as_ref().map(|e| e.kind)) {
+    let exit = match (scenario.status(), scenario.error.as_ref().map(|e| e.kind)) {
         (_, Some(ErrorKind::Param)) => Exit::Invalid,
         (Status::Cancelled, _) => Exit::Interrupted,
         (Status::Passed, _) => Exit::Ok,
         _ => Exit::Failed,
-    })
+    };
+    Ok(reporting.exit(&results, exit))
 }
 
 /// Ctrl-C and SIGTERM trigger the returned signal (`what` stops cleanly and results are
@@ -265,17 +267,16 @@ pub fn summary(r: &RunResults, path: &Path) -> String {
         if !metrics.is_empty() {
             out.push_str("metrics:\n");
             for m in metrics {
-                let unit = m.unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
                 let dir = match m.better {
                     results::Better::Higher => " (higher is better)",
                     results::Better::Lower => " (lower is better)",
                     results::Better::None => "",
                 };
-                let _ = writeln!(out, "  {} = {}{unit}{dir}", m.name, trim(m.value));
+                let _ = writeln!(out, "  {} = {}{dir}", m.name, human::with_unit(m.value, m.unit.as_deref()));
             }
         }
     }
-    let took = format_duration(Duration::from_secs_f64(r.duration_ms / 1000.0));
+    let took = human::ms(r.duration_ms);
     let verdict = match r.status {
         Status::Passed => "PASSED".to_string(),
         Status::Failed => "FAILED".to_string(),
@@ -299,7 +300,7 @@ pub fn summary(r: &RunResults, path: &Path) -> String {
 }
 
 fn stage_lines(s: &StageResult, depth: usize, out: &mut String) {
-    let took = format_duration(Duration::from_secs_f64(s.duration_ms / 1000.0));
+    let took = human::ms(s.duration_ms);
     let checks = match (s.assertions.total(), s.assertions.failed) {
         (0, _) => String::new(),
         (n, 0) => format!(", {n} checks"),
@@ -322,9 +323,4 @@ fn all_checks(root: &StageResult) -> Vec<(String, &results::CheckResult)> {
     let mut out = Vec::new();
     walk(root, "", &mut out);
     out
-}
-
-fn trim(v: f64) -> String {
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }

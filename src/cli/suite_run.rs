@@ -12,11 +12,12 @@ use crate::script::results::{CheckResult, RunResults, StageResult, Status};
 use crate::script::Limits;
 use crate::suite::orchestrator::{self, RunConfig};
 use crate::suite::SuitePlan;
-use crate::util::duration::{format_duration, parse_duration};
+use crate::util::duration::parse_duration;
+use crate::util::human;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Everything a suite run needs besides the plan, from the command line.
 pub struct Prepared {
@@ -60,6 +61,7 @@ pub fn load_plan(a: &RunArgs) -> Result<SuitePlan, CliError> {
 pub fn run(a: RunArgs) -> Result<Exit, CliError> {
     let started = Instant::now();
     let plan = load_plan(&a)?;
+    let reporting = super::reporting::Reporting::prepare(&a.report, a.out.as_deref(), a.quiet, &plan.name)?;
     let p = prepare(&a, started)?;
     if !p.quiet {
         say(&format!(
@@ -72,15 +74,13 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
             p.cfg.seed
         ));
     }
-    let results = orchestrator::run(&plan, &p.cfg);
-    let out_dir = p.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(&results.run_id));
-    let path = results
-        .write_to(&out_dir)
-        .map_err(|e| CliError::failed(format!("cannot write results into {}: {e}", out_dir.display())))?;
+    let mut results = orchestrator::run(&plan, &p.cfg);
+    let dir = reporting.finish(&mut results)?;
     if !p.quiet {
-        say(&summary(&results, &path));
+        say(&summary(&results, &dir.join("results.json")));
+        say(&reporting.epilogue(&results, &dir));
     }
-    Ok(exit_of(&results))
+    Ok(reporting.exit(&results, exit_of(&results)))
 }
 
 /// 0 all passed, 130 interrupted, else 1.
@@ -118,7 +118,8 @@ pub fn summary(r: &RunResults, path: &Path) -> String {
             .or_else(|| s.schedule.as_ref().and_then(|x| x.reason.clone()))
             .map(|m| format!("  {m}"))
             .unwrap_or_default();
-        let took = format_duration(Duration::from_secs_f64(s.root.duration_ms / 1000.0));
+        // The scenario's own duration, as its `passed` line said it.
+        let took = human::ms(s.root.duration_ms);
         let _ = writeln!(
             out,
             "  {:<9} {:<width$} {took:>8}  {}/{} checks{why}",
@@ -141,17 +142,17 @@ pub fn summary(r: &RunResults, path: &Path) -> String {
         let o = &suite.overhead;
         let _ = writeln!(
             out,
-            "overhead: start-up {:.1} ms, scheduling {:.0} us and aggregation {:.0} us per scenario \
-             (waiting for a free worker: {:.0} ms on average), parallel efficiency {:.0}% on {} workers, \
+            "overhead: start-up {}, scheduling {} and aggregation {} per scenario \
+             (waiting for a free worker: {} on average), parallel efficiency {} on {} workers, \
              critical path {} ({})",
-            o.startup_ms,
-            o.scheduling_overhead_us_mean,
-            o.aggregation_us_mean,
-            o.scheduling_latency_ms_mean,
-            o.parallel_efficiency * 100.0,
+            human::ms(o.startup_ms),
+            human::ms(o.scheduling_overhead_us_mean / 1000.0),
+            human::ms(o.aggregation_us_mean / 1000.0),
+            human::ms(o.scheduling_latency_ms_mean),
+            human::pct(o.parallel_efficiency),
             suite.parallelism,
             o.critical_path.join(" -> "),
-            format_duration(Duration::from_secs_f64(o.critical_path_ms / 1000.0)),
+            human::ms(o.critical_path_ms),
         );
     }
     let s = &r.summary;
@@ -162,7 +163,7 @@ pub fn summary(r: &RunResults, path: &Path) -> String {
     let _ = writeln!(
         out,
         "{verdict} in {}: {} of {} scenarios passed ({} failed, {} skipped), {} of {} checks passed\nresults: {}",
-        format_duration(Duration::from_secs_f64(r.duration_ms / 1000.0)),
+        human::ms(r.duration_ms),
         s.passed_tests,
         s.total_tests,
         s.failed_tests,

@@ -47,6 +47,8 @@ pub struct RunEnv {
     pub events: Option<Arc<crate::load::resilience::Events>>,
     /// Notified once the load starts (after the sessions are open), e.g. to time chaos actions.
     pub started: Option<Arc<tokio::sync::Notify>>,
+    /// Fed each folded second while the phase runs, for the console's progress display.
+    pub live: Option<Arc<super::live::PhaseLive>>,
 }
 
 /// Connections one process may hold: the open-file soft limit (raised to the hard limit)
@@ -205,6 +207,9 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
                 stop: Some(stop),
                 events: env.events.clone(),
                 started: env.started.clone(),
+                on_ready: env.live.clone().map(|l| Box::new(move |_: &_| l.load_started()) as super::exec::OnReady),
+                setup_sink: env.live.as_ref().map(|l| l.setup_sink()),
+                load_sink: env.live.as_ref().map(|l| l.load_sink()),
                 ..Control::default()
             },
         )
@@ -213,8 +218,17 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let threads = (cores / processes as usize).max(1);
         let marks_before = env.events.as_ref().map_or(0, |e| e.marks().len());
-        let mut r =
-            run_distributed(&share, processes, &exe, threads, stop, Some(watched.clone()), env.started.clone()).await;
+        let mut r = run_distributed(
+            &share,
+            processes,
+            &exe,
+            threads,
+            stop,
+            Some(watched.clone()),
+            env.started.clone(),
+            env.live.clone(),
+        )
+        .await;
         if env.events.as_ref().is_some_and(|e| e.marks().len() > marks_before) {
             r.note(
                 "chaos actions happened during this phase, but recovery is measured only for phases that run in \

@@ -292,6 +292,7 @@ fn base(plan: &PhasePlan) -> PhaseResult {
         sessions: plan.model.sessions(),
         intended_rate: plan.model.intended_rate(),
         segments: plan.segment.into_iter().collect(),
+        methods: plan.mix.iter().map(|t| (t.name.clone(), t.method.clone())).collect(),
         ..Default::default()
     }
 }

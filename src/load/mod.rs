@@ -16,6 +16,8 @@
 //! - [`workers`]: scale-out over `mcpscript worker` processes (coordinator side);
 //!   [`worker`]: the worker process's side of the pipe protocol.
 //! - [`resilience`]: reconnect backoff, resends, the circuit breaker, recovery measurement.
+//! - [`live`]: the live view of a running phase (its folded seconds added up) for the
+//!   console's progress display.
 //! - [`sampler`]: RSS and CPU of processes over time. [`builtin`]: the built-in server
 //!   started at a size that holds the wanted connections.
 
@@ -23,6 +25,7 @@ pub mod builtin;
 pub mod conn;
 pub mod coordinator;
 pub mod exec;
+pub mod live;
 pub mod mux;
 pub mod open;
 pub mod plan;

@@ -63,7 +63,7 @@ pub fn merge_encoded(a: &str, b: &str) -> Result<String, String> {
 }
 
 /// Latency statistics in milliseconds (float), the keys thresholds read.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LatencyStats {
     pub count: u64,
     pub min: f64,
@@ -101,7 +101,7 @@ impl LatencyStats {
 }
 
 /// Outcome counters. `sent = ok + errors + timeouts + cancelled` once a phase ended.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Counts {
     pub sent: u64,
     pub ok: u64,
@@ -147,7 +147,7 @@ impl Counts {
 }
 
 /// One request kind of the mix (or the connects of a phase).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KindResult {
     #[serde(flatten)]
     pub counts: Counts,
@@ -171,7 +171,7 @@ impl KindResult {
 }
 
 /// One second of a phase.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TimelineEntry {
     /// Seconds since the phase's load started: this entry covers [t, t + span).
     pub t: u32,
@@ -223,7 +223,7 @@ impl TimelineEntry {
 }
 
 /// Establishing the sessions: connect + initialize.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConnectResult {
     pub attempted: u64,
     pub ok: u64,
@@ -291,7 +291,7 @@ impl ConnectResult {
 }
 
 /// One process's samples.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProcessSeries {
     pub pid: u32,
     /// `coordinator`, `worker`, `target`.
@@ -306,7 +306,7 @@ pub struct ProcessSeries {
 }
 
 /// Resource use sampled while a phase ran.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Resources {
     pub interval_s: f64,
     pub processes: Vec<ProcessSeries>,
@@ -319,7 +319,7 @@ pub struct Resources {
 }
 
 /// How one worker process (or segment) of a phase fared.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkerReport {
     pub index: u32,
     pub pid: u32,
@@ -330,7 +330,7 @@ pub struct WorkerReport {
 }
 
 /// Everything one load phase measured.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PhaseResult {
     pub name: String,
     /// `closed`, `open` or `connect`.
@@ -362,6 +362,9 @@ pub struct PhaseResult {
     pub drain_s: f64,
     pub latency: LatencyStats,
     pub per_kind: BTreeMap<String, KindResult>,
+    /// The MCP method behind each label of `per_kind` (`echo` -> `tools/call`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub methods: BTreeMap<String, String>,
     pub connect: ConnectResult,
     pub timeline: Vec<TimelineEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -389,7 +392,7 @@ pub struct PhaseResult {
 }
 
 /// The resilience policy a phase ran with, and what it did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ResilienceReport {
     /// Sessions reopened their broken connections.
     pub reconnect: bool,
@@ -409,7 +412,7 @@ pub struct ResilienceReport {
 }
 
 /// Recovery from one chaos action during load.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Recovery {
     /// What was done (`kill all`, `restart worker 1`, `fault drop:...`).
     pub event: String,
@@ -441,6 +444,22 @@ pub enum Direction {
 pub type ExportedMetric = (String, f64, &'static str, Direction);
 
 impl PhaseResult {
+    /// The per-second values behind an exported metric (`PREFIX_throughput`, `_p50_ms`,
+    /// `_p99_ms`, `_error_rate`): one per whole second of the timeline that sent requests,
+    /// so the regression detector can give the value an interval and a rank test. Other
+    /// metrics have none.
+    pub fn metric_samples(&self, metric: &str) -> Vec<f64> {
+        let seconds = self.timeline.iter().filter(|e| e.span >= 0.999 && e.sent > 0);
+        let Some(p) = &self.export else { return vec![] };
+        match metric.strip_prefix(p.as_str()) {
+            Some("_throughput") => seconds.map(|e| e.throughput).collect(),
+            Some("_p50_ms") => seconds.filter(|e| e.ok + e.errors > 0).map(|e| e.p50).collect(),
+            Some("_p99_ms") => seconds.filter(|e| e.ok + e.errors > 0).map(|e| e.p99).collect(),
+            Some("_error_rate") => seconds.map(|e| (e.errors + e.timeouts) as f64 / e.sent as f64).collect(),
+            _ => vec![],
+        }
+    }
+
     /// The metrics a phase with an export prefix contributes to regression detection.
     pub fn exported_metrics(&self) -> Vec<ExportedMetric> {
         let Some(p) = &self.export else { return vec![] };
@@ -535,6 +554,9 @@ pub fn merge(a: &PhaseResult, b: &PhaseResult) -> Result<PhaseResult, String> {
     };
     m.duration_s = a.duration_s.max(b.duration_s);
     m.drain_s = a.drain_s.max(b.drain_s);
+    for (k, v) in &b.methods {
+        m.methods.entry(k.clone()).or_insert_with(|| v.clone());
+    }
     for (k, v) in &b.per_kind {
         match m.per_kind.get_mut(k) {
             Some(x) => x.merge(v)?,

@@ -95,6 +95,7 @@ fn describe(status: Option<ExitStatus>) -> String {
 }
 
 /// Runs `plan` over `count` worker processes of `exe` and merges their results.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_distributed(
     plan: &PhasePlan,
     count: u32,
@@ -103,6 +104,7 @@ pub async fn run_distributed(
     mut stop: watch::Receiver<bool>,
     watched: Option<Watched>,
     started: Option<std::sync::Arc<tokio::sync::Notify>>,
+    live: Option<Arc<super::live::PhaseLive>>,
 ) -> PhaseResult {
     let (events_tx, mut events) = mpsc::unbounded_channel::<(u32, Event)>();
     let mut workers: Vec<Worker> = Vec::new();
@@ -137,12 +139,15 @@ pub async fn run_distributed(
             if let Some(n) = &started {
                 n.notify_one();
             }
+            if let Some(l) = &live {
+                l.load_started();
+            }
             went = true;
         }
         let tick = tokio::time::sleep(Duration::from_millis(500));
         tokio::select! {
             ev = events.recv() => match ev {
-                Some((i, ev)) => handle(&mut workers, i, ev),
+                Some((i, ev)) => handle(&mut workers, i, ev, live.as_deref()),
                 None => break,
             },
             _ = super::until_true(&mut stop), if stopping.is_none() => {
@@ -238,7 +243,7 @@ pub async fn run_distributed(
     merged
 }
 
-fn handle(workers: &mut [Worker], index: u32, ev: Event) {
+fn handle(workers: &mut [Worker], index: u32, ev: Event, live: Option<&super::live::PhaseLive>) {
     let Some(w) = workers.iter_mut().find(|w| w.index == index) else { return };
     w.last_heard = Instant::now();
     match ev {
@@ -253,6 +258,11 @@ fn handle(workers: &mut [Worker], index: u32, ev: Event) {
         Event::Report(Report::Tick { stage, snap }) => {
             if stage == "load" {
                 let _ = w.partial.fold_snap(&snap);
+                if let Some(l) = live {
+                    l.load_second(&snap);
+                }
+            } else if let Some(l) = live {
+                l.setup_second(&snap);
             }
         }
         Event::Report(Report::Result { result }) => w.result = Some(*result),

@@ -23,6 +23,24 @@ pub mod methods {
     pub const PROMPTS_LIST: &str = "prompts/list";
     pub const PROMPTS_GET: &str = "prompts/get";
     pub const LOGGING_SET_LEVEL: &str = "logging/setLevel";
+
+    /// Every request method of the protocol a client sends (2025-11-25), for coverage.
+    pub const CLIENT_REQUESTS: [&str; 14] = [
+        INITIALIZE,
+        PING,
+        TOOLS_LIST,
+        TOOLS_CALL,
+        RESOURCES_LIST,
+        RESOURCES_READ,
+        RESOURCE_TEMPLATES_LIST,
+        "resources/subscribe",
+        "resources/unsubscribe",
+        PROMPTS_LIST,
+        PROMPTS_GET,
+        "completion/complete",
+        LOGGING_SET_LEVEL,
+        "server/discover",
+    ];
 }
 
 /// Error codes beyond JSON-RPC's own.

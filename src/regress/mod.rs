@@ -15,7 +15,7 @@ use crate::script::results::Better;
 use serde::{Deserialize, Serialize};
 
 /// How bad a regression is. Ordered: `Low < Medium < High < Critical`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Low,
@@ -81,7 +81,7 @@ impl std::str::FromStr for Severity {
 }
 
 /// What the comparison concluded for one metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Moved the wrong way by at least `low`.
@@ -96,6 +96,9 @@ pub enum Verdict {
     New,
     /// In the baseline, not in the current run.
     Missing,
+    /// Too few baseline values to judge (the notes say how many there are and how many
+    /// are needed).
+    Inconclusive,
 }
 
 impl Verdict {
@@ -107,12 +110,13 @@ impl Verdict {
             Verdict::Informational => "informational",
             Verdict::New => "new",
             Verdict::Missing => "missing",
+            Verdict::Inconclusive => "inconclusive",
         }
     }
 }
 
 /// A two-sided interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Interval {
     pub low: f64,
     pub high: f64,
@@ -121,7 +125,7 @@ pub struct Interval {
 }
 
 /// A point of the history far outside its quartiles.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Anomaly {
     /// Index into [`MetricComparison::history`] (oldest first).
     pub index: usize,
@@ -131,7 +135,7 @@ pub struct Anomaly {
 }
 
 /// Least-squares trend of the history (per run).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Trend {
     /// Change per run, in the metric's unit.
     pub slope: f64,
@@ -143,7 +147,7 @@ pub struct Trend {
 }
 
 /// One-step-ahead forecast of the metric from its history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Forecast {
     /// The model, e.g. `ARIMA(1,1,0)`.
     pub model: String,
@@ -154,7 +158,7 @@ pub struct Forecast {
 }
 
 /// Where the history's level shifts (E-divisive means).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChangePoint {
     /// The first index of the new segment, into [`MetricComparison::history`].
     pub index: usize,
@@ -167,7 +171,7 @@ pub struct ChangePoint {
 
 /// What the history of one metric says beyond the baseline comparison. A method that had
 /// too few points leaves its field empty and says so in `notes`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HistoryAnalysis {
     pub anomalies: Vec<Anomaly>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,7 +184,7 @@ pub struct HistoryAnalysis {
 }
 
 /// One metric of the current run against its baseline. Every number is finite or absent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MetricComparison {
     pub scenario: String,
     pub metric: String,
@@ -227,7 +231,7 @@ impl MetricComparison {
 }
 
 /// The current run against its baseline: one row per metric on either side.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Comparison {
     /// What the baseline is: `history: last 5 passing runs of suite mcpscript (profile
     /// quick, target builtin)` or the pinned file's path.
@@ -246,7 +250,7 @@ pub struct Comparison {
 }
 
 /// How many regressions of each level.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RegressionCounts {
     pub critical: usize,
     pub high: usize,

@@ -2,15 +2,123 @@
 //! runtime, the run's target and client options, `--set` parameters, the result recorder,
 //! a seeded random generator, and the resources (sessions, later proxies and load tasks)
 //! that must be closed when the script ends. One per script run; bindings hold an `Arc`.
+//!
+//! Where a script's log lines go and what the console shows of it while it runs is its
+//! [`Live`] entry: a suite's orchestrator makes one per scenario (with the suite's console:
+//! progress bars or status lines, times from the run's start, the scenario's name on each
+//! line) and installs it on the thread that runs the script; a script run on its own gets a
+//! console of its own (`cli::progress`).
 
 use super::bridge::Bridge;
 use super::params::Params;
 use super::recorder::Recorder;
 use crate::client::{ClientOptions, Target};
+use crate::load::live::PhaseLive;
 use rand::{rngs::StdRng, SeedableRng};
-use std::io::Write;
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Where the log lines of running scenarios are printed (above any progress bars).
+pub trait Console: Send + Sync {
+    /// Prints `message` as a log line of scenario `name` (`None`: a lone script, no name),
+    /// stamped with the time since the run started, taken while the console is held so
+    /// that the printed times never go back.
+    fn log(&self, name: Option<&str>, message: &str);
+
+    /// Ends a console a script context started for itself: its display goes away.
+    fn finish(&self) {}
+}
+
+/// A running scenario as the console shows it: its name, how long it has been running
+/// and its limit, what it does now (a stage, a load phase with its live figures).
+pub struct Live {
+    pub name: String,
+    pub timeout: Option<Duration>,
+    /// Its log lines carry its name (several scenarios share the console).
+    named: bool,
+    console: Arc<dyn Console>,
+    started: Mutex<Instant>,
+    stage: Mutex<Option<String>>,
+    phase: Mutex<Option<Arc<PhaseLive>>>,
+}
+
+thread_local! {
+    /// The scenario the current thread runs (see [`Live::enter`]).
+    static CURRENT: RefCell<Option<Arc<Live>>> = const { RefCell::new(None) };
+}
+
+impl Live {
+    pub fn new(name: &str, timeout: Option<Duration>, named: bool, console: Arc<dyn Console>) -> Arc<Live> {
+        Arc::new(Live {
+            name: name.to_string(),
+            timeout,
+            named,
+            console,
+            started: Mutex::new(Instant::now()),
+            stage: Mutex::new(None),
+            phase: Mutex::new(None),
+        })
+    }
+
+    /// Makes this the scenario of scripts started on the current thread until the guard is
+    /// dropped, and starts its clock.
+    pub fn enter(self: &Arc<Self>) -> LiveScope {
+        *lock(&self.started) = Instant::now();
+        let prev = CURRENT.with(|c| c.borrow_mut().replace(self.clone()));
+        LiveScope { prev }
+    }
+
+    /// The scenario installed on the current thread.
+    pub fn current() -> Option<Arc<Live>> {
+        CURRENT.with(|c| c.borrow().clone())
+    }
+
+    /// How long it has been running.
+    pub fn elapsed(&self) -> Duration {
+        lock(&self.started).elapsed()
+    }
+
+    /// The stage it is in (`None`: none).
+    pub fn stage(&self) -> Option<String> {
+        lock(&self.stage).clone()
+    }
+
+    pub fn set_stage(&self, stage: Option<String>) {
+        *lock(&self.stage) = stage;
+    }
+
+    /// The load phase it runs now.
+    pub fn phase(&self) -> Option<Arc<PhaseLive>> {
+        lock(&self.phase).clone()
+    }
+
+    pub fn set_phase(&self, phase: Option<Arc<PhaseLive>>) {
+        *lock(&self.phase) = phase;
+    }
+
+    /// Prints a log line of this scenario.
+    pub fn log(&self, message: &str) {
+        self.console.log(self.named.then_some(self.name.as_str()), message);
+    }
+}
+
+/// Restores the thread's previous scenario when dropped.
+pub struct LiveScope {
+    prev: Option<Arc<Live>>,
+}
+
+impl Drop for LiveScope {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        // The thread may be ending: then there is nothing to restore.
+        let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Something a script opened that must be released when the script ends.
 pub trait Resource: Send + Sync {
@@ -34,6 +142,10 @@ pub struct ScriptCtx {
     pub seed: u64,
     /// What the load engine needs to know about the run (segment, built-in server).
     pub load: crate::load::LoadContext,
+    /// What the console shows of this run; `None` when nothing is printed.
+    live: Option<Arc<Live>>,
+    /// The console was started for this script alone: finished when the script ends.
+    own_console: bool,
     rec: Mutex<Recorder>,
     rng: Mutex<StdRng>,
     resources: Mutex<Vec<Weak<dyn Resource>>>,
@@ -53,7 +165,16 @@ pub struct CtxConfig {
 
 impl ScriptCtx {
     pub fn new(cfg: CtxConfig, bridge: Bridge) -> Arc<ScriptCtx> {
+        // A suite installs the scenario's entry; a script run alone and not quiet gets a
+        // console of its own (a detached engine prints nothing: it has no target).
+        let (live, own_console) = match Live::current() {
+            Some(l) => (Some(l), false),
+            None if !cfg.quiet && cfg.target.is_some() => (Some(crate::cli::progress::standalone(&cfg.name)), true),
+            None => (None, false),
+        };
         Arc::new(ScriptCtx {
+            live,
+            own_console,
             rec: Mutex::new(Recorder::new(&cfg.name)),
             rng: Mutex::new(StdRng::seed_from_u64(cfg.seed)),
             name: cfg.name,
@@ -104,17 +225,28 @@ impl ScriptCtx {
         std::mem::replace(&mut *self.rec(), Recorder::new(&self.name))
     }
 
-    /// Prints a log line (unless quiet) and keeps it in the result.
+    /// Prints a log line (unless quiet) and keeps it in the result. The console stamps it
+    /// with the time since the run started and, in a suite, the scenario's name.
     pub fn log(&self, message: &str) {
-        let at = {
-            let mut rec = self.rec();
-            rec.log(message);
-            rec.now_ms()
-        };
+        self.rec().log(message);
         if !self.quiet {
-            // A closed stderr must not end the script.
-            let _ = writeln!(std::io::stderr().lock(), "[{:>8.3}s] {message}", at / 1000.0);
+            if let Some(l) = &self.live {
+                l.log(message);
+            }
         }
+    }
+
+    /// What the console shows of this run, if anything.
+    pub fn live(&self) -> Option<&Arc<Live>> {
+        self.live.as_ref()
+    }
+
+    /// Shows `phase` as what the scenario does until the guard is dropped.
+    pub fn show_phase(&self, phase: Arc<PhaseLive>) -> ShownPhase {
+        if let Some(l) = &self.live {
+            l.set_phase(Some(phase));
+        }
+        ShownPhase(self.live.clone())
     }
 
     /// Registers a resource to close when the script ends.
@@ -126,11 +258,34 @@ impl ScriptCtx {
         list.push(r);
     }
 
-    /// Closes every resource still open. Called once the script ended.
+    /// Closes every resource still open. Called once the script ended; a console started
+    /// for this script alone ends here too.
     pub fn close_resources(&self) {
         let list = std::mem::take(&mut *self.resources.lock().unwrap_or_else(|e| e.into_inner()));
         for r in list.iter().filter_map(Weak::upgrade) {
             r.close(&self.bridge);
+        }
+        if let (true, Some(l)) = (self.own_console, &self.live) {
+            l.console.finish();
+        }
+    }
+}
+
+impl Drop for ScriptCtx {
+    fn drop(&mut self) {
+        if let (true, Some(l)) = (self.own_console, &self.live) {
+            l.console.finish();
+        }
+    }
+}
+
+/// Clears the scenario's current phase when dropped (see [`ScriptCtx::show_phase`]).
+pub struct ShownPhase(Option<Arc<Live>>);
+
+impl Drop for ShownPhase {
+    fn drop(&mut self) {
+        if let Some(l) = &self.0 {
+            l.set_phase(None);
         }
     }
 }

@@ -87,6 +87,8 @@ pub struct Recorder {
     failed_with: Option<String>,
     /// The message of a parameter error (wrong `--set` type, missing required parameter).
     bad_param: Option<String>,
+    /// What the script's own sessions exercised.
+    coverage: super::results::Coverage,
 }
 
 impl Recorder {
@@ -101,6 +103,7 @@ impl Recorder {
             params: BTreeMap::new(),
             failed_with: None,
             bad_param: None,
+            coverage: Default::default(),
         }
     }
 
@@ -181,6 +184,7 @@ impl Recorder {
         value: f64,
         unit: Option<String>,
         better: Better,
+        samples: Vec<f64>,
         site: &str,
     ) -> Result<(), String> {
         if let Some(first) = self.metric_names.get(name) {
@@ -190,8 +194,19 @@ impl Recorder {
         }
         let stage = self.stack.iter().skip(1).map(|s| s.name.as_str()).collect::<Vec<_>>().join("/");
         self.metric_names.insert(name.to_string(), site.to_string());
-        self.top().metrics.push(MetricResult { name: name.to_string(), value, unit, better, stage, samples: vec![] });
+        self.top().metrics.push(MetricResult { name: name.to_string(), value, unit, better, stage, samples });
         Ok(())
+    }
+
+    /// Counts one request of the script's sessions (and its error class when it failed).
+    pub fn cover(&mut self, method: &str, error: Option<String>) {
+        let errors = error.map(|e| BTreeMap::from([(e, 1)])).unwrap_or_default();
+        self.coverage.add_requests(method, 1, &errors);
+    }
+
+    /// Notes the transport of a session the script opened.
+    pub fn cover_transport(&mut self, target: &str) {
+        self.coverage.add_transport(target);
     }
 
     /// Keeps a load phase's result in the current stage.
@@ -276,6 +291,7 @@ impl Recorder {
             logs: self.logs,
             logs_dropped: self.logs_dropped,
             schedule: None,
+            coverage: self.coverage,
         }
     }
 }
@@ -294,8 +310,11 @@ mod tests {
         for i in 0..10 {
             r.assert(CheckKind::Check, "c", i != 3, Some(format!("i={i}")), Site::default());
         }
-        r.metric("m", 1.5, Some("ms".into()), Better::Lower, "x:1").unwrap();
-        assert!(r.metric("m", 2.0, None, Better::Lower, "x:2").unwrap_err().contains("already exported at x:1"));
+        r.metric("m", 1.5, Some("ms".into()), Better::Lower, vec![], "x:1").unwrap();
+        assert!(r
+            .metric("m", 2.0, None, Better::Lower, vec![], "x:2")
+            .unwrap_err()
+            .contains("already exported at x:1"));
         assert_eq!(r.leave(None, None), Status::Failed);
         assert_eq!(r.leave(None, None), Status::Failed);
         let res = r.finish("s.rhai".into(), 7, None, None);

@@ -20,7 +20,7 @@ pub const SCHEMA: &str = "mcpscript.results/2";
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// How a scenario or stage ended. A closed set: reports switch on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Passed,
@@ -43,7 +43,7 @@ impl Status {
 }
 
 /// Passed and failed assertion counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Assertions {
     pub passed: u64,
     pub failed: u64,
@@ -61,7 +61,7 @@ impl Assertions {
 }
 
 /// What recorded an assertion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckKind {
     /// `check(cond, message)`.
@@ -73,7 +73,7 @@ pub enum CheckKind {
 }
 
 /// One failing occurrence of a check, kept for the report (the first few per check).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckFailure {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -86,7 +86,7 @@ pub struct CheckFailure {
 }
 
 /// A check aggregated by name within one stage: a check in a loop is one entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckResult {
     pub name: String,
     pub kind: CheckKind,
@@ -97,7 +97,7 @@ pub struct CheckResult {
 }
 
 /// Which way a metric should move.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Better {
     Higher,
@@ -107,7 +107,7 @@ pub enum Better {
 }
 
 /// A named metric exported for reports and regression detection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MetricResult {
     pub name: String,
     pub value: f64,
@@ -124,7 +124,7 @@ pub struct MetricResult {
 }
 
 /// A node of the tree: the scenario itself or a stage within it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StageResult {
     pub name: String,
     pub status: Status,
@@ -149,7 +149,7 @@ pub struct StageResult {
 }
 
 /// A frame of a script's call stack, innermost first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Frame {
     /// `fn 'name'`, `closure`, `stage 'name'` or `import "module"`.
     pub function: String,
@@ -160,7 +160,7 @@ pub struct Frame {
 }
 
 /// What ended a script early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ErrorKind {
     /// A runtime error in the script or a host function.
@@ -176,7 +176,7 @@ pub enum ErrorKind {
 }
 
 /// The error that ended a script, with position and stack.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorReport {
     pub kind: ErrorKind,
     pub message: String,
@@ -190,14 +190,14 @@ pub struct ErrorReport {
 }
 
 /// A line the script logged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LogLine {
     pub at_ms: f64,
     pub message: String,
 }
 
 /// One script's outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScenarioResult {
     pub file: String,
     /// Wall-clock start, RFC 3339 UTC.
@@ -217,10 +217,13 @@ pub struct ScenarioResult {
     /// In a suite: where and when the scenario ran, and why it did not when it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<ScheduleInfo>,
+    /// What the script's own sessions exercised (load phases count theirs in `phases`).
+    #[serde(default, skip_serializing_if = "Coverage::is_empty")]
+    pub coverage: Coverage,
 }
 
 /// A suite scenario's place in the run. Times are milliseconds since the suite started.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScheduleInfo {
     pub manifest: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -257,7 +260,7 @@ pub struct ScheduleInfo {
 }
 
 /// A suite run: the root of the result tree, with the orchestrator's own overhead.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SuiteInfo {
     pub name: String,
     pub file: String,
@@ -268,7 +271,7 @@ pub struct SuiteInfo {
 }
 
 /// What running the suite cost beyond the scenarios themselves (SPEC section 7).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Overhead {
     /// From the process start (or the command's) to the first scenario's dispatch:
     /// parsing, graph, compiling, servers.
@@ -318,6 +321,7 @@ impl ScenarioResult {
             logs: vec![],
             logs_dropped: 0,
             schedule: None,
+            coverage: Coverage::default(),
         }
     }
 
@@ -339,7 +343,7 @@ impl ScenarioResult {
 
 /// The run's headline numbers (SPEC section 8). Tests are scenarios; assertions are checks,
 /// thresholds and `fail` calls. Rates are 1.0 when there is nothing to count.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
     pub total_tests: u64,
     pub passed_tests: u64,
@@ -377,24 +381,92 @@ impl Summary {
 }
 
 /// A metric of the run, flattened for the regression detector.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunMetric {
     pub scenario: String,
     #[serde(flatten)]
     pub metric: MetricResult,
 }
 
-/// What the run exercised: MCP methods (requests made, by method), transports and the
-/// classes of error it met (by kind, counted).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// How [`Coverage`] names requests of methods outside the protocol.
+pub const NOT_MCP: &str = "(not MCP)";
+
+/// What the run exercised: MCP methods (requests made, by method), transports (URL
+/// schemes) and the classes of error it met (`rpc_-32601`, `timeout`, `http_503`...), counted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Coverage {
     pub methods: BTreeMap<String, u64>,
-    pub transports: Vec<String>,
+    pub transports: std::collections::BTreeSet<String>,
     pub error_classes: BTreeMap<String, u64>,
 }
 
+impl Coverage {
+    pub fn is_empty(&self) -> bool {
+        self.methods.is_empty() && self.transports.is_empty() && self.error_classes.is_empty()
+    }
+
+    /// Counts `n` requests of `method`, of which the errors by class are in `errors`.
+    /// Methods outside the protocol (a test of `-32601`) count together as `(not MCP)`.
+    pub fn add_requests(&mut self, method: &str, n: u64, errors: &BTreeMap<String, u64>) {
+        if n > 0 {
+            let known = crate::protocol::mcp::methods::CLIENT_REQUESTS.contains(&method);
+            let key = if known { method } else { NOT_MCP };
+            *self.methods.entry(key.to_string()).or_default() += n;
+        }
+        for (class, k) in errors.iter().filter(|(_, k)| **k > 0) {
+            *self.error_classes.entry(class.clone()).or_default() += k;
+        }
+    }
+
+    /// The transport of a target URL (`tcp`, `http`, `sse+http`, `ws`, `stdio`).
+    pub fn add_transport(&mut self, target: &str) {
+        let scheme = target.split_once(':').map(|(s, _)| s).unwrap_or(target);
+        if !scheme.is_empty() {
+            self.transports.insert(scheme.to_string());
+        }
+    }
+
+    pub fn add(&mut self, o: &Coverage) {
+        for (m, n) in &o.methods {
+            *self.methods.entry(m.clone()).or_default() += n;
+        }
+        self.transports.extend(o.transports.iter().cloned());
+        for (c, n) in &o.error_classes {
+            *self.error_classes.entry(c.clone()).or_default() += n;
+        }
+    }
+
+    /// The coverage of a run: its scripts' sessions plus every load phase (requests by
+    /// method, connects as `initialize`, errors by class, timeouts as `timeout`).
+    pub fn of(scenarios: &[ScenarioResult]) -> Coverage {
+        fn walk(n: &StageResult, c: &mut Coverage) {
+            for p in &n.phases {
+                c.add_transport(&p.target);
+                // A connect phase's requests are its connects, counted below.
+                let requests = p.per_kind.iter().filter(|_| p.model != "connect");
+                for (label, k) in requests {
+                    let method = p.methods.get(label).map(String::as_str).unwrap_or(label);
+                    let mut errors = k.counts.errors.clone();
+                    if k.counts.timeouts > 0 {
+                        *errors.entry("timeout".into()).or_default() += k.counts.timeouts;
+                    }
+                    c.add_requests(method, k.counts.sent, &errors);
+                }
+                c.add_requests("initialize", p.connect.attempted, &p.connect.errors);
+            }
+            n.stages.iter().for_each(|s| walk(s, c));
+        }
+        let mut c = Coverage::default();
+        for s in scenarios {
+            c.add(&s.coverage);
+            walk(&s.root, &mut c);
+        }
+        c
+    }
+}
+
 /// The whole record: `results.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunResults {
     pub schema: String,
     pub schema_version: u32,
@@ -426,6 +498,7 @@ impl RunResults {
     pub fn new(run_id: String, target: String, started: SystemTime, scenarios: Vec<ScenarioResult>) -> RunResults {
         let finished = SystemTime::now();
         let status = overall_status(scenarios.iter().map(ScenarioResult::status));
+        let coverage = Coverage::of(&scenarios);
         let metrics = scenarios
             .iter()
             .flat_map(|s| {
@@ -447,7 +520,7 @@ impl RunResults {
             metrics,
             suite: None,
             framework: None,
-            coverage: Coverage::default(),
+            coverage,
             regression: None,
         }
     }
@@ -553,6 +626,7 @@ mod tests {
             logs: vec![],
             logs_dropped: 0,
             schedule: None,
+            coverage: Coverage::default(),
         }
     }
 
@@ -568,6 +642,41 @@ mod tests {
         assert_eq!((s.total_assertions, s.passed_assertions, s.failed_assertions), (5, 4, 1));
         assert_eq!(s.assertion_pass_rate, 0.8);
         assert_eq!(Summary::of(&[]).pass_rate, 1.0);
+    }
+
+    #[test]
+    fn coverage_counts_methods_transports_and_error_classes() {
+        use crate::load::result::{Counts, KindResult, PhaseResult};
+        let kind = |sent: u64, errors: &[(&str, u64)], timeouts: u64| KindResult {
+            counts: Counts {
+                sent,
+                errors: errors.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                timeouts,
+                ..Counts::default()
+            },
+            ..KindResult::default()
+        };
+        let mut load =
+            PhaseResult { model: "closed".into(), target: "http://127.0.0.1:1/mcp".into(), ..Default::default() };
+        load.per_kind.insert("echo".into(), kind(10, &[("rpc_-32000", 2)], 1));
+        load.per_kind.insert("ping".into(), kind(5, &[], 0));
+        load.methods = [("echo".into(), "tools/call".into()), ("ping".into(), "ping".into())].into();
+        load.connect.attempted = 4;
+        let mut connect =
+            PhaseResult { model: "connect".into(), target: "tcp://127.0.0.1:2".into(), ..Default::default() };
+        connect.per_kind.insert("connect".into(), kind(7, &[], 0));
+        connect.connect.attempted = 7;
+        connect.connect.errors = [("transport".to_string(), 1)].into();
+        let mut s = scenario(Status::Passed, 0, 0);
+        s.root.phases = vec![load, connect];
+        s.coverage.add_requests("no/such/method", 3, &[("rpc_-32601".to_string(), 3)].into());
+        s.coverage.add_transport("ws://127.0.0.1:3/ws");
+        let c = Coverage::of(&[s]);
+        let m = |k: &str| c.methods.get(k).copied().unwrap_or(0);
+        assert_eq!((m("tools/call"), m("ping"), m("initialize"), m(NOT_MCP), m("connect")), (10, 5, 11, 3, 0));
+        assert_eq!(c.transports.iter().map(String::as_str).collect::<Vec<_>>(), ["http", "tcp", "ws"]);
+        let e = |k: &str| c.error_classes.get(k).copied().unwrap_or(0);
+        assert_eq!((e("rpc_-32000"), e("timeout"), e("transport"), e("rpc_-32601")), (2, 1, 1, 3));
     }
 
     #[test]

@@ -13,15 +13,16 @@
 use super::load::SuitePlan;
 use super::schedule::{Scheduler, State};
 use super::server::SuiteServer;
+use crate::cli::progress::{self, Progress};
 use crate::client::{ClientOptions, Target};
+use crate::script::ctx::Live;
 use crate::script::results::{
     self, Better, CheckKind, CheckResult, Overhead, RunResults, ScenarioResult, ScheduleInfo, Status, SuiteInfo,
 };
 use crate::script::{runner, RunOptions, Script, StopSignal};
 use crate::server::{self, RunningServer, ServerConfig};
-use crate::util::duration::format_duration;
+use crate::util::human;
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -40,7 +41,8 @@ pub struct RunConfig {
     pub seed: u64,
     /// No script log lines.
     pub quiet: bool,
-    /// A line per scenario start and end on stdout.
+    /// A line per scenario start and end on stdout, and the running scenarios on stderr
+    /// (bars on a terminal, else a status line every few seconds).
     pub progress: bool,
     /// `--timeout` for every scenario (`Some(None)`: no limit).
     pub timeout: Option<Option<Duration>>,
@@ -80,6 +82,8 @@ struct Job {
     opts: RunOptions,
     /// Start this built-in server for it (and stop it after).
     own_server: Option<OwnServer>,
+    /// What the console shows of it; installed on the worker thread while it runs.
+    live: Arc<Live>,
 }
 
 /// A scenario's own built-in server.
@@ -194,6 +198,11 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
     if let Some(e) = &setup_error {
         eprintln!("error: {e}");
     }
+    // The run's console: log lines carry the scenario's name and the time since the run
+    // started; the running scenarios show as bars or status lines.
+    let width = selected.iter().map(|&i| plan.scenarios[i].name.len()).max().unwrap_or(0);
+    let console = Progress::start(progress::Options { started: cfg.started, show: cfg.progress, width });
+    let mut lives: Vec<Option<Arc<Live>>> = vec![None; n];
     loop {
         while cfg.interrupt.reason().is_none() && setup_error.is_none() {
             let t = Instant::now();
@@ -238,13 +247,17 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
                 },
                 bridge: crate::script::BridgeMode::Auto,
             };
-            let job = Job { idx: i, script: s.script.clone(), opts, own_server };
+            let live = console.scenario(&s.name, timeout_of(plan, cfg, i), true);
+            lives[i] = Some(live.clone());
+            let job = Job { idx: i, script: s.script.clone(), opts, own_server, live };
             first_dispatch.get_or_insert(t);
             if job_tx.send(job).is_err() {
                 break;
             }
             infos[i].scheduling_overhead_us = Some(t.elapsed().as_secs_f64() * 1e6);
-            say(cfg.progress, &format!("  start    {}\n", s.name));
+            if cfg.progress {
+                console.say(&format!("start    {}", s.name));
+            }
         }
         if sched.running() == 0 {
             break;
@@ -268,23 +281,27 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
         info.deps_met_ms = deps_met[i].map(ms);
         info.scheduling_latency_ms =
             deps_met[i].map(|d| done.started.saturating_duration_since(d).as_secs_f64() * 1000.0);
-        let took = done.finished.saturating_duration_since(done.started);
+        if let Some(l) = lives[i].take() {
+            console.done(&l);
+        }
         let checks = result.root.assertions;
-        say(
-            cfg.progress,
-            &format!(
-                "  {:<8} {} ({}, {} of {} checks passed){}\n",
-                status.as_str(),
+        if cfg.progress {
+            // The scenario's own duration, as the summary and results.json give it.
+            console.say(&format!(
+                "{} {} ({}, {} of {} checks passed){}",
+                console.status_word(status),
                 plan.scenarios[i].name,
-                format_duration(took),
+                human::ms(result.root.duration_ms),
                 checks.passed,
                 checks.total(),
                 result.error.as_ref().map(|e| format!(": {}", e.message)).unwrap_or_default()
-            ),
-        );
+            ));
+        }
         results[i] = Some(result);
         for (s, why) in skipped {
-            say(cfg.progress, &format!("  skipped  {}: {why}\n", plan.scenarios[s].name));
+            if cfg.progress {
+                console.say(&format!("{} {}: {why}", console.status_word(Status::Skipped), plan.scenarios[s].name));
+            }
             infos[s].reason = Some(why.clone());
             results[s] = Some(ScenarioResult::not_run(
                 &plan.scenarios[s].name,
@@ -299,6 +316,7 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
     for t in threads {
         let _ = t.join();
     }
+    console.finish();
     // Not started: the setup failed (the scenarios fail with its reason) or the run was
     // interrupted (they are cancelled).
     let (reason, status) = match &setup_error {
@@ -351,6 +369,7 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
         }
     }
     let mut out = RunResults::new(results::new_run_id(), shown_target, started_wall, scenarios);
+    out.framework = Some(overhead.clone());
     out.suite = Some(SuiteInfo {
         name: plan.name.clone(),
         file: plan.file.clone(),
@@ -418,6 +437,7 @@ fn worker(w: usize, jobs: &Mutex<mpsc::Receiver<Job>>, done: &mpsc::Sender<Done>
         };
         let Ok(mut job) = job else { return };
         let started = Instant::now();
+        let _shown = job.live.enter();
         let server = match job.own_server.take() {
             Some(OwnServer::InProcess(c)) => match handle.block_on(server::start(c)) {
                 Ok(s) => {
@@ -522,12 +542,5 @@ fn apply_declared_metrics(r: &mut ScenarioResult, declared: &[super::manifest::M
         });
         r.root.assertions.failed += 1;
         r.root.status = Status::Failed;
-    }
-}
-
-fn say(on: bool, text: &str) {
-    if on {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
     }
 }

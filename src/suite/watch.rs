@@ -121,6 +121,15 @@ pub fn run(a: WatchArgs) -> Result<Exit, CliError> {
             }
             Ok(plan) => {
                 watch(folders(&a.run.file, Some(&plan), &stdlib), &mut watched);
+                // Re-runs of part of a suite are not runs of the suite: the history is left
+                // alone (a pinned --baseline still gives each re-run its verdict).
+                let report_args = crate::cli::args::ReportArgs { no_history: true, ..a.run.report.clone() };
+                let reporting = crate::cli::reporting::Reporting::prepare(
+                    &report_args,
+                    out_dir.as_deref(),
+                    a.run.quiet,
+                    &plan.name,
+                )?;
                 let now: BTreeMap<String, u64> = plan
                     .selected
                     .iter()
@@ -159,11 +168,13 @@ pub fn run(a: WatchArgs) -> Result<Exit, CliError> {
                     for s in &results.scenarios {
                         last.insert(s.root.name.clone(), s.clone());
                     }
-                    let record = whole_suite(&plan, &last, &results);
-                    let dir = out_dir.clone().unwrap_or_else(|| PathBuf::from("reports").join(&record.run_id));
-                    match record.write_to(&dir) {
-                        Ok(path) => say(&suite_run::summary(&record, &path)),
-                        Err(e) => eprintln!("error: cannot write results into {}: {e}", dir.display()),
+                    let mut record = whole_suite(&plan, &last, &results);
+                    match reporting.finish(&mut record) {
+                        Ok(dir) => {
+                            say(&suite_run::summary(&record, &dir.join("results.json")));
+                            say(&reporting.epilogue(&record, &dir));
+                        }
+                        Err(e) => eprintln!("error: {}", e.message),
                     }
                     if let Some(diff) = diff {
                         say(&diff);

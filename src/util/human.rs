@@ -131,6 +131,25 @@ pub fn with_unit(x: f64, unit: Option<&str>) -> String {
     }
 }
 
+/// A signed exact integer with thousands separators: `-284277` -> `-284,277`.
+pub fn signed_int(n: i64) -> String {
+    if n < 0 {
+        format!("-{}", int(n.unsigned_abs()))
+    } else {
+        int(n as u64)
+    }
+}
+
+/// An integer with its unit: a count stays exact (`218171 sent` -> `218,171 sent`); a time,
+/// size or ratio reads as [`with_unit`] says (`1500 ms` -> `1.5 s`).
+pub fn int_with_unit(n: i64, unit: Option<&str>) -> String {
+    match unit.map(str::trim).unwrap_or("") {
+        "" => signed_int(n),
+        u @ ("ms" | "s" | "us" | "bytes" | "B" | "ratio" | "%") => with_unit(n as f64, Some(u)),
+        u => format!("{} {u}", signed_int(n)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +187,16 @@ mod tests {
         assert_eq!(with_unit(72718.4, Some("req/s")), "72.7K req/s");
         assert_eq!(with_unit(0.669915087, Some("s")), "670 ms");
         assert_eq!(with_unit(29.1, Some("MB")), "29.1 MB");
+    }
+
+    #[test]
+    fn integers_stay_exact_unless_their_unit_is_a_time_size_or_ratio() {
+        assert_eq!(signed_int(-284277), "-284,277");
+        assert_eq!(signed_int(0), "0");
+        assert_eq!(signed_int(i64::MIN), "-9,223,372,036,854,775,808");
+        assert_eq!(int_with_unit(218171, None), "218,171");
+        assert_eq!(int_with_unit(218171, Some("sent")), "218,171 sent");
+        assert_eq!(int_with_unit(1500, Some("ms")), "1.5 s");
+        assert_eq!(int_with_unit(2048, Some("bytes")), "2 KiB");
     }
 }

@@ -296,6 +296,7 @@ fn request(
             }
         }
     }
+    ctx.rec().cover(method, outcome.as_ref().err().map(|e| e.kind().to_string()));
     Ok(response_map(method, outcome, latency, resent))
 }
 
@@ -317,8 +318,13 @@ fn connect(
     let session = ctx
         .bridge
         .run_io(async move { Session::connect(&target, opts).await })
-        .map_err(|e| bridge_error(nc, &format!("connect to {name}"), e))?
-        .map_err(|e| host_error(nc, format!("connect: {e}")))?;
+        .map_err(|e| bridge_error(nc, &format!("connect to {name}"), e))?;
+    {
+        let mut rec = ctx.rec();
+        rec.cover_transport(&name);
+        rec.cover("initialize", session.as_ref().err().map(|e| e.kind().to_string()));
+    }
+    let session = session.map_err(|e| host_error(nc, format!("connect: {e}")))?;
     let info = session.server();
     let mut server = Map::new();
     server.insert("name".into(), info.name.clone().into());

@@ -1,16 +1,19 @@
 //! The core namespace: parameters (`param`), the run's target, time (`sleep`, `now_ms`,
-//! `duration_ms`), logging and seeded randomness. Durations are always strings with a unit.
+//! `duration_ms`), logging (`human` formats numbers for it) and seeded randomness.
+//! Durations are always strings with a unit.
 
 use super::{bridge_error, duration_arg, host_error, script_fn, Namespace};
 use crate::script::ctx::ScriptCtx;
 use crate::script::{params, value};
+use crate::util::human;
 use rand::Rng;
 use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 use std::sync::Arc;
 
 pub const NAMESPACE: Namespace = Namespace {
     name: "core",
-    doc: "Parameters, the target, time, logging and randomness. Every time is a string with a unit \
+    doc: "Parameters, the target, time, logging and randomness; `human(x, unit)` writes a number as a person \
+          reads it (`72.7K req/s`, `20.5 ms`) for log lines. Every time is a string with a unit \
           (`\"250ms\"`, `\"5s\"`, `\"100us\"`, `\"2m\"`); a bare number is refused so that `5` can never \
           silently mean 5 ms or 5 s.",
     register,
@@ -21,6 +24,20 @@ type Res<T> = Result<T, Box<EvalAltResult>>;
 fn param_error(ctx: &ScriptCtx, nc: &NativeCallContext, msg: String) -> Box<EvalAltResult> {
     ctx.rec().param_error(&msg);
     host_error(nc, msg)
+}
+
+/// `human(x, unit)`: ints exact, floats to three significant figures, `()` as `n/a`.
+fn human_value(nc: &NativeCallContext, x: &Dynamic, unit: Option<&str>) -> Res<String> {
+    if x.is_unit() {
+        return Ok("n/a".into());
+    }
+    if let Ok(n) = x.as_int() {
+        return Ok(human::int_with_unit(n, unit));
+    }
+    match x.as_float() {
+        Ok(f) => Ok(human::with_unit(f, unit)),
+        Err(_) => Err(host_error(nc, format!("{}: expects a number, not {}", nc.fn_name(), value::type_name(x)))),
+    }
 }
 
 pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
@@ -91,8 +108,9 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
 
     let c = ctx.clone();
     script_fn!(engine,
-        /// Prints a line to stderr with the time since the start (not with --quiet) and keeps it in
-        /// results.json. `print(x)` and `debug(x)` do the same.
+        /// Prints a line to stderr with the time since the run started (in a suite, also the
+        /// scenario's name; not with --quiet) and keeps it in results.json. `print(x)` and
+        /// `debug(x)` do the same. `human(x, unit)` writes numbers for it.
         "log"(message) => move |message: &str| { c.log(message) });
 
     let c = ctx.clone();
@@ -101,6 +119,26 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
         /// exception: `log(x)` of a number is Rhai's logarithm, so log numbers inside a string:
         /// ``log(`n = ${n}`)``.
         "log"(value) => move |value: Dynamic| { c.log(&value.to_string()) });
+
+    script_fn!(engine,
+    /// A number as a person reads it, for log lines: a float to three significant figures with
+    /// K/M/G (`72718.41` -> `"72.7K"`), an int exact with thousands separators (`218171` ->
+    /// `"218,171"`), `()` (a figure not measured) as `"n/a"`.
+    "human"(x) => |nc: NativeCallContext, x: Dynamic| -> Res<String> { human_value(&nc, &x, None) });
+
+    script_fn!(engine,
+    /// A number with its unit as a person reads it: `human(r.throughput, "req/s")` is
+    /// `"72.7K req/s"`, `human(0.0205, "s")` is `"20.5 ms"`, `human(29100000, "bytes")` is
+    /// `"27.8 MiB"`, `human(0.00123, "ratio")` is `"0.123%"`, `human(r.sent, "sent")` is
+    /// `"218,171 sent"`. Times (`ms`, `s`, `us`) take the unit that reads best.
+    "human"(x, unit) => |nc: NativeCallContext, x: Dynamic, unit: &str| -> Res<String> {
+        human_value(&nc, &x, Some(unit))
+    });
+
+    script_fn!(engine,
+    /// A time in milliseconds as a person reads it: `human_ms(0.278)` is `"278 us"`,
+    /// `human_ms(20.52)` is `"20.5 ms"`, `human_ms(6570)` is `"6.57 s"`.
+    "human_ms"(x) => |nc: NativeCallContext, x: Dynamic| -> Res<String> { human_value(&nc, &x, Some("ms")) });
 
     let c = ctx.clone();
     script_fn!(engine,

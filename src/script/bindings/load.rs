@@ -14,6 +14,7 @@ use crate::script::ctx::ScriptCtx;
 use crate::script::results::Better;
 use crate::script::value;
 use crate::util::duration::parse_duration;
+use crate::util::human;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, Module, NativeCallContext};
 use serde_json::Value;
 use std::sync::Arc;
@@ -45,7 +46,11 @@ pub const NAMESPACE: Namespace = Namespace {
           the load: `event`, `at_s`, `recovery_s` (until `recovery_fraction` of the sessions were \
           re-established; () if never), `sessions_affected`, `sessions_recovered`, `sessions_lost`, \
           `requests_failed`, `requests_resent`, `throughput` ([t, replies/s] around it). With \
-          `--segment I/N` every phase runs its I-th share.",
+          `--segment I/N` every phase runs its I-th share. `expect_errors` (error kinds such as \
+          `[\"rpc_-32000\"]`, or JSON-RPC codes such as `[-32000]`) declares errors the scenario expects, e.g. \
+          load shed by a server past its capacity: the phase's log line labels them `expected`; the result \
+          and its checks are unchanged. Every phase logs one line when it ends, with its errors by kind \
+          (`rpc_-32000` reads `shed -32000 overloaded`).",
     register,
 };
 
@@ -72,6 +77,7 @@ const COMMON: &[&str] = &[
     "breaker",
     "recovery_fraction",
     "schedule",
+    "expect_errors",
 ];
 
 /// Reads an options map, refusing keys the phase does not know.
@@ -295,6 +301,7 @@ fn common(ctx: &ScriptCtx, o: &Opts, model: Model, default_name: &str) -> Res<(P
         builtin_flags: vec![],
         events: Some(ctx.load.events.clone()),
         started: None,
+        live: None,
     };
     Ok((plan, env))
 }
@@ -393,6 +400,13 @@ fn execute(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, o: &Opts, plan: PhasePl
     }
     plan.validate().map_err(|e| host_error(nc, e.to_string()))?;
     let actions = schedule(o)?;
+    let expected = expect_errors(o)?;
+    // The console shows the phase's figures while it runs (read from its folded seconds).
+    let _shown = ctx.live().is_some().then(|| {
+        let live = crate::load::live::PhaseLive::for_plan(&plan);
+        env.live = Some(live.clone());
+        ctx.show_phase(live)
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     env.stop = Some(stop_rx);
@@ -463,11 +477,12 @@ fn execute(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, o: &Opts, plan: PhasePl
             crate::load::result::Direction::Higher => Better::Higher,
             crate::load::result::Direction::Lower => Better::Lower,
         };
-        ctx.rec().metric(&name, v, Some(unit.to_string()), better, &site).map_err(|e| host_error(nc, e))?;
+        let samples = result.metric_samples(&name);
+        ctx.rec().metric(&name, v, Some(unit.to_string()), better, samples, &site).map_err(|e| host_error(nc, e))?;
     }
     let map = result_map(&result);
     if !ctx.quiet {
-        ctx.log(&summary_line(&result));
+        ctx.log(&summary_line(&result, &expected));
     }
     ctx.rec().phase(result);
     if let Some(e) = action_error {
@@ -479,38 +494,102 @@ fn execute(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, o: &Opts, plan: PhasePl
     Ok(map)
 }
 
-/// One line per phase for the log.
-fn summary_line(r: &PhaseResult) -> String {
-    let errors = r.counts.error_total();
-    let mut s = format!(
-        "load {} ({}): {} sent, {} ok, {} errors, {} timeouts, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
-        r.name,
-        r.model,
-        r.counts.sent,
-        r.counts.ok,
-        errors,
-        r.counts.timeouts,
-        r.throughput,
-        r.latency.p50,
-        r.latency.p99
-    );
-    if r.model == "connect" {
-        s = format!(
-            "load {} (connect): {} of {} sessions in {:.2} s ({:.0}/s), connect p50 {:.2} ms, p99 {:.2} ms",
-            r.name,
-            r.connect.ok,
-            r.connect.attempted,
-            r.connect.duration_s,
-            r.connect.rate,
-            r.connect.latency.p50,
-            r.connect.latency.p99
-        );
+/// `expect_errors`: error kinds (`"rpc_-32000"`, `"http_503"`) or JSON-RPC codes (`-32000`).
+fn expect_errors(o: &Opts) -> Res<Vec<String>> {
+    let Some(v) = o.get("expect_errors") else { return Ok(vec![]) };
+    let bad = || {
+        o.err(format!(
+            "expect_errors must be an array of error kinds such as [\"rpc_-32000\"] or codes such as [-32000], not {v}"
+        ))
+    };
+    let items = v.read_lock::<Array>().map(|a| a.clone()).ok_or_else(bad)?;
+    items
+        .iter()
+        .map(|d| {
+            if let Ok(code) = d.as_int() {
+                Ok(format!("rpc_{code}"))
+            } else {
+                d.clone().into_string().ok().map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).ok_or_else(bad)
+            }
+        })
+        .collect()
+}
+
+/// What an error kind means, as the log line says it: `rpc_-32000` is load the server shed.
+fn error_label(kind: &str) -> String {
+    match kind {
+        "rpc_-32000" => "shed -32000 overloaded".into(),
+        "http_503" => "shed HTTP 503".into(),
+        "http_429" => "rate limited HTTP 429".into(),
+        "rpc_-32700" => "-32700 parse error".into(),
+        "rpc_-32600" => "-32600 invalid request".into(),
+        "rpc_-32601" => "-32601 method not found".into(),
+        "rpc_-32602" => "-32602 invalid params".into(),
+        "rpc_-32603" => "-32603 internal error".into(),
+        "rpc_-32002" => "-32002 resource not found".into(),
+        "worker_lost" => "lost with a worker process".into(),
+        k => match (k.strip_prefix("rpc_"), k.strip_prefix("http_")) {
+            (Some(code), _) => format!("JSON-RPC {code}"),
+            (_, Some(status)) => format!("HTTP {status}"),
+            _ => k.to_string(),
+        },
     }
+}
+
+/// `283,705 errors (shed -32000 overloaded: expected)`, or with several kinds each with
+/// its count: `1,203 errors (1,200 shed -32000 overloaded; 3 transport)`.
+fn errors_text(errors: &std::collections::BTreeMap<String, u64>, expected: &[String]) -> String {
+    let total: u64 = errors.values().sum();
+    let mut kinds: Vec<(&String, &u64)> = errors.iter().filter(|(_, n)| **n > 0).collect();
+    if kinds.is_empty() {
+        return format!("{} errors", human::int(total));
+    }
+    kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let one = kinds.len() == 1;
+    let parts: Vec<String> = kinds
+        .iter()
+        .map(|(k, n)| {
+            let count = if one { String::new() } else { format!("{} ", human::int(**n)) };
+            let exp = if expected.iter().any(|e| e == *k) { ": expected" } else { "" };
+            format!("{count}{}{exp}", error_label(k))
+        })
+        .collect();
+    format!("{} errors ({})", human::int(total), parts.join("; "))
+}
+
+/// One line per phase for the log, its figures as a person reads them: exact counts,
+/// three significant figures for rates and times.
+fn summary_line(r: &PhaseResult, expected: &[String]) -> String {
+    let mut s = if r.model == "connect" {
+        format!(
+            "load {} (connect): {} of {} sessions in {} ({}/s), connect p50 {}, p99 {}",
+            r.name,
+            human::int(r.connect.ok),
+            human::int(r.connect.attempted),
+            human::ms(r.connect.duration_s * 1000.0),
+            human::count(r.connect.rate),
+            human::ms(r.connect.latency.p50),
+            human::ms(r.connect.latency.p99)
+        )
+    } else {
+        format!(
+            "load {} ({}): {} sent, {} ok, {}, {} timeouts, {} req/s, p50 {}, p99 {}",
+            r.name,
+            r.model,
+            human::int(r.counts.sent),
+            human::int(r.counts.ok),
+            errors_text(&r.counts.errors, expected),
+            human::int(r.counts.timeouts),
+            human::count(r.throughput),
+            human::ms(r.latency.p50),
+            human::ms(r.latency.p99)
+        )
+    };
     if r.dropped > 0 {
-        s.push_str(&format!(", {} dropped", r.dropped));
+        s.push_str(&format!(", {} dropped", human::int(r.dropped)));
     }
     if let Some(res) = &r.resources {
-        s.push_str(&format!(", mcpscript rss {:.1} MB", res.mcpscript_peak_rss_bytes as f64 / 1e6));
+        s.push_str(&format!(", mcpscript rss {}", human::bytes(res.mcpscript_peak_rss_bytes as f64)));
     }
     if r.status != "completed" {
         s.push_str(&format!(" [{}]", r.status));
@@ -655,4 +734,41 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
 /// Default in-flight cap: ten seconds' worth of arrivals, at least 100.
 fn default_inflight(rate: f64) -> u64 {
     ((rate * 10.0).ceil() as u64).max(100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn errors_are_counted_by_kind_with_what_they_mean() {
+        let shed = BTreeMap::from([("rpc_-32000".to_string(), 283_705)]);
+        assert_eq!(errors_text(&shed, &[]), "283,705 errors (shed -32000 overloaded)");
+        assert_eq!(errors_text(&shed, &["rpc_-32000".into()]), "283,705 errors (shed -32000 overloaded: expected)");
+        let mixed = BTreeMap::from([("rpc_-32000".to_string(), 1200), ("transport".to_string(), 3)]);
+        assert_eq!(errors_text(&mixed, &[]), "1,203 errors (1,200 shed -32000 overloaded; 3 transport)");
+        assert_eq!(errors_text(&BTreeMap::new(), &[]), "0 errors");
+        assert_eq!(error_label("rpc_-32099"), "JSON-RPC -32099");
+        assert_eq!(error_label("http_502"), "HTTP 502");
+    }
+
+    #[test]
+    fn the_phase_line_rounds_to_three_significant_figures() {
+        let mut r = PhaseResult {
+            name: "baseline".into(),
+            model: "closed".into(),
+            status: "completed".into(),
+            ..Default::default()
+        };
+        r.counts.sent = 218_171;
+        r.counts.ok = 218_171;
+        r.throughput = 72718.41440950964;
+        r.latency.p50 = 0.13;
+        r.latency.p99 = 20.524853999999998;
+        assert_eq!(
+            summary_line(&r, &[]),
+            "load baseline (closed): 218,171 sent, 218,171 ok, 0 errors, 0 timeouts, 72.7K req/s, p50 130 us, p99 20.5 ms"
+        );
+    }
 }

@@ -206,7 +206,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
                     ))
                 }
             };
-            c.rec().metric(name, value, unit, better, &site_string(&nc)).map_err(|e| host_error(&nc, e))
+            c.rec().metric(name, value, unit, better, vec![], &site_string(&nc)).map_err(|e| host_error(&nc, e))
         },
     );
 

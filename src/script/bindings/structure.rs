@@ -9,6 +9,9 @@ use crate::script::value;
 use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
 use std::sync::Arc;
 
+/// Samples a metric may carry (`metric(name, v, #{samples: [...]})`).
+const MAX_SAMPLES: usize = 100_000;
+
 pub const NAMESPACE: Namespace = Namespace {
     name: "structure",
     doc: "Shape of the result tree. A stage is a named, timed node; checks, thresholds and metrics \
@@ -35,10 +38,34 @@ fn record_metric(ctx: &ScriptCtx, nc: &NativeCallContext, name: &str, value: &Dy
     })?;
     let mut unit = None;
     let mut better = Better::None;
+    let mut samples = Vec::new();
     if let Some(opts) = opts {
         for (k, o) in opts.iter() {
             match k.as_str() {
                 "unit" => unit = Some(o.to_string()),
+                "samples" => {
+                    let bad = || {
+                        host_error(
+                            nc,
+                            format!(
+                                "metric '{name}': samples must be an array of finite numbers, not {}",
+                                value::type_name(o)
+                            ),
+                        )
+                    };
+                    let arr = o.clone().try_cast::<rhai::Array>().ok_or_else(bad)?;
+                    if arr.len() > MAX_SAMPLES {
+                        return Err(host_error(
+                            nc,
+                            format!("metric '{name}': {} samples, at most {MAX_SAMPLES} are kept", arr.len()),
+                        ));
+                    }
+                    samples = arr
+                        .iter()
+                        .map(|x| value::as_number(x).filter(|v| v.is_finite()))
+                        .collect::<Option<Vec<f64>>>()
+                        .ok_or_else(bad)?;
+                }
                 "better" => {
                     better = match o.to_string().as_str() {
                         "higher" => Better::Higher,
@@ -55,18 +82,20 @@ fn record_metric(ctx: &ScriptCtx, nc: &NativeCallContext, name: &str, value: &Dy
                     }
                 }
                 other => {
-                    let hint = crate::script::diag::suggest(other, ["unit", "better"])
+                    let hint = crate::script::diag::suggest(other, ["unit", "better", "samples"])
                         .map(|s| format!(" (did you mean {s}?)"))
                         .unwrap_or_default();
                     return Err(host_error(
                         nc,
-                        format!("metric '{name}': unknown option '{other}'{hint}; options are unit and better"),
+                        format!(
+                            "metric '{name}': unknown option '{other}'{hint}; options are unit, better and samples"
+                        ),
                     ));
                 }
             }
         }
     }
-    ctx.rec().metric(name, v, unit, better, &site_string(nc)).map_err(|e| host_error(nc, e))
+    ctx.rec().metric(name, v, unit, better, samples, &site_string(nc)).map_err(|e| host_error(nc, e))
 }
 
 /// The innermost message of an error that crossed a stage, for the stage's `error` field.
@@ -128,7 +157,9 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     script_fn!(engine,
     /// Exports metric `name` with a number and options `#{unit: "msg/s", better: "higher"}`;
     /// `better` is `"higher"`, `"lower"` or `"none"` (the default) and tells the regression
-    /// detector which way is worse. Each name is exported once per script.
+    /// detector which way is worse; `samples: [...]` (numbers, e.g. one per round) are the
+    /// measurements behind the value, which give it a confidence interval and a rank test
+    /// against the baseline. Each name is exported once per script.
     "metric"(name, value, options) => move |nc: NativeCallContext, name: &str, value: Dynamic, options: Map| -> Res<()> {
         record_metric(&c, &nc, name, &value, Some(&options))
     });
