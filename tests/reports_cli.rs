@@ -127,13 +127,13 @@ fn a_regression_against_the_history_exits_3_after_writing_every_report() {
     // The same drop with --fail-on none is reported, not fatal.
     let o = f.run(20.0, "lenient", &["--fail-on", "none"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("regressions: 1 (1 critical"), "{}", text(&o));
+    assert!(text(&o).contains("regressions: 1 regression (1 critical"), "{}", text(&o));
 
     // compare: a pinned baseline and the history, as a table; exit 3 on the regression.
     let o = f.mcpscript(&["compare", "b0", "worse", "--out", "cmp"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let out = text(&o);
-    assert!(out.contains("metric") && out.contains("severity") && out.contains("metric/latency_ms"), "{out}");
+    assert!(out.contains("SEVERITY") && out.contains("P (MWU)") && out.contains("latency_ms"), "{out}");
     assert!(f.path("cmp/report.html").is_file());
     let o = f.mcpscript(&["compare", "history", "b3", "--fail-on", "critical"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -182,6 +182,12 @@ fn bad_input_is_refused_with_exit_2_and_one_sentence() {
     std::fs::write(f.path("other.rhai"), SCRIPT).unwrap();
     check(&["run", "other.rhai", "--baseline", "good"], "a baseline must be a run of the same suite or script");
     check(&["compare", "history", "good"], "has no passing run");
+    // A broken user template is found before the run, with its file and place.
+    std::fs::create_dir_all(f.path("reports/templates")).unwrap();
+    std::fs::write(f.path("reports/templates/report.html.tera"), "<html>{% if %}</html>").unwrap();
+    check(&["run", "metric.rhai", "--no-history"], "report.html.tera");
+    let o = f.mcpscript(&["run", "metric.rhai", "--no-history", "--format", "json,md", "--out", "no-html"]);
+    assert_eq!(o.status.code(), Some(0), "without html the template is not needed: {}", text(&o));
 }
 
 #[test]

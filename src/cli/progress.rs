@@ -284,10 +284,11 @@ fn activity(live: &Live, of: &str) -> String {
         Some(t) => format!("{elapsed}{of}{}", human::ms(t.as_secs_f64() * 1000.0)),
         None => elapsed,
     };
+    if let Some(stage) = live.stage() {
+        s.push_str(&format!(", stage {stage}"));
+    }
     if let Some(p) = live.phase() {
         s.push_str(&format!(", load {}: {}", p.name, figures(p.model, p.sessions, &p.figures())));
-    } else if let Some(stage) = live.stage() {
-        s.push_str(&format!(", stage {stage}"));
     }
     s
 }

@@ -11,7 +11,7 @@ use super::{CliError, Exit};
 use crate::regress::compare::{self, Baseline};
 use crate::regress::history::{self, History, HistoryEntry};
 use crate::regress::{Comparison, Severity, Verdict};
-use crate::report::{self, Format};
+use crate::report::{self, text, Format};
 use crate::script::results::{RunResults, SCHEMA_VERSION};
 use crate::util::human;
 use std::fmt::Write as _;
@@ -54,6 +54,9 @@ impl Reporting {
             return Err(CliError::invalid("--baseline-runs must be at least 1"));
         }
         check_writable(out.unwrap_or(Path::new("reports")), out.is_some())?;
+        if formats.contains(&Format::Html) {
+            report::html::check_template(report::templates_dir().as_deref()).map_err(CliError::invalid)?;
+        }
         let history =
             (!a.no_history).then(|| a.history.clone().unwrap_or_else(|| PathBuf::from(history::DEFAULT_PATH)));
         if let Some(h) = &history {
@@ -122,8 +125,9 @@ impl Reporting {
         };
         current.regressed = r.regression.as_ref().is_some_and(Comparison::fails);
         let dir = self.dir_for(r);
-        let written =
-            report::write(r, &dir, &self.formats).map_err(|e| CliError::failed(format!("the run's reports: {e}")))?;
+        // A report that cannot be written is an error, after the others and the history
+        // were written: nothing else of the run is lost.
+        let written = report::write(r, &dir, &self.formats);
         if self.formats.contains(&Format::Markdown) {
             let md = report::markdown::render(r, report::markdown::FULL_LIMIT);
             if let Err(e) = report::markdown::append_to_step_summary(&md) {
@@ -133,6 +137,7 @@ impl Reporting {
         if let Some(path) = &self.history {
             history::append(path, &current).map_err(CliError::failed)?;
         }
+        let written = written.map_err(|e| CliError::failed(format!("the run's reports in {}: {e}", dir.display())))?;
         tracing::info!("reports written in {:.1} ms: {:?}", written.elapsed_ms, written.files);
         Ok(dir)
     }
@@ -150,13 +155,14 @@ impl Reporting {
     /// the reports are.
     pub fn epilogue(&self, r: &RunResults, dir: &Path) -> String {
         let mut out = verdict_lines(r.regression.as_ref(), self.history.is_some());
-        let names: Vec<String> = self.formats.iter().map(|f| f.name().to_string()).collect();
-        let _ = writeln!(out, "reports: {}/ ({})", dir.display(), names.join(", "));
+        let files: Vec<&str> = self.formats.iter().flat_map(|f| f.files().iter().copied()).collect();
+        let _ = writeln!(out, "reports: {}/ ({})", dir.display(), files.join(", "));
         out
     }
 }
 
-/// A one-line verdict plus one line per regression (worst first).
+/// The verdict against the baseline after a run: the tally, then one line per regression
+/// (worst first), then whether it fails the run.
 pub fn verdict_lines(c: Option<&Comparison>, history_on: bool) -> String {
     let mut out = String::new();
     let Some(c) = c else {
@@ -165,37 +171,12 @@ pub fn verdict_lines(c: Option<&Comparison>, history_on: bool) -> String {
         }
         return out;
     };
-    let n = &c.regressions;
-    let inconclusive = c.rows.iter().filter(|r| r.verdict == Verdict::Inconclusive).count();
-    let _ = write!(
-        out,
-        "regressions: {} ({} critical, {} high, {} medium, {} low), {} improvement(s)",
-        n.total(),
-        n.critical,
-        n.high,
-        n.medium,
-        n.low,
-        c.improvements
-    );
-    if inconclusive > 0 {
-        let _ = write!(out, ", {inconclusive} metric(s) inconclusive (too few baseline runs)");
-    }
-    let _ = writeln!(out, " against {}", c.baseline);
-    let mut rows: Vec<_> = c.regressions().collect();
-    rows.sort_by_key(|r| std::cmp::Reverse(r.severity));
-    for r in rows {
-        let unit = r.unit.as_deref();
-        let z = r.z.map(|z| format!(", z {}", human::sig3(z))).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  {:<8} {}/{}: {} -> {} ({}{z})",
-            r.severity.map(Severity::as_str).unwrap_or("-"),
-            r.scenario,
-            r.metric,
-            r.baseline.map(|v| human::with_unit(v, unit)).unwrap_or_else(|| "n/a".into()),
-            r.current.map(|v| human::with_unit(v, unit)).unwrap_or_else(|| "n/a".into()),
-            r.diff_pct.map(human::signed_pct).unwrap_or_else(|| "n/a".into()),
-        );
+    let _ = writeln!(out, "regressions: {} against {}", text::tally(c), c.baseline);
+    let regressions: Vec<_> = text::ordered_rows(c).into_iter().filter(|r| r.verdict == Verdict::Regression).collect();
+    if !regressions.is_empty() {
+        for line in text::table(&text::comparison_rows(&regressions), text::COMPARISON_RIGHT) {
+            let _ = writeln!(out, "  {line}");
+        }
     }
     if c.fails() {
         let level = c.fail_on.map(Severity::as_str).unwrap_or("");
@@ -331,7 +312,10 @@ pub fn compare_command(a: super::args::CompareArgs) -> Result<Exit, CliError> {
         }
         compare::compare(&Baseline::Pinned(&base_entry, a.base.clone()), &entry, &series, fail_on)
     };
-    print!("{}", table(&comparison));
+    let rows: Vec<_> = comparison.rows.iter().collect();
+    for line in text::table(&text::comparison_rows(&rows), text::COMPARISON_RIGHT) {
+        println!("{line}");
+    }
     print!("{}", verdict_lines(Some(&comparison), true));
     let fails = comparison.fails();
     current.regression = Some(comparison);
@@ -340,50 +324,4 @@ pub fn compare_command(a: super::args::CompareArgs) -> Result<Exit, CliError> {
     let written = report::write(&current, &dir, &Format::ALL).map_err(CliError::failed)?;
     println!("reports: {}/ ({} files)", dir.display(), written.files.len());
     Ok(if fails { Exit::Regression } else { Exit::Ok })
-}
-
-/// The comparison as an aligned table: metric, unit, direction, baseline, current,
-/// difference, z, severity, verdict, p-value.
-pub fn table(c: &Comparison) -> String {
-    let header = ["metric", "unit", "better", "baseline", "current", "diff", "z", "severity", "verdict", "p (MWU)"];
-    let rows: Vec<[String; 10]> = c
-        .rows
-        .iter()
-        .map(|r| {
-            let opt = |v: Option<f64>, f: fn(f64) -> String| v.map(f).unwrap_or_else(|| "n/a".into());
-            [
-                format!("{}/{}", r.scenario, r.metric),
-                r.unit.clone().unwrap_or_default(),
-                match r.better {
-                    crate::script::results::Better::Higher => "higher",
-                    crate::script::results::Better::Lower => "lower",
-                    crate::script::results::Better::None => "-",
-                }
-                .into(),
-                opt(r.baseline, human::sig3),
-                opt(r.current, human::sig3),
-                opt(r.diff_pct, human::signed_pct),
-                opt(r.z, human::sig3),
-                r.severity.map(|s| s.as_str().to_string()).unwrap_or_else(|| "-".into()),
-                r.verdict.as_str().into(),
-                opt(r.mann_whitney_p, human::sig3),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let line = |cells: &[String], out: &mut String| {
-        let parts: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        let _ = writeln!(out, "{}", parts.join("  ").trim_end());
-    };
-    line(&header.map(String::from), &mut out);
-    for r in &rows {
-        line(r, &mut out);
-    }
-    out
 }

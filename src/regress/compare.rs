@@ -19,7 +19,7 @@
 use super::history::{HistoryEntry, HistoryMetric};
 use super::{series, stats, Comparison, HistoryAnalysis, MetricComparison, RegressionCounts, Severity, Trend, Verdict};
 use crate::script::results::Better;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// History runs needed before a z score is trusted.
@@ -74,18 +74,17 @@ pub fn compare(
             keys.push((m.scenario.clone(), m.name.clone()));
         }
     }
-    // The history as one map per run, so each metric finds its value in O(1).
-    let indexed: Vec<BTreeMap<(&str, &str), &HistoryMetric>> = series_runs
-        .iter()
-        .map(|r| r.metrics.iter().map(|m| ((m.scenario.as_str(), m.name.as_str()), m)).collect())
-        .collect();
+    let base_runs: Vec<Lookup> = runs.iter().map(|r| Lookup::new(r)).collect();
+    let history_runs: Vec<Lookup> = series_runs.iter().map(|r| Lookup::new(r)).collect();
+    let now = Lookup::new(current);
     let rows: Vec<MetricComparison> = keys
         .iter()
-        .map(|(scenario, name)| {
-            let base: Vec<&HistoryMetric> = runs.iter().filter_map(|r| r.metric(scenario, name)).collect();
+        .enumerate()
+        .map(|(i, (scenario, name))| {
+            let base: Vec<&HistoryMetric> = base_runs.iter().filter_map(|r| r.get(i, scenario, name)).collect();
             let history: Vec<f64> =
-                indexed.iter().filter_map(|m| m.get(&(scenario.as_str(), name.as_str())).map(|m| m.value)).collect();
-            compare_metric(scenario, name, &base, current.metric(scenario, name), pinned, history)
+                history_runs.iter().filter_map(|r| r.get(i, scenario, name).map(|m| m.value)).collect();
+            compare_metric(scenario, name, &base, now.get(i, scenario, name), pinned, history)
         })
         .collect();
     let mut regressions = RegressionCounts::default();
@@ -108,6 +107,30 @@ pub fn compare(
         regressions,
         improvements,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+    }
+}
+
+/// Finds a run's metric by scenario and name. Runs of one suite list their metrics in the
+/// same order, so the metric at the asked position is tried first; a map is built only for
+/// a run whose order differs.
+struct Lookup<'a> {
+    run: &'a HistoryEntry,
+    map: std::cell::OnceCell<HashMap<(&'a str, &'a str), &'a HistoryMetric>>,
+}
+
+impl<'a> Lookup<'a> {
+    fn new(run: &'a HistoryEntry) -> Lookup<'a> {
+        Lookup { run, map: std::cell::OnceCell::new() }
+    }
+
+    fn get(&self, position: usize, scenario: &str, name: &str) -> Option<&'a HistoryMetric> {
+        if let Some(m) = self.run.metrics.get(position).filter(|m| m.name == name && m.scenario == scenario) {
+            return Some(m);
+        }
+        let map = self
+            .map
+            .get_or_init(|| self.run.metrics.iter().map(|m| ((m.scenario.as_str(), m.name.as_str()), m)).collect());
+        map.get(&(scenario, name)).copied()
     }
 }
 

@@ -58,6 +58,13 @@ pub fn render(r: &RunResults, templates: Option<&Path>) -> Result<String, String
     }
 }
 
+/// Renders the template once over an empty run, so a broken user template is found
+/// before a run starts rather than after it.
+pub fn check_template(templates: Option<&Path>) -> Result<(), String> {
+    let empty = RunResults::new(String::new(), String::new(), std::time::SystemTime::now(), Vec::new());
+    render(&empty, templates).map(drop)
+}
+
 /// `sha256-BASE64` of `text`, as a CSP source.
 pub fn style_hash(text: &str) -> String {
     format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes())))
@@ -71,7 +78,8 @@ pub fn style_text(page: &str) -> Option<&str> {
 }
 
 fn error_chain(e: &tera::Error) -> String {
-    let mut s = e.to_string();
+    // tera's parse errors start with their own "error: ", and ours is printed before them.
+    let mut s = e.to_string().trim_start_matches("error: ").to_string();
     let mut src = std::error::Error::source(e);
     while let Some(c) = src {
         s.push_str(&format!(": {c}"));

@@ -42,6 +42,18 @@ impl Format {
         }
     }
 
+    /// The files this format writes.
+    pub fn files(self) -> &'static [&'static str] {
+        match self {
+            Format::Json => &["results.json"],
+            Format::Html => &["report.html"],
+            Format::Csv => &["results.csv", "metrics.csv"],
+            Format::Text => &["summary.txt"],
+            Format::Junit => &["junit.xml"],
+            Format::Markdown => &["summary.md"],
+        }
+    }
+
     /// `--format LIST`: comma-separated names (`json,html,csv,txt,junit,md`, or `all`).
     /// `results.json` is always written by `run` (it is the record), whatever the list.
     pub fn parse_list(list: &str) -> Result<Vec<Format>, String> {
@@ -92,33 +104,46 @@ pub fn templates_dir() -> Option<PathBuf> {
     d.is_dir().then_some(d)
 }
 
-/// Renders `formats` of `r` into `dir` (created if needed), each file atomically.
+/// Renders `formats` of `r` into `dir` (created if needed), each file atomically. A format
+/// that fails does not stop the others: every failure is listed in the error, after the
+/// rest were written.
 pub fn write(r: &RunResults, dir: &Path, formats: &[Format]) -> Result<Written, String> {
     let started = Instant::now();
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut files = Vec::new();
-    let mut put = |name: &str, bytes: &[u8]| -> Result<(), String> {
-        let path = dir.join(name);
-        write_atomic(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        files.push(path);
-        Ok(())
-    };
+    let mut errors = Vec::new();
     for f in formats {
-        match f {
-            Format::Json => {
-                let mut bytes = serde_json::to_vec_pretty(r).map_err(|e| e.to_string())?;
-                bytes.push(b'\n');
-                put("results.json", &bytes)?;
-            }
-            Format::Html => put("report.html", html::render(r, templates_dir().as_deref())?.as_bytes())?,
+        let rendered: Result<Vec<(&str, Vec<u8>)>, String> = match f {
+            Format::Json => serde_json::to_vec_pretty(r)
+                .map(|mut b| {
+                    b.push(b'\n');
+                    vec![("results.json", b)]
+                })
+                .map_err(|e| e.to_string()),
+            Format::Html => html::render(r, templates_dir().as_deref()).map(|s| vec![("report.html", s.into_bytes())]),
             Format::Csv => {
-                put("results.csv", &csv::results_csv(r)?)?;
-                put("metrics.csv", &csv::metrics_csv(r)?)?;
+                csv::results_csv(r).and_then(|a| Ok(vec![("results.csv", a), ("metrics.csv", csv::metrics_csv(r)?)]))
             }
-            Format::Text => put("summary.txt", text::render(r).as_bytes())?,
-            Format::Junit => put("junit.xml", junit::render(r)?.as_bytes())?,
-            Format::Markdown => put("summary.md", markdown::render(r, markdown::FULL_LIMIT).as_bytes())?,
+            Format::Text => Ok(vec![("summary.txt", text::render(r).into_bytes())]),
+            Format::Junit => junit::render(r).map(|s| vec![("junit.xml", s.into_bytes())]),
+            Format::Markdown => Ok(vec![("summary.md", markdown::render(r, markdown::FULL_LIMIT).into_bytes())]),
+        };
+        match rendered {
+            Ok(outputs) => {
+                for (name, bytes) in outputs {
+                    let path = dir.join(name);
+                    match write_atomic(&path, &bytes) {
+                        Ok(()) => files.push(path),
+                        Err(e) => errors.push(format!("cannot write {}: {e}", path.display())),
+                    }
+                }
+            }
+            Err(e) => errors.push(format!("{}: {e}", f.files().join(" and "))),
         }
     }
-    Ok(Written { files, elapsed_ms: started.elapsed().as_secs_f64() * 1000.0 })
+    if errors.is_empty() {
+        Ok(Written { files, elapsed_ms: started.elapsed().as_secs_f64() * 1000.0 })
+    } else {
+        Err(errors.join("; "))
+    }
 }

@@ -184,32 +184,37 @@ fn regression(out: &mut String, r: &RunResults) {
         let level = c.fail_on.map(|l| l.as_str()).unwrap_or("-");
         let _ = writeln!(out, "  The run fails on its regressions (--fail-on {level}).");
     }
-    let rows_shown = ordered_rows(c);
-    if !rows_shown.is_empty() {
-        let mut rows = vec![vec![
-            "VERDICT".into(),
-            "SEVERITY".into(),
-            "SCENARIO".into(),
-            "METRIC".into(),
-            "BASELINE".into(),
-            "CURRENT".into(),
-            "CHANGE".into(),
-            "Z".into(),
-        ]];
-        for m in rows_shown {
-            rows.push(vec![
-                m.verdict.as_str().into(),
-                m.severity.map(|s| s.as_str()).unwrap_or("-").into(),
-                m.scenario.clone(),
-                m.metric.clone(),
-                value_or_dash(m.baseline, m.unit.as_deref()),
-                value_or_dash(m.current, m.unit.as_deref()),
-                change_text(m),
-                m.z.map(signed_sig3).unwrap_or_else(|| "-".into()),
-            ]);
-        }
-        push_table(out, "  ", &rows, &[4, 5, 7]);
+    let rows = ordered_rows(c);
+    if !rows.is_empty() {
+        push_table(out, "  ", &comparison_rows(&rows), COMPARISON_RIGHT);
     }
+}
+
+/// The columns of [`comparison_rows`] that are right-aligned.
+pub const COMPARISON_RIGHT: &[usize] = &[5, 6, 8, 9];
+
+/// The comparison as table rows, a header first: verdict, severity, scenario, metric,
+/// direction, baseline, current (with units), change (worse or better), z, and the
+/// Mann-Whitney p-value. summary.txt and `mcpscript compare` print it.
+pub fn comparison_rows(rows: &[&MetricComparison]) -> Vec<Vec<String>> {
+    let header =
+        ["VERDICT", "SEVERITY", "SCENARIO", "METRIC", "BETTER", "BASELINE", "CURRENT", "CHANGE", "Z", "P (MWU)"];
+    let mut out = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
+    for m in rows {
+        out.push(vec![
+            m.verdict.as_str().into(),
+            m.severity.map(|s| s.as_str()).unwrap_or("-").into(),
+            m.scenario.clone(),
+            m.metric.clone(),
+            better_word(m.better).into(),
+            value_or_dash(m.baseline, m.unit.as_deref()),
+            value_or_dash(m.current, m.unit.as_deref()),
+            change_text(m),
+            m.z.map(signed_sig3).unwrap_or_else(|| "-".into()),
+            m.mann_whitney_p.map(human::sig3).unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------

@@ -241,6 +241,13 @@ impl ScriptCtx {
         self.live.as_ref()
     }
 
+    /// Shows the stage the script is in now (after it entered or left one).
+    pub fn show_stage(&self) {
+        if let Some(l) = &self.live {
+            l.set_stage(self.rec().stage_path());
+        }
+    }
+
     /// Shows `phase` as what the scenario does until the guard is dropped.
     pub fn show_phase(&self, phase: Arc<PhaseLive>) -> ShownPhase {
         if let Some(l) = &self.live {

@@ -192,7 +192,7 @@ impl Recorder {
                 "metric '{name}' was already exported at {first}; metric names are unique per scenario (put the stage in the name, e.g. '{name}_warm')"
             ));
         }
-        let stage = self.stack.iter().skip(1).map(|s| s.name.as_str()).collect::<Vec<_>>().join("/");
+        let stage = self.stage_path().unwrap_or_default();
         self.metric_names.insert(name.to_string(), site.to_string());
         self.top().metrics.push(MetricResult { name: name.to_string(), value, unit, better, stage, samples });
         Ok(())
@@ -212,6 +212,11 @@ impl Recorder {
     /// Keeps a load phase's result in the current stage.
     pub fn phase(&mut self, result: crate::load::PhaseResult) {
         self.top().phases.push(result);
+    }
+
+    /// The open stages below the scenario, `outer/inner`; None at the top level.
+    pub fn stage_path(&self) -> Option<String> {
+        (self.stack.len() > 1).then(|| self.stack.iter().skip(1).map(|s| s.name.as_str()).collect::<Vec<_>>().join("/"))
     }
 
     pub fn enter(&mut self, name: &str) {

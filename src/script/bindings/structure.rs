@@ -125,9 +125,15 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
             return Err(host_error(&nc, "stage: the name must not be empty"));
         }
         c.rec().enter(name);
-        match body.call_within_context::<Dynamic>(&nc, ()) {
+        c.show_stage();
+        let outcome = body.call_within_context::<Dynamic>(&nc, ());
+        let leave = |error: Option<String>, stopped: Option<Status>| {
+            c.rec().leave(error, stopped);
+            c.show_stage();
+        };
+        match outcome {
             Ok(v) => {
-                c.rec().leave(None, None);
+                leave(None, None);
                 Ok(v)
             }
             Err(e) => {
@@ -136,7 +142,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
                     EvalAltResult::ErrorTerminated(..) => Some(Status::Cancelled),
                     _ => None,
                 };
-                c.rec().leave(Some(innermost(&e)), stopped);
+                leave(Some(innermost(&e)), stopped);
                 if e.is_system_exception() {
                     return Err(e);
                 }
