@@ -8,6 +8,7 @@ pub mod csv;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+mod page;
 pub mod svg;
 pub mod text;
 
