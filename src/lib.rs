@@ -11,7 +11,8 @@
 //!   recording, worker processes, exact merges of results (segments).
 //! - [`net`]: sockets and framing shared by client and server (line reader, SO_REUSEPORT,
 //!   source-address binding, file limits).
-//! - [`util`]: small helpers without a better home (durations, process memory).
+//! - [`util`]: small helpers without a better home (durations, human-readable numbers,
+//!   process readings and process groups).
 //! - [`chaos`]: the user-space fault-injecting proxy (TCP and MCP-message faults).
 //! - [`suite`]: suite files and scenario manifests, the dependency graph, the orchestrator
 //!   and the watcher.

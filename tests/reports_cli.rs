@@ -182,6 +182,8 @@ fn bad_input_is_refused_with_exit_2_and_one_sentence() {
     std::fs::write(f.path("other.rhai"), SCRIPT).unwrap();
     check(&["run", "other.rhai", "--baseline", "good"], "a baseline must be a run of the same suite or script");
     check(&["compare", "history", "good"], "has no passing run");
+    check(&["merge", "good", "good/results.json", "--out", "m"], "are the same run");
+    check(&["merge", "good", "v9.json", "--out", "m"], "schema_version 9");
     // A broken user template is found before the run, with its file and place.
     std::fs::create_dir_all(f.path("reports/templates")).unwrap();
     std::fs::write(f.path("reports/templates/report.html.tera"), "<html>{% if %}</html>").unwrap();

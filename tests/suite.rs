@@ -218,7 +218,7 @@ fn a_timeout_cancels_the_scenario_and_leaves_no_child() {
         ),
     );
     f.scenario("after", "resources: {connections: 0}\n", "sleep(\"3s\");\ncheck(true, \"after\");\n");
-    let mut child = spawn(&f, &["run", "suite.yaml", "--out", "out", "-q"]);
+    let mut child = spawn(&f, &["run", "suite.yaml", "--out", "out", "-q", "--allow-spawn"]);
     let pid = child.id();
     let server = first_child(pid, || true, "the stdio server");
     // The timeout fires after 1 s; while `after` still runs, the server must be gone.

@@ -42,6 +42,32 @@ impl Lines {
     }
 }
 
+/// Starts `mcpscript ARGS` in `dir` (history off) with its stdout and stderr read as lines.
+fn watch(dir: &Path, args: &[&str]) -> (std::process::Child, Lines) {
+    let mut child = Command::new(EXE)
+        .args(args)
+        .current_dir(dir)
+        .env("MCPSCRIPT_NO_HISTORY", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+    }
+    (child, Lines { rx, seen: vec![] })
+}
+
 /// Writes like an editor that saves to a temp file and renames it over the original.
 fn save_by_rename(path: &Path, text: &str) {
     let tmp = path.with_extension("rhai.swp");
@@ -66,26 +92,8 @@ fn watch_reruns_exactly_what_changed_and_survives_a_syntax_error() {
     w("d.rhai", "check(true, \"d\");\n");
     w("helpers.rhai", "fn ok() { true }\n");
 
-    let mut child = Command::new(EXE)
-        .args(["watch", "suite.yaml", "--out", "out", "--max-runs", "5", "--debounce", "200ms", "-q"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stream).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-    }
-    let mut lines = Lines { rx, seen: vec![] };
+    let (mut child, mut lines) =
+        watch(dir.path(), &["watch", "suite.yaml", "--out", "out", "--max-runs", "5", "--debounce", "200ms", "-q"]);
     lines.expect("run 1: all 4 scenarios");
     lines.expect("watching for changes");
 
@@ -132,4 +140,68 @@ fn watch_reruns_exactly_what_changed_and_survives_a_syntax_error() {
     assert_eq!(r["summary"]["total_tests"], 4);
     assert_eq!(r["scenarios"][3]["checks"][0]["name"], "d 4", "the last save of the burst ran");
     assert_eq!(r["scenarios"][2]["checks"][0]["name"], "helpers say ok", "c's result from run 3 carried over");
+}
+
+/// Runs `mcpscript ARGS` in `dir`, failing the test if it has not exited within `limit`.
+fn exits_within(dir: &Path, args: &[&str], limit: Duration) -> (i32, String) {
+    let mut child = Command::new(EXE)
+        .args(args)
+        .current_dir(dir)
+        .env("MCPSCRIPT_NO_HISTORY", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            return (status.code().unwrap_or(-1), err);
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mcpscript {args:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn watch_exits_2_on_input_that_never_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.rhai"), "let x = ;\n").unwrap();
+    let (code, err) = exits_within(dir.path(), &["watch", "nope.yaml"], Duration::from_secs(5));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nope.yaml"), "{err}");
+    let (code, err) = exits_within(dir.path(), &["watch", "broken.rhai"], Duration::from_secs(5));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("broken.rhai:1"), "{err}");
+}
+
+#[test]
+fn watch_a_single_script_reruns_it_on_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("one.rhai");
+    std::fs::write(&script, "check(true, \"first\");\n").unwrap();
+    let (mut child, mut lines) =
+        watch(dir.path(), &["watch", "one.rhai", "--out", "out", "--max-runs", "2", "--debounce", "200ms"]);
+    lines.expect("ok   first");
+    lines.expect("watching one.rhai for changes");
+    save_by_rename(&script, "check(true, \"second\");\n");
+    lines.expect("changed:");
+    lines.expect("ok   second");
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < end, "the watcher did not stop after --max-runs 2");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    let r: Value = serde_json::from_slice(&std::fs::read(dir.path().join("out/results.json")).unwrap()).unwrap();
+    assert_eq!(r["scenarios"][0]["checks"][0]["name"], "second");
 }

@@ -44,6 +44,9 @@ pub enum Command {
     /// Internal: a load worker process, fed a plan on stdin by `mcpscript run`.
     #[command(hide = true)]
     Worker(WorkerArgs),
+    /// Internal: supervises one command's process group for its parent (util::proc).
+    #[command(hide = true)]
+    Reap(ReapArgs),
 }
 
 #[derive(Debug, Args)]
@@ -58,6 +61,19 @@ pub struct MergeArgs {
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {}
+
+#[derive(Debug, Args)]
+pub struct ReapArgs {
+    /// PID of the process the command belongs to; the group dies when it does.
+    #[arg(long)]
+    pub parent: u32,
+    /// Descriptor on which the command's PID (or the error starting it) is reported.
+    #[arg(long)]
+    pub report_fd: i32,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
 
 #[derive(Debug, Args)]
 pub struct ReportCmdArgs {
@@ -146,7 +162,7 @@ pub struct ProxyArgs {
     pub max_message_size: usize,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// The suite (.yaml, .yml) or scenario script (.rhai).
     pub file: std::path::PathBuf,
@@ -204,6 +220,10 @@ pub struct RunArgs {
     /// How long `--server` may take to accept an MCP session.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub server_ready_timeout: String,
+    /// Let scripts open `stdio:` targets other than the run's own: each spawns a process
+    /// (without it, only `--target` or a suite's `target:` may be spawned).
+    #[arg(long)]
+    pub allow_spawn: bool,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +241,10 @@ pub struct CheckArgs {
     /// Folder of stdlib modules overriding the built-in ones (default: ./stdlib when present).
     #[arg(long, value_name = "DIR", env = "MCPSCRIPT_STDLIB")]
     pub stdlib: Option<std::path::PathBuf>,
+    /// Accept literal `stdio:` targets the script opens besides `--target` (as `run
+    /// --allow-spawn` does).
+    #[arg(long)]
+    pub allow_spawn: bool,
 }
 
 /// Options that only suites take.

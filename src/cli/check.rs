@@ -1,6 +1,7 @@
 //! `mcpscript check FILE.rhai`: compiles and validates a script without running it: syntax,
-//! variables, imports, function names, literal thresholds and durations, and `--set`
-//! values against the script's parameters. Problems exit 2 with file, line and caret.
+//! variables, imports, function names, literal thresholds and durations, `--set` values
+//! against the script's parameters, and literal `stdio:` targets against the sandbox (any
+//! but `--target` refused unless `--allow-spawn`). Problems exit 2 with file, line and caret.
 
 use super::args::CheckArgs;
 use super::{CliError, Exit};
@@ -16,6 +17,8 @@ pub fn run(a: CheckArgs) -> Result<Exit, CliError> {
     let params = Params::parse(&a.set).map_err(CliError::invalid)?;
     let script = load(&a.file, a.stdlib, Limits::default())?;
     script.check_params(&params).map_err(|e| CliError::invalid(e.to_string()))?;
+    let target = a.target.as_deref().and_then(|t| t.parse().ok());
+    script.check_spawns(target.as_ref(), a.allow_spawn).map_err(|e| CliError::invalid(e.to_string()))?;
     let list = |v: Vec<String>| if v.is_empty() { "none".to_string() } else { v.join(", ") };
     let names: Vec<String> = script
         .info

@@ -3,7 +3,7 @@
 use crate::client::ClientError;
 use crate::server::ServerError;
 
-/// Process exit codes (SPEC section 11).
+/// Process exit codes, the same for every command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
 pub enum Exit {

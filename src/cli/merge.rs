@@ -10,9 +10,20 @@ use crate::load::result::Direction;
 use crate::script::results::{self, Better, MetricResult, RunMetric, RunResults, ScenarioResult, StageResult, Summary};
 
 pub fn run(a: MergeArgs) -> Result<Exit, CliError> {
-    let mut runs = Vec::new();
+    let mut runs: Vec<RunResults> = Vec::new();
     for input in &a.inputs {
-        runs.push(super::reporting::load_results(input)?);
+        let run = super::reporting::load_results(input)?;
+        // Each segment runs under its own run id: the same id twice is the same run twice,
+        // which would double every count.
+        if let Some(j) = runs.iter().position(|r| r.run_id == run.run_id) {
+            return Err(CliError::invalid(format!(
+                "{} and {} are the same run ({}): merge each segment once",
+                a.inputs[j].display(),
+                input.display(),
+                run.run_id
+            )));
+        }
+        runs.push(run);
     }
     let merged = merge_runs(runs).map_err(CliError::invalid)?;
     let path = merged

@@ -1,6 +1,6 @@
 //! The command line. [`args`] declares the commands and options (clap); each command has
 //! its own file; [`exit`] is the one place where errors become a message and an exit code
-//! (0 passed, 1 failed, 2 invalid input, 3 regression, 130 interrupted; SPEC section 11).
+//! (0 passed, 1 failed, 2 invalid input, 3 regression, 130 interrupted).
 
 pub mod api;
 pub mod args;
@@ -32,6 +32,8 @@ pub fn main() -> i32 {
         }
     };
     init_tracing(cli.verbose);
+    // Commands this process starts run under `mcpscript reap` (see util::proc).
+    crate::util::proc::supervise_with_current_exe();
     let result = match cli.command {
         Command::Serve(a) => serve::run(a),
         Command::Call(a) => call::run(a),
@@ -45,6 +47,7 @@ pub fn main() -> i32 {
         Command::Report(a) => reporting::report_command(a),
         Command::Compare(a) => reporting::compare_command(a),
         Command::Worker(a) => worker::run(a),
+        Command::Reap(a) => crate::util::proc::reap(a.parent, a.report_fd, &a.command),
     };
     match result {
         Ok(code) => code as i32,

@@ -145,6 +145,7 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
             managed: managed.clone(),
         },
         bridge: crate::script::bridge::BridgeMode::Auto,
+        allow_spawn: a.allow_spawn,
     };
     let thread = runner::spawn(script.clone(), opts, rt.handle().clone())
         .map_err(|e| CliError::failed(format!("cannot start the script thread: {e}")))?;

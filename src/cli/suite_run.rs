@@ -47,6 +47,7 @@ pub fn prepare(a: &RunArgs, started: Instant) -> Result<Prepared, CliError> {
     cfg.segment = segment;
     cfg.target_pids = a.target_pids.clone();
     cfg.started = started;
+    cfg.allow_spawn = a.allow_spawn;
     Ok(Prepared { cfg, rt, out: a.out.clone(), quiet: a.quiet })
 }
 

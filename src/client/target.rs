@@ -1,4 +1,4 @@
-//! Target URLs: what a session connects to, chosen by scheme (see SPEC section 2).
+//! Target URLs: what a session connects to, the transport chosen by the scheme.
 
 use std::fmt;
 use std::str::FromStr;
@@ -110,7 +110,12 @@ impl fmt::Display for Target {
     }
 }
 
-/// Splits a command line on whitespace, honouring single and double quotes.
+/// Splits a command line on whitespace, honouring single and double quotes: the one rule
+/// for every command given as a single string (`stdio:COMMAND ARGS`, `--server`, a suite's
+/// `server.command`). Whitespace separates words; a quoted part (`'...'` or `"..."`) is
+/// taken literally, quotes removed, and joins the word around it, so `sh -c 'exec sleep 1'`
+/// is `["sh", "-c", "exec sleep 1"]` and `''` is an empty word. There are no escapes,
+/// variables or globs: no shell is involved. An unterminated quote is an error.
 pub fn split_command(s: &str) -> Result<Vec<String>, &'static str> {
     let mut words = Vec::new();
     let mut cur = String::new();

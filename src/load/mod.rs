@@ -1,4 +1,5 @@
-//! The load engine: declarative load phases run entirely in Rust (SPEC sections 4 and 5).
+//! The load engine: declarative load phases run entirely in Rust, spread over worker
+//! processes when one process's file budget cannot hold the sessions.
 //! Networking only: no Rhai types here (the `load` and `metrics` script namespaces live in
 //! `script::bindings`).
 //!

@@ -3,11 +3,15 @@
 //! [`share`](super::plan::PhasePlan::share) of the plan on stdin, opens its sessions and
 //! says `ready`; once all are ready (or dead) every worker gets `go` at the same moment, so
 //! their timelines line up. Workers stream a `tick` per second and a final `result`, which
-//! merge exactly. Workers die with the coordinator (PR_SET_PDEATHSIG) and when dropped
-//! (kill_on_drop). A worker that dies is reported with its exit status; its share is marked
-//! failed, what its ticks measured is kept (requests it never accounted for count as
-//! `worker_lost` errors), and the others' data is untouched. No read waits forever: a
-//! worker silent for [`SILENCE_LIMIT`] while it should be talking is killed.
+//! merge exactly. Each worker runs in its own process group ([`spawn_direct`]), which is
+//! killed when the worker is dropped; workers die with the coordinator, even a SIGKILLed
+//! one: PR_SET_PDEATHSIG (set when spawned and again by the worker itself), and the
+//! commands a worker starts (stdio servers) are supervised by `mcpscript reap`, which kills
+//! their groups when the worker dies. A worker that dies is reported with its exit status;
+//! its share is marked failed, what its ticks measured is kept (requests it never
+//! accounted for count as `worker_lost` errors), and the others' data is untouched. No read
+//! waits forever: a worker silent for [`SILENCE_LIMIT`] while it should be talking is
+//! killed.
 
 use super::exec;
 use super::plan::{Model, PhasePlan};
@@ -15,12 +19,13 @@ use super::recorder::Accumulator;
 use super::result::{self, PhaseResult, WorkerReport};
 use super::sampler::Watched;
 use super::worker::{Report, Start, THREADS_ENV};
+use crate::util::proc::{spawn_direct, Group};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::ChildStdin;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -42,7 +47,7 @@ struct Worker {
     index: u32,
     pid: u32,
     share: PhasePlan,
-    child: Child,
+    child: Group,
     stdin: Option<ChildStdin>,
     stderr: Arc<Mutex<Vec<u8>>>,
     ready: bool,
@@ -178,8 +183,8 @@ pub async fn run_distributed(
         let status = match tokio::time::timeout(Duration::from_secs(5), w.child.wait()).await {
             Ok(Ok(s)) => Some(s),
             _ => {
-                let _ = w.child.kill().await;
-                w.child.wait().await.ok()
+                w.child.kill().await;
+                w.child.try_wait().ok().flatten()
             }
         };
         let mut report = WorkerReport {
@@ -301,20 +306,15 @@ async fn spawn(
     share: &PhasePlan,
     events: mpsc::UnboundedSender<(u32, Event)>,
 ) -> Result<Worker, String> {
-    let mut cmd = Command::new(exe);
-    cmd.arg("worker")
-        .env(THREADS_ENV, threads.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        // Its own process group: a terminal's Ctrl-C reaches only the coordinator, which
-        // stops the workers in order (they report what they measured).
-        .process_group(0);
-    crate::client::transport::stdio::die_with_parent(&mut cmd);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-    let pid = child.id().unwrap_or(0);
-    let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+    // Its own process group: a terminal's Ctrl-C reaches only the coordinator, which stops
+    // the workers in order (they report what they measured). Started directly: a worker is
+    // mcpscript itself and supervises what it starts.
+    let mut child = spawn_direct(exe, &["worker".to_string()], |cmd| {
+        cmd.env(THREADS_ENV, threads.to_string()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    })
+    .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    let pid = child.pid();
+    let (stdin, stdout, stderr) = (child.take_stdin(), child.take_stdout(), child.take_stderr());
     let (Some(stdin), Some(stdout)) = (stdin, stdout) else { return Err("no pipes to the worker".into()) };
     let tail = crate::client::transport::stdio::keep_tail(stderr, STDERR_TAIL);
     tokio::spawn(async move {

@@ -4,9 +4,11 @@
 //! command with a readiness rule ([`ManagedServer::start`] with a [`ServerSpec`]). It can
 //! kill (SIGKILL), stop (SIGTERM), suspend/resume (SIGSTOP/SIGCONT) and restart the whole
 //! target or one worker; a restarted process listens on the same URL, so clients reconnect
-//! to where they were. Every child dies with mcpscript (PR_SET_PDEATHSIG) and is killed when
-//! the [`ManagedServer`] is dropped. A target mcpscript did not start is never signalled:
-//! [`ManagedError::NotManaged`] explains why.
+//! to where they were. Each worker runs in its own process group and every signal goes to
+//! the whole group, so a server started through a wrapper (`npm start`, `npx`, `sh -c`) is
+//! acted on with all its processes; the group is killed when the [`ManagedServer`] is
+//! dropped and dies with mcpscript, even a SIGKILLed one ([`crate::util::proc`]). A target
+//! mcpscript did not start is never signalled: [`ManagedError::NotManaged`] explains why.
 //!
 //! # Layout
 //! - this file: [`ServerSpec`], [`Ready`], [`Which`], [`ManagedServer`], [`ManagedError`].
@@ -520,7 +522,7 @@ mod tests {
         assert!(Path::new(&format!("/proc/{}", pids[0])).exists());
         assert!(matches!(s.kill(Which::Worker(3)).await, Err(ManagedError::NoWorker { index: 3, workers: 1 })));
         drop(s);
-        // kill_on_drop: SIGKILL at once; reaped by tokio in the background.
+        // Dropped: its group gets SIGKILL at once; reaped by tokio in the background.
         let gone = (0..100).any(|_| {
             std::thread::sleep(Duration::from_millis(20));
             crate::load::sampler::cpu_seconds(pids[0]).is_none()

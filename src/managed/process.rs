@@ -1,17 +1,20 @@
-//! One child process of a managed target: spawned with `die_with_parent`, in its own
-//! process group (Ctrl-C reaches mcpscript, which then stops the target), killed on drop.
+//! One child process of a managed target, in its own process group
+//! ([`crate::util::proc::spawn_group`]): every signal (kill, stop, suspend, resume) reaches
+//! the whole group, so a server started through `npm start` or `sh -c` is acted on with
+//! its children; Ctrl-C reaches mcpscript only, which then stops the target; the group is
+//! killed on drop and dies with mcpscript, even a SIGKILLed one.
 //! Its stdout and stderr are read by a task each: the last lines are kept for error
 //! messages and, until the process is ready, every line is forwarded to whoever waits for
 //! a readiness line.
 
 use super::ManagedError;
+use crate::util::proc::{spawn_group, Group};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 /// Lines of output kept for error messages.
@@ -31,9 +34,9 @@ impl Launch {
     }
 }
 
-/// A running (or exited) child process.
+/// A running (or exited) child process and its process group.
 pub struct Proc {
-    child: Child,
+    child: Group,
     pid: u32,
     tail: Arc<Mutex<VecDeque<String>>>,
     /// Output lines until the receiver is dropped (once the process is ready).
@@ -67,21 +70,16 @@ impl Proc {
         let Some((program, args)) = launch.command.split_first() else {
             return Err(ManagedError::Spawn { command: String::new(), detail: "the command is empty".into() });
         };
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .envs(launch.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            // Out of the terminal's process group: Ctrl-C stops the run, and the run stops
-            // the target.
-            .process_group(0);
-        if let Some(d) = &launch.cwd {
-            cmd.current_dir(d);
-        }
-        crate::client::transport::stdio::die_with_parent(&mut cmd);
-        let mut child = cmd.spawn().map_err(|e| ManagedError::Spawn {
+        let mut child = spawn_group(program, args, |cmd| {
+            cmd.envs(launch.env.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            if let Some(d) = &launch.cwd {
+                cmd.current_dir(d);
+            }
+        })
+        .map_err(|e| ManagedError::Spawn {
             command: launch.describe(),
             detail: match e.kind() {
                 std::io::ErrorKind::NotFound => "no such command (not found on PATH)".into(),
@@ -89,11 +87,11 @@ impl Proc {
                 _ => e.to_string(),
             },
         })?;
-        let pid = child.id().unwrap_or(0);
+        let pid = child.pid();
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let (tx, rx) = mpsc::unbounded_channel();
-        forward(child.stdout.take(), tail.clone(), tx.clone());
-        forward(child.stderr.take(), tail.clone(), tx);
+        forward(child.take_stdout(), tail.clone(), tx.clone());
+        forward(child.take_stderr(), tail.clone(), tx);
         Ok(Proc { child, pid, tail, lines: Some(rx) })
     }
 
@@ -109,7 +107,7 @@ impl Proc {
 
     /// Whether the process still runs (a stopped one counts as running).
     pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.child.running()
     }
 
     /// How it ended, if it did.
@@ -120,21 +118,14 @@ impl Proc {
         }
     }
 
-    /// Sends `sig` if the process has not been reaped yet.
+    /// Sends `sig` to the process group if the process has not been reaped yet.
     pub fn signal(&mut self, sig: libc::c_int) -> bool {
-        if !self.running() {
-            return false;
-        }
-        // SAFETY: signalling our own child, which try_wait just saw unreaped, so the pid
-        // cannot have been reused.
-        unsafe { libc::kill(self.pid as libc::pid_t, sig) == 0 }
+        self.child.signal(sig)
     }
 
-    /// SIGKILL and reap.
+    /// SIGKILL to the group, and reap.
     pub async fn kill(&mut self) {
-        if self.signal(libc::SIGKILL) {
-            let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
-        }
+        self.child.kill().await
     }
 
     /// SIGTERM (and SIGCONT, so a suspended process sees it), `grace` to exit, then SIGKILL.

@@ -115,12 +115,13 @@ pub fn write(r: &RunResults, dir: &Path, formats: &[Format]) -> Result<Written, 
     let mut errors = Vec::new();
     for f in formats {
         let rendered: Result<Vec<(&str, Vec<u8>)>, String> = match f {
-            Format::Json => serde_json::to_vec_pretty(r)
-                .map(|mut b| {
-                    b.push(b'\n');
-                    vec![("results.json", b)]
-                })
-                .map_err(|e| e.to_string()),
+            Format::Json => {
+                match r.write_to(dir) {
+                    Ok(path) => files.push(path),
+                    Err(e) => errors.push(format!("cannot write {}: {e}", dir.join("results.json").display())),
+                }
+                continue;
+            }
             Format::Html => html::render(r, templates_dir().as_deref()).map(|s| vec![("report.html", s.into_bytes())]),
             Format::Csv => {
                 csv::results_csv(r).and_then(|a| Ok(vec![("results.csv", a), ("metrics.csv", csv::metrics_csv(r)?)]))

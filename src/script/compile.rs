@@ -3,7 +3,8 @@
 //! variables (strict mode); every statically imported module found and compiled; every
 //! plain function call naming a known function (with the nearest name suggested);
 //! literal threshold expressions and durations well-formed. [`Script::check_params`]
-//! checks `--set` values against the script's `param(name, default)` calls.
+//! checks `--set` values against the script's `param(name, default)` calls;
+//! [`Script::check_spawns`] the literal `stdio:` targets it opens against the sandbox.
 
 use super::ctx::ScriptCtx;
 use super::diag::{self, CompileError, Diagnostic, FnLookup};
@@ -11,6 +12,7 @@ use super::engine::{self, Limits};
 use super::params::{self, Params};
 use super::resolver::{LoadError, ModuleSearch};
 use super::threshold::Threshold;
+use crate::client::Target;
 use rhai::{ASTNode, Dynamic, Engine, Expr, Position, Stmt, AST};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -45,6 +47,9 @@ pub struct ScriptInfo {
     pub imports: BTreeSet<String>,
     /// Functions the script defines.
     pub functions: Vec<String>,
+    /// Literal `stdio:` targets the script opens (`connect("stdio:...")`, a load phase's
+    /// `target`, `chaos::proxy`), with where: each would spawn a process.
+    pub spawns: Vec<(Target, String, Position)>,
 }
 
 pub struct Script {
@@ -166,6 +171,42 @@ impl Script {
         } else {
             Err(CompileError(diags))
         }
+    }
+
+    /// Reports the literal `stdio:` targets the sandbox would refuse at run time: every one
+    /// but the run's own `target`, unless spawning is allowed (see `ScriptCtx::allow_target`).
+    pub fn check_spawns(&self, target: Option<&Target>, allow_spawn: bool) -> Result<(), CompileError> {
+        let diags: Vec<Diagnostic> = (self.info.spawns.iter())
+            .filter(|(t, ..)| !allow_spawn && target != Some(t))
+            .map(|(t, file, pos)| Diagnostic::new(file, *pos, super::ctx::spawn_refused(t), &self.search.sources))
+            .collect();
+        if diags.is_empty() {
+            Ok(())
+        } else {
+            Err(CompileError(diags))
+        }
+    }
+}
+
+/// The literal `stdio:` target a call opens, if any: `connect("stdio:...")`,
+/// `chaos::proxy("stdio:...", ...)`, `load::NAME(#{target: "stdio:...", ...})`.
+fn spawn_literal(c: &Call) -> Option<(Target, Position)> {
+    let text = |e: &Expr| match e {
+        Expr::StringConstant(s, pos) => Some((s.to_string(), *pos)),
+        _ => None,
+    };
+    let (s, pos) = match (c.namespace.as_deref(), c.name.as_str(), c.args.first()?) {
+        (None, "connect", e) | (Some("chaos"), "proxy", e) => text(e)?,
+        (Some("load"), _, Expr::Map(m, _)) => text(&m.0.iter().find(|(k, _)| k.name == "target")?.1)?,
+        // A map of constants is folded into one value: its place is the map's.
+        (Some("load"), _, Expr::DynamicConstant(d, pos)) => {
+            (d.read_lock::<rhai::Map>()?.get("target")?.to_string(), *pos)
+        }
+        _ => return None,
+    };
+    match s.parse() {
+        Ok(t @ Target::Stdio { .. }) => Some((t, pos)),
+        _ => None,
     }
 }
 
@@ -338,6 +379,9 @@ impl Validator<'_> {
         local: &BTreeSet<String>,
         aliases: &BTreeMap<String, BTreeMap<String, Vec<String>>>,
     ) {
+        if let Some((t, pos)) = spawn_literal(c) {
+            self.info.spawns.push((t, file.to_string(), pos));
+        }
         if let Some(ns) = &c.namespace {
             if let Some(fns) = aliases.get(ns) {
                 if !fns.contains_key(&c.name) {

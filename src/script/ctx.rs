@@ -142,6 +142,9 @@ pub struct ScriptCtx {
     pub seed: u64,
     /// What the load engine needs to know about the run (segment, built-in server).
     pub load: crate::load::LoadContext,
+    /// The run lets the script spawn `stdio:` targets of its own (`--allow-spawn`, a suite's
+    /// `allow_spawn: true`); see [`ScriptCtx::allow_target`].
+    pub allow_spawn: bool,
     /// What the console shows of this run; `None` when nothing is printed.
     live: Option<Arc<Live>>,
     /// The console was started for this script alone: finished when the script ends.
@@ -161,6 +164,8 @@ pub struct CtxConfig {
     pub seed: u64,
     pub quiet: bool,
     pub load: crate::load::LoadContext,
+    /// The script may spawn `stdio:` targets other than the run's own.
+    pub allow_spawn: bool,
 }
 
 impl ScriptCtx {
@@ -185,6 +190,7 @@ impl ScriptCtx {
             quiet: cfg.quiet,
             seed: cfg.seed,
             load: cfg.load,
+            allow_spawn: cfg.allow_spawn,
             resources: Mutex::new(Vec::new()),
         })
     }
@@ -200,9 +206,23 @@ impl ScriptCtx {
                 seed: 0,
                 quiet: true,
                 load: crate::load::LoadContext::default(),
+                allow_spawn: false,
             },
             Bridge::detached(),
         )
+    }
+
+    /// The sandbox's rule for a target the script is about to open (`connect(url)`, a load
+    /// phase's `target`, a chaos proxy's upstream): a `stdio:` target spawns a process, so it
+    /// is allowed only when it is the run's own target (from the command line or the suite
+    /// file) or the run allows spawning (`--allow-spawn`, a suite's `allow_spawn: true`).
+    /// Any other target opens a connection through the API and is allowed. The error says
+    /// why, for the binding to raise at the call's position.
+    pub fn allow_target(&self, t: &Target) -> Result<(), String> {
+        match t {
+            Target::Stdio { .. } if !self.allow_spawn && self.target.as_ref() != Some(t) => Err(spawn_refused(t)),
+            _ => Ok(()),
+        }
     }
 
     /// The result recorder. A panic while it was held cannot corrupt it beyond a partial
@@ -295,6 +315,14 @@ impl Drop for ShownPhase {
             l.set_phase(None);
         }
     }
+}
+
+/// Why a script may not open `t` (a `stdio:` target other than the run's own).
+pub fn spawn_refused(t: &Target) -> String {
+    format!(
+        "'{t}' would spawn a process: a script may only open the run's own stdio: target (--target, or a \
+         suite's target:); run with --allow-spawn (or allow_spawn: true in the suite file) to let it"
+    )
 }
 
 /// How long closing one resource may take when a script ends.

@@ -6,7 +6,8 @@
 //! - [`engine`]: engine construction, sandbox and [`Limits`].
 //! - [`resolver`]: the sandboxed `import` resolver and the stdlib built into the binary.
 //! - [`bindings`]: what scripts call, one file per namespace (core, connections, checks,
-//!   structure), each with `register(engine, ctx)`; [`ctx`] is their shared state.
+//!   structure, load, metrics, chaos), each with `register(engine, ctx)`; [`ctx`] is
+//!   their shared state.
 //! - [`bridge`]: scripts run on their own threads and reach the tokio runtime through
 //!   channels; [`StopSignal`] ends a script on timeout or Ctrl-C.
 //! - [`runner`]: runs a script on a thread and produces its [`ScenarioResult`].

@@ -1,4 +1,4 @@
-//! The result tree (SPEC section 8) as serde types: a run holds scenarios, a scenario is a
+//! The result tree as serde types: a run holds scenarios, a scenario is a
 //! root [`StageResult`] with the script's error, parameters and log; stages nest; every
 //! node carries its status, timing, assertion counts (its own plus its children's),
 //! aggregated checks and exported metrics. The run's `summary` block counts scenarios as
@@ -270,7 +270,8 @@ pub struct SuiteInfo {
     pub overhead: Overhead,
 }
 
-/// What running the suite cost beyond the scenarios themselves (SPEC section 7).
+/// What running the suite cost beyond the scenarios themselves: start-up, scheduling,
+/// aggregation, parallel efficiency, critical path.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Overhead {
     /// From the process start (or the command's) to the first scenario's dispatch:
@@ -341,7 +342,7 @@ impl ScenarioResult {
     }
 }
 
-/// The run's headline numbers (SPEC section 8). Tests are scenarios; assertions are checks,
+/// The run's headline numbers. Tests are scenarios; assertions are checks,
 /// thresholds and `fail` calls. Rates are 1.0 when there is nothing to count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {

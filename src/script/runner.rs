@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub load: crate::load::LoadContext,
     /// How the script thread reaches the runtime (default: the fastest that works).
     pub bridge: BridgeMode,
+    /// The script may spawn `stdio:` targets other than `target` (`--allow-spawn`).
+    pub allow_spawn: bool,
 }
 
 impl RunOptions {
@@ -52,6 +54,7 @@ impl RunOptions {
             interrupt: None,
             load: crate::load::LoadContext::default(),
             bridge: BridgeMode::Auto,
+            allow_spawn: false,
         }
     }
 }
@@ -92,6 +95,7 @@ pub fn run(script: &Script, opts: &RunOptions, handle: &Handle) -> ScenarioResul
             seed: opts.seed,
             quiet: opts.quiet,
             load: opts.load.clone(),
+            allow_spawn: opts.allow_spawn,
         },
         local_bridge(Bridge::with_mode(handle.clone(), stop.clone(), opts.bridge), opts.bridge),
     );

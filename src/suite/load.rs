@@ -66,6 +66,8 @@ pub struct SuitePlan {
     pub target: Target,
     pub server: Option<ServerSpec>,
     pub shared_server: bool,
+    /// Scripts may spawn `stdio:` targets of their own (the suite's `allow_spawn: true`).
+    pub allow_spawn: bool,
     pub profile: String,
     pub parallelism: usize,
     /// Connections the running scenarios may hold together.
@@ -397,6 +399,7 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
         target,
         server: suite.server,
         shared_server: suite.shared_server,
+        allow_spawn: suite.allow_spawn,
         profile,
         parallelism,
         budget,

@@ -4,6 +4,7 @@
 //! duration becomes a [`ManifestError`] naming file, line and column. Durations are strings
 //! with a unit (`"30s"`), checked while parsing.
 
+use crate::client::target::split_command;
 use crate::util::duration::parse_duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -109,18 +110,37 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
-/// A command line: one string split on whitespace, or a list of arguments.
+/// A command line: one string, split like `--server` ([`split_command`]: whitespace
+/// separates words, single and double quotes group them), or a list of arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "RawCommandLine")]
 pub enum CommandLine {
     Line(String),
     Args(Vec<String>),
 }
 
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCommandLine {
+    Line(String),
+    Args(Vec<String>),
+}
+
+impl TryFrom<RawCommandLine> for CommandLine {
+    type Error = String;
+    fn try_from(raw: RawCommandLine) -> Result<CommandLine, String> {
+        match raw {
+            RawCommandLine::Line(s) => split_command(&s).map(|_| CommandLine::Line(s)).map_err(str::to_string),
+            RawCommandLine::Args(a) => Ok(CommandLine::Args(a)),
+        }
+    }
+}
+
 impl CommandLine {
     pub fn args(&self) -> Vec<String> {
         match self {
-            CommandLine::Line(s) => s.split_whitespace().map(str::to_string).collect(),
+            // Checked when parsed; an unparseable line is an empty command.
+            CommandLine::Line(s) => split_command(s).unwrap_or_default(),
             CommandLine::Args(a) => a.clone(),
         }
     }
@@ -142,6 +162,10 @@ pub struct SuiteFile {
     /// With the built-in target: one server for every scenario instead of one each.
     #[serde(default)]
     pub shared_server: bool,
+    /// Scripts may open `stdio:` targets other than the suite's own (each spawns a
+    /// process), as `--allow-spawn` lets them.
+    #[serde(default)]
+    pub allow_spawn: bool,
     /// The profile used without `--profile` (default `quick`).
     #[serde(default)]
     pub profile: Option<String>,

@@ -54,6 +54,9 @@ pub struct RunConfig {
     pub only: Option<BTreeSet<usize>>,
     /// `mcpscript` for server and worker child processes (default: this executable).
     pub exe: Option<std::path::PathBuf>,
+    /// Scripts may spawn `stdio:` targets other than the suite's (`--allow-spawn`; the
+    /// suite file's `allow_spawn: true` allows it too).
+    pub allow_spawn: bool,
 }
 
 impl RunConfig {
@@ -71,6 +74,7 @@ impl RunConfig {
             started: Instant::now(),
             only: None,
             exe: None,
+            allow_spawn: false,
         }
     }
 }
@@ -246,6 +250,7 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
                     managed: managed.as_ref().map(|m| m.shared.clone()),
                 },
                 bridge: crate::script::BridgeMode::Auto,
+                allow_spawn: cfg.allow_spawn || plan.allow_spawn,
             };
             let live = console.scenario(&s.name, timeout_of(plan, cfg, i), true);
             lives[i] = Some(live.clone());

@@ -2,8 +2,9 @@
 //! command is started before the first scenario and waits until it is ready (by default a
 //! client connects to the target and `initialize` succeeds; or a line of its output
 //! contains `ready.log`; or `ready.delay` passed); with `restart: on-exit` it is started
-//! again before a scenario when it has exited; it is stopped (SIGTERM, then SIGKILL) at the
-//! end, and dies with mcpscript whatever happens (PR_SET_PDEATHSIG). Scenarios reach it as
+//! again before a scenario when it has exited; it is stopped (SIGTERM, then SIGKILL, to its
+//! whole process group) at the end, and its group dies with mcpscript whatever happens
+//! (through the `reap` supervisor of [`crate::util::proc`]). Scenarios reach it as
 //! the run's managed target, so `chaos::kill()` and friends act on it.
 
 use super::manifest::{Restart, ServerSpec};

@@ -14,6 +14,7 @@ use crate::cli::args::WatchArgs;
 use crate::cli::suite_run::{self, Prepared};
 use crate::cli::{CliError, Exit};
 use crate::script::results::{RunResults, ScenarioResult};
+use crate::script::StopSignal;
 use crate::util::duration::parse_duration;
 use notify::event::ModifyKind;
 use notify::{EventKind, RecursiveMode};
@@ -114,6 +115,9 @@ pub fn run(a: WatchArgs) -> Result<Exit, CliError> {
     loop {
         // (Re)load and decide what to run.
         match suite_run::load_plan(&a.run) {
+            // Nothing ran yet: a suite that does not validate is bad input, not something
+            // to wait on.
+            Err(e) if first => return Err(e),
             Err(e) => {
                 // One write to one stream, so the place and the verdict stay together.
                 eprintln!("error: {}\nthe suite did not validate; fix it and save again", e.message);
@@ -202,44 +206,63 @@ pub fn run(a: WatchArgs) -> Result<Exit, CliError> {
             return Ok(Exit::Ok);
         }
         say("watching for changes (Ctrl-C stops)\n");
-        // Wait for a relevant change.
-        loop {
-            if p.cfg.interrupt.reason().is_some() {
-                return Ok(Exit::Interrupted);
+        match wait_for_change(&rx, debounce, &p.cfg.interrupt) {
+            Some(Changed::Files(paths)) => {
+                let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                say(&format!("changed: {}\n", shown.join(", ")));
+                since = Instant::now();
             }
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(Ok(events)) => {
-                    // Reading files (validation does) shows up as access and metadata events.
-                    let paths: BTreeSet<PathBuf> = events
-                        .iter()
-                        .filter(|e| {
-                            !matches!(e.kind, EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)))
-                        })
-                        .flat_map(|e| e.paths.iter().cloned())
-                        .filter(|p| relevant(p))
-                        .collect();
-                    if !paths.is_empty() {
-                        // The debouncer releases each event once it is old enough, so the
-                        // start of a burst of saves can come before its end: wait until
-                        // the files are quiet for a debounce period.
-                        let mut paths = paths;
-                        while let Ok(Ok(more)) = rx.recv_timeout(debounce) {
-                            paths.extend(more.iter().flat_map(|e| e.paths.iter().cloned()).filter(|p| relevant(p)));
-                        }
-                        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-                        say(&format!("changed: {}\n", shown.join(", ")));
-                        since = Instant::now();
-                        break;
+            Some(Changed::Interrupted) => return Ok(Exit::Interrupted),
+            None => return Ok(Exit::Ok),
+        }
+    }
+}
+
+/// Events from the file watcher.
+pub type Events = mpsc::Receiver<notify_debouncer_full::DebounceEventResult>;
+
+/// What ended a wait for a change.
+pub enum Changed {
+    /// These relevant files changed (settled: no more saves for a debounce period).
+    Files(BTreeSet<PathBuf>),
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+}
+
+/// Waits until relevant files (scripts, manifests, templates) changed and stayed quiet for
+/// `debounce`, or `interrupt` fired; None when the watcher itself went away.
+pub fn wait_for_change(rx: &Events, debounce: Duration, interrupt: &StopSignal) -> Option<Changed> {
+    loop {
+        if interrupt.reason().is_some() {
+            return Some(Changed::Interrupted);
+        }
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Ok(events)) => {
+                // Reading files (validation does) shows up as access and metadata events.
+                let paths: BTreeSet<PathBuf> = events
+                    .iter()
+                    .filter(|e| !matches!(e.kind, EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_))))
+                    .flat_map(|e| e.paths.iter().cloned())
+                    .filter(|p| relevant(p))
+                    .collect();
+                if !paths.is_empty() {
+                    // The debouncer releases each event once it is old enough, so the start
+                    // of a burst of saves can come before its end: wait until the files are
+                    // quiet for a debounce period.
+                    let mut paths = paths;
+                    while let Ok(Ok(more)) = rx.recv_timeout(debounce) {
+                        paths.extend(more.iter().flat_map(|e| e.paths.iter().cloned()).filter(|p| relevant(p)));
                     }
+                    return Some(Changed::Files(paths));
                 }
-                Ok(Err(errs)) => {
-                    for e in errs {
-                        eprintln!("warning: watching: {e}");
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(Exit::Ok),
             }
+            Ok(Err(errs)) => {
+                for e in errs {
+                    eprintln!("warning: watching: {e}");
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return None,
         }
     }
 }

@@ -1,35 +1,28 @@
 //! `stdio:COMMAND ARGS`: spawns the server as a child speaking newline-delimited JSON-RPC
-//! on stdin/stdout. The child dies with the session (and with mcpscript: PR_SET_PDEATHSIG);
-//! the tail of its stderr is kept for error messages.
+//! on stdin/stdout. The child runs in its own process group ([`spawn_group`]), which dies
+//! with the session and with mcpscript, even a SIGKILLed one (wrappers such as `npx` or
+//! `sh -c` leave nothing behind); the tail of its stderr is kept for error messages. The
+//! messages go straight between mcpscript and the server: nothing sits between the pipes.
 
 use super::stream::LineWriter;
 use super::{BoxFuture, Transport};
 use crate::client::{ClientError, ClientOptions, Dispatcher};
 use crate::protocol::Message;
+pub use crate::util::proc::die_with_parent;
+use crate::util::proc::{spawn_group, Group};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::ChildStdin;
 
 /// How much of the child's stderr is kept.
 const STDERR_TAIL: usize = 4096;
 
 pub struct StdioTransport {
     lines: LineWriter<ChildStdin>,
-    child: tokio::sync::Mutex<Option<Child>>,
+    child: tokio::sync::Mutex<Option<Group>>,
     stderr: Arc<Mutex<Vec<u8>>>,
-}
-
-/// Makes a child process receive SIGKILL when this process dies.
-pub fn die_with_parent(cmd: &mut Command) {
-    // SAFETY: prctl is async-signal-safe and only affects the child being set up.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
 }
 
 /// Reads a child's stderr in the background and keeps its last `limit` bytes, for error
@@ -63,10 +56,10 @@ pub fn spawn(
     dispatch: Arc<Dispatcher>,
     opts: &ClientOptions,
 ) -> Result<StdioTransport, ClientError> {
-    let mut cmd = Command::new(command);
-    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    die_with_parent(&mut cmd);
-    let mut child = cmd.spawn().map_err(|e| ClientError::Spawn {
+    let mut child = spawn_group(command, args, |cmd| {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    })
+    .map_err(|e| ClientError::Spawn {
         command: command.to_string(),
         detail: match e.kind() {
             std::io::ErrorKind::NotFound => "no such command (not found on PATH)".to_string(),
@@ -74,11 +67,11 @@ pub fn spawn(
             _ => e.to_string(),
         },
     })?;
-    let (stdin, stdout, mut stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+    let (stdin, stdout, stderr) = (child.take_stdin(), child.take_stdout(), child.take_stderr());
     let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
         return Err(ClientError::Spawn { command: command.to_string(), detail: "no stdio pipes".into() });
     };
-    let tail = keep_tail(stderr.take(), STDERR_TAIL);
+    let tail = keep_tail(stderr, STDERR_TAIL);
     Ok(StdioTransport {
         lines: LineWriter::start(stdout, stdin, dispatch, opts.max_message_size),
         child: tokio::sync::Mutex::new(Some(child)),
@@ -92,9 +85,9 @@ impl StdioTransport {
         String::from_utf8_lossy(&self.stderr.lock().unwrap_or_else(|e| e.into_inner())).trim().to_string()
     }
 
-    /// The child's process id while it runs.
+    /// The child's process id (and process group id) while it runs.
     pub async fn pid(&self) -> Option<u32> {
-        self.child.lock().await.as_ref().and_then(Child::id)
+        self.child.lock().await.as_mut().and_then(|g| g.running().then(|| g.pid()))
     }
 }
 
@@ -116,7 +109,7 @@ impl Transport for StdioTransport {
         self.lines.send_batch(msgs)
     }
 
-    /// Closes stdin, gives the child a moment to exit, then kills it.
+    /// Closes stdin, gives the child a moment to exit, then kills its process group.
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.lines.shutdown().await;

@@ -116,6 +116,7 @@ fn start_proxy(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, target: &str, fault
         "builtin" => ctx.target.clone().ok_or_else(|| host_error(nc, format!("{what}: no target in this engine")))?,
         s => s.parse().map_err(|e: crate::client::target::TargetError| host_error(nc, format!("{what}: {e}")))?,
     };
+    ctx.allow_target(&t).map_err(|e| host_error(nc, format!("{what}: {e}")))?;
     for f in &faults {
         f.validate().map_err(|e| host_error(nc, format!("{what}: {e}")))?;
     }

@@ -21,8 +21,9 @@ pub const NAMESPACE: Namespace = Namespace {
     name: "connections",
     doc: "Sessions to the system under test. `connect()` opens one to the run's target (`--target`, \
           default the built-in server) and performs the MCP `initialize` handshake; `connect(url)` opens \
-          one to another target. Methods of `Session` make requests and return a response map; the \
-          session closes when the script calls `close()` or ends.",
+          one to another target (a `stdio:` one, which spawns a process, only with `--allow-spawn`). \
+          Methods of `Session` make requests and return a response map; the session closes when the \
+          script calls `close()` or ends.",
     register,
 };
 
@@ -306,6 +307,7 @@ fn connect(
     target: Target,
     policy: Option<SessionPolicy>,
 ) -> Res<ScriptSession> {
+    ctx.allow_target(&target).map_err(|e| host_error(nc, format!("connect: {e}")))?;
     let opts = ctx.client.clone();
     let name = target.to_string();
     let resilience = policy.map(|policy| Resilient {
@@ -361,7 +363,10 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     let c = ctx.clone();
     script_fn!(engine,
     /// Opens a session to `target` (`tcp://HOST:PORT`, `http://HOST:PORT/mcp`, `ws://...`,
-    /// `sse+http://...`, `stdio:COMMAND ARGS`) and initializes it.
+    /// `sse+http://...`, `stdio:COMMAND ARGS`) and initializes it. A `stdio:` target spawns a
+    /// process: a script may open only the run's own (`--target`, a suite's `target:`) unless
+    /// the run allows it (`--allow-spawn`, a suite's `allow_spawn: true`); any other is a
+    /// script error, also for load phases' `target` and chaos proxies.
     "connect"(target) => move |nc: NativeCallContext, target: &str| -> Res<ScriptSession> {
         let t: Target = target.parse().map_err(|e: crate::client::target::TargetError| host_error(&nc, format!("connect: {e}")))?;
         let t = match t {
@@ -378,7 +383,8 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     /// session, backing off), `resend` (methods sent again once on the reopened session when
     /// their connection broke; default `["ping", "tools/list", "resources/read"]`, false for none),
     /// `backoff` (`#{initial: "50ms", max: "1s", jitter: 0.5}`), `give_up_after` ("10s").
-    /// `session.reconnects` and `session.resent` count what it did.
+    /// `session.reconnects` and `session.resent` count what it did. A `stdio:` target follows
+    /// the rule of `connect(target)`.
     "connect"(target, options) => move |nc: NativeCallContext, target: &str, options: Map| -> Res<ScriptSession> {
         let t: Target = target.parse().map_err(|e: crate::client::target::TargetError| host_error(&nc, format!("connect: {e}")))?;
         let t = match t {

@@ -7,6 +7,7 @@
 //! still recorded, and the script then ends.
 
 use super::{host_error, module_fn, site_string, Namespace};
+use crate::client::Target;
 use crate::load::plan::{mix_seed, ClientSettings, Model, PhasePlan, RequestTemplate, Stage};
 use crate::load::resilience::{BreakerPlan, Resilience};
 use crate::load::{PhaseResult, RunEnv};
@@ -245,6 +246,9 @@ fn common(ctx: &ScriptCtx, o: &Opts, model: Model, default_name: &str) -> Res<(P
             }
         },
         Some(t) => {
+            if let Ok(parsed) = t.parse::<Target>() {
+                ctx.allow_target(&parsed).map_err(|e| o.err(format!("target {e}")))?;
+            }
             let same = run_target.as_deref() == Some(t.as_str());
             (t, same && ctx.load.builtin_here)
         }
