@@ -622,3 +622,33 @@ fn quiet_prints_nothing_for_a_passing_run() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "", "stdout with --quiet");
     assert_eq!(stderr(&out), "", "stderr with --quiet");
 }
+
+#[test]
+fn thousands_of_unread_params_are_one_located_list_reported_once() {
+    let f = Fixture::new("name: t\nscenarios: [s.yaml]\n");
+    let params: String = (0..10_000).map(|i| format!("  p{i}: {i}\n")).collect();
+    f.scenario(
+        "s",
+        &format!("params:\n  rounds: 3\n{params}"),
+        "let n = param(\"rounds\", 1);\ncheck(n > 0, \"n\");\n",
+    );
+    let t = Instant::now();
+    let out = f.cmd(&["check", "suite.yaml"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
+    assert_eq!(err.matches("reads no parameter").count(), 20, "{err}");
+    assert!(err.contains("s.yaml:6:3: s.rhai reads no parameter 'p1'"), "{err}");
+    assert!(err.contains("and 9980 more parameters that s.rhai does not read"), "{err}");
+    assert!(!err.contains("--set"), "reported once, at the manifest, not again as --set: {err}");
+}
+
+#[test]
+fn a_yaml_bomb_is_refused_at_once() {
+    let f = Fixture::new(&format!("name: t\nscenarios: {}{}\n", "[".repeat(200_000), "]".repeat(200_000)));
+    let t = Instant::now();
+    let out = f.cmd(&["check", "suite.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("suite.yaml:2:"), "{}", stderr(&out));
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+}

@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Unread parameters listed one by one (each with its place); more are counted.
+const MAX_LISTED_PARAMS: usize = 20;
+
 /// Profiles every suite has.
 pub const BUILTIN_PROFILES: [&str; 2] = ["quick", "full"];
 /// Per-scenario time limit when nothing sets one.
@@ -468,17 +471,29 @@ fn resolve(
         // Names the manifest sets must be parameters of the script.
         let known: Vec<&str> = s.info.params.iter().map(|x| x.name.as_str()).collect();
         let manifest_keys = p.file.params.keys().chain(p.file.profiles.values().flat_map(|m| m.keys()));
-        for k in manifest_keys.collect::<BTreeSet<_>>() {
-            if !reads(s, k) {
-                let hint = manifest::suggest(k, known.iter().copied())
-                    .map(|x| format!("did you mean {x}?"))
-                    .or_else(|| Some(format!("its parameters: {}", known.join(", "))));
-                errors.push(
-                    ManifestError::new(&p.display, format!("{} reads no parameter '{k}'", s.file))
-                        .at(find_key(&p.text, k, 1))
-                        .hint(hint),
-                );
-            }
+        let unread: Vec<&String> =
+            manifest_keys.collect::<BTreeSet<_>>().into_iter().filter(|k| !reads(s, k)).collect();
+        // Each is located by a scan of the manifest: a few are worth it, thousands are one error.
+        for k in unread.iter().take(MAX_LISTED_PARAMS) {
+            let hint =
+                manifest::suggest(k, known.iter().copied()).map(|x| format!("did you mean {x}?")).or_else(|| {
+                    Some(if known.is_empty() {
+                        "it reads no parameters".to_string()
+                    } else {
+                        format!("its parameters: {}", known.join(", "))
+                    })
+                });
+            errors.push(
+                ManifestError::new(&p.display, format!("{} reads no parameter '{k}'", s.file))
+                    .at(find_key(&p.text, k, 1))
+                    .hint(hint),
+            );
+        }
+        if unread.len() > MAX_LISTED_PARAMS {
+            errors.push(ManifestError::new(
+                &p.display,
+                format!("and {} more parameters that {} does not read", unread.len() - MAX_LISTED_PARAMS, s.file),
+            ));
         }
         for (target, k, v) in sets {
             match target {
@@ -529,7 +544,11 @@ fn resolve(
     }
 
     let mut out = Vec::new();
-    for ((p, s), values) in c.parsed.iter().zip(c.scripts).zip(resolved) {
+    for ((p, s), mut values) in c.parsed.iter().zip(c.scripts).zip(resolved) {
+        // Names the script does not read were reported above, at their place in the manifest.
+        if !s.info.dynamic_params {
+            values.retain(|k, _| s.info.params.iter().any(|x| x.name == *k));
+        }
         let params = Params::from_map(values);
         if let Err(e) = s.check_params(&params) {
             errors.push(ManifestError::new(

@@ -320,9 +320,71 @@ pub struct MetricSpec {
     pub unit: Option<String>,
 }
 
+/// Largest suite or manifest file read (a real one is a few KB).
+pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
+/// Deepest nesting of flow collections (`[...]`, `{...}`) accepted.
+pub const MAX_FLOW_DEPTH: usize = 64;
+
 /// Parses `text` (the contents of `file`) as `T`, turning any error into a located one.
+/// Oversized files and deeply nested flow collections are refused before the YAML parser
+/// sees them, so a hostile file costs a linear scan, never the parser's worst case.
 pub fn parse<T: de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ManifestError> {
+    if text.len() > MAX_MANIFEST_BYTES {
+        return Err(ManifestError::new(
+            file,
+            format!(
+                "is {} KB; a suite or manifest file holds at most {} KB",
+                text.len() / 1024,
+                MAX_MANIFEST_BYTES / 1024
+            ),
+        ));
+    }
+    if let Some(pos) = too_deep(text, MAX_FLOW_DEPTH) {
+        return Err(
+            ManifestError::new(file, format!("nests lists or maps more than {MAX_FLOW_DEPTH} deep")).at(Some(pos))
+        );
+    }
     yaml_serde::from_str(text).map_err(|e| yaml_error(file, &e))
+}
+
+/// Where (line, column, from 1) flow collections first nest deeper than `max`, outside
+/// quoted strings and comments; None when they never do.
+fn too_deep(text: &str, max: usize) -> Option<(usize, usize)> {
+    let (mut depth, mut line, mut col) = (0usize, 1usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut prev = '\n';
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        col += 1;
+        if c == '\n' {
+            (line, col, comment) = (line + 1, 0, false);
+            // A quoted scalar may span lines: the quote stays open.
+        } else if comment {
+        } else if let Some(q) = quote {
+            if q == '"' && c == '\\' {
+                chars.next();
+                col += 1;
+            } else if c == q {
+                quote = None;
+            }
+        } else {
+            match c {
+                '#' if prev.is_whitespace() => comment = true,
+                '"' | '\'' if !prev.is_alphanumeric() => quote = Some(c),
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > max {
+                        return Some((line, col));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        prev = c;
+    }
+    None
 }
 
 /// Reads and parses a manifest file.
@@ -424,6 +486,21 @@ pub fn find_value(text: &str, value: &str, from: usize) -> Option<(usize, usize)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml_bombs_are_refused_before_parsing() {
+        // 400 KB of nested brackets took the YAML parser seconds; the scan refuses it at once.
+        let bomb = format!("name: a\nscript: {}{}\n", "[".repeat(200_000), "]".repeat(200_000));
+        let e = parse::<ScenarioFile>("a.yaml", &bomb).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(2), Some(9 + MAX_FLOW_DEPTH)), "{e}");
+        assert!(e.message.contains("more than 64 deep"), "{e}");
+        let big = format!("name: a\nscript: a.rhai\n# {}\n", "x".repeat(MAX_MANIFEST_BYTES));
+        assert!(parse::<ScenarioFile>("a.yaml", &big).unwrap_err().message.contains("at most 1024 KB"));
+        // Brackets in quotes and comments do not count; moderate nesting passes the scan.
+        let quoted = format!("name: \"{}\"\nscript: a.rhai # {}\ntags: [[a]]\n", "[".repeat(100), "{".repeat(100));
+        assert!(too_deep(&quoted, MAX_FLOW_DEPTH).is_none());
+        assert!(too_deep("a: 'it''s [' \nb: [[[1]]]\n", 2).is_some());
+    }
 
     #[test]
     fn unknown_key_names_place_and_suggests() {
