@@ -70,7 +70,18 @@ impl Drop for Cleanup {
 }
 
 fn spawn(args: &[&str]) -> Child {
-    Command::new(BIN).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    // A test run started in the background of a non-interactive shell (as CI may start
+    // it) inherits SIGINT ignored; Ctrl-C must mean what it means at a terminal.
+    // SAFETY: an async-signal-safe call in the child between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
 }
 
 /// Waits for the child to exit, at most `within` (then kills it and fails).
