@@ -67,7 +67,7 @@ pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (D
     let t0 = start.into_std();
     let (mut k, mut rr) = (0u64, 0usize);
     'schedule: while let Some(t) = curve.time_of(k) {
-        let due = start + Duration::from_secs_f64(t);
+        let Some(due) = Duration::try_from_secs_f64(t).ok().and_then(|d| start.checked_add(d)) else { break };
         if due > tokio::time::Instant::now() {
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => {}
@@ -80,7 +80,9 @@ pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (D
         resend_requeued(&env, &slots, &mut rr, &hooks);
         let mut burst = 0;
         while let Some(t) = curve.time_of(k) {
-            let at = Duration::from_secs_f64(t);
+            let Some(at) = Duration::try_from_secs_f64(t).ok().filter(|d| start.checked_add(*d).is_some()) else {
+                break 'schedule;
+            };
             if start + at > tokio::time::Instant::now() {
                 break;
             }

@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
 
+/// Longest time a connect rate may take to open a plan's sessions (about 30 years): a rate
+/// that slow is a mistake, and the schedule must stay within what a `Duration` holds.
+pub const MAX_OPENING_S: f64 = 1e9;
+
 /// One kind of request in the mix, e.g. 80% `tools/call echo`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestTemplate {
@@ -207,6 +211,16 @@ impl PhasePlan {
         }
         if !self.connect_rate.is_finite() || self.connect_rate < 0.0 {
             return err(format!("connect_rate must be a number >= 0 (0 = unlimited), got {}", self.connect_rate));
+        }
+        // Shares divide sessions and rate alike, so this holds for every share of a plan too.
+        let opening_s = self.model.sessions() as f64 / self.connect_rate;
+        if self.connect_rate > 0.0 && opening_s > MAX_OPENING_S {
+            return err(format!(
+                "connect_rate {:?} sessions/s would take {:.1e} s to open {} sessions (at most {MAX_OPENING_S:.0e} s)",
+                self.connect_rate,
+                opening_s,
+                self.model.sessions()
+            ));
         }
         if self.processes > MAX_PROCESSES {
             return err(format!("processes must be at most {MAX_PROCESSES}, got {}", self.processes));
@@ -460,6 +474,7 @@ mod tests {
                 "both named 'ping'",
             ),
             (PhasePlan { segment: Some((0, 4)), ..plan(open(1, 1.0)) }, "numbered 1/N"),
+            (PhasePlan { connect_rate: 1e-30, ..plan(open(3, 1.0)) }, "would take 3.0e30 s to open 3 sessions"),
         ];
         for (p, needle) in cases {
             let e = p.validate().unwrap_err().to_string();

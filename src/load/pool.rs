@@ -329,7 +329,11 @@ pub async fn establish(
             break;
         }
         if rate > 0.0 {
-            let due = started + Duration::from_secs_f64(k as f64 / rate);
+            // A schedule beyond what time can express ends the connects, never the runtime.
+            let Some(due) = Duration::try_from_secs_f64(k as f64 / rate).ok().and_then(|d| started.checked_add(d))
+            else {
+                break;
+            };
             if due > tokio::time::Instant::now() {
                 tokio::select! {
                     _ = tokio::time::sleep_until(due) => {}
