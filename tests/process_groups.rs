@@ -107,29 +107,36 @@ fn a_stdio_call_that_times_out_leaves_no_grandchild() {
     assert!(eventually(Duration::from_secs(4), || sleepers(&m).is_empty()), "`sleep {m}` outlived the call");
 }
 
-#[test]
-fn a_server_that_never_gets_ready_leaves_no_grandchild() {
-    let m = marker(100);
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("x.rhai");
+/// `mcpscript run` of a trivial script with `--server "sh -c 'sleep MARKER; true'"`, a
+/// server that never accepts a session (nothing listens on port 1), in `dir`.
+fn run_with_server(dir: &Path, m: &str, ready_timeout: &str) -> Vec<String> {
+    let script = dir.join("x.rhai");
     std::fs::write(&script, "let x = 1;\n").unwrap();
-    let server = format!("sh -c 'sleep {m}; true'");
-    let out = dir.path().join("out");
-    let args = [
+    let out = dir.join("out");
+    [
         "run",
         script.to_str().unwrap(),
         "--server",
-        &server,
-        // Port 1: nothing listens, the server never accepts a session.
+        &format!("sh -c 'sleep {m}; true'"),
         "--target",
         "tcp://127.0.0.1:1",
         "--server-ready-timeout",
-        "1s",
+        ready_timeout,
         "--out",
         out.to_str().unwrap(),
         "--no-history",
         "-q",
-    ];
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[test]
+fn a_server_that_never_gets_ready_leaves_no_grandchild() {
+    let m = marker(100);
+    let dir = tempfile::tempdir().unwrap();
+    let args = run_with_server(dir.path(), &m, "1s");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut c = Cleanup { marker: m.clone(), child: Some(spawn(&args)) };
     assert!(eventually(Duration::from_secs(5), || !sleepers(&m).is_empty()), "the grandchild never started");
     let status = wait_exit(&mut c, Duration::from_secs(8));
@@ -163,23 +170,8 @@ fn sigkill_of_mcpscript_takes_a_stdio_servers_group_along() {
 fn sigkill_of_mcpscript_takes_a_managed_servers_group_along() {
     let m = marker(64);
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("x.rhai");
-    std::fs::write(&script, "let x = 1;\n").unwrap();
-    let (server, out) = (format!("sh -c 'sleep {m}; true'"), dir.path().join("out"));
-    let args = [
-        "run",
-        script.to_str().unwrap(),
-        "--server",
-        &server,
-        "--target",
-        "tcp://127.0.0.1:1",
-        "--server-ready-timeout",
-        "60s",
-        "--out",
-        out.to_str().unwrap(),
-        "--no-history",
-        "-q",
-    ];
+    let args = run_with_server(dir.path(), &m, "60s");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     grandchild_dies_when_mcpscript_gets(libc::SIGKILL, &args, &m);
 }
 

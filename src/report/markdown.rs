@@ -11,7 +11,7 @@
 
 use super::text::{
     better_word, change_text, checks_cell, checks_of, clip, coverage_line, kind_word, one_line, ordered_rows,
-    phases_of, place, reason, run_name, runs_word, signed_sig3, stages_of, status_word, tally, value_or_dash, verdict,
+    phases_of, place, reason, run_title, runs_word, signed_sig3, stages_of, status_word, tally, value_or_dash, verdict,
 };
 use crate::regress::{Comparison, MetricComparison, Verdict};
 use crate::script::results::{RunResults, ScenarioResult, Status};
@@ -73,11 +73,7 @@ fn full(r: &RunResults) -> String {
 
 fn status(out: &mut String, r: &RunResults) {
     let (ok, word) = verdict(r);
-    let what = match &r.suite {
-        Some(s) => format!("suite {}", s.name),
-        None => format!("script {}", run_name(r)),
-    };
-    let _ = writeln!(out, "## {} {word}: mcpscript {}\n", if ok { "✅" } else { "❌" }, esc(&what));
+    let _ = writeln!(out, "## {} {word}: mcpscript {}\n", if ok { "✅" } else { "❌" }, esc(&run_title(r)));
 
     let s = &r.summary;
     let mut line = format!(

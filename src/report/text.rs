@@ -32,11 +32,7 @@ pub fn render(r: &RunResults) -> String {
 
 fn header(out: &mut String, r: &RunResults) {
     let (_, verdict) = verdict(r);
-    let what = match &r.suite {
-        Some(s) => format!("suite {}", s.name),
-        None => format!("script {}", run_name(r)),
-    };
-    let _ = writeln!(out, "mcpscript {what}: {verdict}");
+    let _ = writeln!(out, "mcpscript {}: {verdict}", run_title(r));
     let mut rows = Vec::new();
     if let Some(s) = &r.suite {
         rows.push(vec!["file".into(), format!("{} (profile {}, parallelism {})", s.file, s.profile, s.parallelism)]);
@@ -228,6 +224,14 @@ pub fn run_name(r: &RunResults) -> String {
         (None, Some(s)) if !s.file.is_empty() => s.file.clone(),
         (None, Some(s)) if !s.root.name.is_empty() => s.root.name.clone(),
         _ => "mcpscript".into(),
+    }
+}
+
+/// `suite NAME` or `script FILE`.
+pub fn run_title(r: &RunResults) -> String {
+    match &r.suite {
+        Some(s) => format!("suite {}", s.name),
+        None => format!("script {}", run_name(r)),
     }
 }
 
