@@ -83,13 +83,25 @@ pub fn location(file: &str, line: Option<usize>, column: Option<usize>) -> Strin
 fn excerpt(line: usize, column: Option<usize>, src: &str) -> String {
     let num = line.to_string();
     let gutter = " ".repeat(num.len());
-    let mut out = format!("\n {num} | {src}");
-    if let Some(c) = column {
-        let pad: String = src.chars().take(c.saturating_sub(1)).map(|ch| if ch == '\t' { '\t' } else { ' ' }).collect();
-        out.push_str(&format!("\n {gutter} | {pad}^"));
+    let chars: Vec<char> = src.chars().collect();
+    // A long line (minified, generated) is cut to a window around the column.
+    let col = column.unwrap_or(1).saturating_sub(1).min(chars.len());
+    let start = if chars.len() > EXCERPT_CHARS { col.saturating_sub(EXCERPT_CHARS / 2) } else { 0 };
+    let end = (start + EXCERPT_CHARS).min(chars.len());
+    let start = end.saturating_sub(EXCERPT_CHARS).min(start);
+    let (before, after) = (if start > 0 { "…" } else { "" }, if end < chars.len() { "…" } else { "" });
+    let shown: String = chars[start..end].iter().collect();
+    let mut out = format!("\n {num} | {before}{shown}{after}");
+    if column.is_some() {
+        let lead = if start > 0 { " " } else { "" };
+        let pad: String = chars[start..col].iter().map(|&ch| if ch == '\t' { '\t' } else { ' ' }).collect();
+        out.push_str(&format!("\n {gutter} | {lead}{pad}^"));
     }
     out
 }
+
+/// Characters of a source line shown under an error at most.
+const EXCERPT_CHARS: usize = 120;
 
 /// Edit distance between two short strings, counting a swap of neighbours as one edit
 /// (optimal string alignment), so `wiat` is one edit from `wait`.
@@ -248,6 +260,20 @@ pub fn render(r: &ErrorReport, sources: &SourceMap) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_lines_are_cut_around_the_column() {
+        let src = format!("let x = [{}oops{}];", "1,".repeat(100_000), "2,".repeat(100_000));
+        let col = src.find("oops").unwrap() + 1;
+        let e = excerpt(7, Some(col), &src);
+        assert!(e.len() < 400, "{} bytes", e.len());
+        let lines: Vec<&str> = e.lines().collect();
+        assert!(lines[1].starts_with(" 7 | …") && lines[1].ends_with('…'), "{e}");
+        // The caret still points at the column.
+        let caret = lines[2].chars().count() - 1;
+        assert_eq!(lines[1].chars().nth(caret), Some('o'), "{e}");
+        assert_eq!(excerpt(1, Some(5), "let x = 1;"), "\n 1 | let x = 1;\n   |     ^");
+    }
 
     #[test]
     fn suggests_near_names_only() {
