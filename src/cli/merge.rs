@@ -112,18 +112,18 @@ fn merge_stage(a: &mut StageResult, b: &StageResult) -> Result<(), String> {
     }
     // Metrics a phase exported are recomputed from the merged phase.
     for p in &a.phases {
-        for (name, value, unit, dir) in p.exported_metrics() {
-            if let Some(m) = a.metrics.iter_mut().find(|m| m.name == name) {
-                m.value = value;
+        for e in p.exported_metrics() {
+            if let Some(m) = a.metrics.iter_mut().find(|m| m.name == e.name) {
+                (m.value, m.samples) = (e.value, e.samples);
             } else {
-                let better = if dir == Direction::Higher { Better::Higher } else { Better::Lower };
+                let better = if e.direction == Direction::Higher { Better::Higher } else { Better::Lower };
                 a.metrics.push(MetricResult {
-                    name,
-                    value,
-                    unit: Some(unit.into()),
+                    name: e.name,
+                    value: e.value,
+                    unit: Some(e.unit.into()),
                     better,
                     stage: String::new(),
-                    samples: vec![],
+                    samples: e.samples,
                 });
             }
         }

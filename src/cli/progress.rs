@@ -20,9 +20,10 @@ use crate::load::live::LiveFigures;
 use crate::script::ctx::{Console, Live};
 use crate::script::results::Status;
 use crate::util::human;
+use crate::util::lock;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard, Weak};
+use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -353,10 +354,6 @@ fn parse_interval(v: Option<&str>) -> Option<Duration> {
         Some("0" | "off" | "none") => None,
         Some(s) => Some(crate::util::duration::parse_duration(s).unwrap_or(DEFAULT_INTERVAL)).filter(|d| !d.is_zero()),
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

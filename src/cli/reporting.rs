@@ -100,7 +100,7 @@ impl Reporting {
     /// Compares `r` with its baseline, writes the reports, appends the run to the history.
     /// Returns the folder written and the comparison's exit (3 when it fails the run).
     pub fn finish(&self, r: &mut RunResults) -> Result<PathBuf, CliError> {
-        let mut current = HistoryEntry::of(r);
+        let mut current = HistoryEntry { git_commit: history::git_commit(), ..HistoryEntry::of(r) };
         let stored = match &self.history {
             Some(path) => {
                 let h = History::read(path).map_err(CliError::failed)?;

@@ -5,6 +5,7 @@
 
 use super::plan::{Model, PhasePlan};
 use super::recorder::{Sink, WindowSnap};
+use crate::util::lock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -105,7 +106,7 @@ impl PhaseLive {
         let loading = self.loading.load(Ordering::Relaxed);
         let (rate, open) = {
             let s = if loading { &self.second } else { &self.setup };
-            let s = s.lock().unwrap_or_else(|e| e.into_inner());
+            let s = lock(s);
             (s.rate, s.open)
         };
         LiveFigures {
@@ -141,7 +142,7 @@ impl std::fmt::Debug for PhaseLive {
 /// Folds second `snap.t` into `second`: a later second replaces it, the same second (from
 /// another worker process) adds to it.
 fn note(second: &Mutex<Second>, snap: &WindowSnap, rate: Option<f64>) {
-    let mut s = second.lock().unwrap_or_else(|e| e.into_inner());
+    let mut s = lock(second);
     if !s.seen || snap.t > s.t {
         *s = Second { t: snap.t, seen: true, rate: rate.unwrap_or(s.rate), open: snap.open_sessions };
     } else if snap.t == s.t {

@@ -440,52 +440,53 @@ pub enum Direction {
     Lower,
 }
 
-/// A metric derived from a phase: name, value, unit, direction.
-pub type ExportedMetric = (String, f64, &'static str, Direction);
+/// A metric derived from a phase, with the per-second values behind it (one per whole
+/// second of the timeline that sent requests; none for connect and memory figures), which
+/// give the regression detector an interval and a rank test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportedMetric {
+    pub name: String,
+    pub value: f64,
+    pub unit: &'static str,
+    pub direction: Direction,
+    pub samples: Vec<f64>,
+}
 
 impl PhaseResult {
-    /// The per-second values behind an exported metric (`PREFIX_throughput`, `_p50_ms`,
-    /// `_p99_ms`, `_error_rate`): one per whole second of the timeline that sent requests,
-    /// so the regression detector can give the value an interval and a rank test. Other
-    /// metrics have none.
-    pub fn metric_samples(&self, metric: &str) -> Vec<f64> {
-        let seconds = self.timeline.iter().filter(|e| e.span >= 0.999 && e.sent > 0);
-        let Some(p) = &self.export else { return vec![] };
-        match metric.strip_prefix(p.as_str()) {
-            Some("_throughput") => seconds.map(|e| e.throughput).collect(),
-            Some("_p50_ms") => seconds.filter(|e| e.ok + e.errors > 0).map(|e| e.p50).collect(),
-            Some("_p99_ms") => seconds.filter(|e| e.ok + e.errors > 0).map(|e| e.p99).collect(),
-            Some("_error_rate") => seconds.map(|e| (e.errors + e.timeouts) as f64 / e.sent as f64).collect(),
-            _ => vec![],
-        }
-    }
-
     /// The metrics a phase with an export prefix contributes to regression detection.
     pub fn exported_metrics(&self) -> Vec<ExportedMetric> {
         let Some(p) = &self.export else { return vec![] };
+        let metric = |suffix: &str, value: f64, unit, direction, samples| ExportedMetric {
+            name: format!("{p}_{suffix}"),
+            value,
+            unit,
+            direction,
+            samples,
+        };
+        let seconds = || self.timeline.iter().filter(|e| e.span >= 0.999 && e.sent > 0);
+        let answered = || seconds().filter(|e| e.ok + e.errors > 0);
         let mut m = vec![];
         if self.model == "connect" {
-            m.push((format!("{p}_connect_rate"), self.connect.rate, "sessions/s", Direction::Higher));
-            m.push((format!("{p}_connect_p50_ms"), self.connect.latency.p50, "ms", Direction::Lower));
-            m.push((format!("{p}_connect_p99_ms"), self.connect.latency.p99, "ms", Direction::Lower));
-            m.push((format!("{p}_connect_failed"), self.connect.failed as f64, "sessions", Direction::Lower));
+            let c = &self.connect;
+            m.push(metric("connect_rate", c.rate, "sessions/s", Direction::Higher, vec![]));
+            m.push(metric("connect_p50_ms", c.latency.p50, "ms", Direction::Lower, vec![]));
+            m.push(metric("connect_p99_ms", c.latency.p99, "ms", Direction::Lower, vec![]));
+            m.push(metric("connect_failed", c.failed as f64, "sessions", Direction::Lower, vec![]));
         } else {
-            m.push((format!("{p}_throughput"), self.throughput, "req/s", Direction::Higher));
-            m.push((format!("{p}_p50_ms"), self.latency.p50, "ms", Direction::Lower));
-            m.push((format!("{p}_p99_ms"), self.latency.p99, "ms", Direction::Lower));
-            m.push((format!("{p}_error_rate"), self.error_rate, "ratio", Direction::Lower));
+            let rates = seconds().map(|e| e.throughput).collect();
+            m.push(metric("throughput", self.throughput, "req/s", Direction::Higher, rates));
+            m.push(metric("p50_ms", self.latency.p50, "ms", Direction::Lower, answered().map(|e| e.p50).collect()));
+            m.push(metric("p99_ms", self.latency.p99, "ms", Direction::Lower, answered().map(|e| e.p99).collect()));
+            let errors = seconds().map(|e| (e.errors + e.timeouts) as f64 / e.sent as f64).collect();
+            m.push(metric("error_rate", self.error_rate, "ratio", Direction::Lower, errors));
         }
         if let Some(r) = &self.resources {
             if r.mcpscript_peak_rss_bytes > 0 {
-                m.push((
-                    format!("{p}_mcpscript_rss_mb"),
-                    r.mcpscript_peak_rss_bytes as f64 / 1e6,
-                    "MB",
-                    Direction::Lower,
-                ));
+                let mb = r.mcpscript_peak_rss_bytes as f64 / 1e6;
+                m.push(metric("mcpscript_rss_mb", mb, "MB", Direction::Lower, vec![]));
             }
             if r.target_peak_rss_bytes > 0 {
-                m.push((format!("{p}_target_rss_mb"), r.target_peak_rss_bytes as f64 / 1e6, "MB", Direction::Lower));
+                m.push(metric("target_rss_mb", r.target_peak_rss_bytes as f64 / 1e6, "MB", Direction::Lower, vec![]));
             }
         }
         m

@@ -48,7 +48,7 @@ pub struct HistoryEntry {
 }
 
 impl HistoryEntry {
-    /// The history line of a run.
+    /// The history line of a run (without its commit).
     pub fn of(r: &RunResults) -> HistoryEntry {
         let (suite, profile) = match &r.suite {
             Some(s) => (s.name.clone(), s.profile.clone()),
@@ -57,7 +57,9 @@ impl HistoryEntry {
         HistoryEntry {
             run_id: r.run_id.clone(),
             time: r.finished_at.clone(),
-            git_commit: git_commit(),
+            // The commit being tested is the caller's to add (see [`git_commit`]): a stored
+            // run read back as a baseline was not made from this checkout.
+            git_commit: None,
             suite,
             profile,
             target: target_key(&r.target),

@@ -14,6 +14,7 @@ use super::params::Params;
 use super::recorder::Recorder;
 use crate::client::{ClientOptions, Target};
 use crate::load::live::PhaseLive;
+use crate::util::lock;
 use rand::{rngs::StdRng, SeedableRng};
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -114,10 +115,6 @@ impl Drop for LiveScope {
         // The thread may be ending: then there is nothing to restore.
         let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Something a script opened that must be released when the script ends.

@@ -6,3 +6,9 @@
 pub mod duration;
 pub mod human;
 pub mod proc;
+
+/// Locks `m`, taking the data as it is when a panic poisoned the lock: every mutex of
+/// mcpscript guards data that a panic cannot leave worse than half-updated.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -18,6 +18,7 @@ use super::{BoxFuture, Transport};
 use crate::client::{ClientError, ClientOptions, Dispatcher};
 use crate::protocol::jsonrpc::{self, Id, Message, Payload, Response};
 use crate::protocol::mcp::{methods, ServerInfo};
+use crate::util::lock;
 use bytes::Bytes;
 use conn::{BodyError, Conn, Endpoint, Pool, ReqBody, RoundTripError};
 use events::EventParser;
@@ -86,11 +87,6 @@ pub async fn connect(
             reinit_seq: AtomicU64::new(0),
         }),
     }))
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A poisoned lock only means a panic elsewhere while storing a header value.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl HttpTransport {

@@ -476,13 +476,14 @@ fn execute(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, o: &Opts, plan: PhasePl
         result.export = Some(p.clone());
     }
     let site = site_string(nc);
-    for (name, v, unit, dir) in result.exported_metrics() {
-        let better = match dir {
+    for m in result.exported_metrics() {
+        let better = match m.direction {
             crate::load::result::Direction::Higher => Better::Higher,
             crate::load::result::Direction::Lower => Better::Lower,
         };
-        let samples = result.metric_samples(&name);
-        ctx.rec().metric(&name, v, Some(unit.to_string()), better, samples, &site).map_err(|e| host_error(nc, e))?;
+        ctx.rec()
+            .metric(&m.name, m.value, Some(m.unit.to_string()), better, m.samples, &site)
+            .map_err(|e| host_error(nc, e))?;
     }
     let map = result_map(&result);
     if !ctx.quiet {
