@@ -43,7 +43,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     rt.block_on(async {
         let ten = Duration::from_secs(10);
-        let model = Model::Connect { sessions: n, hold: Duration::ZERO };
+        let model = Model::Connect { sessions: n, hold: Duration::ZERO, ping_sample: 0 };
         let plan =
             PhasePlan { request_timeout: ten, connect_timeout: ten, seed: 1, ..PhasePlan::new("mem", &url, model) };
         let connector = Arc::new(Connector::new(&plan).await.unwrap());

@@ -178,7 +178,10 @@ fn connect_phase_times_sessions_and_holds_them() {
     let _serial = serial();
     rt().block_on(async {
         let s = builtin(None).await;
-        let mut p = plan(s.url("tcp").unwrap(), Model::Connect { sessions: 300, hold: Duration::from_millis(1200) });
+        let mut p = plan(
+            s.url("tcp").unwrap(),
+            Model::Connect { sessions: 300, hold: Duration::from_millis(1200), ping_sample: 0 },
+        );
         p.connect_rate = 1000.0;
         let r = run_local(&p, Control::default()).await;
         assert_balanced(&r);
@@ -380,7 +383,7 @@ fn sessions_close_without_leaving_time_wait() {
         // Earlier tests' client sockets may have had this number as their own port and still
         // be in TIME_WAIT: only sockets this test leaves behind count.
         let before = time_wait_on(port);
-        let mut p = plan(&url, Model::Connect { sessions: 500, hold: Duration::from_millis(100) });
+        let mut p = plan(&url, Model::Connect { sessions: 500, hold: Duration::from_millis(100), ping_sample: 0 });
         p.connect_rate = 5000.0;
         let r = run_local(&p, Control::default()).await;
         assert_eq!(r.connect.ok, 500);
@@ -437,7 +440,7 @@ fn every_model_runs_over_http_and_websocket_sessions_too() {
             assert_balanced(&o);
             assert_eq!((o.counts.sent, o.counts.ok), (100, 100), "{url}: {:?}", o.counts);
             let k = run_local(
-                &plan(&url, Model::Connect { sessions: 20, hold: Duration::from_millis(100) }),
+                &plan(&url, Model::Connect { sessions: 20, hold: Duration::from_millis(100), ping_sample: 0 }),
                 Control::default(),
             )
             .await;

@@ -178,7 +178,12 @@ fn segments_merge_to_the_totals_of_one_run() {
         assert_eq!(n(&a["connect"], "ok"), n(&b["connect"], "ok"));
         assert_eq!(n(&b["latency"], "count"), n(&a["latency"], "count"), "{}", a["name"]);
         assert_eq!(b["segments"], serde_json::json!([[1, 2], [2, 2]]));
+        // Who limited the phase is judged again on the merged evidence.
+        assert!(b["limited_by"]["verdict"].is_string() && !b["limited_by"]["reasons"].as_array().unwrap().is_empty());
+        assert!(b["limited_by"]["mcpscript_cpu"]["mean_pct"].is_number(), "{}", b["limited_by"]);
     }
+    // The open phase's send lags of both segments are merged: one per request sent.
+    assert_eq!(n(&pm[1]["limited_by"]["send_lag"], "count"), n(&pm[1], "sent"));
     // Checks of both segments are counted.
     assert_eq!(merged["summary"]["total_assertions"], 2);
     let bad = Command::new(BIN).args(["run", "x.rhai", "--segment", "3/2"]).output().unwrap();

@@ -3,6 +3,7 @@
 //! Markdown cap, results.csv and metrics.csv parsed back, junit.xml validated against the
 //! Jenkins JUnit schema (`tests/schema/junit.xsd`, with `xmllint`) and parsed back.
 
+use mcpscript::load::bottleneck::CpuUse;
 use mcpscript::load::result::{Counts, LatencyStats, ProcessSeries, Resources, TimelineEntry};
 use mcpscript::load::PhaseResult;
 use mcpscript::regress::{Comparison, MetricComparison, RegressionCounts, Severity, Verdict};
@@ -115,7 +116,7 @@ fn phase() -> PhaseResult {
         peak_rss_bytes: rss[1],
         mean_cpu_pct: (cpu[0] + cpu[1]) / 2.0,
     };
-    PhaseResult {
+    let mut p = PhaseResult {
         name: "ping".into(),
         model: "closed".into(),
         target: "tcp://127.0.0.1:7777".into(),
@@ -143,7 +144,11 @@ fn phase() -> PhaseResult {
             ..Default::default()
         }),
         ..Default::default()
-    }
+    };
+    // Who limited it, as a sampled phase says: mcpscript had headroom, the server shed load.
+    p.limited_by.mcpscript_cpu = Some(CpuUse::new(64.0, 96.0, 2.0));
+    mcpscript::load::bottleneck::assess(&mut p);
+    p
 }
 
 /// A row: (scenario, metric, unit, better), [baseline, current, diff_pct, z].

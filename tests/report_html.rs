@@ -205,6 +205,27 @@ fn degradation_curves_coverage_and_missing_data() {
 }
 
 #[test]
+fn each_phase_says_who_limited_it() {
+    use mcpscript::load::bottleneck::{assess, SendLag};
+    let mut r = sample();
+    let latency = r.scenarios.iter_mut().find(|s| s.root.name == "latency").unwrap();
+    let mut behind = latency.root.phases[0].clone();
+    behind.name = "flood".into();
+    let mut lag = mcpscript::load::result::new_hist();
+    (0..100).for_each(|_| lag.saturating_record(35_000));
+    behind.limited_by.send_lag = Some(SendLag::of(&lag));
+    assess(&mut behind);
+    latency.root.phases.push(behind);
+    let page = html::render(&r, None).unwrap();
+    assert_self_contained(&page);
+    // The fixture's phases predate the verdict: none is shown for them, never a made-up one.
+    assert_eq!(page.matches("<p class=\"limit").count(), 1, "only the judged phase has a verdict line");
+    assert!(page.contains("<b>limited by:</b> mcpscript (send lag p99 35 ms)"), "the verdict and its evidence");
+    assert!(page.contains("these numbers are mcpscript's limit, not the server's"));
+    assert!(page.contains("&#xb7; limited by mcpscript</li>"), "in the stage's list of phases");
+}
+
+#[test]
 fn user_template_overrides_and_broken_ones_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let r = sample();

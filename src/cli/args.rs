@@ -212,9 +212,10 @@ pub struct RunArgs {
     /// (it then runs as child processes that can be killed and restarted).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub builtin_workers: u32,
-    /// A server command mcpscript starts before the script and stops after it (e.g.
-    /// 'node server.js --port 3001'); `--target` says where it listens. It is then a
-    /// managed target: `chaos::kill()`, `restart()` and friends act on it.
+    /// A server command mcpscript starts before the script (or a suite's first scenario)
+    /// and stops after it (e.g. 'node server.js --port 3001'); `--target` says where it
+    /// listens. It is then a managed target: `chaos::kill()`, `restart()` and friends act on
+    /// it, and scenarios that require a managed target run. In a suite it replaces `server:`.
     #[arg(long, value_name = "COMMAND")]
     pub server: Option<String>,
     /// How long `--server` may take to accept an MCP session.
@@ -335,6 +336,24 @@ pub struct ServeArgs {
     /// Internal: this process's index among the workers.
     #[arg(long, hide = true, default_value_t = 0)]
     pub worker_index: usize,
+    /// Every request except initialize retains SIZE bytes for good, e.g. 64KB or 1MiB.
+    #[arg(long, value_name = "SIZE", help_heading = "Fault modes (a misbehaving server)")]
+    pub fault_leak: Option<String>,
+    /// Every JSON-RPC error is sent with code -32603 instead of its own.
+    #[arg(long, help_heading = "Fault modes (a misbehaving server)")]
+    pub fault_wrong_error_codes: bool,
+    /// Past --max-inflight (default 4) admit all and slow all down; never shed.
+    #[arg(long, help_heading = "Fault modes (a misbehaving server)")]
+    pub fault_collapse: bool,
+    /// Started again by a managed restart: exit with status 1 instead of serving.
+    #[arg(long, help_heading = "Fault modes (a misbehaving server)")]
+    pub fault_stay_down: bool,
+    /// Delay a random share of replies by a random time up to DURATION, e.g. 50ms.
+    #[arg(long, value_name = "DURATION", help_heading = "Fault modes (a misbehaving server)")]
+    pub fault_jitter: Option<String>,
+    /// The share (0 to 1) of replies --fault-jitter delays.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.1, help_heading = "Fault modes (a misbehaving server)")]
+    pub fault_jitter_fraction: f64,
 }
 
 #[derive(Debug, Args)]

@@ -1,12 +1,15 @@
 //! `mcpscript serve`: runs the reference server until SIGTERM or Ctrl-C, printing one
 //! `listening URL` line per address once every worker is ready, and the counters (a
-//! `stats {json}` line on stdout and a summary on stderr) on exit.
+//! `stats {json}` line on stdout and a summary on stderr) on exit. With
+//! `--fault-stay-down`, a `serve` that a managed restart started again
+//! ([`crate::managed::RESTARTS_ENV`] at 1 or more) exits with status 1 before listening.
 
 use super::args::ServeArgs;
 use super::{runtime, CliError, Exit};
 use crate::server::workers::{self, LISTENING, STATS};
-use crate::server::{self, Listen, ServerConfig, ServerState};
+use crate::server::{self, Faults, Listen, ServerConfig, ServerState};
 use crate::util::duration::parse_duration;
+use crate::util::size::parse_size;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -15,6 +18,20 @@ pub fn config_from(a: &ServeArgs) -> Result<ServerConfig, CliError> {
     let latency = match &a.latency {
         Some(s) => Some(parse_duration(s).map_err(|e| CliError::invalid(format!("--latency: {e}")))?),
         None => None,
+    };
+    let faults = Faults {
+        leak: match &a.fault_leak {
+            Some(s) => Some(parse_size(s).map_err(|e| CliError::invalid(format!("--fault-leak: {e}")))?),
+            None => None,
+        },
+        wrong_error_codes: a.fault_wrong_error_codes,
+        collapse: a.fault_collapse,
+        stay_down: a.fault_stay_down,
+        jitter: match &a.fault_jitter {
+            Some(s) => Some(parse_duration(s).map_err(|e| CliError::invalid(format!("--fault-jitter: {e}")))?),
+            None => None,
+        },
+        jitter_fraction: a.fault_jitter_fraction,
     };
     let config = ServerConfig {
         listen: if a.stdio { vec![] } else { a.listen.iter().map(|u| Listen::parse(u)).collect::<Result<_, _>>()? },
@@ -33,8 +50,11 @@ pub fn config_from(a: &ServeArgs) -> Result<ServerConfig, CliError> {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(rand::random),
+        faults,
     };
-    if !a.stdio {
+    if a.stdio {
+        config.faults.validate()?;
+    } else {
         config.validate()?;
     }
     Ok(config)
@@ -42,6 +62,15 @@ pub fn config_from(a: &ServeArgs) -> Result<ServerConfig, CliError> {
 
 pub fn run(a: ServeArgs) -> Result<Exit, CliError> {
     let config = config_from(&a)?;
+    if config.faults.stay_down {
+        let restarts = restarts_from_env();
+        if restarts >= 1 {
+            return Err(CliError::failed(format!(
+                "--fault-stay-down: not serving, this is restart {restarts} ({}={restarts}) and the server stays down after a kill",
+                crate::managed::RESTARTS_ENV
+            )));
+        }
+    }
     let rt = runtime(0)?;
     rt.block_on(async move {
         if a.stdio {
@@ -73,6 +102,11 @@ pub fn run(a: ServeArgs) -> Result<Exit, CliError> {
         }
         Ok(Exit::Ok)
     })
+}
+
+/// How many times a managed restart started this process again (0 when it did not).
+fn restarts_from_env() -> u32 {
+    std::env::var(crate::managed::RESTARTS_ENV).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 /// One line for people: what the server did.

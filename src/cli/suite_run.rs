@@ -1,8 +1,8 @@
 //! `mcpscript run suite.yaml`: loads and validates the suite (exit 2 on any problem, before
 //! anything runs), runs it with the orchestrator, writes results.json atomically into
 //! `--out` (default `reports/<run-id>/`) and prints a summary. Exit 0 every scenario
-//! passed, 1 one failed, timed out or was skipped, 130 interrupted (Ctrl-C; the partial
-//! results are written).
+//! passed or was skipped with its reason (at least one ran), 1 one failed or timed out (or
+//! none ran), 130 interrupted (Ctrl-C; the partial results are written).
 
 use super::args::RunArgs;
 use super::suite::{load, options, say};
@@ -56,7 +56,32 @@ pub fn load_plan(a: &RunArgs) -> Result<SuitePlan, CliError> {
     let target = if a.target == "builtin" { None } else { Some(a.target.clone()) };
     let mut o = options(&a.suite, &a.set, target, a.stdlib.clone());
     o.limits = Limits { max_operations: a.max_operations, ..Limits::default() };
-    load(&a.file, &o)
+    let mut plan = load(&a.file, &o)?;
+    if let Some(cmd) = &a.server {
+        // `--server CMD`: the suite's managed server (replacing the file's `server:`), started
+        // before the first scenario; scenarios that kill and restart the target act on it.
+        if matches!(plan.target, crate::client::Target::Builtin | crate::client::Target::Stdio { .. }) {
+            return Err(CliError::invalid(
+                "--server needs --target: the URL where the server command listens (e.g. http://127.0.0.1:3001/mcp)",
+            ));
+        }
+        let timeout = parse_duration(&a.server_ready_timeout)
+            .map_err(|e| CliError::invalid(format!("--server-ready-timeout: {e}")))?;
+        let command = crate::suite::manifest::CommandLine::Line(cmd.clone());
+        if command.args().is_empty() {
+            return Err(CliError::invalid("--server: the command is empty or its quotes do not close"));
+        }
+        plan.server = Some(crate::suite::manifest::ServerSpec {
+            command,
+            env: Default::default(),
+            ready: crate::suite::manifest::ReadySpec {
+                timeout: Some(crate::suite::manifest::Dur(timeout)),
+                ..Default::default()
+            },
+            restart: Default::default(),
+        });
+    }
+    Ok(plan)
 }
 
 pub fn run(a: RunArgs) -> Result<Exit, CliError> {
@@ -84,7 +109,7 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
     Ok(reporting.exit(&results, exit_of(&results)))
 }
 
-/// 0 all passed, 130 interrupted, else 1.
+/// 0 all passed or skipped (at least one passed), 130 interrupted, else 1.
 pub fn exit_of(r: &RunResults) -> Exit {
     match r.status {
         Status::Passed => Exit::Ok,
@@ -113,9 +138,8 @@ pub fn summary(r: &RunResults, path: &Path) -> String {
     for s in &r.scenarios {
         let a = s.root.assertions;
         let why = s
-            .error
-            .as_ref()
-            .map(|e| e.message.clone())
+            .why()
+            .map(str::to_string)
             .or_else(|| s.schedule.as_ref().and_then(|x| x.reason.clone()))
             .map(|m| format!("  {m}"))
             .unwrap_or_default();

@@ -2,6 +2,9 @@
 //! inbound frame; it wakes the request waiting for each reply, answers server-initiated
 //! requests (`ping`, and -32601 for the rest), counts notifications, and keeps a record of
 //! protocol violations (unmatched ids, unparseable frames) so a timeout can say why.
+//! While a raw message (`Session::send_raw`) is outstanding, the raw waiter takes the
+//! reply with its id, and any reply without an id (a server's -32700 or -32600 has `id:
+//! null`) or unparseable frame, before the requests do.
 
 use super::error::ClientError;
 use crate::protocol::jsonrpc::{self, ErrorObject, Id, Message, Payload, Response, METHOD_NOT_FOUND};
@@ -16,9 +19,18 @@ pub type Reply = Result<Result<Value, ErrorObject>, ClientError>;
 
 struct Inner {
     pending: HashMap<i64, oneshot::Sender<Reply>, std::hash::BuildHasherDefault<IdHasher>>,
+    /// The raw message waiting for its reply, if one is outstanding.
+    raw: Option<RawWaiter>,
     /// Set once the connection is gone; later requests fail at once.
     closed: Option<String>,
     last_violation: Option<String>,
+}
+
+/// A raw message's claim on replies: the one with its id (when the text had one), or else
+/// the first without an id.
+struct RawWaiter {
+    id: Option<Id>,
+    tx: oneshot::Sender<Reply>,
 }
 
 /// Hashes request ids (small sequential integers) with one multiplication.
@@ -56,7 +68,7 @@ impl Dispatcher {
     pub fn new(target: impl Into<String>) -> Self {
         Dispatcher {
             target: target.into(),
-            inner: Mutex::new(Inner { pending: HashMap::default(), closed: None, last_violation: None }),
+            inner: Mutex::new(Inner { pending: HashMap::default(), raw: None, closed: None, last_violation: None }),
             unmatched: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
             notifications: AtomicU64::new(0),
@@ -81,6 +93,30 @@ impl Dispatcher {
         }
         inner.pending.insert(id, tx);
         Ok(rx)
+    }
+
+    /// Registers the raw message about to be sent, whose reply has id `id` (the id read
+    /// from its text, if any); replies without an id go to it too while it waits. Fails
+    /// when the connection is already closed; a raw waiter still registered is replaced
+    /// (the session sends one raw message at a time).
+    pub fn register_raw(&self, id: Option<Id>) -> Result<oneshot::Receiver<Reply>, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        let mut inner = self.lock();
+        if let Some(reason) = &inner.closed {
+            return Err(ClientError::Closed { target: self.target.clone(), detail: reason.clone() });
+        }
+        inner.raw = Some(RawWaiter { id, tx });
+        Ok(rx)
+    }
+
+    /// Drops the raw waiter (its reply came, or it timed out or could not be sent).
+    pub fn forget_raw(&self) {
+        self.lock().raw = None;
+    }
+
+    /// The raw waiter, whatever it waits for.
+    fn take_raw(&self) -> Option<oneshot::Sender<Reply>> {
+        self.lock().raw.take().map(|w| w.tx)
     }
 
     /// Drops a request that timed out or could not be sent.
@@ -132,35 +168,8 @@ impl Dispatcher {
     /// Handles one parsed message; returns the reply owed to a server request, if any.
     pub fn deliver(&self, msg: Message) -> Option<Message> {
         match msg {
-            Message::Response(Response { id: Some(Id::Num(n)), outcome }) => {
-                let waiter = self.lock().pending.remove(&n);
-                match waiter {
-                    Some(tx) => {
-                        // The receiver may have timed out in the meantime; that is fine.
-                        let _ = tx.send(Ok(outcome));
-                    }
-                    None => {
-                        self.unmatched.fetch_add(1, Ordering::Relaxed);
-                        self.note(format!("reply with id {n}, which no request is waiting for"));
-                    }
-                }
-                None
-            }
-            Message::Response(Response { id, outcome }) => {
-                self.unmatched.fetch_add(1, Ordering::Relaxed);
-                let what = match (&id, &outcome) {
-                    (None, Err(e)) => format!("error reply without id: {e}"),
-                    (id, _) => format!("reply with id {}", id.as_ref().map(|i| i.to_string()).unwrap_or("null".into())),
-                };
-                // An id-less error (e.g. a server's parse error) answers the one request in
-                // flight when there is exactly one; otherwise it cannot be attributed.
-                if let (None, Err(e)) = (&id, &outcome) {
-                    if let Some(tx) = self.take_sole_pending() {
-                        let _ = tx.send(Ok(Err(e.clone())));
-                        return None;
-                    }
-                }
-                self.note(what);
+            Message::Response(r) => {
+                self.deliver_response(r);
                 None
             }
             Message::Request(req) => {
@@ -181,6 +190,41 @@ impl Dispatcher {
         }
     }
 
+    /// Wakes the waiter a reply answers: the raw message's (the reply with its id, or any
+    /// reply without one), else the request with its id; or records that none waits.
+    fn deliver_response(&self, Response { id, outcome }: Response) {
+        let waiter = {
+            let mut inner = self.lock();
+            if inner.raw.as_ref().is_some_and(|w| id.is_none() || w.id == id) {
+                inner.raw.take().map(|w| w.tx)
+            } else if let Some(Id::Num(n)) = &id {
+                inner.pending.remove(n)
+            } else {
+                None
+            }
+        };
+        if let Some(tx) = waiter {
+            // The receiver may have timed out in the meantime; that is fine.
+            let _ = tx.send(Ok(outcome));
+            return;
+        }
+        self.unmatched.fetch_add(1, Ordering::Relaxed);
+        let what = match (&id, &outcome) {
+            (Some(Id::Num(n)), _) => format!("reply with id {n}, which no request is waiting for"),
+            (None, Err(e)) => format!("error reply without id: {e}"),
+            (id, _) => format!("reply with id {}", id.as_ref().map(|i| i.to_string()).unwrap_or("null".into())),
+        };
+        // An id-less error (e.g. a server's parse error) answers the one request in flight
+        // when there is exactly one; otherwise it cannot be attributed.
+        if let (None, Err(e)) = (&id, &outcome) {
+            if let Some(tx) = self.take_sole_pending() {
+                let _ = tx.send(Ok(Err(e.clone())));
+                return;
+            }
+        }
+        self.note(what);
+    }
+
     fn take_sole_pending(&self) -> Option<oneshot::Sender<Reply>> {
         let mut inner = self.lock();
         if inner.pending.len() == 1 {
@@ -195,19 +239,21 @@ impl Dispatcher {
     }
 
     /// A frame that is not valid JSON-RPC: charged to its request when its id can be read
-    /// (or when only one request is in flight), so the request fails with a protocol error
-    /// instead of waiting for its deadline.
+    /// (or to the outstanding raw message, or when only one request is in flight), so the
+    /// request fails with a protocol error instead of waiting for its deadline.
     fn violation(&self, detail: String, id: Option<Id>) {
         self.malformed.fetch_add(1, Ordering::Relaxed);
         let waiter = {
             let mut inner = self.lock();
             inner.last_violation = Some(detail.clone());
+            let raw_id = inner.raw.as_ref().and_then(|w| w.id.clone());
             match id {
+                Some(id) if raw_id.as_ref() == Some(&id) => inner.raw.take().map(|w| w.tx),
                 Some(Id::Num(n)) => inner.pending.remove(&n),
                 _ => None,
             }
         };
-        let waiter = waiter.or_else(|| self.take_sole_pending());
+        let waiter = waiter.or_else(|| self.take_raw()).or_else(|| self.take_sole_pending());
         if let Some(tx) = waiter {
             let _ = tx.send(Err(ClientError::Protocol { target: self.target.clone(), detail }));
         }
@@ -221,7 +267,8 @@ impl Dispatcher {
             if inner.closed.is_none() {
                 inner.closed = Some(reason.clone());
             }
-            inner.pending.drain().map(|(_, tx)| tx).collect()
+            let raw = inner.raw.take().map(|w| w.tx);
+            inner.pending.drain().map(|(_, tx)| tx).chain(raw).collect()
         };
         for tx in pending {
             let _ = tx.send(Err(ClientError::Closed { target: self.target.clone(), detail: reason.clone() }));
@@ -235,7 +282,8 @@ impl Dispatcher {
         let pending: Vec<_> = {
             let mut inner = self.lock();
             inner.closed.get_or_insert_with(|| detail.clone());
-            inner.pending.drain().map(|(_, tx)| tx).collect()
+            let raw = inner.raw.take().map(|w| w.tx);
+            inner.pending.drain().map(|(_, tx)| tx).chain(raw).collect()
         };
         for tx in pending {
             let _ = tx.send(Err(ClientError::Protocol { target: self.target.clone(), detail: detail.clone() }));
@@ -271,6 +319,29 @@ mod tests {
         assert!(
             matches!(&replies[1], Message::Response(Response { outcome: Err(e), .. }) if e.code == METHOD_NOT_FOUND)
         );
+    }
+
+    #[tokio::test]
+    async fn a_raw_waiter_takes_its_id_and_id_less_errors_first() {
+        let d = Dispatcher::new("t");
+        let req = d.register(1).unwrap();
+        let raw = d.register_raw(Some(Id::Num(9))).unwrap();
+        d.deliver_frame(br#"{"jsonrpc":"2.0","id":9,"result":{"r":1}}"#);
+        assert_eq!(raw.await.unwrap().unwrap().unwrap()["r"], 1);
+        // Without an id: the raw waiter's, although a request is the sole one pending.
+        let raw = d.register_raw(None).unwrap();
+        d.deliver_frame(br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}"#);
+        assert_eq!(raw.await.unwrap().unwrap().unwrap_err().code, -32700);
+        // The raw waiter is gone: the request gets the next id-less error, as before.
+        d.deliver_frame(br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid"}}"#);
+        assert_eq!(req.await.unwrap().unwrap().unwrap_err().code, -32600);
+        // A raw waiter fails with the connection.
+        let raw = d.register_raw(Some(Id::Num(3))).unwrap();
+        d.deliver_frame(br#"{"jsonrpc":"2.0","id":3,"resu"#);
+        assert!(matches!(raw.await.unwrap(), Err(ClientError::Protocol { .. })));
+        let raw = d.register_raw(None).unwrap();
+        d.close("eof");
+        assert!(matches!(raw.await.unwrap(), Err(ClientError::Closed { .. })));
     }
 
     #[tokio::test]

@@ -22,6 +22,13 @@ pub enum ClientError {
     Protocol { target: String, detail: String },
     #[error("{target}: HTTP {status}{}", if body.is_empty() { String::new() } else { format!(": {body}") })]
     Http { target: String, status: u16, body: String },
+    /// An HTTP error status whose body is a JSON-RPC error response (official SDK servers
+    /// answer malformed JSON or invalid params with HTTP 400 and a -32700 / -32602 body):
+    /// counted as that JSON-RPC error, the status kept alongside. Only for 400, 422 and 500
+    /// (the statuses that say the message itself was refused or failed); on the others (401,
+    /// 404, 415, 503...) the status is the answer and the error stays [`ClientError::Http`].
+    #[error("{target}: HTTP {status} with {error}")]
+    HttpRpc { target: String, status: u16, error: ErrorObject },
     #[error("{target}: initialize failed: {detail}")]
     Handshake { target: String, detail: String },
 }
@@ -44,7 +51,7 @@ pub enum ErrorKind {
 impl ClientError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ClientError::Rpc { error, .. } => ErrorKind::Rpc(error.code),
+            ClientError::Rpc { error, .. } | ClientError::HttpRpc { error, .. } => ErrorKind::Rpc(error.code),
             ClientError::Timeout { .. } => ErrorKind::Timeout,
             ClientError::Protocol { .. } | ClientError::Handshake { .. } => ErrorKind::Protocol,
             ClientError::Http { status, .. } => ErrorKind::Http(*status),
@@ -52,6 +59,23 @@ impl ClientError {
             | ClientError::Connect { .. }
             | ClientError::Spawn { .. }
             | ClientError::Closed { .. } => ErrorKind::Transport,
+        }
+    }
+
+    /// The JSON-RPC error the server answered with, however it came (a reply, or the body
+    /// of an HTTP error status).
+    pub fn rpc_error(&self) -> Option<&ErrorObject> {
+        match self {
+            ClientError::Rpc { error, .. } | ClientError::HttpRpc { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of a reply that came with an error status.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            ClientError::Http { status, .. } | ClientError::HttpRpc { status, .. } => Some(*status),
+            _ => None,
         }
     }
 

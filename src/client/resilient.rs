@@ -53,6 +53,9 @@ pub struct SessionPolicy {
     /// Give up reopening after this long.
     pub give_up_after: Duration,
     pub seed: u64,
+    /// Reopened sessions perform the `initialize` handshake (false for sessions opened
+    /// without it: the reopened one is not initialized either).
+    pub initialize: bool,
 }
 
 impl Default for SessionPolicy {
@@ -64,6 +67,7 @@ impl Default for SessionPolicy {
             jitter: 0.5,
             give_up_after: Duration::from_secs(10),
             seed: 0,
+            initialize: true,
         }
     }
 }
@@ -79,7 +83,7 @@ pub fn is_broken(e: &ClientError) -> bool {
     matches!(e, ClientError::Closed { .. } | ClientError::Connect { .. })
 }
 
-/// Opens and initializes a new session to `target`, trying at once and then after each
+/// Opens and initializes (per `policy.initialize`) a new session to `target`, trying at once and then after each
 /// backoff wait, until `policy.give_up_after` has passed; returns the last error then.
 pub async fn reopen(
     target: &Target,
@@ -96,8 +100,11 @@ pub async fn reopen(
     );
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let attempt =
-            tokio::time::timeout(left.min(opts.connect_timeout), Session::connect(target, opts.clone())).await;
+        let attempt = tokio::time::timeout(
+            left.min(opts.connect_timeout),
+            Session::connect_with(target, opts.clone(), policy.initialize),
+        )
+        .await;
         let err = match attempt {
             Ok(Ok(s)) => return Ok(s),
             Ok(Err(e)) => e,

@@ -1,9 +1,12 @@
-//! One MCP session: connects a transport, performs the `initialize` handshake, then makes
-//! requests with deadlines. A request that misses its deadline is cancelled with
-//! `notifications/cancelled` and reported as [`ClientError::Timeout`], never dropped.
+//! One MCP session: connects a transport, performs the `initialize` handshake (unless
+//! opened with [`Session::connect_uninitialized`]), then makes requests with deadlines. A
+//! request that misses its deadline is cancelled with `notifications/cancelled` and
+//! reported as [`ClientError::Timeout`], never dropped. [`Session::send_raw`] sends text
+//! exactly as given (bad input on purpose) and waits for what the server answers.
 
-use super::transport::{self, Transport};
+use super::transport::{self, RawSent, Transport};
 use super::{ClientError, ClientOptions, Dispatcher, Target};
+use crate::protocol::jsonrpc;
 use crate::protocol::mcp::{self, methods, ServerInfo};
 use crate::protocol::{Id, Message};
 use serde_json::{json, Value};
@@ -16,27 +19,52 @@ pub struct Session {
     dispatch: Arc<Dispatcher>,
     next_id: AtomicI64,
     server: ServerInfo,
+    initialized: bool,
     opts: Arc<ClientOptions>,
+    /// Raw messages go one at a time (the dispatcher has one raw waiter per session).
+    raw: tokio::sync::Mutex<()>,
 }
 
 impl Session {
     /// Connects and initializes within `opts.connect_timeout`.
     pub async fn connect(target: &Target, opts: Arc<ClientOptions>) -> Result<Session, ClientError> {
+        Self::connect_with(target, opts, true).await
+    }
+
+    /// Opens the transport without the `initialize` handshake, within
+    /// `opts.connect_timeout`: requests go out before initialize, as a test of how the
+    /// server treats them. Over Streamable HTTP there is no session id then (the server
+    /// decides what to answer); [`Session::server`] holds only the offered revision.
+    pub async fn connect_uninitialized(target: &Target, opts: Arc<ClientOptions>) -> Result<Session, ClientError> {
+        Self::connect_with(target, opts, false).await
+    }
+
+    /// [`Session::connect`] when `initialize`, else [`Session::connect_uninitialized`].
+    pub async fn connect_with(
+        target: &Target,
+        opts: Arc<ClientOptions>,
+        initialize: bool,
+    ) -> Result<Session, ClientError> {
         let name = target.to_string();
         let deadline = opts.connect_timeout;
-        match tokio::time::timeout(deadline, Self::connect_inner(target, opts)).await {
+        match tokio::time::timeout(deadline, Self::connect_inner(target, opts, initialize)).await {
             Ok(r) => r,
             Err(_) => Err(ClientError::Connect {
                 target: name,
                 detail: format!(
-                    "connect and initialize took longer than {}",
+                    "connect{} took longer than {}",
+                    if initialize { " and initialize" } else { "" },
                     crate::util::duration::format_duration(deadline)
                 ),
             }),
         }
     }
 
-    async fn connect_inner(target: &Target, opts: Arc<ClientOptions>) -> Result<Session, ClientError> {
+    async fn connect_inner(
+        target: &Target,
+        opts: Arc<ClientOptions>,
+        initialize: bool,
+    ) -> Result<Session, ClientError> {
         let dispatch = Arc::new(Dispatcher::new(target.to_string()));
         let transport = transport::connect(target, dispatch.clone(), &opts).await?;
         let mut session = Session {
@@ -50,8 +78,13 @@ impl Session {
                 capabilities: Value::Null,
                 instructions: None,
             },
+            initialized: false,
             opts,
+            raw: tokio::sync::Mutex::new(()),
         };
+        if !initialize {
+            return Ok(session);
+        }
         let params = mcp::initialize_params(
             &session.opts.protocol_version,
             &session.opts.client_name,
@@ -63,18 +96,28 @@ impl Session {
             Err(ClientError::Rpc { target, error, .. }) => {
                 return Err(ClientError::Handshake { target, detail: error.to_string() })
             }
+            Err(ClientError::HttpRpc { target, status, error }) => {
+                return Err(ClientError::Handshake { target, detail: format!("HTTP {status} with {error}") })
+            }
             Err(e) => return Err(e),
         };
         session.server = ServerInfo::from_result(&result)
             .map_err(|detail| ClientError::Handshake { target: session.dispatch.target().to_string(), detail })?;
         session.transport.set_protocol_version(&session.server.protocol_version);
         session.notify(methods::INITIALIZED, None).await?;
+        session.initialized = true;
         Ok(session)
     }
 
-    /// What the server said about itself in `initialize`.
+    /// What the server said about itself in `initialize` (empty but for the offered
+    /// revision when the session was opened without it).
     pub fn server(&self) -> &ServerInfo {
         &self.server
+    }
+
+    /// Whether the session performed the `initialize` handshake.
+    pub fn is_initialized(&self) -> bool {
+        self.initialized
     }
 
     pub fn target(&self) -> &str {
@@ -198,6 +241,84 @@ impl Session {
         out
     }
 
+    /// Sends `text` as one message exactly as given (see [`Transport::send_raw`] for the
+    /// framing) and waits up to `timeout` for the reply that answers it: the reply with
+    /// the id read from `text` ([`jsonrpc::scan_id`]), or else the next reply without an
+    /// id (a server's -32700 or -32600 has `id: null`), which also answers it when its
+    /// id was unreadable to the server. A JSON-RPC error reply is [`ClientError::Rpc`]; no
+    /// reply gives [`ClientError::Timeout`] (at once over Streamable HTTP when the
+    /// server's answer held none, e.g. a 202 for a notification); nothing is cancelled on
+    /// the server. One raw message at a time per session; meanwhile, id-less replies are
+    /// the raw message's, not a concurrent request's. A numeric id in `text` moves the
+    /// session's own request ids past it, so a late reply cannot answer a later request.
+    pub async fn send_raw(&self, text: Vec<u8>, timeout: Duration) -> Result<Value, ClientError> {
+        let _one_at_a_time = self.raw.lock().await;
+        let id = jsonrpc::scan_id(&text);
+        if let Some(Id::Num(n)) = id {
+            if (1..1 << 53).contains(&n) {
+                self.next_id.fetch_max(n, Ordering::Relaxed);
+            }
+        }
+        let method = raw_method(&text).unwrap_or_else(|| "raw message".into());
+        let mut rx = self.dispatch.register_raw(id)?;
+        let t0 = tokio::time::Instant::now();
+        let deadline = t0 + timeout;
+        let sleep = tokio::time::sleep_until(deadline);
+        tokio::pin!(sleep);
+        let sent = tokio::select! {
+            biased;
+            r = self.transport.send_raw(text) => Some(r),
+            _ = &mut sleep => None,
+        };
+        let got = match sent {
+            Some(Err(e)) => {
+                self.dispatch.forget_raw();
+                return Err(e);
+            }
+            // The exchange is over: the reply is here already, or none will come.
+            Some(Ok(RawSent::Finished { answer })) => match rx.try_recv() {
+                Ok(reply) => Some(Ok(reply)),
+                Err(_) => {
+                    self.dispatch.forget_raw();
+                    return Err(ClientError::Timeout {
+                        target: self.target().to_string(),
+                        method,
+                        after: t0.elapsed(),
+                        note: format!(" (and none can come: {answer})"),
+                    });
+                }
+            },
+            Some(Ok(RawSent::Awaiting)) | None => tokio::select! {
+                biased;
+                r = &mut rx => Some(r),
+                _ = &mut sleep => None,
+            },
+        };
+        match got {
+            Some(Ok(Ok(Ok(result)))) => Ok(result),
+            Some(Ok(Ok(Err(error)))) => Err(ClientError::Rpc { target: self.target().to_string(), method, error }),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(ClientError::Closed {
+                target: self.target().to_string(),
+                detail: "before the reply arrived".into(),
+            }),
+            None => {
+                self.dispatch.forget_raw();
+                Err(ClientError::Timeout {
+                    target: self.target().to_string(),
+                    method,
+                    after: timeout,
+                    note: self.dispatch.violation_note(),
+                })
+            }
+        }
+    }
+
+    /// The session's default request deadline.
+    pub fn default_timeout(&self) -> Duration {
+        self.opts.request_timeout
+    }
+
     /// Tells the server to stop working on request `id` (best effort, bounded in time).
     async fn cancel(&self, id: i64, after: Duration) {
         let reason = format!("timed out after {}", crate::util::duration::format_duration(after));
@@ -242,4 +363,13 @@ impl Session {
     pub async fn close(self) {
         self.transport.close().await;
     }
+}
+
+/// The `method` of a raw message, when it is a JSON object that has a string one.
+pub fn raw_method(text: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Method {
+        method: String,
+    }
+    serde_json::from_slice::<Method>(text).ok().map(|m| m.method)
 }

@@ -163,9 +163,18 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
     // runs here too; beyond that the phase gets a server of its own.
     let scale_builtin = env.builtin_here && sessions * 2 > budget.min(here_free);
     check_capacity(&share, sessions, env.builtin_here || scale_builtin, budget)?;
-    let watched: Watched = Arc::new(Mutex::new(vec![(std::process::id(), "coordinator".to_string())]));
+    let me = std::process::id();
+    let watched: Watched = Arc::new(Mutex::new(vec![(me, "coordinator".to_string())]));
+    // A target pid that is this process (the in-process built-in server) is sampled once,
+    // as the coordinator: its CPU cannot be told apart from the load's.
+    let mut target_pids: Vec<u32> = Vec::new();
     for p in &env.target_pids {
-        watched.lock().unwrap_or_else(|e| e.into_inner()).push((*p, "target".into()));
+        if !target_pids.contains(p) {
+            target_pids.push(*p);
+        }
+        if *p != me {
+            watched.lock().unwrap_or_else(|e| e.into_inner()).push((*p, "target".into()));
+        }
     }
     let mut scaled = None;
     if scale_builtin {
@@ -175,6 +184,7 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
                 let mut w = watched.lock().unwrap_or_else(|e| e.into_inner());
                 w.extend(s.pids().into_iter().map(|p| (p, "target".to_string())));
                 drop(w);
+                target_pids.extend(s.pids());
                 scaled = Some(s);
             }
             Err(e) => return Err(PlanError { phase: plan.name.clone(), reason: e }),
@@ -200,6 +210,7 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
         n => n,
     };
     let sampler = env.sample.map(|i| Sampler::start(watched.clone(), i));
+    let machine_cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut result = if processes <= 1 {
         run_local(
             &share,
@@ -215,8 +226,7 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
         )
         .await
     } else {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let threads = (cores / processes as usize).max(1);
+        let threads = (machine_cores / processes as usize).max(1);
         let marks_before = env.events.as_ref().map_or(0, |e| e.marks().len());
         let mut r = run_distributed(
             &share,
@@ -240,6 +250,18 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
     if let Some(s) = sampler {
         result.resources = Some(s.finish().await);
     }
+    // Cores the load could use: this runtime's threads in one process; the machine's
+    // with worker processes (they split it between them).
+    let usable = if processes <= 1 {
+        tokio::runtime::Handle::try_current().map(|h| h.metrics().num_workers()).unwrap_or(1).min(machine_cores)
+    } else {
+        machine_cores
+    };
+    let in_process = (env.builtin_here && !scale_builtin) || target_pids.contains(&me);
+    if in_process && !target_pids.contains(&me) {
+        target_pids.insert(0, me);
+    }
+    gather_evidence(&mut result, usable as f64, machine_cores as f64, target_pids, in_process);
     if let Some(s) = scaled {
         result.note(format!("ran against a built-in server of {} processes started for this phase", s.workers));
         s.stop().await;
@@ -252,4 +274,25 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
         result.segments = vec![seg];
     }
     Ok(result)
+}
+
+/// Fills the evidence of who limited the phase that sampling gathered (mcpscript's CPU
+/// over `usable` cores, the target's CPU and memory over the machine's) and judges it.
+fn gather_evidence(r: &mut PhaseResult, usable: f64, machine: f64, target_pids: Vec<u32>, in_process: bool) {
+    use super::bottleneck::CpuUse;
+    let lb = &mut r.limited_by;
+    lb.target_in_process = in_process;
+    let sampled_target = !target_pids.iter().all(|p| *p == std::process::id());
+    lb.target_pids = target_pids;
+    if let Some(res) = &r.resources {
+        lb.machine_busy = res.machine_busy_fraction;
+        let sampled = |role: &str| res.processes.iter().any(|p| p.role == role && p.cpu_pct.len() >= 2);
+        lb.mcpscript_cpu = (sampled("coordinator") || sampled("worker"))
+            .then(|| CpuUse::new(res.mcpscript_mean_cpu_pct, res.mcpscript_peak_cpu_pct, usable));
+        if sampled_target && sampled("target") {
+            lb.target_cpu = Some(CpuUse::new(res.target_mean_cpu_pct, res.target_peak_cpu_pct, machine));
+            lb.target_peak_rss_bytes = Some(res.target_peak_rss_bytes);
+        }
+    }
+    super::bottleneck::assess(r);
 }

@@ -5,17 +5,19 @@
 //!   request picked from the weighted mix by a seeded per-session RNG; service time measured.
 //! - Open: see [`open`](super::open).
 //! - Connect: opens the sessions at the connect rate (the connects are the measured events),
-//!   holds them (swept once a second, no task each), closes them.
+//!   pings a sample of them when asked (`ping_sample`), holds them (swept once a second,
+//!   no task each), closes them.
 //!
 //! Every loop is bounded by the phase's duration and/or count; requests in flight when it
 //! ends get `request_timeout` to finish and are then cancelled, so `sent = ok + errors +
 //! timeouts + cancelled` holds exactly.
 
+use super::bottleneck::SendLag;
 use super::plan::{mix_seed, Model, PhasePlan};
 use super::pool::{establish, Connector, Exclusive, Template};
 use super::recorder::{spawn_ticker, Accumulator, Outcome, Recorder, Sink};
 use super::resilience::{recoveries, Breaker, Events};
-use super::result::{ConnectResult, PhaseResult, ResilienceReport};
+use super::result::{ConnectResult, PhaseResult, PingResult, ResilienceReport};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::future::Future;
@@ -138,6 +140,7 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
         Err(e) => {
             base.status = "failed".into();
             base.note(format!("cannot reach the target {}: {e}", plan.target));
+            super::bottleneck::assess(&mut base);
             return base;
         }
     };
@@ -155,7 +158,7 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
     }
     let mix = Arc::new(Mix::new(plan));
     let (result, cancelled) = match &plan.model {
-        Model::Connect { sessions, hold } => {
+        Model::Connect { sessions, hold, ping_sample } => {
             if let Some(f) = ctl.on_ready.take() {
                 f(&ConnectResult::default());
             }
@@ -169,7 +172,13 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
                 establish(&connector, plan.session_offset, *sessions, plan.connect_rate, &rec, 0, &stop, &first_error)
                     .await;
             let mut held: Vec<Exclusive> = conns.into_iter().flatten().collect();
-            let lost = hold_sessions(&mut held, *hold, &stop, &open).await;
+            let held_from = tokio::time::Instant::now();
+            let ping = match *ping_sample {
+                0 => None,
+                k => Some(ping_sample_of(&mut held, k, plan.request_timeout, &stop).await),
+            };
+            let hold_left = hold.saturating_sub(held_from.elapsed());
+            let lost = hold_sessions(&mut held, hold_left, &stop, &open).await;
             for c in held {
                 c.close().await;
                 // Relaxed: a gauge.
@@ -178,6 +187,7 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
             let acc = ticker.finish().await;
             let mut r = build(base, &acc, took);
             r.connect = ConnectResult::from_kind(&acc.kind_result(0), took.as_secs_f64(), vec![]);
+            r.ping = ping;
             if lost > 0 {
                 r.note(format!("{lost} sessions were closed by the server while held"));
             }
@@ -228,12 +238,18 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
                 breaker: plan.resilience.breaker.clone().map(|b| Arc::new(Breaker::new(b))),
                 broken: AtomicU64::new(0),
             });
-            let (window, drained) = if flags.cancelled.load(Ordering::Relaxed) {
-                Default::default()
+            let (window, drained, lag) = if flags.cancelled.load(Ordering::Relaxed) {
+                (Duration::ZERO, Duration::ZERO, None)
             } else {
                 match model {
-                    Model::Closed { .. } => run_closed(env.clone(), conns).await,
-                    _ => super::open::run_open(env.clone(), conns).await,
+                    Model::Closed { .. } => {
+                        let (w, d) = run_closed(env.clone(), conns).await;
+                        (w, d, None)
+                    }
+                    _ => {
+                        let (w, d, lag) = super::open::run_open(env.clone(), conns).await;
+                        (w, d, Some(lag))
+                    }
                 }
             };
             let acc = ticker.finish().await;
@@ -258,6 +274,9 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
             r.recovery =
                 recoveries(&events, load_start, load_end, plan.model.sessions(), res.recovery_fraction, &r.timeline);
             r.connect = connect;
+            if matches!(model, Model::Open { .. }) {
+                r.limited_by.send_lag = Some(lag.as_ref().map(SendLag::of).unwrap_or_default());
+            }
             (r, flags.cancelled.load(Ordering::Relaxed))
         }
     };
@@ -269,7 +288,68 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
         let why = result.connect.first_error.clone().unwrap_or_default();
         result.note(format!("no session could be opened: {why}"));
     }
+    // A first judgement from what this process knows (no CPU: the coordinator samples).
+    super::bottleneck::assess(&mut result);
     result
+}
+
+/// `k` of the indices `0..n` (`k <= n`), evenly spaced and in order: `j * n / k` for
+/// `j` in `0..k` (distinct, as `n / k >= 1`).
+fn evenly(n: usize, k: usize) -> Vec<usize> {
+    let k = k.min(n);
+    (0..k).map(|j| j * n / k).collect()
+}
+
+/// Sends one `ping` on each of `k` of the `held` sessions (at most all of them), spread
+/// evenly over them, all at once; each within `timeout`.
+async fn ping_sample_of(held: &mut [Exclusive], k: u64, timeout: Duration, stop: &watch::Receiver<bool>) -> PingResult {
+    let n = held.len();
+    let k = (k.min(n as u64)) as usize;
+    let ping = Template::new(&super::plan::RequestTemplate::new("ping", None, 1));
+    let want = evenly(n, k);
+    let mut next = want.iter().peekable();
+    let picked: Vec<&mut Exclusive> = held
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, c)| (next.peek() == Some(&&i)).then(|| next.next()).map(|_| c))
+        .collect();
+    let calls = picked.into_iter().map(|c| {
+        let ping = &ping;
+        async move {
+            let t0 = Instant::now();
+            let out = c.call(ping, timeout).await;
+            (out, t0.elapsed())
+        }
+    });
+    let mut stop = stop.clone();
+    let outcomes = tokio::select! {
+        o = futures_util::future::join_all(calls) => o,
+        _ = super::until_true(&mut stop) => Vec::new(),
+    };
+    let mut h = super::result::new_hist();
+    let mut r = PingResult { attempted: k as u64, ..Default::default() };
+    for (out, took) in &outcomes {
+        let kind = match out {
+            Outcome::Ok => {
+                r.ok += 1;
+                h.saturating_record(took.as_micros().min(u64::MAX as u128) as u64);
+                continue;
+            }
+            Outcome::Timeout => "timeout".to_string(),
+            Outcome::Cancelled => "cancelled".to_string(),
+            Outcome::Error(e) => e.to_string(),
+        };
+        *r.errors.entry(kind).or_default() += 1;
+    }
+    // Pings a stop cut short count as cancelled.
+    let unfinished = r.attempted - outcomes.len() as u64;
+    if unfinished > 0 {
+        *r.errors.entry("cancelled".into()).or_default() += unfinished;
+    }
+    r.failed = r.attempted - r.ok;
+    r.latency = super::result::LatencyStats::of(&h);
+    r.histogram = super::result::encode(&h);
+    r
 }
 
 async fn wait_go(go: Option<Go>, stop: &watch::Receiver<bool>) {
@@ -597,5 +677,21 @@ async fn closed_session(
     if let Some(c) = slot {
         c.close().await;
         env.rec.open_sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::evenly;
+
+    #[test]
+    fn a_ping_sample_is_spread_evenly() {
+        assert_eq!(evenly(50, 20).len(), 20);
+        assert_eq!(evenly(10, 5), vec![0, 2, 4, 6, 8]);
+        assert_eq!(evenly(10, 3), vec![0, 3, 6]);
+        assert_eq!(evenly(4, 9), vec![0, 1, 2, 3]);
+        assert!(evenly(5, 0).is_empty() && evenly(0, 3).is_empty());
+        let e = evenly(1000, 7);
+        assert!(e.windows(2).all(|w| w[1] - w[0] >= 142 && w[1] - w[0] <= 143), "{e:?}");
     }
 }

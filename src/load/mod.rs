@@ -19,9 +19,12 @@
 //! - [`resilience`]: reconnect backoff, resends, the circuit breaker, recovery measurement.
 //! - [`live`]: the live view of a running phase (its folded seconds added up) for the
 //!   console's progress display.
+//! - [`bottleneck`]: who limited a phase (mcpscript, the target, the network or nothing),
+//!   judged from send lag, CPU, dropped arrivals, workers, errors and latency growth.
 //! - [`sampler`]: RSS and CPU of processes over time. [`builtin`]: the built-in server
 //!   started at a size that holds the wanted connections.
 
+pub mod bottleneck;
 pub mod builtin;
 pub mod conn;
 pub mod coordinator;

@@ -8,7 +8,9 @@
 //! dropped_iterations). Dead sessions are reopened in the background; requests in flight
 //! on a lean connection that broke are requeued and resent on the next live session when
 //! their method is resendable (full client sessions of other transports fail them instead).
-//! The circuit breaker, when configured, short-circuits arrivals while open.
+//! The circuit breaker, when configured, short-circuits arrivals while open. The scheduler
+//! records how late it sent each request against its intended time (send lag) in a
+//! histogram of its own: the evidence that mcpscript, not the server, fell behind.
 
 use super::exec::Env;
 use super::mux::{Deadlines, Hooks};
@@ -16,6 +18,7 @@ use super::plan::{mix_seed, Model, RateCurve};
 use super::pool::{Exclusive, Open};
 use super::recorder::Outcome;
 use crate::client::Session;
+use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,10 +36,13 @@ struct Slot {
     breaks: AtomicU64,
 }
 
-/// The open model. Returns the length of the load window and of the drain after it.
-pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (Duration, Duration) {
+/// The open model. Returns the length of the load window and of the drain after it, and
+/// the send lag of every request sent (how late, in microseconds, against its intended
+/// send time: the scheduler's own delay, timer and runtime included).
+pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (Duration, Duration, Histogram<u64>) {
+    let mut lag = super::result::new_hist();
     let Model::Open { ref stages, start_rate, max_inflight, arrival_offset, .. } = env.plan.model else {
-        return Default::default();
+        return (Duration::ZERO, Duration::ZERO, lag);
     };
     let curve = RateCurve::new(start_rate, stages, arrival_offset);
     let res = &env.plan.resilience;
@@ -83,7 +89,8 @@ pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (D
             let Some(at) = Duration::try_from_secs_f64(t).ok().filter(|d| start.checked_add(*d).is_some()) else {
                 break 'schedule;
             };
-            if start + at > tokio::time::Instant::now() {
+            let now = tokio::time::Instant::now();
+            if start + at > now {
                 break;
             }
             // Behind schedule (a busy machine), the loop must still let the readers, the
@@ -105,6 +112,8 @@ pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (D
             }
             let kind = env.mix.pick(&mut rng);
             env.rec.sent(n, kind);
+            // One histogram owned by this task: no lock, a few ns per request.
+            lag.saturating_record(now.saturating_duration_since(start + at).as_micros().min(u64::MAX as u128) as u64);
             // Intended times relative to the hooks' clock, which started just before `start`.
             let at_ns = (t0 + at).saturating_duration_since(hooks.t0).as_nanos() as u64;
             let sent = match next_live(&env, &slots, &mut rr, &hooks) {
@@ -150,7 +159,7 @@ pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (D
         }
     }
     sweeper.abort();
-    (window, drain)
+    (window, drain, lag)
 }
 
 /// Sends the requests whose connection broke again, each on the next live session; those

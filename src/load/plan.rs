@@ -64,8 +64,14 @@ pub enum Model {
         arrival_offset: f64,
     },
     /// Open `sessions` sessions at the plan's `connect_rate`, timing connect + initialize,
-    /// hold them for `hold`, then close them.
-    Connect { sessions: u64, hold: Duration },
+    /// hold them for `hold`, then close them. Once all are open, `ping_sample` of them
+    /// (spread evenly over the open ones; 0 = none) each get one `ping`.
+    Connect {
+        sessions: u64,
+        hold: Duration,
+        #[serde(default)]
+        ping_sample: u64,
+    },
 }
 
 impl Model {
@@ -318,7 +324,9 @@ impl PhasePlan {
                 max_inflight: max_inflight.div_ceil(n),
                 arrival_offset: (i as f64 + arrival_offset) / n as f64,
             },
-            Model::Connect { sessions, hold } => Model::Connect { sessions: split(*sessions), hold: *hold },
+            Model::Connect { sessions, hold, ping_sample } => {
+                Model::Connect { sessions: split(*sessions), hold: *hold, ping_sample: split(*ping_sample) }
+            }
         };
         p.connect_rate = self.connect_rate * frac;
         p.session_offset = self.session_offset + before(self.model.sessions());
@@ -462,7 +470,7 @@ mod tests {
     #[test]
     fn rejects_bad_plans_with_reasons() {
         let cases = [
-            (plan(Model::Connect { sessions: 0, hold: Duration::ZERO }), "at least 1"),
+            (plan(Model::Connect { sessions: 0, hold: Duration::ZERO, ping_sample: 0 }), "at least 1"),
             (plan(Model::Closed { sessions: 1, duration: None, iterations: None, think: None }), "needs a duration"),
             (plan(open(1, 0.0)), "rate is 0"),
             (PhasePlan { mix: vec![RequestTemplate::new("ping", None, 0)], ..plan(open(1, 1.0)) }, "weight 0"),

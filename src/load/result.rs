@@ -3,12 +3,15 @@
 //! resource samples) as serde types, with every HdrHistogram kept in V2 serialisation
 //! (base64) so that results merge exactly: [`merge`] sums counters, merges histograms and
 //! aligns timelines by second. Worker processes and `mcpscript merge` of segments use it.
+//! Who limited a phase ([`LimitedBy`]) lives in [`bottleneck`](super::bottleneck).
 
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+pub use super::bottleneck::{LimitedBy, Limiter};
 
 /// Smallest latency a histogram tells apart: 1 us.
 pub const HIST_LOW_US: u64 = 1;
@@ -314,8 +317,17 @@ pub struct Resources {
     pub mcpscript_peak_rss_bytes: u64,
     /// Highest sum over samples of the target processes' RSS (0 when none was sampled).
     pub target_peak_rss_bytes: u64,
+    /// Mean CPU over the sampled time, in % of one core (coordinator + workers; target).
     pub mcpscript_mean_cpu_pct: f64,
     pub target_mean_cpu_pct: f64,
+    /// Highest CPU of one full sampling interval, in % of one core.
+    #[serde(default)]
+    pub mcpscript_peak_cpu_pct: f64,
+    #[serde(default)]
+    pub target_peak_cpu_pct: f64,
+    /// Busy share (0..1) of the whole machine's CPU time (every process) while sampling ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_busy_fraction: Option<f64>,
 }
 
 /// How one worker process (or segment) of a phase fared.
@@ -327,6 +339,43 @@ pub struct WorkerReport {
     /// `ok`, or what went wrong (`exited with signal 9 before reporting`).
     pub status: String,
     pub failed: bool,
+    /// Its open-model scheduler fell behind (send lag p99 over the bound of
+    /// [`LimitedBy`](super::bottleneck::LimitedBy)).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub behind: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `load::connect`'s `ping_sample`: one `ping` on each of a sample of the held sessions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PingResult {
+    pub attempted: u64,
+    pub ok: u64,
+    pub failed: u64,
+    /// Failures by kind (`transport`, `timeout`, `rpc_-32000`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, u64>,
+    /// Ping round trips in ms (answered pings only).
+    pub latency: LatencyStats,
+    #[serde(default)]
+    pub histogram: String,
+}
+
+impl PingResult {
+    fn merge(&mut self, o: &PingResult) -> Result<(), String> {
+        self.attempted += o.attempted;
+        self.ok += o.ok;
+        self.failed += o.failed;
+        for (k, v) in &o.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+        self.histogram = merge_encoded(&self.histogram, &o.histogram)?;
+        self.latency = LatencyStats::of(&decode(&self.histogram)?);
+        Ok(())
+    }
 }
 
 /// Everything one load phase measured.
@@ -389,6 +438,13 @@ pub struct PhaseResult {
     /// Recovery from each chaos action taken while the load ran (kill, restart, fault).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recovery: Vec<Recovery>,
+    /// Who limited the phase (mcpscript, the target, the network or nothing), why, and
+    /// the evidence: see [`LimitedBy`].
+    #[serde(default)]
+    pub limited_by: LimitedBy,
+    /// Connect phases with `ping_sample`: pings sent on a sample of the held sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping: Option<PingResult>,
 }
 
 /// The resilience policy a phase ran with, and what it did.
@@ -543,7 +599,9 @@ fn status_rank(s: &str) -> u8 {
 
 /// Combines the results of shares of one phase that ran at the same time (worker
 /// processes, or segments on other machines): counters summed, histograms merged
-/// losslessly, timelines aligned by second, rates recomputed over the longer duration.
+/// losslessly, timelines aligned by second, rates recomputed over the longer duration,
+/// and who limited the phase judged again from the shares' evidence (the busier share's
+/// CPU, the send lags merged; see [`LimitedBy::merged`]).
 pub fn merge(a: &PhaseResult, b: &PhaseResult) -> Result<PhaseResult, String> {
     let mut m = a.clone();
     m.sessions += b.sessions;
@@ -582,6 +640,13 @@ pub fn merge(a: &PhaseResult, b: &PhaseResult) -> Result<PhaseResult, String> {
             r.target_peak_rss_bytes += y.target_peak_rss_bytes;
             r.mcpscript_mean_cpu_pct += y.mcpscript_mean_cpu_pct;
             r.target_mean_cpu_pct += y.target_mean_cpu_pct;
+            r.mcpscript_peak_cpu_pct += y.mcpscript_peak_cpu_pct;
+            r.target_peak_cpu_pct += y.target_peak_cpu_pct;
+            // Segments on several machines: the busier machine.
+            r.machine_busy_fraction = match (x.machine_busy_fraction, y.machine_busy_fraction) {
+                (Some(p), Some(q)) => Some(p.max(q)),
+                (p, q) => p.or(q),
+            };
             Some(r)
         }
         (x, y) => x.clone().or_else(|| y.clone()),
@@ -599,7 +664,17 @@ pub fn merge(a: &PhaseResult, b: &PhaseResult) -> Result<PhaseResult, String> {
     if m.started_at.is_empty() || (!b.started_at.is_empty() && b.started_at < m.started_at) {
         m.started_at = b.started_at.clone();
     }
+    m.ping = match (&a.ping, &b.ping) {
+        (Some(x), Some(y)) => {
+            let mut p = x.clone();
+            p.merge(y)?;
+            Some(p)
+        }
+        (x, y) => x.clone().or_else(|| y.clone()),
+    };
+    m.limited_by = LimitedBy::merged(&a.limited_by, &b.limited_by);
     m.refresh()?;
+    super::bottleneck::assess(&mut m);
     Ok(m)
 }
 
@@ -677,5 +752,37 @@ mod tests {
         assert!((m.timeline[0].max - 4.0).abs() < 0.01);
         assert_eq!(m.per_kind["ping"].latency.count, 5);
         assert_eq!(m.sessions, 3);
+    }
+
+    #[test]
+    fn merge_judges_who_limited_the_whole_again() {
+        use crate::load::bottleneck::{assess, CpuUse, SendLag};
+        let lag = |us: u64| {
+            let mut h = new_hist();
+            (0..100).for_each(|_| h.saturating_record(us));
+            Some(SendLag::of(&h))
+        };
+        let mut a = part(&[1000], 0);
+        a.model = "open".into();
+        a.limited_by.send_lag = lag(500);
+        a.limited_by.mcpscript_cpu = Some(CpuUse::new(20.0, 30.0, 2.0));
+        a.ping = Some(PingResult { attempted: 2, ok: 2, ..Default::default() });
+        a.counts.timeouts = 0;
+        a.counts.sent -= 1;
+        let mut b = a.clone();
+        b.limited_by.send_lag = lag(50_000);
+        b.ping = Some(PingResult { attempted: 3, ok: 1, failed: 2, ..Default::default() });
+        assess(&mut a);
+        assess(&mut b);
+        assert_eq!(a.limited_by.verdict, Limiter::None, "{:?}", a.limited_by.reasons);
+        assert_eq!(b.limited_by.verdict, Limiter::Mcpscript);
+        let m = merge(&a, &a).unwrap();
+        assert_eq!(m.limited_by.verdict, Limiter::None);
+        assert_eq!(m.limited_by.send_lag.as_ref().unwrap().count, 200);
+        // One share that fell behind makes the whole mcpscript's limit: its lags are in the p99.
+        let m = merge(&a, &b).unwrap();
+        assert_eq!(m.limited_by.verdict, Limiter::Mcpscript, "{:?}", m.limited_by.reasons);
+        assert!(m.limited_by.send_lag.as_ref().unwrap().p99_ms >= 49.0);
+        assert_eq!(m.ping.as_ref().map(|p| (p.attempted, p.ok, p.failed)), Some((5, 3, 2)));
     }
 }

@@ -1,7 +1,8 @@
 //! Resource sampling: resident memory (`/proc/PID/statm`) and CPU time (utime + stime of
 //! `/proc/PID/stat`) of a set of processes at an interval, as per-process timelines plus
-//! the peaks and means the reports quote. Target processes' children are followed too
-//! (a `serve --workers` parent and its workers).
+//! the peaks and means the reports quote, and how busy the whole machine was
+//! (`/proc/stat`). Target processes' children are followed too (a `serve --workers` parent
+//! and its workers).
 
 use super::result::{ProcessSeries, Resources};
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,21 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Busy and total CPU ticks of the whole machine, all cores (the `cpu` line of
+/// `/proc/stat`; idle and iowait are not busy).
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    // user nice system idle iowait irq softirq steal (guest time is within user).
+    let f: Vec<u64> = line.split_whitespace().skip(1).take(8).filter_map(|x| x.parse().ok()).collect();
+    if f.len() < 4 {
+        return None;
+    }
+    let total: u64 = f.iter().sum();
+    let idle = f[3] + f.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
 fn clock_ticks() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -72,8 +88,8 @@ impl Sampler {
             let mut tracks: Vec<Track> = Vec::new();
             let mut last_t = 0.0;
             let mut n: u64 = 0;
-            // (mcpscript rss, target rss, mcpscript cpu, target cpu) per sample.
-            let mut totals: Vec<(u64, u64, f64, f64)> = Vec::new();
+            let mut totals: Vec<Total> = Vec::new();
+            let mut machine_before = machine_ticks();
             let mut next = Instant::now();
             let mut last = false;
             let mut polls: u64 = 0;
@@ -88,9 +104,23 @@ impl Sampler {
                 if Instant::now() >= next || fresh || last {
                     next = Instant::now() + interval;
                     let t = started.elapsed().as_secs_f64();
-                    let sum = sample(&list, &mut tracks, t, t - last_t);
+                    let dt = t - last_t;
+                    let sum = sample(&list, &mut tracks, t, dt);
+                    let machine_now = machine_ticks();
+                    let busy = match (machine_before, machine_now) {
+                        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
+                            (b1.saturating_sub(b0)) as f64 / (t1 - t0) as f64
+                        }
+                        _ => f64::NAN,
+                    };
+                    machine_before = machine_now;
                     // The first sample has no CPU interval; keep its memory only.
-                    totals.push(if n > 0 { sum } else { (sum.0, sum.1, f64::NAN, f64::NAN) });
+                    totals.push(Total {
+                        rss: (sum.0, sum.1),
+                        cpu: if n > 0 { (sum.2, sum.3) } else { (f64::NAN, f64::NAN) },
+                        machine: if n > 0 { busy } else { f64::NAN },
+                        dt: if n > 0 { dt } else { 0.0 },
+                    });
                     last_t = t;
                     n += 1;
                 }
@@ -174,7 +204,31 @@ fn follow_children(watched: &Watched) {
     }
 }
 
-fn summarise(tracks: Vec<Track>, totals: Vec<(u64, u64, f64, f64)>, interval: Duration) -> Resources {
+/// The sums of one sample over mcpscript's processes and the target's.
+struct Total {
+    rss: (u64, u64),
+    /// CPU in % of one core since the previous sample (NaN for the first).
+    cpu: (f64, f64),
+    /// Busy share of the whole machine's CPU time since the previous sample (NaN: unknown).
+    machine: f64,
+    /// Seconds since the previous sample.
+    dt: f64,
+}
+
+/// The mean CPU over the sampled time (each sample weighted by its interval, so a short
+/// last sample counts little) and the highest sample of at least half an interval (a
+/// sample of a few ms reads CPU ticks of 10 ms as huge percentages); all samples when
+/// none is that long.
+fn cpu_of(totals: &[Total], interval: f64, side: fn(&Total) -> f64) -> (f64, f64) {
+    let valid: Vec<&Total> = totals.iter().filter(|t| side(t).is_finite() && t.dt > 0.0).collect();
+    let time: f64 = valid.iter().map(|t| t.dt).sum();
+    let mean = if time > 0.0 { valid.iter().map(|t| side(t) * t.dt).sum::<f64>() / time } else { 0.0 };
+    let long = valid.iter().filter(|t| t.dt >= interval / 2.0).map(|t| side(t)).fold(f64::NAN, f64::max);
+    let peak = if long.is_finite() { long } else { valid.iter().map(|t| side(t)).fold(0.0, f64::max) };
+    (mean, peak)
+}
+
+fn summarise(tracks: Vec<Track>, totals: Vec<Total>, interval: Duration) -> Resources {
     let mean = |xs: Vec<f64>| if xs.is_empty() { 0.0 } else { xs.iter().sum::<f64>() / xs.len() as f64 };
     let processes = tracks
         .into_iter()
@@ -185,13 +239,21 @@ fn summarise(tracks: Vec<Track>, totals: Vec<(u64, u64, f64, f64)>, interval: Du
             s
         })
         .collect();
+    let i = interval.as_secs_f64();
+    let (mcpscript_mean_cpu_pct, mcpscript_peak_cpu_pct) = cpu_of(&totals, i, |t| t.cpu.0);
+    let (target_mean_cpu_pct, target_peak_cpu_pct) = cpu_of(&totals, i, |t| t.cpu.1);
+    let known = totals.iter().any(|t| t.machine.is_finite() && t.dt > 0.0);
+    let machine_busy_fraction = known.then(|| cpu_of(&totals, i, |t| t.machine).0);
     Resources {
-        interval_s: interval.as_secs_f64(),
+        interval_s: i,
         processes,
-        mcpscript_peak_rss_bytes: totals.iter().map(|t| t.0).max().unwrap_or(0),
-        target_peak_rss_bytes: totals.iter().map(|t| t.1).max().unwrap_or(0),
-        mcpscript_mean_cpu_pct: mean(totals.iter().map(|t| t.2).filter(|x| x.is_finite()).collect()),
-        target_mean_cpu_pct: mean(totals.iter().map(|t| t.3).filter(|x| x.is_finite()).collect()),
+        mcpscript_peak_rss_bytes: totals.iter().map(|t| t.rss.0).max().unwrap_or(0),
+        target_peak_rss_bytes: totals.iter().map(|t| t.rss.1).max().unwrap_or(0),
+        mcpscript_mean_cpu_pct,
+        target_mean_cpu_pct,
+        mcpscript_peak_cpu_pct,
+        target_peak_cpu_pct,
+        machine_busy_fraction,
     }
 }
 
@@ -201,9 +263,25 @@ mod tests {
 
     #[test]
     fn reads_own_cpu_and_parent() {
+        let (busy, total) = machine_ticks().unwrap();
+        assert!(total > 0 && busy <= total);
         let me = std::process::id();
         assert!(cpu_seconds(me).is_some());
         assert_eq!(parent_of(me), Some(std::os::unix::process::parent_id()));
+    }
+
+    #[test]
+    fn cpu_means_are_weighted_by_time_and_peaks_ignore_short_samples() {
+        let t = |cpu: f64, dt: f64| Total { rss: (0, 0), cpu: (cpu, 0.0), machine: f64::NAN, dt };
+        // 1 s at 100%, 1 s at 50%, then a 10 ms tail that read one 10 ms tick as 100%... of 1000%.
+        let totals = [t(f64::NAN, 0.0), t(100.0, 1.0), t(50.0, 1.0), t(1000.0, 0.01)];
+        let (mean, peak) = cpu_of(&totals, 1.0, |t| t.cpu.0);
+        assert!((mean - (150.0 + 10.0) / 2.01).abs() < 1e-9, "{mean}");
+        assert_eq!(peak, 100.0);
+        // Only short samples: the highest of them.
+        let (_, peak) = cpu_of(&[t(30.0, 0.1), t(40.0, 0.1)], 1.0, |t| t.cpu.0);
+        assert_eq!(peak, 40.0);
+        assert_eq!(cpu_of(&[], 1.0, |t| t.cpu.0), (0.0, 0.0));
     }
 
     #[tokio::test]

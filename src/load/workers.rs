@@ -193,10 +193,12 @@ pub async fn run_distributed(
             sessions: w.share.model.sessions(),
             status: "ok".into(),
             failed: false,
+            behind: false,
         };
         match w.result.take() {
             Some(mut r) => {
                 r.workers.clear();
+                report.behind = r.limited_by.send_lag.as_ref().is_some_and(|l| l.behind());
                 parts.push(r);
             }
             None => {
@@ -245,6 +247,7 @@ pub async fn run_distributed(
     }
     merged.workers = reports;
     let _ = merged.refresh();
+    super::bottleneck::assess(&mut merged);
     merged
 }
 

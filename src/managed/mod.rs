@@ -9,6 +9,9 @@
 //! acted on with all its processes; the group is killed when the [`ManagedServer`] is
 //! dropped and dies with mcpscript, even a SIGKILLed one ([`crate::util::proc`]). A target
 //! mcpscript did not start is never signalled: [`ManagedError::NotManaged`] explains why.
+//! Every process started carries [`RESTARTS_ENV`]: `0` at the first start, then how many
+//! times [`ManagedServer::restart`] started its worker again (`mcpscript serve
+//! --fault-stay-down` reads it to stay down after a kill).
 //!
 //! # Layout
 //! - this file: [`ServerSpec`], [`Ready`], [`Which`], [`ManagedServer`], [`ManagedError`].
@@ -43,6 +46,10 @@ use process::{Launch, Proc};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Environment variable set on every process a managed target starts: how many times its
+/// worker slot was restarted (`0` at the first start, `n >= 1` on the n-th restart).
+pub const RESTARTS_ENV: &str = "MCPSCRIPT_RESTARTS";
 
 /// Grace period between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -127,6 +134,8 @@ pub struct ManagedServer {
     kind: Kind,
     /// One slot per worker; `None` once killed or stopped.
     members: Vec<Option<Proc>>,
+    /// Per worker slot: how many times [`ManagedServer::restart`] started it again.
+    restarts: Vec<u32>,
     target: Option<Target>,
 }
 
@@ -151,6 +160,7 @@ impl ManagedServer {
                 secret: rand::random::<u64>().to_string(),
             },
             members: (0..workers).map(|_| None).collect(),
+            restarts: vec![0; workers as usize],
             target: None,
         };
         for i in 0..workers as usize {
@@ -170,13 +180,20 @@ impl ManagedServer {
                 "a managed server command needs a network target (tcp://, http://, sse+http:// or ws://)".into(),
             ));
         }
-        let mut s = ManagedServer { kind: Kind::Spec(spec), members: vec![None], target };
+        let mut s = ManagedServer { kind: Kind::Spec(spec), members: vec![None], restarts: vec![0], target };
         s.launch(0).await?;
         Ok(s)
     }
 
     /// How worker `i` is (re)started.
     fn launch_of(&self, i: usize) -> Launch {
+        let mut launch = self.command_of(i);
+        launch.env.push((RESTARTS_ENV.into(), self.restarts.get(i).copied().unwrap_or(0).to_string()));
+        launch
+    }
+
+    /// The command, environment and directory of worker `i`, before [`RESTARTS_ENV`].
+    fn command_of(&self, i: usize) -> Launch {
         match &self.kind {
             Kind::Builtin { exe, extra, urls, secret } => {
                 let k = self.members.len();
@@ -350,6 +367,7 @@ impl ManagedServer {
         self.stop(which).await?;
         let mut pids = Vec::new();
         for i in self.indices(which)? {
+            self.restarts[i] += 1;
             self.launch(i).await?;
             pids.extend(self.members[i].as_ref().map(Proc::pid));
         }

@@ -8,7 +8,7 @@
 //! interval of the mean, Welch's unequal-variance t test with Welch-Satterthwaite degrees
 //! of freedom, Mann-Whitney U by the tie-corrected normal approximation with continuity
 //! correction (scipy's `method="asymptotic"`), ordinary least squares on x = 0, 1, 2, ...
-//! with a Student-t test of the slope (scipy's `linregress`), and Tukey's fences on
+//! (or any x) with a Student-t test and interval of the slope (scipy's `linregress`), and Tukey's fences on
 //! quartiles interpolated linearly (numpy's default `percentile`). Distribution functions
 //! come from `statrs`.
 
@@ -156,30 +156,69 @@ pub fn mann_whitney_p(a: &[f64], b: &[f64]) -> Option<f64> {
     finite((2.0 * Normal::standard().sf(z)).clamp(0.0, 1.0))
 }
 
+/// A least-squares line `y = intercept + slope * x` with the Student-t test of its slope.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fit {
+    pub slope: f64,
+    pub intercept: f64,
+    /// Standard error of the slope (0 for a perfect fit).
+    pub slope_stderr: f64,
+    /// Two-sided p-value of slope = 0 (n - 2 degrees of freedom).
+    pub p_value: f64,
+    pub n: usize,
+}
+
+impl Fit {
+    /// Two-sided confidence interval of the slope at `level` (e.g. 0.95), as
+    /// `slope +- t(n - 2) * stderr`.
+    pub fn slope_interval(&self, level: f64) -> Option<Interval> {
+        if !valid_level(level) {
+            return None;
+        }
+        let half = if self.slope_stderr == 0.0 {
+            0.0
+        } else {
+            finite(student((self.n - 2) as f64)?.inverse_cdf(0.5 + level / 2.0) * self.slope_stderr)?
+        };
+        Some(Interval { low: self.slope - half, high: self.slope + half, level })
+    }
+}
+
+/// Ordinary least squares through the points (xs[i], ys[i]), as scipy's
+/// `stats.linregress(xs, ys)`: slope, intercept, the slope's standard error and the
+/// two-sided p-value of slope = 0. `None` with fewer than 3 points, slices of different
+/// lengths, or all x equal. Constant ys give slope 0 and p = 1; a perfect fit p = 0.
+pub fn ols_fit(xs: &[f64], ys: &[f64]) -> Option<Fit> {
+    let n = ys.len();
+    if n < 3 || xs.len() != n || is_constant(xs) {
+        return None;
+    }
+    let (x_mean, y_mean) = (mean(xs)?, mean(ys)?);
+    if is_constant(ys) {
+        return Some(Fit { slope: 0.0, intercept: y_mean, slope_stderr: 0.0, p_value: 1.0, n });
+    }
+    let sxx: f64 = xs.iter().map(|x| (x - x_mean).powi(2)).sum();
+    let sxy: f64 = xs.iter().zip(ys).map(|(x, y)| (x - x_mean) * (y - y_mean)).sum();
+    let slope = finite(sxy / sxx)?;
+    let intercept = y_mean - slope * x_mean;
+    let ssr: f64 = xs.iter().zip(ys).map(|(x, y)| (y - intercept - slope * x).powi(2)).sum();
+    if ssr == 0.0 {
+        let p_value = if slope == 0.0 { 1.0 } else { 0.0 };
+        return Some(Fit { slope, intercept, slope_stderr: 0.0, p_value, n });
+    }
+    let df = (n - 2) as f64;
+    let slope_stderr = finite((ssr / df / sxx).sqrt())?;
+    let p_value = t_two_sided_p(finite(slope / slope_stderr)?, df)?;
+    Some(Fit { slope, intercept, slope_stderr, p_value, n })
+}
+
 /// Least-squares line through (i, ys[i]), i = 0, 1, 2, ...: the slope per index and the
 /// two-sided p-value of slope = 0 (Student t, n - 2 degrees of freedom), as scipy's
 /// `stats.linregress(range(n), ys)`. `None` when there are fewer than 3 values. A perfect
 /// fit (no residual) gives p = 0 when the slope is not 0, and a constant series (0, 1).
 pub fn ols_trend(ys: &[f64]) -> Option<(f64, f64)> {
-    let n = ys.len();
-    if n < 3 {
-        return None;
-    }
-    if is_constant(ys) {
-        return Some((0.0, 1.0));
-    }
-    let (x_mean, y_mean) = ((n - 1) as f64 / 2.0, mean(ys)?);
-    let sxx = (n as f64) * ((n * n - 1) as f64) / 12.0;
-    let sxy: f64 = ys.iter().enumerate().map(|(i, y)| (i as f64 - x_mean) * (y - y_mean)).sum();
-    let slope = finite(sxy / sxx)?;
-    let intercept = y_mean - slope * x_mean;
-    let ssr: f64 = ys.iter().enumerate().map(|(i, y)| (y - intercept - slope * i as f64).powi(2)).sum();
-    if ssr == 0.0 {
-        return Some((slope, if slope == 0.0 { 1.0 } else { 0.0 }));
-    }
-    let df = (n - 2) as f64;
-    let t = slope / (ssr / df / sxx).sqrt();
-    Some((slope, t_two_sided_p(finite(t)?, df)?))
+    let xs: Vec<f64> = (0..ys.len()).map(|i| i as f64).collect();
+    ols_fit(&xs, ys).map(|f| (f.slope, f.p_value))
 }
 
 /// The `p` quantile (0..=1) of sorted values by linear interpolation between closest ranks
@@ -344,6 +383,24 @@ mod tests {
         let (slope, p) = ols_trend(&flat).unwrap();
         close(slope, -0.010714285714285761, 1e-9);
         close(p, 0.6167160890709146, 1e-9);
+    }
+
+    #[test]
+    fn ols_fit_matches_linregress() {
+        // r = stats.linregress([0, 1.5, 2, 4, 7.5], [10, 12.5, 12, 15, 21])
+        //   slope 1.4552238805970148, intercept 9.734328358208955, stderr 0.11187394384928673,
+        //   pvalue 0.000981079573414703 (scipy 1.17.1); stats.t.ppf(0.975, 3) = 3.1824463052837078
+        let f = ols_fit(&[0.0, 1.5, 2.0, 4.0, 7.5], &[10.0, 12.5, 12.0, 15.0, 21.0]).unwrap();
+        close(f.slope, 1.4552238805970148, 1e-9);
+        close(f.intercept, 9.734328358208955, 1e-9);
+        close(f.slope_stderr, 0.11187394384928673, 1e-9);
+        close(f.p_value, 0.000981079573414703, 1e-9);
+        let ci = f.slope_interval(0.95).unwrap();
+        close(ci.low, 1.4552238805970148 - 3.1824463052837078 * 0.11187394384928673, 1e-9);
+        close(ci.high, 1.4552238805970148 + 3.1824463052837078 * 0.11187394384928673, 1e-9);
+        assert_eq!(ols_fit(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]), None, "all x equal");
+        assert_eq!(ols_fit(&[1.0, 2.0], &[1.0, 2.0]), None, "two points");
+        assert_eq!(ols_fit(&[1.0, 2.0, 3.0], &[5.0, 5.0, 5.0]).unwrap().slope, 0.0);
     }
 
     #[test]

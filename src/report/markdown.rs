@@ -350,7 +350,7 @@ fn scenario(out: &mut String, s: &ScenarioResult) {
     let phases = phases_of(s);
     if !phases.is_empty() {
         out.push_str(
-            "**Load phases**\n\n| Phase | Model | Status | Requests | Throughput | p50 | p99 | Error rate |\n|---|---|---|---:|---:|---:|---:|---:|\n",
+            "**Load phases**\n\n| Phase | Model | Status | Requests | Throughput | p50 | p99 | Error rate | Limited by |\n|---|---|---|---:|---:|---:|---:|---:|---|\n",
         );
         for (_, p) in phases {
             table_row(
@@ -364,6 +364,7 @@ fn scenario(out: &mut String, s: &ScenarioResult) {
                     human::ms(p.latency.p50),
                     human::ms(p.latency.p99),
                     human::pct(p.error_rate),
+                    esc(&clip(&crate::load::bottleneck::cell(p), MAX_CELL)),
                 ],
             );
         }

@@ -120,6 +120,8 @@ struct PhaseRef {
     throughput: f64,
     p99: f64,
     error_rate: f64,
+    /// Who limited the phase: `mcpscript`, `target`, `network` or `none` (empty: not judged).
+    limited_by: &'static str,
 }
 
 #[derive(Serialize)]
@@ -148,6 +150,11 @@ struct PhaseView {
     notes: Vec<String>,
     recovery: Vec<RecoveryView>,
     charts: Vec<String>,
+    /// Who limited the phase (`mcpscript`, `target`, `network`, `none`; empty for a result
+    /// written before phases were judged), the evidence in a few words, and every reason.
+    limited_by: &'static str,
+    limited_by_evidence: String,
+    limited_by_reasons: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -357,6 +364,7 @@ fn node_view(n: &StageResult, path: &str, phases: &mut Vec<PhaseView>) -> NodeVi
                 throughput: p.throughput,
                 p99: if p.model == "connect" { p.connect.latency.p99 } else { p.latency.p99 },
                 error_rate: p.error_rate,
+                limited_by: if crate::load::bottleneck::judged(p) { p.limited_by.verdict.as_str() } else { "" },
             }
         })
         .collect();
@@ -540,6 +548,9 @@ fn phase_view(p: &PhaseResult, id: &str, path: &str) -> PhaseView {
             })
             .collect(),
         charts,
+        limited_by: if crate::load::bottleneck::judged(p) { p.limited_by.verdict.as_str() } else { "" },
+        limited_by_evidence: crate::load::bottleneck::evidence(p),
+        limited_by_reasons: p.limited_by.reasons.clone(),
     }
 }
 

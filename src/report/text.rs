@@ -1,6 +1,7 @@
 //! `summary.txt`: what a person reads in a terminal log. A header (what ran, against
 //! what, when), the totals, one line per scenario, the failed checks under their scenario,
-//! the exported metrics and the comparison with the baseline. Every column is aligned and
+//! one line per load phase (with who limited it), the exported metrics and the comparison
+//! with the baseline. Every column is aligned and
 //! every number rounded for reading ([`crate::util::human`]); a missing figure is `-` or
 //! `n/a`, never NaN.
 //!
@@ -25,6 +26,7 @@ pub fn render(r: &RunResults) -> String {
     totals(&mut out, r);
     scenarios(&mut out, r);
     failed_checks(&mut out, r);
+    load_phases(&mut out, r);
     metrics(&mut out, r);
     regression(&mut out, r);
     out
@@ -144,6 +146,42 @@ fn failed_checks(out: &mut String, r: &RunResults) {
         }
         let _ = writeln!(out, "    {line}");
     }
+    out.push('\n');
+}
+
+/// One line per load phase: what it delivered and who limited it.
+fn load_phases(out: &mut String, r: &RunResults) {
+    let mut rows = vec![vec![
+        "SCENARIO".into(),
+        "PHASE".into(),
+        "MODEL".into(),
+        "THROUGHPUT".into(),
+        "P99".into(),
+        "LIMITED BY".into(),
+    ]];
+    for s in &r.scenarios {
+        for (stage, p) in phases_of(s) {
+            let name = if stage.is_empty() { p.name.clone() } else { format!("{stage}/{}", p.name) };
+            let (rate, p99) = if p.model == "connect" {
+                (format!("{} sessions/s", human::count(p.connect.rate)), human::ms(p.connect.latency.p99))
+            } else {
+                (format!("{} req/s", human::count(p.throughput)), human::ms(p.latency.p99))
+            };
+            rows.push(vec![
+                s.root.name.clone(),
+                name,
+                p.model.clone(),
+                rate,
+                p99,
+                clip(&crate::load::bottleneck::cell(p), MAX_CELL),
+            ]);
+        }
+    }
+    if rows.len() == 1 {
+        return;
+    }
+    out.push_str("Load phases\n");
+    push_table(out, "  ", &rows, &[3, 4]);
     out.push('\n');
 }
 

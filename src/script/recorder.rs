@@ -49,6 +49,7 @@ impl OpenStage {
         let mut total = self.own;
         self.children.iter().for_each(|c| total.add(c.assertions));
         let status = match stopped {
+            Some(Status::Skipped) if total.failed > 0 => Status::Failed,
             Some(s) => s,
             None if error.is_some() || total.failed > 0 => Status::Failed,
             None => Status::Passed,
@@ -85,6 +86,8 @@ pub struct Recorder {
     params: BTreeMap<String, Value>,
     /// The message of a `fail()` call, if the script made one.
     failed_with: Option<String>,
+    /// The reason given to `skip(reason)`, which ended the script.
+    skipped: Option<String>,
     /// The message of a parameter error (wrong `--set` type, missing required parameter).
     bad_param: Option<String>,
     /// What the script's own sessions exercised.
@@ -102,6 +105,7 @@ impl Recorder {
             logs_dropped: 0,
             params: BTreeMap::new(),
             failed_with: None,
+            skipped: None,
             bad_param: None,
             coverage: Default::default(),
         }
@@ -166,6 +170,15 @@ impl Recorder {
 
     pub fn failed_with(&self) -> Option<&str> {
         self.failed_with.as_deref()
+    }
+
+    /// Notes that the script ended itself with `skip(reason)`.
+    pub fn skip(&mut self, reason: &str) {
+        self.skipped.get_or_insert_with(|| reason.to_string());
+    }
+
+    pub fn skipped(&self) -> Option<&str> {
+        self.skipped.as_deref()
     }
 
     /// Notes a parameter error, so the run can exit as "bad arguments" (2).
@@ -278,10 +291,14 @@ impl Recorder {
         stopped: Option<Status>,
     ) -> ScenarioResult {
         let message = error.as_ref().map(|e| e.message.clone());
+        // `skip(reason)`: the stages it left are skipped with the reason (unless a check of
+        // theirs had already failed: a failure is never hidden by a later skip).
+        let skipped = self.skipped.clone();
+        let stop = if skipped.is_some() { Some(Status::Skipped) } else { stopped };
         while self.stack.len() > 1 {
-            self.leave(message.clone(), stopped);
+            self.leave(skipped.clone().or_else(|| message.clone()), stop);
         }
-        let root = self.stack.pop().map(|s| s.close(None, stopped));
+        let root = self.stack.pop().map(|s| s.close(skipped.clone(), stop));
         let mut root = root.unwrap_or_else(|| OpenStage::new(String::new(), 0.0).close(None, None));
         if error.is_some() && root.status == Status::Passed {
             root.status = Status::Failed;

@@ -330,6 +330,15 @@ impl ScenarioResult {
         self.root.status
     }
 
+    /// Why it did not pass: the script's error, else (skipped, not run) the reason given.
+    pub fn why(&self) -> Option<&str> {
+        match &self.error {
+            Some(e) => Some(&e.message),
+            None if self.root.status != Status::Passed => self.root.error.as_deref(),
+            None => None,
+        }
+    }
+
     /// Every metric of the tree, depth first.
     pub fn all_metrics(&self) -> Vec<&MetricResult> {
         fn walk<'a>(n: &'a StageResult, out: &mut Vec<&'a MetricResult>) {

@@ -1,5 +1,6 @@
 //! Server configuration: listen URLs (`http://`, `sse+http://`, `ws://`, `tcp://`), capacity
-//! limits, injected latency and errors, auth and Origin rules. Validated once, up front.
+//! limits, injected latency and errors, fault modes ([`Faults`]), auth and Origin rules.
+//! Validated once, up front.
 
 use super::ServerError;
 use std::fmt;
@@ -109,6 +110,69 @@ pub struct ServerConfig {
     pub worker_index: usize,
     /// Key that signs HTTP session ids; shared by the workers of one `serve`.
     pub session_secret: u64,
+    /// Ways to misbehave on purpose (all off by default).
+    pub faults: Faults,
+}
+
+/// Largest `leak` per request.
+pub const MAX_LEAK_PER_REQUEST: u64 = 16 * 1024 * 1024;
+
+/// Default in-flight count above which `collapse` slows requests down when `max_inflight`
+/// is not set.
+pub const DEFAULT_COLLAPSE_THRESHOLD: usize = 4;
+
+/// Fault modes: a server that misbehaves the way real ones do, so that tests can be shown
+/// to catch it (see the module doc of [`crate::server`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Faults {
+    /// Bytes retained for good by every request except `initialize` (`--fault-leak`).
+    pub leak: Option<u64>,
+    /// Every JSON-RPC error goes out with code -32603 (`--fault-wrong-error-codes`).
+    pub wrong_error_codes: bool,
+    /// Past `max_inflight` (default [`DEFAULT_COLLAPSE_THRESHOLD`]) requests are admitted
+    /// and slowed down instead of shed (`--fault-collapse`).
+    pub collapse: bool,
+    /// `serve` started again by a managed restart exits at once (`--fault-stay-down`).
+    pub stay_down: bool,
+    /// Longest extra delay of a jittered reply (`--fault-jitter`).
+    pub jitter: Option<Duration>,
+    /// Fraction (0..=1) of replies (except to `initialize`) jittered (`--fault-jitter-fraction`).
+    pub jitter_fraction: f64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            leak: None,
+            wrong_error_codes: false,
+            collapse: false,
+            stay_down: false,
+            jitter: None,
+            jitter_fraction: 0.1,
+        }
+    }
+}
+
+impl Faults {
+    pub fn validate(&self) -> Result<(), ServerError> {
+        if let Some(n) = self.leak {
+            if n == 0 || n > MAX_LEAK_PER_REQUEST {
+                return Err(ServerError::Config(format!(
+                    "leak (--fault-leak) must be more than 0 and at most 16 MiB per request, got {n} bytes"
+                )));
+            }
+        }
+        if self.jitter.is_some_and(|j| j.is_zero()) {
+            return Err(ServerError::Config("jitter (--fault-jitter) must be longer than 0, e.g. 50ms".into()));
+        }
+        if !(0.0..=1.0).contains(&self.jitter_fraction) {
+            return Err(ServerError::Config(format!(
+                "jitter_fraction (--fault-jitter-fraction) must be between 0 and 1, got {}",
+                self.jitter_fraction
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for ServerConfig {
@@ -126,6 +190,7 @@ impl Default for ServerConfig {
             max_message_size: crate::client::DEFAULT_MAX_MESSAGE,
             worker_index: 0,
             session_secret: rand::random(),
+            faults: Faults::default(),
         }
     }
 }
@@ -160,7 +225,7 @@ impl ServerConfig {
         if self.max_inflight == Some(0) || self.max_connections == Some(0) {
             return Err(ServerError::Config("--max-inflight and --max-connections must be at least 1".into()));
         }
-        Ok(())
+        self.faults.validate()
     }
 }
 
@@ -187,5 +252,21 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("--allow-remote"));
         c.allow_remote = true;
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn validates_faults() {
+        let mut c = ServerConfig::listening(&["tcp://127.0.0.1:0"]).unwrap();
+        c.faults.leak = Some(0);
+        assert!(c.validate().unwrap_err().to_string().contains("--fault-leak"));
+        c.faults.leak = Some(MAX_LEAK_PER_REQUEST + 1);
+        assert!(c.validate().unwrap_err().to_string().contains("16 MiB"));
+        c.faults.leak = Some(MAX_LEAK_PER_REQUEST);
+        assert!(c.validate().is_ok());
+        c.faults.jitter_fraction = 1.5;
+        assert!(c.validate().unwrap_err().to_string().contains("between 0 and 1"));
+        c.faults.jitter_fraction = 0.5;
+        c.faults.jitter = Some(Duration::ZERO);
+        assert!(c.validate().unwrap_err().to_string().contains("longer than 0"));
     }
 }

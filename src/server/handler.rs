@@ -1,10 +1,13 @@
 //! The MCP request handler shared by every server transport. A transport hands it one
 //! inbound frame and gets back an [`Outcome`]: a reply ready now (the fast path: no task,
 //! no allocation beyond the reply), or a future for replies that wait (the `sleep` tool,
-//! injected latency). Lifecycle, load shedding and error injection are enforced here, so
-//! every transport behaves the same.
+//! injected latency). Lifecycle, load shedding, latency and error injection and the fault
+//! modes ([`super::Faults`]) are enforced here, so every transport behaves the same. Every
+//! JSON-RPC error the server writes, the transports' own included, goes out through
+//! [`ServerState::outgoing`].
 
 use super::catalog::{self, ToolResult};
+use super::config::DEFAULT_COLLAPSE_THRESHOLD;
 use super::stats::Stats;
 use super::ServerConfig;
 use crate::protocol::jsonrpc::{
@@ -16,10 +19,14 @@ use serde_json::{json, Value};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Under `collapse`, what each request in flight adds to a new request's reply time once
+/// more than the threshold are in flight.
+pub const COLLAPSE_COST_PER_INFLIGHT: Duration = Duration::from_millis(5);
 
 /// What a transport does with one inbound frame.
 pub enum Outcome {
@@ -67,6 +74,8 @@ pub struct ServerState {
     pub config: ServerConfig,
     pub stats: Stats,
     inflight: AtomicUsize,
+    /// What the `leak` fault retained: never freed while the server lives.
+    leaked: Mutex<Vec<Vec<u8>>>,
 }
 
 /// Decrements the in-flight gauge when a request's reply is produced.
@@ -86,7 +95,7 @@ enum Step {
 
 impl ServerState {
     pub fn new(config: ServerConfig) -> Self {
-        ServerState { config, stats: Stats::default(), inflight: AtomicUsize::new(0) }
+        ServerState { config, stats: Stats::default(), inflight: AtomicUsize::new(0), leaked: Mutex::new(Vec::new()) }
     }
 
     /// Requests being worked on right now.
@@ -95,8 +104,9 @@ impl ServerState {
     }
 
     /// Whether a new request would be shed (HTTP answers 503 before reading the body).
+    /// Never under the `collapse` fault: everything is admitted and slowed down instead.
     pub fn overloaded(&self) -> bool {
-        self.config.max_inflight.is_some_and(|max| self.inflight() >= max)
+        !self.config.faults.collapse && self.config.max_inflight.is_some_and(|max| self.inflight() >= max)
     }
 
     /// Whether a new connection (or HTTP session) must be refused.
@@ -111,16 +121,63 @@ impl ServerState {
         ErrorObject::new(codes::OVERLOADED, format!("overloaded: {what}")).with_data(json!({"retryAfterMs": 100}))
     }
 
+    /// A reply as this server sends it: the one place the `wrong_error_codes` fault acts,
+    /// turning every error's code into -32603. Every error reply passes through here: the
+    /// handler's own, and the transports' ([`Self::encode`]).
+    pub fn outgoing(&self, mut reply: Response) -> Response {
+        if let Err(e) = &mut reply.outcome {
+            if self.config.faults.wrong_error_codes {
+                e.code = INTERNAL_ERROR;
+            }
+        }
+        reply
+    }
+
+    /// A reply serialised as this server sends it (through [`Self::outgoing`]).
+    pub fn encode(&self, reply: Response) -> Vec<u8> {
+        Message::Response(self.outgoing(reply)).to_vec()
+    }
+
+    /// The `leak` fault: `bytes` more, really allocated and written, retained for good.
+    fn leak(&self, bytes: u64) {
+        let block = vec![0xA5u8; bytes as usize];
+        crate::util::lock(&self.leaked).push(block);
+    }
+
+    /// The `jitter` fault: for `jitter_fraction` of the replies, a delay drawn uniformly
+    /// from (0, jitter]; zero for the others.
+    fn jitter(&self) -> Duration {
+        let f = &self.config.faults;
+        match f.jitter {
+            Some(max) if f.jitter_fraction > 0.0 && rand::random::<f64>() < f.jitter_fraction => {
+                // random() is in [0, 1), so 1 - random() is in (0, 1].
+                max.mul_f64(1.0 - rand::random::<f64>())
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// The `collapse` fault: with `inflight` requests in flight (this one included) above
+    /// the threshold (`max_inflight`, else [`DEFAULT_COLLAPSE_THRESHOLD`]), the reply
+    /// waits `inflight` times [`COLLAPSE_COST_PER_INFLIGHT`].
+    fn collapse_delay(&self, inflight: usize) -> Duration {
+        let threshold = self.config.max_inflight.unwrap_or(DEFAULT_COLLAPSE_THRESHOLD);
+        if !self.config.faults.collapse || inflight <= threshold {
+            return Duration::ZERO;
+        }
+        COLLAPSE_COST_PER_INFLIGHT.saturating_mul(u32::try_from(inflight).unwrap_or(u32::MAX))
+    }
+
     /// Handles one frame: a message or a batch.
     pub fn handle_frame(self: &Arc<Self>, session: &Arc<SessionState>, frame: &[u8]) -> Outcome {
         match jsonrpc::parse(frame) {
             Err(e) => {
                 Stats::inc(&self.stats.parse_errors);
-                Outcome::Ready(Some(Message::Response(e.to_response()).to_vec()))
+                Outcome::Ready(Some(self.encode(e.to_response())))
             }
             Ok(Payload::Single(Err(invalid))) => {
                 Stats::inc(&self.stats.invalid_requests);
-                Outcome::Ready(Some(Message::Response(invalid.to_response()).to_vec()))
+                Outcome::Ready(Some(self.encode(invalid.to_response())))
             }
             Ok(Payload::Single(Ok(msg))) => match self.handle_message(session, msg) {
                 Step::None => Outcome::Ready(None),
@@ -142,7 +199,7 @@ impl ServerState {
                 Ok(msg) => self.handle_message(session, msg),
                 Err(invalid) => {
                     Stats::inc(&self.stats.invalid_requests);
-                    Step::Now(invalid.to_response())
+                    Step::Now(self.outgoing(invalid.to_response()))
                 }
             })
             .collect();
@@ -190,10 +247,13 @@ impl ServerState {
         let reply = |outcome: Result<Value, ErrorObject>| {
             let stat = if outcome.is_ok() { &self.stats.responses_ok } else { &self.stats.responses_error };
             Stats::inc(stat);
-            Response { id: Some(id.clone()), outcome }
+            self.outgoing(Response { id: Some(id.clone()), outcome })
         };
         if req.method == methods::INITIALIZE {
             return Step::Now(reply(self.initialize(session, req.params.as_ref())));
+        }
+        if let Some(bytes) = self.config.faults.leak {
+            self.leak(bytes);
         }
         if session.version.get().is_none() && req.method != methods::PING {
             return Step::Now(reply(Err(ErrorObject::new(
@@ -205,7 +265,7 @@ impl ServerState {
             Stats::inc(&self.stats.shed);
             return Step::Now(reply(Err(Self::overloaded_error("too many requests in flight"))));
         }
-        self.inflight.fetch_add(1, Ordering::Relaxed);
+        let inflight = self.inflight.fetch_add(1, Ordering::Relaxed) + 1;
         let guard = InflightGuard(&self.inflight);
         let (mut delay, outcome) = if self.config.error_rate > 0.0 && rand::random::<f64>() < self.config.error_rate {
             Stats::inc(&self.stats.injected_errors);
@@ -216,7 +276,7 @@ impl ServerState {
                 ToolResult::After(d, outcome) => (d, outcome),
             }
         };
-        delay += self.config.latency.unwrap_or_default();
+        delay += self.config.latency.unwrap_or_default() + self.jitter() + self.collapse_delay(inflight);
         let response = reply(outcome);
         if delay.is_zero() {
             drop(guard);

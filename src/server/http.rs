@@ -29,7 +29,7 @@ mod upgrade;
 use super::handler::ServerState;
 use super::stats::Stats;
 use super::Listen;
-use crate::protocol::jsonrpc::{ErrorObject, Message, Response as RpcResponse};
+use crate::protocol::jsonrpc::{ErrorObject, Response as RpcResponse};
 use body::Body;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -122,14 +122,14 @@ impl Shared {
     async fn route(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         if let Some(origin) = req.headers().get(ORIGIN) {
             if !self.origin_allowed(origin) {
-                return error(StatusCode::FORBIDDEN, -32000, "Forbidden: Origin not allowed");
+                return self.error(StatusCode::FORBIDDEN, -32000, "Forbidden: Origin not allowed");
             }
         }
         if req.method() == Method::GET && upgrade::is_websocket(req.headers()) {
             return upgrade::websocket(self, req);
         }
         if !self.authorized(req.headers()) {
-            let mut resp = error(
+            let mut resp = self.error(
                 StatusCode::UNAUTHORIZED,
                 crate::protocol::mcp::codes::UNAUTHORIZED,
                 "Unauthorized: send Authorization: Bearer <token>",
@@ -141,23 +141,23 @@ impl Shared {
             Route::Mcp => match *req.method() {
                 Method::POST => streamable::post(self, req).await,
                 Method::DELETE => streamable::delete(self, &req),
-                _ => method_not_allowed("POST, DELETE"),
+                _ => self.method_not_allowed("POST, DELETE"),
             },
             Route::Stream => match *req.method() {
                 Method::GET => legacy::open(self),
-                _ => method_not_allowed("GET"),
+                _ => self.method_not_allowed("GET"),
             },
             Route::Message => match *req.method() {
                 Method::POST => legacy::post(self, req).await,
-                _ => method_not_allowed("POST"),
+                _ => self.method_not_allowed("POST"),
             },
             Route::Stats => match *req.method() {
                 Method::GET => {
                     json(StatusCode::OK, serde_json::to_vec(&self.state.stats.snapshot()).unwrap_or_default())
                 }
-                _ => method_not_allowed("GET"),
+                _ => self.method_not_allowed("GET"),
             },
-            Route::Unknown => error(StatusCode::NOT_FOUND, -32000, "Not Found"),
+            Route::Unknown => self.error(StatusCode::NOT_FOUND, -32000, "Not Found"),
         }
     }
 
@@ -203,13 +203,13 @@ impl Shared {
     /// 503 with `Retry-After`, counted as shed.
     fn shed(&self, what: &str) -> Response<Body> {
         Stats::inc(&self.state.stats.shed);
-        unavailable(what)
+        self.unavailable(what)
     }
 
     /// 503 with `Retry-After`, counted as a refused connection.
     fn refuse(&self) -> Response<Body> {
         Stats::inc(&self.state.stats.connections_refused);
-        unavailable("too many sessions")
+        self.unavailable("too many sessions")
     }
 }
 
@@ -226,23 +226,11 @@ fn origin_host(origin: &str) -> &str {
     }
 }
 
-fn unavailable(what: &str) -> Response<Body> {
-    let err = ServerState::overloaded_error(what);
-    let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, Message::Response(RpcResponse::err(None, err)).to_vec());
-    resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-    resp
-}
-
 fn json(status: StatusCode, body: impl Into<Body>) -> Response<Body> {
     let mut resp = Response::new(body.into());
     *resp.status_mut() = status;
     resp.headers_mut().insert(CONTENT_TYPE, JSON);
     resp
-}
-
-/// An HTTP error whose body is a JSON-RPC error without id.
-fn error(status: StatusCode, code: i64, message: &str) -> Response<Body> {
-    json(status, Message::Response(RpcResponse::err(None, ErrorObject::new(code, message))).to_vec())
 }
 
 fn status(status: StatusCode) -> Response<Body> {
@@ -251,23 +239,48 @@ fn status(status: StatusCode) -> Response<Body> {
     resp
 }
 
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, -32000, "Method Not Allowed");
-    resp.headers_mut().insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
-    resp
-}
-
-/// Reads a request body of at most `limit` bytes; the error is the reply to send.
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Response<Body>> {
-    let too_large =
-        || error(StatusCode::PAYLOAD_TOO_LARGE, -32600, &format!("Request body exceeds the limit of {limit} bytes"));
-    if body.size_hint().lower() > limit as u64 {
-        return Err(too_large());
+/// The HTTP replies whose body is a JSON-RPC error of the transport itself (no id). Their
+/// codes go out through [`ServerState::encode`], as the handler's do.
+impl Shared {
+    /// An HTTP error whose body is a JSON-RPC error without id.
+    fn error(&self, status: StatusCode, code: i64, message: &str) -> Response<Body> {
+        json(status, self.state.encode(RpcResponse::err(None, ErrorObject::new(code, message))))
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(error(StatusCode::BAD_REQUEST, -32000, &format!("Bad Request: cannot read the body: {e}"))),
+
+    /// 503 with `Retry-After` and the -32000 of load shedding.
+    fn unavailable(&self, what: &str) -> Response<Body> {
+        let err = ServerState::overloaded_error(what);
+        let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, self.state.encode(RpcResponse::err(None, err)));
+        resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        resp
+    }
+
+    fn method_not_allowed(&self, allow: &'static str) -> Response<Body> {
+        let mut resp = self.error(StatusCode::METHOD_NOT_ALLOWED, -32000, "Method Not Allowed");
+        resp.headers_mut().insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
+        resp
+    }
+
+    /// Reads a request body of at most `max_message_size` bytes; the error is the reply to send.
+    async fn read_body(&self, body: Incoming) -> Result<Bytes, Response<Body>> {
+        let limit = self.state.config.max_message_size;
+        let too_large = || {
+            self.error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                -32600,
+                &format!("Request body exceeds the limit of {limit} bytes"),
+            )
+        };
+        if body.size_hint().lower() > limit as u64 {
+            return Err(too_large());
+        }
+        match Limited::new(body, limit).collect().await {
+            Ok(c) => Ok(c.to_bytes()),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+            Err(e) => {
+                Err(self.error(StatusCode::BAD_REQUEST, -32000, &format!("Bad Request: cannot read the body: {e}")))
+            }
+        }
     }
 }
 
@@ -281,6 +294,7 @@ fn is_unattributed_error(reply: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::jsonrpc::Message;
 
     #[test]
     fn finds_the_host_of_an_origin() {

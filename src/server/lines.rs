@@ -5,7 +5,7 @@
 use super::handler::{Outcome, ServerState, SessionState};
 use super::stats::Stats;
 use crate::net::lines::{LineError, LineReader};
-use crate::protocol::jsonrpc::{ErrorObject, Message, Response, INVALID_REQUEST};
+use crate::protocol::jsonrpc::{ErrorObject, Response, INVALID_REQUEST};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -20,8 +20,7 @@ pub async fn serve_tcp(listener: TcpListener, state: Arc<ServerState>, mut shutd
     while let Some(mut stream) = super::accept_or_stop(&listener, &mut shutdown).await {
         if state.at_connection_limit() {
             Stats::inc(&state.stats.connections_refused);
-            let mut line =
-                Message::Response(Response::err(None, ServerState::overloaded_error("too many connections"))).to_vec();
+            let mut line = state.encode(Response::err(None, ServerState::overloaded_error("too many connections")));
             line.push(b'\n');
             tokio::spawn(async move {
                 let _ = stream.write_all(&line).await;
@@ -79,7 +78,7 @@ where
             Err(LineError::TooLong { limit }) => {
                 let err =
                     ErrorObject::new(INVALID_REQUEST, format!("message exceeds the limit of {limit} bytes; closing"));
-                out.extend_from_slice(&Message::Response(Response::err(None, err)).to_vec());
+                out.extend_from_slice(&state.encode(Response::err(None, err)));
                 out.push(b'\n');
                 let _ = writer.lock().await.write_all(&out).await;
                 break;

@@ -4,6 +4,29 @@
 //! [`catalog`] holds the tools, resources and prompts; [`lines`] serves newline-delimited
 //! connections (tcp, stdio); [`http`] serves Streamable HTTP, legacy SSE and WebSocket;
 //! [`config`] parses listen URLs and limits; [`workers`] runs several SO_REUSEPORT processes.
+//!
+//! # Fault modes
+//!
+//! A server that misbehaves on purpose, so that a scenario can be shown to fail against a
+//! bad server ([`Faults`]; `serve --fault-*` flags; the keys of a manifest's `server:`):
+//! - `leak: SIZE` (`--fault-leak 64KB`): every request except `initialize` allocates,
+//!   writes and keeps SIZE bytes (at most 16 MiB) until the server exits: RSS grows with
+//!   the request count.
+//! - `wrong_error_codes` (`--fault-wrong-error-codes`): every JSON-RPC error, on every
+//!   transport and the transports' own included, carries -32603 instead of its code
+//!   (applied in one place, [`ServerState::outgoing`]).
+//! - `collapse` (`--fault-collapse`): no load shedding; every request is admitted, and
+//!   once more than `max_inflight` (default 4, [`config::DEFAULT_COLLAPSE_THRESHOLD`]) are
+//!   in flight, each new one waits 5 ms per request in flight
+//!   ([`handler::COLLAPSE_COST_PER_INFLIGHT`]) before its reply: under overload latency
+//!   grows until clients time out, and no -32000 / 503 is ever sent.
+//! - `stay_down` (`--fault-stay-down`): a `serve` that a managed restart started again
+//!   (`MCPSCRIPT_RESTARTS` >= 1, [`crate::managed::RESTARTS_ENV`]) exits with status 1 and
+//!   a one-line message before listening, so the restart fails. No effect in-process.
+//! - `jitter: DURATION`, `jitter_fraction: F` (`--fault-jitter 50ms
+//!   --fault-jitter-fraction 0.1`, default fraction 0.1): that fraction of the replies
+//!   (except to `initialize`), drawn at random, waits a uniformly random time in
+//!   (0, DURATION] on top of `latency`.
 
 pub mod catalog;
 pub mod config;
@@ -14,7 +37,7 @@ pub mod stats;
 pub mod workers;
 pub mod ws;
 
-pub use config::{Listen, ServerConfig};
+pub use config::{Faults, Listen, ServerConfig};
 pub use handler::{Outcome, ServerState, SessionState};
 
 use std::sync::Arc;

@@ -56,6 +56,23 @@ fn worker_args(config: &ServerConfig, urls: &[String], index: usize) -> Vec<Stri
         a.push("--allow-remote".into());
     }
     a.extend(["--max-message-size".into(), config.max_message_size.to_string()]);
+    let f = &config.faults;
+    if let Some(n) = f.leak {
+        a.extend(["--fault-leak".into(), format!("{n}B")]);
+    }
+    for (on, flag) in [
+        (f.wrong_error_codes, "--fault-wrong-error-codes"),
+        (f.collapse, "--fault-collapse"),
+        (f.stay_down, "--fault-stay-down"),
+    ] {
+        if on {
+            a.push(flag.into());
+        }
+    }
+    if let Some(d) = f.jitter {
+        a.extend(["--fault-jitter".into(), format!("{}us", d.as_micros())]);
+        a.extend(["--fault-jitter-fraction".into(), f.jitter_fraction.to_string()]);
+    }
     a
 }
 

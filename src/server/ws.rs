@@ -246,8 +246,8 @@ fn text_frame(json: Vec<u8>) -> Message {
     }
 }
 
-fn error_frame(id: Option<jsonrpc::Id>, code: i64, message: String) -> Message {
-    text_frame(jsonrpc::Message::Response(Response::err(id, ErrorObject::new(code, message))).to_vec())
+fn error_frame(state: &ServerState, id: Option<jsonrpc::Id>, code: i64, message: String) -> Message {
+    text_frame(state.encode(Response::err(id, ErrorObject::new(code, message))))
 }
 
 /// Waits for `shutdown` to turn true; never, without a receiver.
@@ -345,6 +345,7 @@ where
         Some(Ok(Message::Binary(data))) => {
             Stats::inc(&state.stats.invalid_requests);
             error_frame(
+                state,
                 jsonrpc::scan_id(&data),
                 INVALID_REQUEST,
                 "Invalid Request: binary WebSocket frame; send each JSON-RPC message as a text frame".into(),
@@ -361,6 +362,7 @@ where
             Stats::inc(&state.stats.invalid_requests);
             let limit = state.config.max_message_size;
             let reply = error_frame(
+                state,
                 None,
                 INVALID_REQUEST,
                 format!("message exceeds the limit of {limit} bytes ({e}); closing"),
@@ -370,8 +372,12 @@ where
         }
         Some(Err(WsError::Utf8(e))) => {
             Stats::inc(&state.stats.parse_errors);
-            let reply =
-                error_frame(None, PARSE_ERROR, format!("Parse error: text frame is not valid UTF-8 ({e}); closing"));
+            let reply = error_frame(
+                state,
+                None,
+                PARSE_ERROR,
+                format!("Parse error: text frame is not valid UTF-8 ({e}); closing"),
+            );
             let _ = ws.feed(reply).await;
             return Flow::Stop(close_frame(CloseCode::Invalid, "invalid UTF-8"));
         }

@@ -7,8 +7,8 @@
 
 use super::graph::{Graph, GraphError};
 use super::manifest::{
-    self, find_key, find_value, BuiltinServer, ManifestError, MetricSpec, Resources, ScenarioFile, ServerSpec,
-    SuiteError, SuiteFile,
+    self, find_key, find_value, BuiltinServer, ManifestError, MetricSpec, Requires, Resources, ScenarioFile,
+    ServerSpec, SuiteError, SuiteFile,
 };
 use crate::client::Target;
 use crate::script::{Limits, Params, Script, ScriptEnv};
@@ -50,8 +50,11 @@ pub struct ScenarioPlan {
     pub script_path: PathBuf,
     pub description: Option<String>,
     pub tags: Vec<String>,
+    /// Under the chosen profile (a profile's `resources:` replaces the manifest's).
     pub resources: Resources,
     pub server: Option<BuiltinServer>,
+    /// What the target must offer, else the scenario is skipped.
+    pub requires: Requires,
     pub timeout: Duration,
     pub metrics: Vec<MetricSpec>,
     pub params: Params,
@@ -107,6 +110,12 @@ struct Parsed {
     display: String,
     path: PathBuf,
 }
+
+/// Transports a manifest's `requires.transports` may name.
+pub const TRANSPORTS: [&str; 5] = ["http", "sse", "ws", "tcp", "stdio"];
+
+/// The key of a manifest's profile map that holds resources, not a parameter.
+const PROFILE_RESOURCES: &str = "resources";
 
 /// Reads, validates and compiles the suite at `path`.
 pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
@@ -194,6 +203,34 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
                 );
             }
         }
+        for t in &file.requires.transports {
+            if !TRANSPORTS.contains(&t.as_str()) {
+                let from = find_key(&text, "requires", 1).map(|x| x.0).unwrap_or(1);
+                errors.push(
+                    ManifestError::new(&mdisplay, format!("unknown transport '{t}' in requires.transports"))
+                        .at(find_value(&text, t, from))
+                        .hint(Some(format!("transports: {}", TRANSPORTS.join(", ")))),
+                );
+            }
+        }
+        // A profile's `resources:` (every profile's is checked; the chosen one applies).
+        let mut file = file;
+        let profiles_line = find_key(&text, "profiles", 1).map_or(1, |x| x.0);
+        for (name, m) in file.profiles.iter_mut() {
+            let Some(r) = m.remove(PROFILE_RESOURCES) else { continue };
+            match yaml_serde::from_value::<Resources>(r) {
+                Ok(r) if *name == profile => file.resources = r,
+                Ok(_) => {}
+                Err(e) => {
+                    let from = find_key(&text, name, profiles_line).map_or(1, |x| x.0);
+                    errors.push(ManifestError::new(&mdisplay, format!("profile {name}: resources: {e}")).at(find_key(
+                        &text,
+                        PROFILE_RESOURCES,
+                        from,
+                    )));
+                }
+            }
+        }
         let spath = mpath.parent().map(Path::to_path_buf).unwrap_or_default().join(&file.script);
         if !spath.is_file() {
             errors.push(
@@ -276,7 +313,10 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
         let e = ManifestError::new(&suite_file, "parallelism must be at least 1");
         errors.push(if opts.parallel.is_some() { e } else { e.at(at_suite("parallelism")) });
     }
-    let budget = suite.connections.unwrap_or_else(|| crate::util::proc::nofile_limits().1.max(1024));
+    let budget = suite_profile
+        .connections
+        .or(suite.connections)
+        .unwrap_or_else(|| crate::util::proc::nofile_limits().1.max(1024));
     for p in &parsed {
         if p.file.resources.connections > budget {
             errors.push(
@@ -288,7 +328,7 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
                     ),
                 )
                 .at(find_key(&p.text, "connections", 1))
-                .hint(Some("raise `connections:` in the suite file or lower the scenario's".into())),
+                .hint(Some("raise `connections:` in the suite file (or its profile) or lower the scenario's".into())),
             );
         }
     }
@@ -385,6 +425,7 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
             tags: p.file.tags,
             resources: p.file.resources,
             server: p.file.server,
+            requires: p.file.requires,
             timeout: p.file.timeout.map(|d| d.0).unwrap_or(timeout_default),
             metrics: p.file.metrics,
             params,

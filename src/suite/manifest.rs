@@ -201,6 +201,10 @@ pub struct ProfileSpec {
     pub timeout: Option<Dur>,
     #[serde(default)]
     pub parallelism: Option<usize>,
+    /// The connection budget under this profile (a profile whose load phases spread over
+    /// worker processes holds more than one process's open-file limit).
+    #[serde(default)]
+    pub connections: Option<u64>,
 }
 
 /// A server process the suite manages.
@@ -263,15 +267,52 @@ pub struct ScenarioFile {
     /// Options of this scenario's own built-in server.
     #[serde(default)]
     pub server: Option<BuiltinServer>,
+    /// What the target must offer; a target without it skips the scenario with the reason.
+    #[serde(default)]
+    pub requires: Requires,
     /// Parameter values for every profile.
     #[serde(default)]
     pub params: BTreeMap<String, yaml_serde::Value>,
-    /// Parameter values for one profile, overriding `params`.
+    /// Parameter values for one profile, overriding `params`. The key `resources` in a
+    /// profile is not a parameter: it replaces the scenario's `resources` under that profile.
     #[serde(default)]
     pub profiles: BTreeMap<String, BTreeMap<String, yaml_serde::Value>>,
     /// Metrics the script exports, with the direction that is better.
     #[serde(default)]
     pub metrics: Vec<MetricSpec>,
+}
+
+/// What a scenario needs of its target. Checked before it starts (the target is asked once
+/// per run: `initialize` and `tools/list`); a need not met skips the scenario with the reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requires {
+    /// Tools `tools/list` must list, by name.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// Keys of the server's `capabilities` in its `initialize` reply (`tools`, `resources`,
+    /// `prompts`, `logging`, `completions`...).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// mcpscript can kill and restart the target: the built-in server, or a server it
+    /// starts (`--server`, the suite's `server:`).
+    #[serde(default)]
+    pub managed: bool,
+    /// The target's transport is one of these: `http`, `sse`, `ws`, `tcp`, `stdio`
+    /// (the built-in target's own servers are `tcp`).
+    #[serde(default)]
+    pub transports: Vec<String>,
+}
+
+impl Requires {
+    pub fn is_empty(&self) -> bool {
+        self == &Requires::default()
+    }
+
+    /// Whether the target must be asked (tools or capabilities are named).
+    pub fn asks_target(&self) -> bool {
+        !self.tools.is_empty() || !self.capabilities.is_empty()
+    }
 }
 
 /// What a scenario holds while it runs.
@@ -296,10 +337,16 @@ impl Default for Resources {
     }
 }
 
-/// Options of a scenario's own built-in server (as `mcpscript serve` takes them).
+/// Options of a scenario's own built-in server (as `mcpscript serve` takes them). The fault
+/// modes (`leak` ... `jitter_fraction`, the `--fault-*` flags of `serve`) make it misbehave
+/// on purpose, so a scenario can be shown to fail against a bad server.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuiltinServer {
+    /// Processes serving the port (SO_REUSEPORT): more than one runs the server as child
+    /// processes the scenario may kill one at a time (`chaos::kill(1)`).
+    #[serde(default)]
+    pub workers: Option<u32>,
     #[serde(default)]
     pub max_inflight: Option<usize>,
     #[serde(default)]
@@ -308,6 +355,25 @@ pub struct BuiltinServer {
     pub latency: Option<Dur>,
     #[serde(default)]
     pub error_rate: Option<f64>,
+    /// Bytes every request except initialize retains for good, e.g. `64KB` (at most 16 MiB).
+    #[serde(default)]
+    pub leak: Option<crate::util::size::ByteSize>,
+    /// Every JSON-RPC error is sent with code -32603 instead of the right one.
+    #[serde(default)]
+    pub wrong_error_codes: bool,
+    /// Past `max_inflight` (default 4) every request is admitted and all slow down; none is shed.
+    #[serde(default)]
+    pub collapse: bool,
+    /// Once killed, the server does not come back: a restart of it fails. Only a server the
+    /// scenario may restart has an effect (one started for a script that uses `chaos::`).
+    #[serde(default)]
+    pub stay_down: bool,
+    /// `jitter_fraction` of the replies are delayed by a random time up to this, e.g. `50ms`.
+    #[serde(default)]
+    pub jitter: Option<Dur>,
+    /// The fraction (0 to 1) of replies `jitter` delays; default 0.1.
+    #[serde(default)]
+    pub jitter_fraction: Option<f64>,
 }
 
 /// A metric a scenario exports.

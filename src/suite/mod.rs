@@ -6,6 +6,7 @@
 //! - [`manifest`]: the YAML files as serde types; located errors with suggestions.
 //! - [`load`]: files to a [`SuitePlan`]: profile, `--set`, `--only`, compiled scripts.
 //! - [`graph`]: the dependency graph (petgraph): order, levels, cycles, critical path.
+//! - [`requires`]: what a scenario needs of its target, against what the target offers.
 //! - [`schedule`]: which scenario may start now (dependencies, workers, resources).
 //! - [`orchestrator`]: runs a plan on worker threads, servers per scenario, overhead figures.
 //! - [`server`]: the suite's managed server process.
@@ -15,6 +16,7 @@ pub mod graph;
 pub mod load;
 pub mod manifest;
 pub mod orchestrator;
+pub mod requires;
 pub mod schedule;
 pub mod server;
 pub mod watch;

@@ -11,6 +11,7 @@
 //! critical path.
 
 use super::load::SuitePlan;
+use super::requires::{self, Offer};
 use super::schedule::{Scheduler, State};
 use super::server::SuiteServer;
 use crate::cli::progress::{self, Progress};
@@ -94,9 +95,10 @@ struct Job {
 enum OwnServer {
     /// In this process.
     InProcess(ServerConfig),
-    /// As a child process the script may kill and restart (it uses `chaos::`): the
-    /// executable and `serve` options.
-    Managed(std::path::PathBuf, Vec<String>),
+    /// As child processes the script may kill and restart (it uses `chaos::`, needs a
+    /// managed target or asks for several workers): the executable, the number of worker
+    /// processes and `serve` options.
+    Managed(std::path::PathBuf, u32, Vec<String>),
 }
 
 /// A worker's report.
@@ -207,6 +209,7 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
     let width = selected.iter().map(|&i| plan.scenarios[i].name.len()).max().unwrap_or(0);
     let console = Progress::start(progress::Options { started: cfg.started, show: cfg.progress, width });
     let mut lives: Vec<Option<Arc<Live>>> = vec![None; n];
+    let mut needs = Needs::default();
     loop {
         while cfg.interrupt.reason().is_none() && setup_error.is_none() {
             let t = Instant::now();
@@ -215,10 +218,25 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
             }
             let Some(i) = sched.start_next() else { break };
             let s = &plan.scenarios[i];
-            let chaos = s.uses_chaos;
+            if let Some(why) = needs.unmet(plan, i, managed.is_some(), shared_url.as_ref(), cfg) {
+                // Not started: skipped with the reason; its dependents may run.
+                let why = format!("skipped before it started: {why}");
+                let (ready, _) = sched.finished(i, Status::Skipped);
+                for r in ready {
+                    deps_met[r] = Some(t);
+                }
+                if cfg.progress {
+                    console.say(&format!("{} {}: {why}", console.status_word(Status::Skipped), s.name));
+                }
+                infos[i].reason = Some(why.clone());
+                results[i] = Some(ScenarioResult::not_run(&s.name, &s.script.file, Status::Skipped, &why));
+                continue;
+            }
+            let workers = s.server.as_ref().and_then(|o| o.workers).unwrap_or(1).max(1);
+            let chaos = s.uses_chaos || s.requires.managed || workers > 1;
             let own_server = if needs_builtin(i) && (shared_url.is_none() || s.server.is_some() || chaos) {
                 Some(if chaos {
-                    OwnServer::Managed(exe.clone(), serve_args(s.server.as_ref()))
+                    OwnServer::Managed(exe.clone(), workers, serve_args(s.server.as_ref()))
                 } else {
                     OwnServer::InProcess(server_config(s.server.as_ref()))
                 })
@@ -299,7 +317,7 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
                 human::ms(result.root.duration_ms),
                 checks.passed,
                 checks.total(),
-                result.error.as_ref().map(|e| format!(": {}", e.message)).unwrap_or_default()
+                result.why().map(|m| format!(": {m}")).unwrap_or_default()
             ));
         }
         results[i] = Some(result);
@@ -386,6 +404,55 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
     out
 }
 
+/// The target's offer, asked once per run when a scenario first names tools or capabilities
+/// in its `requires:` (None inside: it could not be asked; nothing is skipped for it).
+#[derive(Default)]
+struct Needs {
+    offer: Option<Option<Offer>>,
+}
+
+impl Needs {
+    /// Why scenario `i` cannot run against the run's target, if it cannot.
+    fn unmet(
+        &mut self,
+        plan: &SuitePlan,
+        i: usize,
+        managed: bool,
+        shared: Option<&Target>,
+        cfg: &RunConfig,
+    ) -> Option<String> {
+        let req = &plan.scenarios[i].requires;
+        if req.is_empty() {
+            return None;
+        }
+        let builtin = plan.target == Target::Builtin;
+        if req.asks_target() && self.offer.is_none() {
+            self.offer = Some(cfg.handle.block_on(ask(&plan.target, shared, cfg.client.clone())));
+        }
+        let offer = self.offer.as_ref().and_then(Option::as_ref);
+        requires::unmet(req, requires::transport_of(&plan.target), builtin || managed, offer)
+    }
+}
+
+/// What the target offers: the built-in target is asked through a server of its own kind.
+async fn ask(target: &Target, shared: Option<&Target>, client: Arc<ClientOptions>) -> Option<Offer> {
+    match (target, shared) {
+        (Target::Builtin, Some(t)) => requires::probe(t, client).await.ok(),
+        (Target::Builtin, None) => {
+            let c = ServerConfig::listening(&["tcp://127.0.0.1:0"]).ok()?;
+            let s = server::start(c).await.ok()?;
+            let t: Option<Target> = s.url("tcp").and_then(|u| u.parse().ok());
+            let offer = match t {
+                Some(t) => requires::probe(&t, client).await.ok(),
+                None => None,
+            };
+            s.shutdown().await;
+            offer
+        }
+        (t, _) => requires::probe(t, client).await.ok(),
+    }
+}
+
 fn timeout_of(plan: &SuitePlan, cfg: &RunConfig, i: usize) -> Option<Duration> {
     match cfg.timeout {
         Some(t) => t,
@@ -403,6 +470,14 @@ fn server_config(o: Option<&super::manifest::BuiltinServer>) -> ServerConfig {
         c.max_connections = o.max_connections;
         c.latency = o.latency.map(|d| d.0);
         c.error_rate = o.error_rate.unwrap_or(0.0);
+        c.faults.leak = o.leak.map(|b| b.0);
+        c.faults.wrong_error_codes = o.wrong_error_codes;
+        c.faults.collapse = o.collapse;
+        c.faults.stay_down = o.stay_down;
+        c.faults.jitter = o.jitter.map(|d| d.0);
+        if let Some(f) = o.jitter_fraction {
+            c.faults.jitter_fraction = f;
+        }
     }
     c
 }
@@ -429,6 +504,24 @@ fn serve_args(o: Option<&super::manifest::BuiltinServer>) -> Vec<String> {
         if let Some(r) = o.error_rate {
             a.extend(["--error-rate".into(), r.to_string()]);
         }
+        if let Some(b) = o.leak {
+            a.extend(["--fault-leak".into(), format!("{}B", b.0)]);
+        }
+        for (on, flag) in [
+            (o.wrong_error_codes, "--fault-wrong-error-codes"),
+            (o.collapse, "--fault-collapse"),
+            (o.stay_down, "--fault-stay-down"),
+        ] {
+            if on {
+                a.push(flag.into());
+            }
+        }
+        if let Some(d) = o.jitter {
+            a.extend(["--fault-jitter".into(), format!("{}us", d.0.as_micros())]);
+        }
+        if let Some(f) = o.jitter_fraction {
+            a.extend(["--fault-jitter-fraction".into(), f.to_string()]);
+        }
     }
     a
 }
@@ -454,10 +547,10 @@ fn worker(w: usize, jobs: &Mutex<mpsc::Receiver<Job>>, done: &mpsc::Sender<Done>
                 }
                 Err(e) => Some(Err(e.to_string())),
             },
-            Some(OwnServer::Managed(exe, args)) => {
+            Some(OwnServer::Managed(exe, workers, args)) => {
                 // Started from this worker thread, which outlives the scenario: the child's
                 // PR_SET_PDEATHSIG is tied to the thread that spawned it.
-                match handle.block_on(crate::managed::ManagedServer::start_builtin(&exe, 1, &args)) {
+                match handle.block_on(crate::managed::ManagedServer::start_builtin(&exe, workers, &args)) {
                     Ok(mut m) => {
                         job.opts.target = m.target();
                         job.opts.load.builtin_here = false;

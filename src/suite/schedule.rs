@@ -3,7 +3,8 @@
 //! passed; it starts when a worker is free and its resources fit: the connection budgets of
 //! the running scenarios sum to at most the machine's budget, and an `exclusive` scenario
 //! runs alone (it waits for the others to finish, and nothing starts beside it). A
-//! scenario that does not pass makes its dependents, transitively, skipped with the reason.
+//! scenario that fails, times out or is cancelled makes its dependents, transitively, skipped
+//! with the reason; one that was skipped (its target lacks what it needs) does not.
 //! Ready scenarios start in the graph's topological order.
 
 use super::graph::Graph;
@@ -121,7 +122,9 @@ impl<'g> Scheduler<'g> {
         self.state[i] = State::Done(status);
         let mut newly_ready = Vec::new();
         let mut skipped = Vec::new();
-        if status == Status::Passed {
+        // A skipped scenario (its target lacks what it needs) does not hold its dependents
+        // back: they need the target, not what it would have produced.
+        if matches!(status, Status::Passed | Status::Skipped) {
             for &d in &self.graph.dependents[i] {
                 if let State::Waiting(n) = self.state[d] {
                     if n <= 1 {
@@ -187,6 +190,19 @@ mod tests {
         s.finished(3, Status::Passed);
         assert_eq!(s.start_next(), Some(2));
         assert_eq!(s.start_next(), None, "nothing beside an exclusive scenario");
+    }
+
+    #[test]
+    fn a_skipped_scenario_lets_its_dependents_run() {
+        let g = graph(&[("a", &[]), ("b", &["a"]), ("c", &["a", "b"])]);
+        let all: BTreeSet<usize> = (0..3).collect();
+        let mut s = Scheduler::new(&g, &all, vec![res(1, false); 3], 1, 100);
+        assert_eq!(s.start_next(), Some(0));
+        let (ready, skipped) = s.finished(0, Status::Skipped);
+        assert_eq!(ready, vec![1]);
+        assert!(skipped.is_empty());
+        assert_eq!(s.start_next(), Some(1));
+        assert_eq!(s.finished(1, Status::Passed).0, vec![2]);
     }
 
     #[test]

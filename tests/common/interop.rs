@@ -7,6 +7,8 @@
 //! - [`Everything`] runs `@modelcontextprotocol/server-everything` on a free
 //!   127.0.0.1 port (Streamable HTTP or legacy SSE) and kills it on drop.
 //! - [`stdio_command`] is the command line that runs it over stdio.
+//! - [`PyServer`] runs `tests/interop/py_server.py`, a small third-party server on
+//!   the official Python SDK (Streamable HTTP, any free port), and kills it on drop.
 //! - [`run_sdk_client`] runs the TypeScript or Python SDK client script against
 //!   a target and returns its one-line JSON verdict.
 //!
@@ -17,13 +19,12 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long a server-everything process may take to start listening.
+/// How long a server process may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Hard limit on one SDK client run.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,6 +39,11 @@ const LOG_TAIL_LINES: usize = 200;
 /// `CARGO_MANIFEST_DIR/tests/interop`.
 pub fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("interop")
+}
+
+/// The interpreter of the Python venv that `setup.sh` makes (`tests/interop/.venv`).
+fn venv_python() -> PathBuf {
+    interop_dir().join(".venv/bin/python")
 }
 
 /// Absolute path of server-everything's entry point.
@@ -106,11 +112,10 @@ impl Mode {
 /// It listens on every interface, but tests must only ever connect to 127.0.0.1
 /// (which is what [`Everything::url`] names). It never expires sessions, so keep runs short.
 pub struct Everything {
-    child: Child,
+    process: ServerProcess,
     /// `http://127.0.0.1:PORT/mcp` (Streamable HTTP) or `sse+http://127.0.0.1:PORT/sse` (legacy SSE).
     pub url: String,
     pub port: u16,
-    log: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl Everything {
@@ -127,81 +132,165 @@ impl Everything {
 
     /// The child's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// The last lines the server printed (stdout and stderr interleaved), for diagnostics.
     pub fn log_tail(&self) -> String {
-        join_lines(&self.log)
+        self.process.log_tail()
     }
 
     fn start(mode: Mode) -> Everything {
         ensure_setup();
-        let mut last_err = String::new();
         // The free port can be taken between probing and binding: retry a few times.
-        for _attempt in 0..3 {
-            match Self::try_start(mode, super::free_port()) {
-                Ok(server) => return server,
-                Err((msg, retry)) => {
-                    last_err = msg;
-                    if !retry {
-                        break;
-                    }
-                }
-            }
-        }
-        panic!("could not start server-everything ({}): {last_err}", mode.arg());
+        start_retrying(&format!("server-everything ({})", mode.arg()), 3, || Self::try_start(mode, super::free_port()))
     }
 
     /// Err((message, worth retrying on another port)).
     fn try_start(mode: Mode, port: u16) -> Result<Everything, (String, bool)> {
         let entry = everything_entry();
-        let mut child = Command::new("node")
-            .arg(&entry)
-            .arg(mode.arg())
-            .env("PORT", port.to_string())
-            .current_dir(interop_dir())
+        let mut cmd = Command::new("node");
+        cmd.arg(&entry).arg(mode.arg()).env("PORT", port.to_string()).current_dir(interop_dir());
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let (process, _) = ServerProcess::launch(cmd, &mode.ready_line(port), Some(addr)).map_err(|(msg, _)| {
+            let retry = msg.contains("EADDRINUSE") || msg.contains("already in use");
+            (format!("port {port}: {msg}"), retry)
+        })?;
+        Ok(Everything { process, url: mode.url(port), port })
+    }
+}
+
+/// A running `tests/interop/py_server.py`: a small MCP server built on the official
+/// Python SDK (`mcp` 2.x `MCPServer`, with the SDK's default settings), serving
+/// Streamable HTTP on 127.0.0.1; killed (by PID) and reaped on drop.
+///
+/// Tools `echo(message)` (returns the message as is) and `add(a, b)`, resource
+/// `info://server`, prompt `greet(name)`.
+pub struct PyServer {
+    process: ServerProcess,
+    /// `http://127.0.0.1:PORT/mcp`.
+    pub url: String,
+    pub port: u16,
+}
+
+impl PyServer {
+    /// Starts it on a port the OS picks (it binds port 0 and prints the URL it got).
+    pub fn start() -> PyServer {
+        ensure_setup();
+        start_retrying("py_server.py", 1, Self::try_start)
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// The last lines the server printed (stdout and stderr interleaved), for diagnostics.
+    pub fn log_tail(&self) -> String {
+        self.process.log_tail()
+    }
+
+    fn try_start() -> Result<PyServer, (String, bool)> {
+        let script = interop_dir().join("py_server.py");
+        let mut cmd = Command::new(venv_python());
+        cmd.arg(&script).arg("0").current_dir(interop_dir()).env("PYTHONUNBUFFERED", "1");
+        // It prints `listening http://127.0.0.1:PORT/mcp` on stdout once it accepts connections.
+        let (process, line) = ServerProcess::launch(cmd, "listening http://", None)?;
+        let url = line.as_deref().and_then(|l| l.split_whitespace().nth(1)).unwrap_or_default().to_string();
+        let port = url
+            .strip_prefix("http://127.0.0.1:")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|p| p.parse::<u16>().ok())
+            .ok_or_else(|| (format!("unexpected ready line {line:?}:\n{}", process.log_tail()), false))?;
+        Ok(PyServer { process, url, port })
+    }
+}
+
+/// Calls `attempt` up to `attempts` times while it fails with "worth retrying";
+/// panics with the last error.
+fn start_retrying<T>(what: &str, attempts: usize, mut attempt: impl FnMut() -> Result<T, (String, bool)>) -> T {
+    let mut last_err = String::new();
+    for _ in 0..attempts {
+        match attempt() {
+            Ok(server) => return server,
+            Err((msg, retry)) => {
+                last_err = msg;
+                if !retry {
+                    break;
+                }
+            }
+        }
+    }
+    panic!("could not start {what}: {last_err}");
+}
+
+/// A server child process whose stdout and stderr are drained for its whole life
+/// into a tail of recent lines; killed (SIGKILL, by PID) and reaped on drop.
+struct ServerProcess {
+    child: Child,
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl ServerProcess {
+    /// Spawns `cmd` (stdin null, output drained) and waits up to [`START_TIMEOUT`] until
+    /// a line of its output contains `ready_needle` (returned) or, when `probe` is
+    /// given, a TCP connection to it succeeds (then `None`).
+    ///
+    /// Err((message with the output's tail, false)); callers decide about retrying.
+    fn launch(
+        mut cmd: Command,
+        ready_needle: &str,
+        probe: Option<SocketAddr>,
+    ) -> Result<(ServerProcess, Option<String>), (String, bool)> {
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| (format!("spawn node {}: {e}", entry.display()), false))?;
+            .map_err(|e| (format!("spawn {program}: {e}"), false))?;
+        let mut process = ServerProcess { child, log: Arc::new(Mutex::new(VecDeque::new())) };
 
-        // Drain both pipes for the server's whole life: it logs every request to
-        // stdout, and a full pipe would block its event loop.
-        let log = Arc::new(Mutex::new(VecDeque::new()));
-        let ready = Arc::new(AtomicBool::new(false));
-        let ready_line = mode.ready_line(port);
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        spawn_line_drain(stdout, "out", log.clone(), ready_line.clone(), ready.clone());
-        spawn_line_drain(stderr, "err", log.clone(), ready_line, ready.clone());
+        // Drain both pipes for the server's whole life: servers log requests, and a
+        // full pipe would block them.
+        let ready: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+        let stdout = process.child.stdout.take().expect("piped stdout");
+        let stderr = process.child.stderr.take().expect("piped stderr");
+        spawn_line_drain(stdout, "out", process.log.clone(), ready_needle.to_string(), ready.clone());
+        spawn_line_drain(stderr, "err", process.log.clone(), ready_needle.to_string(), ready.clone());
 
-        let mut server = Everything { child, url: mode.url(port), port, log };
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
+            if let Ok(Some(status)) = process.child.try_wait() {
                 // Give the drain threads a moment to collect the last lines.
                 thread::sleep(Duration::from_millis(100));
-                let tail = server.log_tail();
-                let retry = tail.contains("EADDRINUSE") || tail.contains("already in use");
-                return Err((format!("exited early ({status}) on port {port}:\n{tail}"), retry));
+                return Err((format!("exited early ({status}):\n{}", process.log_tail()), false));
             }
-            if ready.load(Ordering::SeqCst) || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(server);
+            if let Some(line) = ready.get() {
+                return Ok((process, Some(line.clone())));
+            }
+            if probe.is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()) {
+                return Ok((process, None));
             }
             if Instant::now() >= deadline {
-                let tail = server.log_tail();
-                // `server` drops here: the child is killed and reaped.
-                return Err((format!("not listening on 127.0.0.1:{port} after {START_TIMEOUT:?}:\n{tail}"), false));
+                let tail = process.log_tail();
+                // `process` drops here: the child is killed and reaped.
+                return Err((format!("not ready after {START_TIMEOUT:?}:\n{tail}"), false));
             }
             thread::sleep(Duration::from_millis(50));
         }
     }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log_tail(&self) -> String {
+        join_lines(&self.log)
+    }
 }
 
-impl Drop for Everything {
+impl Drop for ServerProcess {
     fn drop(&mut self) {
         // Child::kill sends SIGKILL to this child's PID only; then reap it.
         let _ = self.child.kill();
@@ -238,7 +327,7 @@ pub fn run_sdk_client(lang: &str, args: &[&str]) -> serde_json::Value {
             c
         }
         "python" | "py" => {
-            let mut c = Command::new(dir.join(".venv/bin/python"));
+            let mut c = Command::new(venv_python());
             c.arg(dir.join("py_client.py"));
             c
         }
@@ -284,16 +373,16 @@ pub fn run_sdk_client(lang: &str, args: &[&str]) -> serde_json::Value {
 // ---- helpers -----------------------------------------------------------------
 
 /// Output of a bounded run; `status` is None when it timed out (and was killed).
-struct BoundedOutput {
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
+pub struct BoundedOutput {
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// Spawns `cmd` with piped stdout/stderr, waits at most `limit`, kills it (and its
 /// process group, when it leads one) on timeout. Output readers are given a short
 /// grace period after exit, so a grandchild that inherited a pipe cannot hang us.
-fn run_bounded(mut cmd: Command, limit: Duration) -> std::io::Result<BoundedOutput> {
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> std::io::Result<BoundedOutput> {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let out_rx = spawn_collect(child.stdout.take().expect("piped stdout"));
     let err_rx = spawn_collect(child.stderr.take().expect("piped stderr"));
@@ -347,13 +436,13 @@ fn spawn_collect<R: Read + Send + 'static>(mut pipe: R) -> mpsc::Receiver<String
 }
 
 /// Reads `pipe` line by line until EOF, keeping the last lines in `log` and
-/// setting `ready` once a line contains `ready_line`.
+/// setting `ready` to the first line that contains `ready_line`.
 fn spawn_line_drain<R: Read + Send + 'static>(
     pipe: R,
     tag: &'static str,
     log: Arc<Mutex<VecDeque<String>>>,
     ready_line: String,
-    ready: Arc<AtomicBool>,
+    ready: Arc<OnceLock<String>>,
 ) {
     thread::spawn(move || {
         let mut reader = BufReader::new(pipe);
@@ -365,7 +454,7 @@ fn spawn_line_drain<R: Read + Send + 'static>(
                 Ok(_) => {
                     let line = String::from_utf8_lossy(&buf).trim_end().to_string();
                     if line.contains(&ready_line) {
-                        ready.store(true, Ordering::SeqCst);
+                        let _ = ready.set(line.clone());
                     }
                     let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
                     if log.len() >= LOG_TAIL_LINES {
@@ -383,7 +472,8 @@ fn join_lines(log: &Mutex<VecDeque<String>>) -> String {
     log.iter().cloned().collect::<Vec<_>>().join("\n")
 }
 
-fn describe_status(status: Option<ExitStatus>) -> String {
+/// An exit status for messages: `exit status: 1`, `signal: 9 (SIGKILL)` or `timed out`.
+pub fn describe_status(status: Option<ExitStatus>) -> String {
     match status {
         Some(s) => s.to_string(),
         None => "timed out".to_string(),

@@ -5,8 +5,10 @@
 //! `text/event-stream` whose events each carry one message. The reply is read inside
 //! [`Transport::send`] and handed to the [`Dispatcher`] before `send` returns, so an HTTP
 //! failure (4xx/5xx, an oversized or missing reply) is `send`'s error and fails exactly
-//! the request that caused it. `Mcp-Session-Id` is captured from the `initialize` reply
-//! and sent on every later request; a 404 for a request carrying it means the server lost
+//! the request that caused it; a 400 (422, 500) whose body is a JSON-RPC error response is
+//! that JSON-RPC error ([`ClientError::HttpRpc`]). `Mcp-Session-Id` is captured from the
+//! `initialize` reply (also one sent raw, or the first reply of a session opened without
+//! it) and sent on every later request; a 404 for a request carrying it means the server lost
 //! the session, and the transport re-initializes (with the params it remembered) and
 //! retries once. Requests of one session may overlap: each takes an idle keep-alive
 //! connection from the session's small pool, or opens one.
@@ -14,7 +16,7 @@
 pub(crate) mod conn;
 pub(crate) mod events;
 
-use super::{BoxFuture, Transport};
+use super::{BoxFuture, RawSent, Transport};
 use crate::client::{ClientError, ClientOptions, Dispatcher};
 use crate::protocol::jsonrpc::{self, Id, Message, Payload, Response};
 use crate::protocol::mcp::{methods, ServerInfo};
@@ -91,14 +93,33 @@ pub async fn connect(
 
 impl HttpTransport {
     fn post(&self, body: Bytes, want: Vec<Id>, is_init: bool) -> BoxFuture<'_, Result<(), ClientError>> {
-        Box::pin(async move {
-            let replies = self.inner.exchange(body, want, is_init).await?;
-            if !replies.is_empty() {
-                self.inner.clone().post_replies(replies).await;
-            }
-            Ok(())
-        })
+        Box::pin(async move { self.post_for(body, Want::Ids(want), is_init).await.map(|_| ()) })
     }
+
+    async fn post_for(&self, body: Bytes, want: Want, is_init: bool) -> Result<Exchanged, ClientError> {
+        let mut done = self.inner.exchange(body, want, is_init).await?;
+        let replies = std::mem::take(&mut done.replies);
+        if !replies.is_empty() {
+            self.inner.clone().post_replies(replies).await;
+        }
+        Ok(done)
+    }
+}
+
+/// What a POST waits for in its reply.
+enum Want {
+    /// The replies to these requests (none for notifications and responses).
+    Ids(Vec<Id>),
+    /// The reply to a raw message: the first response in the reply, whatever its id.
+    Raw,
+}
+
+/// The outcome of one POST.
+struct Exchanged {
+    /// Replies owed to requests the server made in its reply.
+    replies: Vec<Message>,
+    /// For a raw message the reply lacked: what the server answered instead.
+    unanswered: Option<String>,
 }
 
 impl Transport for HttpTransport {
@@ -121,6 +142,25 @@ impl Transport for HttpTransport {
         let want =
             msgs.iter().filter_map(|m| if let Message::Request(r) = m { Some(r.id.clone()) } else { None }).collect();
         self.post(Bytes::from(jsonrpc::batch_to_vec(&msgs)), want, false)
+    }
+
+    /// One POST with `bytes` as its body and the session's headers; the reply is read here
+    /// and handed to the dispatcher (a raw `initialize` is remembered like a normal one).
+    fn send_raw(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<RawSent, ClientError>> {
+        Box::pin(async move {
+            let is_init = match jsonrpc::parse(&bytes) {
+                Ok(Payload::Single(Ok(Message::Request(r)))) if r.method == methods::INITIALIZE => {
+                    *lock(&self.inner.init_params) = r.params;
+                    true
+                }
+                _ => false,
+            };
+            let done = self.post_for(Bytes::from(bytes), Want::Raw, is_init).await?;
+            // Without `unanswered`, a reply came: if the raw waiter did not claim it, it
+            // carried an id other than the message's.
+            let answer = done.unanswered.unwrap_or_else(|| "a reply with an id other than the message's".into());
+            Ok(RawSent::Finished { answer })
+        })
     }
 
     fn set_protocol_version(&self, version: &str) {
@@ -203,6 +243,27 @@ impl Sink for ToDispatcher<'_> {
     }
 }
 
+/// A raw message: everything into the dispatcher (whose raw waiter claims the reply);
+/// satisfied by the first response or unparseable frame.
+struct RawSink<'a> {
+    dispatch: &'a Dispatcher,
+    answered: bool,
+    replies: Vec<Message>,
+}
+
+impl Sink for RawSink<'_> {
+    fn frame(&mut self, data: &[u8]) {
+        let from_server =
+            matches!(jsonrpc::parse(data), Ok(Payload::Single(Ok(Message::Request(_) | Message::Notification(_)))));
+        self.answered |= !from_server;
+        self.replies.extend(self.dispatch.deliver_frame(data));
+    }
+
+    fn satisfied(&self) -> bool {
+        self.answered
+    }
+}
+
 /// Re-initialization: keep the reply to our own `initialize`.
 struct Capture<'a> {
     want: &'a Id,
@@ -274,14 +335,10 @@ impl Inner {
         })
     }
 
-    /// Sends one message (or batch) and reads the replies to the requests `want` into the
-    /// dispatcher; returns the replies owed to requests the server made in its reply.
-    async fn exchange(
-        self: &Arc<Self>,
-        body: Bytes,
-        want: Vec<Id>,
-        is_init: bool,
-    ) -> Result<Vec<Message>, ClientError> {
+    /// Sends one message (or batch, or raw text) and reads the replies to what it `want`s
+    /// into the dispatcher; returns the replies owed to requests the server made in its
+    /// reply.
+    async fn exchange(self: &Arc<Self>, body: Bytes, want: Want, is_init: bool) -> Result<Exchanged, ClientError> {
         let mut renewed = false;
         loop {
             let session = lock(&self.session).clone();
@@ -294,10 +351,23 @@ impl Inner {
                         *current = Some(id.clone());
                     }
                 }
+                let want = match want {
+                    Want::Ids(ids) => ids,
+                    Want::Raw => {
+                        let code = status.as_u16();
+                        let mut sink = RawSink { dispatch: &self.dispatch, answered: false, replies: Vec::new() };
+                        let read = self.read_reply(resp, conn, &mut sink, true).await?;
+                        let unanswered = match read {
+                            Read::Done => None,
+                            Read::Missing(how) => Some(format!("HTTP {code}; {how} without a reply")),
+                        };
+                        return Ok(Exchanged { replies: sink.replies, unanswered });
+                    }
+                };
                 let wanted = !want.is_empty();
                 let mut sink = ToDispatcher { dispatch: &self.dispatch, want, replies: Vec::new() };
                 return match self.read_reply(resp, conn, &mut sink, wanted).await? {
-                    Read::Done => Ok(sink.replies),
+                    Read::Done => Ok(Exchanged { replies: sink.replies, unanswered: None }),
                     Read::Missing(how) => {
                         let ids: Vec<String> = sink.want.iter().map(Id::to_string).collect();
                         let note = self.dispatch.violation_note();
@@ -318,9 +388,10 @@ impl Inner {
         }
     }
 
+    /// An error status: [`ClientError::HttpRpc`] when the body is a JSON-RPC error that
+    /// answers it (see [`conn::rpc_status`]), else [`ClientError::Http`].
     async fn http_error(&self, resp: hyper::Response<Incoming>) -> ClientError {
-        let status = resp.status().as_u16();
-        ClientError::Http { target: self.target(), status, body: conn::error_snippet(resp.into_body()).await }
+        conn::status_error(self.target(), resp).await
     }
 
     /// Reads a successful reply into `sink` (`wanted`: the POST held requests). The
@@ -481,8 +552,8 @@ impl Inner {
                 if sent > MAX_REPLIES {
                     break;
                 }
-                match self.exchange(Bytes::from(reply.to_vec()), Vec::new(), false).await {
-                    Ok(more) => replies.extend(more),
+                match self.exchange(Bytes::from(reply.to_vec()), Want::Ids(Vec::new()), false).await {
+                    Ok(more) => replies.extend(more.replies),
                     Err(e) => tracing::debug!("cannot answer a server request: {e}"),
                 }
             }

@@ -36,12 +36,30 @@ pub trait Transport: Send + Sync {
         })
     }
 
+    /// Sends `bytes` as one message exactly as given, however malformed: a line over
+    /// tcp/stdio (a newline is appended; a newline inside `bytes` goes out as is, making
+    /// several lines), one WebSocket text frame, the body of one POST over Streamable HTTP
+    /// and legacy SSE (with the session's headers). What the server answers goes to the
+    /// dispatcher as usual, where a raw waiter may claim it.
+    fn send_raw(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<RawSent, ClientError>>;
+
     /// Called once `initialize` succeeded, with the negotiated protocol revision (HTTP
     /// sends it as `MCP-Protocol-Version` from then on).
     fn set_protocol_version(&self, _version: &str) {}
 
     /// Ends the session: DELETE for HTTP, closing the socket, ending a stdio child.
     fn close(&self) -> BoxFuture<'_, ()>;
+}
+
+/// What a transport knows, after [`Transport::send_raw`], about the reply to come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawSent {
+    /// The reply, if the server sends one, arrives later through the dispatcher.
+    Awaiting,
+    /// The exchange is over (Streamable HTTP reads the reply inside the send): a reply was
+    /// handed to the dispatcher already, or none will come; `answer` says what the server
+    /// answered then (e.g. "HTTP 202 with no body").
+    Finished { answer: String },
 }
 
 /// Opens a transport to `target`; inbound messages go to `dispatch`.

@@ -3,12 +3,13 @@
 //! One long GET holds the event stream; its first `endpoint` event names (relative to the
 //! stream URL, or absolute) where to POST messages. Every reply arrives on the stream as a
 //! `message` event and goes to the [`Dispatcher`]; the POSTs themselves are only
-//! acknowledged (202). One reader task per session reads the stream; POSTs use a small
+//! acknowledged (202); a POST refused with an error status fails the send that made it
+//! (a JSON-RPC error body on a 400 is that error). One reader task per session reads the stream; POSTs use a small
 //! keep-alive pool like Streamable HTTP. The end of the stream closes the session.
 
 use super::http::conn::{self, BodyError, Endpoint, Pool, ReqBody, RoundTripError};
 use super::http::events::{EventParser, Kind};
-use super::{BoxFuture, Transport};
+use super::{BoxFuture, RawSent, Transport};
 use crate::client::{ClientError, ClientOptions, Dispatcher};
 use crate::protocol::Message;
 use bytes::Bytes;
@@ -192,13 +193,9 @@ impl Shared {
                 ClientError::Closed { target: self.target(), detail: format!("during an HTTP request: {e}") }
             }
         })?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(ClientError::Http {
-                target: self.target(),
-                status: status.as_u16(),
-                body: conn::error_snippet(resp.into_body()).await,
-            });
+        if !resp.status().is_success() {
+            // A JSON-RPC error in the body (a 400 with -32700 for bad JSON) is that error.
+            return Err(conn::status_error(self.target(), resp).await);
         }
         // The acknowledgement body ("Accepted") carries nothing; read it so the
         // connection can be reused.
@@ -217,6 +214,12 @@ impl Transport for SseTransport {
 
     fn send_batch(&self, msgs: Vec<Message>) -> BoxFuture<'_, Result<(), ClientError>> {
         Box::pin(self.shared.post(Bytes::from(crate::protocol::jsonrpc::batch_to_vec(&msgs))))
+    }
+
+    /// One POST with `bytes` as its body; the reply (if any) comes on the stream. An error
+    /// status fails the send (with the JSON-RPC error of its body, if it has one).
+    fn send_raw(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<RawSent, ClientError>> {
+        Box::pin(async move { self.shared.post(Bytes::from(bytes)).await.map(|()| RawSent::Awaiting) })
     }
 
     /// Drops the stream (the server ends the session) and the POST connections.

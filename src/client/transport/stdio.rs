@@ -5,7 +5,7 @@
 //! messages go straight between mcpscript and the server: nothing sits between the pipes.
 
 use super::stream::LineWriter;
-use super::{BoxFuture, Transport};
+use super::{BoxFuture, RawSent, Transport};
 use crate::client::{ClientError, ClientOptions, Dispatcher};
 use crate::protocol::Message;
 pub use crate::util::proc::die_with_parent;
@@ -91,17 +91,28 @@ impl StdioTransport {
     }
 }
 
+impl StdioTransport {
+    /// A closed pipe says why with the tail of the child's stderr.
+    fn with_stderr(&self, e: ClientError) -> ClientError {
+        match e {
+            ClientError::Closed { target, detail } => {
+                let tail = self.stderr_tail();
+                let detail = if tail.is_empty() { detail } else { format!("{detail}; server stderr: {tail}") };
+                ClientError::Closed { target, detail }
+            }
+            other => other,
+        }
+    }
+}
+
 impl Transport for StdioTransport {
     fn send(&self, msg: Message) -> BoxFuture<'_, Result<(), ClientError>> {
+        Box::pin(async move { self.lines.send(msg).await.map_err(|e| self.with_stderr(e)) })
+    }
+
+    fn send_raw(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<RawSent, ClientError>> {
         Box::pin(async move {
-            self.lines.send(msg).await.map_err(|e| match e {
-                ClientError::Closed { target, detail } => {
-                    let tail = self.stderr_tail();
-                    let detail = if tail.is_empty() { detail } else { format!("{detail}; server stderr: {tail}") };
-                    ClientError::Closed { target, detail }
-                }
-                other => other,
-            })
+            self.lines.send_raw(bytes).await.map(|()| RawSent::Awaiting).map_err(|e| self.with_stderr(e))
         })
     }
 

@@ -41,6 +41,12 @@ impl<W: AsyncWrite + Unpin + Send + 'static> LineWriter<W> {
         self.send_frame(crate::protocol::jsonrpc::batch_to_vec(&msgs))
     }
 
+    /// Sends `bytes` as one line exactly as given (a newline is appended; one inside
+    /// `bytes` is sent as is: the peer then sees several lines).
+    pub fn send_raw(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<(), ClientError>> {
+        self.send_frame(bytes)
+    }
+
     fn send_frame(&self, mut buf: Vec<u8>) -> BoxFuture<'_, Result<(), ClientError>> {
         Box::pin(async move {
             buf.push(b'\n');

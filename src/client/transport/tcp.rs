@@ -1,7 +1,7 @@
 //! `tcp://host:port`: newline-delimited JSON-RPC over a TCP connection.
 
 use super::stream::LineWriter;
-use super::{BoxFuture, Transport};
+use super::{BoxFuture, RawSent, Transport};
 use crate::client::{ClientError, ClientOptions, Dispatcher};
 use crate::protocol::Message;
 use std::sync::Arc;
@@ -37,6 +37,10 @@ impl Transport for TcpTransport {
 
     fn send_batch(&self, msgs: Vec<Message>) -> BoxFuture<'_, Result<(), ClientError>> {
         self.lines.send_batch(msgs)
+    }
+
+    fn send_raw(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<RawSent, ClientError>> {
+        Box::pin(async move { self.lines.send_raw(bytes).await.map(|()| RawSent::Awaiting) })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

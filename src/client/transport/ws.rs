@@ -6,7 +6,7 @@
 //! sink sits in an `Option`: taking it out is how the connection is closed, so a send
 //! after the end fails at once.
 
-use super::{BoxFuture, Transport};
+use super::{BoxFuture, RawSent, Transport};
 use crate::client::{ClientError, ClientOptions, Dispatcher};
 use crate::protocol::Message;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -205,6 +205,21 @@ impl WsTransport {
     fn closed_error(&self, detail: impl Into<String>) -> ClientError {
         ClientError::Closed { target: self.dispatch.target().to_string(), detail: detail.into() }
     }
+
+    /// Sends one frame holding `json` (a text frame when it is UTF-8).
+    async fn send_frame(&self, json: Vec<u8>) -> Result<(), ClientError> {
+        let frame = text_frame(json);
+        let mut guard = self.sink.lock().await;
+        let Some(sink) = guard.as_mut() else {
+            return Err(self.closed_error("before the message could be sent"));
+        };
+        if let Err(e) = sink.send(frame).await {
+            let detail = format!("while sending: {e}");
+            self.dispatch.close(detail.clone());
+            return Err(self.closed_error(detail));
+        }
+        Ok(())
+    }
 }
 
 impl Transport for WsTransport {
@@ -212,18 +227,13 @@ impl Transport for WsTransport {
         Box::pin(async move {
             let mut buf = Vec::with_capacity(128);
             msg.write_to(&mut buf);
-            let frame = text_frame(buf);
-            let mut guard = self.sink.lock().await;
-            let Some(sink) = guard.as_mut() else {
-                return Err(self.closed_error("before the message could be sent"));
-            };
-            if let Err(e) = sink.send(frame).await {
-                let detail = format!("while sending: {e}");
-                self.dispatch.close(detail.clone());
-                return Err(self.closed_error(detail));
-            }
-            Ok(())
+            self.send_frame(buf).await
         })
+    }
+
+    /// One text frame holding `bytes` exactly (a binary frame if they are not UTF-8).
+    fn send_raw(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<RawSent, ClientError>> {
+        Box::pin(async move { self.send_frame(bytes).await.map(|()| RawSent::Awaiting) })
     }
 
     /// Sends a close frame (1000), waits briefly for the server's reply and the end of the

@@ -88,6 +88,19 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
 
     let c = ctx.clone();
     script_fn!(engine,
+    /// Ends the script as skipped with `reason` (e.g. the target lacks what the scenario
+    /// needs): the scenario's status is `skipped`, never failed, and its dependents still run.
+    /// Checks already failed keep it failed. `try`/`catch` cannot stop it.
+    "skip"(reason) => move |nc: NativeCallContext, reason: &str| -> Res<()> {
+        if reason.trim().is_empty() {
+            return Err(host_error(&nc, "skip: give the reason, e.g. skip(\"the target has no 'sleep' tool\")"));
+        }
+        c.rec().skip(reason);
+        Err(EvalAltResult::ErrorTerminated(super::SKIP_TOKEN.into(), nc.call_position()).into())
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
     /// Judges `result` (a map, see "Result maps") against a k6-style expression such as
     /// `"p99 < 50ms"`, `"p(99.9) <= 200ms"`, `"avg < 10ms"`, `"max < 1s"`, `"rate > 1000"`,
     /// `"error_rate < 0.1%"` or `"count >= 100"`. Records an assertion and returns whether it

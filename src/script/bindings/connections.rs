@@ -1,5 +1,6 @@
 //! The connections namespace: `connect()` opens an initialized MCP session (the custom type
-//! `Session`); its methods make requests through the bridge. Every request returns a
+//! `Session`; `#{initialize: false}` skips the handshake); its methods make requests
+//! through the bridge, and `send_raw` sends text exactly as given. Every request returns a
 //! response map (see [`RESPONSE_MAP`]) rather than raising, so a script can count errors
 //! and timeouts as the measurements they are; a closed session, a bad argument or a
 //! failed connect raise a (catchable) script error naming the target.
@@ -22,8 +23,9 @@ pub const NAMESPACE: Namespace = Namespace {
     doc: "Sessions to the system under test. `connect()` opens one to the run's target (`--target`, \
           default the built-in server) and performs the MCP `initialize` handshake; `connect(url)` opens \
           one to another target (a `stdio:` one, which spawns a process, only with `--allow-spawn`). \
-          Methods of `Session` make requests and return a response map; the session closes when the \
-          script calls `close()` or ends.",
+          Methods of `Session` make requests and return a response map; `send_raw(text)` sends bad input \
+          on purpose and returns what the server answered, in a response map too. The session closes when \
+          the script calls `close()` or ends.",
     register,
 };
 
@@ -32,11 +34,17 @@ pub const RESPONSE_MAP: &str = "\
 Every request returns a map:
 - `ok`: true when the server answered with a result;
 - `result`: the JSON-RPC result (maps, arrays, strings...), `()` on error;
-- `error`: `()` on success, else `#{kind, code, message, data}` where `kind` is `rpc` (a JSON-RPC
-  error reply, with its `code`), `timeout`, `transport`, `protocol` or `http`;
+- `error`: `()` on success, else `#{kind, code, message, data, http_status}` where `kind` is `rpc`
+  (a JSON-RPC error reply, with its `code`), `timeout`, `transport`, `protocol` or `http`;
+  `http_status` (int) is the HTTP status when the reply came with an error status, else `()`.
+  An HTTP 400, 422 or 500 whose body (JSON, or an event carrying JSON) is a JSON-RPC error
+  response is that error: `kind` `rpc` with its `code`, `message` and `data`, and `http_status`
+  (official SDK servers answer malformed JSON and invalid params with a 400 and -32700 / -32602).
+  Any other error status (401, 404, 503...), or a body that is not a JSON-RPC error, is kind
+  `http`, its `message` quoting the start of the body;
 - `latency_ms` (float) and `latency_us` (int): time from sending the request to its reply, measured
   on the runtime (the bridge's own overhead is not included);
-- `method`: the method called;
+- `method`: the method called (for `send_raw`, the `method` of the text, or `\"raw message\"`);
 - `resent`: true when the connection broke and the request went out again on a reopened
   session (sessions opened with `connect(target, #{reconnect: true})`).";
 
@@ -128,15 +136,27 @@ async fn close_session(s: Arc<Session>) {
     }
 }
 
-/// The options map of `connect(target, options)`.
-fn session_policy(ctx: &ScriptCtx, nc: &NativeCallContext, o: &Map) -> Res<Option<SessionPolicy>> {
-    const KEYS: &[&str] = &["reconnect", "resend", "backoff", "give_up_after"];
+/// The options map of `connect(target, options)`: the reconnect policy (`None`: do not
+/// reconnect) and whether to initialize.
+fn session_options(ctx: &ScriptCtx, nc: &NativeCallContext, o: &Map) -> Res<(Option<SessionPolicy>, bool)> {
+    const KEYS: &[&str] = &["initialize", "reconnect", "resend", "backoff", "give_up_after"];
     let err = |m: String| host_error(nc, format!("connect: {m}"));
     for k in o.keys() {
         if !KEYS.contains(&k.as_str()) {
             return Err(err(format!("unknown option '{k}'; options are {}", KEYS.join(", "))));
         }
     }
+    let initialize = match o.get("initialize") {
+        None => true,
+        Some(v) => v.as_bool().map_err(|_| err(format!("initialize must be true or false, not {v}")))?,
+    };
+    let policy = session_policy(ctx, nc, o)?.map(|p| SessionPolicy { initialize, ..p });
+    Ok((policy, initialize))
+}
+
+/// The reconnect policy of `connect(target, options)`; keys already checked.
+fn session_policy(ctx: &ScriptCtx, nc: &NativeCallContext, o: &Map) -> Res<Option<SessionPolicy>> {
+    let err = |m: String| host_error(nc, format!("connect: {m}"));
     let dur = |v: &Dynamic, k: &str| -> Res<Duration> {
         crate::util::duration::parse_duration(&v.to_string()).map_err(|e| err(format!("{k}: {e}")))
     };
@@ -224,15 +244,15 @@ fn response_map(method: &str, outcome: Result<Value, ClientError>, latency: Dura
         }
         Err(e) => {
             let mut err = Map::new();
-            match &e {
-                ClientError::Rpc { error, .. } => {
+            match e.rpc_error() {
+                Some(error) => {
                     err.insert("kind".into(), "rpc".into());
                     err.insert("code".into(), Dynamic::from_int(error.code));
                     err.insert("message".into(), error.message.clone().into());
                     err.insert("data".into(), error.data.as_ref().map(value::to_dynamic).unwrap_or(Dynamic::UNIT));
                 }
-                other => {
-                    let kind = match other.kind() {
+                None => {
+                    let kind = match e.kind() {
                         crate::client::ErrorKind::Timeout => "timeout",
                         crate::client::ErrorKind::Protocol => "protocol",
                         crate::client::ErrorKind::Http(_) => "http",
@@ -240,10 +260,12 @@ fn response_map(method: &str, outcome: Result<Value, ClientError>, latency: Dura
                     };
                     err.insert("kind".into(), kind.into());
                     err.insert("code".into(), Dynamic::UNIT);
-                    err.insert("message".into(), other.to_string().into());
+                    err.insert("message".into(), e.to_string().into());
                     err.insert("data".into(), Dynamic::UNIT);
                 }
             }
+            let status = e.http_status().map_or(Dynamic::UNIT, |s| Dynamic::from_int(i64::from(s)));
+            err.insert("http_status".into(), status);
             m.insert("ok".into(), false.into());
             m.insert("result".into(), Dynamic::UNIT);
             m.insert("error".into(), err.into());
@@ -301,11 +323,46 @@ fn request(
     Ok(response_map(method, outcome, latency, resent))
 }
 
+/// Sends `text` as one raw message through the bridge and builds its response map. A
+/// resilient session whose connection broke is reopened first; a raw message is never
+/// sent twice.
+fn send_raw(
+    ctx: &ScriptCtx,
+    nc: &NativeCallContext,
+    s: &ScriptSession,
+    text: &str,
+    timeout: Option<Duration>,
+) -> Res<Map> {
+    let mut session =
+        s.0.get().ok_or_else(|| host_error(nc, format!("send_raw: the session to {} is closed", s.0.target)))?;
+    if s.0.resilience.is_some() && session.dispatcher().is_closed() {
+        if let Some(new) = s.0.reopen(nc)? {
+            session = new;
+        }
+    }
+    let method = crate::client::session::raw_method(text.as_bytes());
+    let bytes = text.as_bytes().to_vec();
+    let (outcome, latency) = ctx
+        .bridge
+        .run_io(async move {
+            let t0 = Instant::now();
+            let timeout = timeout.unwrap_or_else(|| session.default_timeout());
+            let r = session.send_raw(bytes, timeout).await;
+            (r, t0.elapsed())
+        })
+        .map_err(|e| bridge_error(nc, "send_raw", e))?;
+    if let Some(m) = &method {
+        ctx.rec().cover(m, outcome.as_ref().err().map(|e| e.kind().to_string()));
+    }
+    Ok(response_map(method.as_deref().unwrap_or("raw message"), outcome, latency, false))
+}
+
 fn connect(
     ctx: &Arc<ScriptCtx>,
     nc: &NativeCallContext,
     target: Target,
     policy: Option<SessionPolicy>,
+    initialize: bool,
 ) -> Res<ScriptSession> {
     ctx.allow_target(&target).map_err(|e| host_error(nc, format!("connect: {e}")))?;
     let opts = ctx.client.clone();
@@ -319,21 +376,25 @@ fn connect(
     });
     let session = ctx
         .bridge
-        .run_io(async move { Session::connect(&target, opts).await })
+        .run_io(async move { Session::connect_with(&target, opts, initialize).await })
         .map_err(|e| bridge_error(nc, &format!("connect to {name}"), e))?;
     {
         let mut rec = ctx.rec();
         rec.cover_transport(&name);
-        rec.cover("initialize", session.as_ref().err().map(|e| e.kind().to_string()));
+        if initialize {
+            rec.cover("initialize", session.as_ref().err().map(|e| e.kind().to_string()));
+        }
     }
     let session = session.map_err(|e| host_error(nc, format!("connect: {e}")))?;
-    let info = session.server();
     let mut server = Map::new();
-    server.insert("name".into(), info.name.clone().into());
-    server.insert("version".into(), info.version.clone().into());
-    server.insert("protocol_version".into(), info.protocol_version.clone().into());
-    server.insert("capabilities".into(), value::to_dynamic(&info.capabilities));
-    server.insert("instructions".into(), info.instructions.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    if session.is_initialized() {
+        let info = session.server();
+        server.insert("name".into(), info.name.clone().into());
+        server.insert("version".into(), info.version.clone().into());
+        server.insert("protocol_version".into(), info.protocol_version.clone().into());
+        server.insert("capabilities".into(), value::to_dynamic(&info.capabilities));
+        server.insert("instructions".into(), info.instructions.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    }
     let slot = Arc::new(SessionSlot {
         target: name,
         server,
@@ -357,7 +418,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     /// naming the target (catch it with `try { } catch (e) { }`).
     "connect"() => move |nc: NativeCallContext| -> Res<ScriptSession> {
         let target = c.target.clone().ok_or_else(|| host_error(&nc, "connect: no target in this engine (check mode)"))?;
-        connect(&c, &nc, target, None)
+        connect(&c, &nc, target, None, true)
     });
 
     let c = ctx.clone();
@@ -373,12 +434,16 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
             Target::Builtin => c.target.clone().ok_or_else(|| host_error(&nc, "connect: no built-in server in this engine"))?,
             t => t,
         };
-        connect(&c, &nc, t, None)
+        connect(&c, &nc, t, None, true)
     });
 
     let c = ctx.clone();
     script_fn!(engine,
     /// Opens a session to `target` ("builtin" for the run's target) with `options`:
+    /// `initialize` (default true; false opens the connection without the `initialize`
+    /// handshake, so requests and `send_raw` go out before it, as a test of what the server
+    /// answers then: over Streamable HTTP there is no session id, `session.server` is an empty
+    /// map, and a reopened session is not initialized either),
     /// `reconnect` (default true: when the connection breaks, the next request reopens the
     /// session, backing off), `resend` (methods sent again once on the reopened session when
     /// their connection broke; default `["ping", "tools/list", "resources/read"]`, false for none),
@@ -391,8 +456,8 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
             Target::Builtin => c.target.clone().ok_or_else(|| host_error(&nc, "connect: no built-in server in this engine"))?,
             t => t,
         };
-        let policy = session_policy(&c, &nc, &options)?;
-        connect(&c, &nc, t, policy)
+        let (policy, initialize) = session_options(&c, &nc, &options)?;
+        connect(&c, &nc, t, policy, initialize)
     });
 
     let c = ctx.clone();
@@ -419,6 +484,31 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
         let t = duration_arg(&nc, "request timeout", timeout)?;
         let p = params_json(&nc, method, &params)?;
         request(&c, &nc, s, method, p, Some(t))
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// Sends `text` as one message exactly as given, however malformed, and returns what the
+    /// server answered as a response map (`ok`, `result`, `error`...): `s.send_raw("{not json")`
+    /// gives `error.kind == "rpc"` and `error.code == -32700` from a conforming server. It goes as
+    /// a line over tcp and stdio (a newline is appended; a newline inside `text` is sent as is, so
+    /// the server sees several lines), one WebSocket text frame, or the body of one POST over
+    /// Streamable HTTP and legacy SSE, with the session's headers. The reply with the `id` found
+    /// in `text` answers it, else the next reply without an id (a -32700 or -32600 has `id: null`).
+    /// No reply within the session's request timeout gives `error.kind == "timeout"` (at once over
+    /// Streamable HTTP when the server's answer held none, e.g. a 202 for a notification); a
+    /// closed connection gives `transport`. Nothing is cancelled on the server and a raw
+    /// message is never resent.
+    "send_raw"(session, text) => move |nc: NativeCallContext, s: &mut ScriptSession, text: &str| -> Res<Map> {
+        send_raw(&c, &nc, s, text, None)
+    });
+
+    let c = ctx.clone();
+    script_fn!(engine,
+    /// `send_raw(text)` with its own deadline (`"2s"`) for the reply.
+    "send_raw"(session, text, timeout) => move |nc: NativeCallContext, s: &mut ScriptSession, text: &str, timeout: &str| -> Res<Map> {
+        let t = duration_arg(&nc, "send_raw timeout", timeout)?;
+        send_raw(&c, &nc, s, text, Some(t))
     });
 
     let c = ctx.clone();
@@ -524,7 +614,10 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     register_getter(
         engine,
         "server",
-        &[" What the server said in `initialize`: `#{name, version, protocol_version, capabilities, instructions}`."],
+        &[
+            " What the server said in `initialize`: `#{name, version, protocol_version, capabilities, instructions}`",
+            " (an empty map for a session opened with `#{initialize: false}`).",
+        ],
         |s: &mut ScriptSession| s.0.server.clone(),
     );
     register_getter(engine, "is_open", &[" False once `close()` was called."], |s: &mut ScriptSession| {

@@ -35,8 +35,9 @@ pub const NAMESPACE: Namespace = Namespace {
           `timeouts`, `cancelled`, `dropped`, `error_rate`, `throughput`, `send_rate`, `intended_rate`, \
           `duration_s`, `latency` (ms: `p50 p90 p95 p99 p999 max mean stddev min count`), `per_kind`, `connect`, \
           `timeline` (per second), `resources`, `workers`, `status`, `notes`, `resent`, `resilience`, \
-          `recovery`. Always `sent = ok + errors + timeouts + cancelled` (resends are extra attempts of \
-          one request: counted in `resent`, never as sent twice). Resilience options: `reconnect` \
+          `recovery`, `limited_by`, `ping` (connect phases with `ping_sample`). Always \
+          `sent = ok + errors + timeouts + cancelled` (resends are extra attempts of one request: counted \
+          in `resent`, never as sent twice). Resilience options: `reconnect` \
           (default true), `backoff` (`#{initial: \"50ms\", max: \"1s\", jitter: 0.5}`), `resend` (methods \
           resent when their connection broke; default `[\"ping\", \"tools/list\", \"resources/read\"]`, \
           false for none), `resend_on_timeout` (false), `max_resends` (1), `breaker` (true or \
@@ -51,7 +52,27 @@ pub const NAMESPACE: Namespace = Namespace {
           `[\"rpc_-32000\"]`, or JSON-RPC codes such as `[-32000]`) declares errors the scenario expects, e.g. \
           load shed by a server past its capacity: the phase's log line labels them `expected`; the result \
           and its checks are unchanged. Every phase logs one line when it ends, with its errors by kind \
-          (`rpc_-32000` reads `shed -32000 overloaded`).",
+          (`rpc_-32000` reads `shed -32000 overloaded`), and a second one when something limited it \
+          (`limited by mcpscript (CPU 97% of 2 cores, send lag p99 35 ms): these numbers are mcpscript's \
+          limit, not the server's`, `limited by the target (...)`, `limited by the network (...)`). \
+          `limited_by` says who limited the phase: `verdict` (`mcpscript`, `target`, `network` or `none`), \
+          `reasons`, and the evidence: `mcpscript_cpu` and `target_cpu` (`mean_pct`, `peak_pct` of one core, \
+          `cores`, `mean_fraction`, `peak_fraction` of those cores; () when not sampled, named in `missing`), \
+          `target_peak_rss_bytes`, `target_pids`, `target_in_process`, `send_lag` (open model: `p50_ms`, \
+          `p99_ms`, `max_ms`, `mean_ms`, `count`: how late requests went out against their intended send \
+          time), `dropped`, `workers` (`processes`, `failed`, `behind`), `latency_growth` (`first_p99_ms`, \
+          `last_p99_ms`, `ratio`, `grew`: the first third of the phase's seconds against the last third), \
+          `machine_busy` (busy share of the whole machine's CPU, every process counted). \
+          The verdict is the first that applies of: `mcpscript` when its CPU averaged >= 90% of the cores it \
+          can use, or the send lag p99 exceeded 10 ms, or arrivals were dropped while either held, or worker \
+          processes failed or fell behind (their send lag p99 over 10 ms); `target` when the target's CPU \
+          averaged >= 90% of the machine's cores, or it shed load (`rpc_-32000`, `http_503`, `http_429`), or \
+          requests timed out, or other error replies reached 1% of the requests, or (while mcpscript had \
+          headroom) latency grew (last third's p99 at least twice the first third's and 5 ms more) or \
+          arrivals were dropped at `max_inflight`; `network` on transport errors (connections refused, reset \
+          or closed); else `none`. A built-in server inside mcpscript's process shares its CPU: a reason \
+          says so; so does one when mcpscript fell behind with its own CPU low and the machine's >= 90% \
+          busy (other processes took its CPU).",
     register,
 };
 
@@ -488,6 +509,9 @@ fn execute(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, o: &Opts, plan: PhasePl
     let map = result_map(&result);
     if !ctx.quiet {
         ctx.log(&summary_line(&result, &expected));
+        if let Some(l) = crate::load::bottleneck::log_line(&result) {
+            ctx.log(&l);
+        }
     }
     ctx.rec().phase(result);
     if let Some(e) = action_error {
@@ -592,6 +616,10 @@ fn summary_line(r: &PhaseResult, expected: &[String]) -> String {
     };
     if r.dropped > 0 {
         s.push_str(&format!(", {} dropped", human::int(r.dropped)));
+    }
+    if let Some(p) = &r.ping {
+        let (ok, of, p99) = (human::int(p.ok), human::int(p.attempted), human::ms(p.latency.p99));
+        s.push_str(&format!(", ping {ok} of {of} ok (p99 {p99})"));
     }
     if let Some(res) = &r.resources {
         s.push_str(&format!(", mcpscript rss {}", human::bytes(res.mcpscript_peak_rss_bytes as f64)));
@@ -719,12 +747,23 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
             " A connect phase: opens `sessions` sessions at `rate` sessions per second (0 or absent: as fast as",
             " possible), timing connect + initialize of each (the result's latency is connect latency), holds",
             " them open for `hold` (\"10s\"), then closes them. `connect.ok`, `connect.failed` and `connect.rate`",
-            " say how it went; the timeline shows open sessions per second.",
+            " say how it went; the timeline shows open sessions per second. `ping_sample: K` (default 0: none):",
+            " once all sessions are open, one `ping` goes out on each of K of the open sessions (at most all),",
+            " chosen evenly across them and sent together, within `request_timeout`; the pings take part of `hold`.",
+            " The result's `ping` then says `attempted`, `ok`, `failed`, `errors` (by kind: `transport` for a",
+            " session the server dropped, `timeout`, ...) and `latency` (ms, answered pings: `p50 p99 max mean`...).",
+            " Over worker processes each pings its share of the sample once its own sessions are open, and",
+            " the results are merged. E.g.",
+            " `load::connect(#{sessions: 1000, hold: \"5s\", ping_sample: 100})`.",
         ],
         move |nc: NativeCallContext, options: Map| -> Res<Map> {
-            let o = Opts::new(&nc, "load::connect", options, &["rate", "hold"])?;
+            let o = Opts::new(&nc, "load::connect", options, &["rate", "hold", "ping_sample"])?;
             let sessions = o.int("sessions")?.ok_or_else(|| o.err("needs sessions".into()))?;
-            let model = Model::Connect { sessions, hold: o.dur("hold")?.unwrap_or(Duration::ZERO) };
+            let model = Model::Connect {
+                sessions,
+                hold: o.dur("hold")?.unwrap_or(Duration::ZERO),
+                ping_sample: o.int("ping_sample")?.unwrap_or(0),
+            };
             let (mut plan, env) = common(&c, &o, model, "connect")?;
             if let Some(r) = o.num("rate")? {
                 plan.connect_rate = r;

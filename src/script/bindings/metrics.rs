@@ -225,6 +225,57 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     module_fn(
         engine,
         &mut m,
+        "fit",
+        &["xs", "ys"],
+        &[
+            " The least-squares line through the points (xs[i], ys[i]) (numbers; at least 3, not all",
+            " xs equal): `#{slope, intercept, slope_low, slope_high, p_value, n}`, where `slope_low` and",
+            " `slope_high` bound the slope with 95% confidence (Student t, n - 2 degrees of freedom) and",
+            " `p_value` tests slope = 0. E.g. memory growth: `metrics::fit(times_s, rss_bytes).slope_high`",
+            " in bytes per second.",
+        ],
+        |nc: NativeCallContext, xs: Array, ys: Array| -> Res<Map> {
+            let nums = |a: &Array, what: &str| -> Res<Vec<f64>> {
+                a.iter()
+                    .map(|v| {
+                        v.as_float().or_else(|_| v.as_int().map(|i| i as f64)).map_err(|_| {
+                            host_error(
+                                &nc,
+                                format!("metrics::fit: {what} must hold numbers, not {}", value::type_name(v)),
+                            )
+                        })
+                    })
+                    .collect()
+            };
+            let (x, y) = (nums(&xs, "xs")?, nums(&ys, "ys")?);
+            let fit = crate::regress::stats::ols_fit(&x, &y).ok_or_else(|| {
+                host_error(
+                    &nc,
+                    format!(
+                        "metrics::fit: needs at least 3 points with xs and ys of the same length and not all xs equal (got {} xs, {} ys)",
+                        x.len(),
+                        y.len()
+                    ),
+                )
+            })?;
+            let ci = fit.slope_interval(0.95).unwrap_or(crate::regress::Interval {
+                low: fit.slope,
+                high: fit.slope,
+                level: 0.95,
+            });
+            let mut out = Map::new();
+            out.insert("slope".into(), Dynamic::from_float(fit.slope));
+            out.insert("intercept".into(), Dynamic::from_float(fit.intercept));
+            out.insert("slope_low".into(), Dynamic::from_float(ci.low));
+            out.insert("slope_high".into(), Dynamic::from_float(ci.high));
+            out.insert("p_value".into(), Dynamic::from_float(fit.p_value));
+            out.insert("n".into(), Dynamic::from_int(fit.n as i64));
+            Ok(out)
+        },
+    );
+    module_fn(
+        engine,
+        &mut m,
         "rss",
         &["pid"],
         &[" Resident memory of process `pid` in bytes (() when it is gone)."],

@@ -151,6 +151,22 @@ pub fn display_type(engine: &Engine, raw: &str) -> String {
 }
 
 /// A host failure as a script error at the call's position.
+/// The termination token of `skip(reason)`: it ends the script (uncatchable) and the
+/// scenario is recorded as skipped, not cancelled.
+pub const SKIP_TOKEN: &str = "skip";
+
+/// Whether `e` is `skip(reason)` ending the script, possibly from inside functions and
+/// imported modules.
+pub fn is_skip(e: &EvalAltResult) -> bool {
+    match e {
+        EvalAltResult::ErrorTerminated(t, _) => t.to_string() == SKIP_TOKEN,
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => {
+            is_skip(inner)
+        }
+        _ => false,
+    }
+}
+
 pub fn host_error(nc: &NativeCallContext, message: impl Into<String>) -> Box<EvalAltResult> {
     EvalAltResult::ErrorRuntime(message.into().into(), nc.call_position()).into()
 }

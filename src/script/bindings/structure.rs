@@ -137,12 +137,14 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
                 Ok(v)
             }
             Err(e) => {
+                let skipped = c.rec().skipped().map(str::to_string);
                 let stopped = match &*e {
+                    _ if skipped.is_some() && super::is_skip(&e) => Some(Status::Skipped),
                     EvalAltResult::ErrorTerminated(t, _) if t.to_string() == "timeout" => Some(Status::Timeout),
                     EvalAltResult::ErrorTerminated(..) => Some(Status::Cancelled),
                     _ => None,
                 };
-                leave(Some(innermost(&e)), stopped);
+                leave(Some(skipped.unwrap_or_else(|| innermost(&e))), stopped);
                 if e.is_system_exception() {
                     return Err(e);
                 }

@@ -5,7 +5,7 @@
 //! session ends when the stream's connection goes away.
 
 use super::body::{self, Body};
-use super::{error, is_unattributed_error, json, read_body, Shared};
+use super::{is_unattributed_error, json, Shared};
 use crate::server::handler::{Outcome, SessionState};
 use crate::server::stats::Stats;
 use bytes::Bytes;
@@ -64,15 +64,15 @@ pub fn open(shared: &Arc<Shared>) -> Response<Body> {
 pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let state = &shared.state;
     let Some(id) = req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("sessionId="))) else {
-        return error(StatusCode::BAD_REQUEST, -32000, "Bad Request: sessionId query parameter is required");
+        return shared.error(StatusCode::BAD_REQUEST, -32000, "Bad Request: sessionId query parameter is required");
     };
     let Some(stream) = shared.streams.get(id) else {
-        return error(StatusCode::NOT_FOUND, -32001, "Session not found");
+        return shared.error(StatusCode::NOT_FOUND, -32001, "Session not found");
     };
     if state.overloaded() {
         return shared.shed("too many requests in flight");
     }
-    let body = match read_body(req.into_body(), state.config.max_message_size).await {
+    let body = match shared.read_body(req.into_body()).await {
         Ok(b) => b,
         Err(resp) => return resp,
     };
@@ -81,7 +81,7 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body
         Outcome::Ready(Some(reply)) if is_unattributed_error(&reply) => return json(StatusCode::BAD_REQUEST, reply),
         Outcome::Ready(Some(reply)) => {
             if stream.tx.send(body::message_event(&reply)).await.is_err() {
-                return error(StatusCode::NOT_FOUND, -32001, "Session not found (its event stream is closed)");
+                return shared.error(StatusCode::NOT_FOUND, -32001, "Session not found (its event stream is closed)");
             }
         }
         Outcome::Pending(reply) => {

@@ -7,7 +7,7 @@
 //! SSE parsing gets exercised against this server too.
 
 use super::body::{self, Body, PendingReply};
-use super::{error, is_unattributed_error, json, read_body, status, Shared};
+use super::{is_unattributed_error, json, status, Shared};
 use crate::protocol::jsonrpc::{self, Message, Payload};
 use crate::protocol::mcp::{self, methods};
 use crate::server::handler::{Outcome, SessionState};
@@ -33,7 +33,7 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body
     let headers = req.headers();
     if let Some(ct) = headers.get(CONTENT_TYPE) {
         if !starts_with_ignore_case(ct.as_bytes(), b"application/json") {
-            return error(
+            return shared.error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 -32000,
                 "Unsupported Media Type: Content-Type must be application/json",
@@ -42,24 +42,24 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body
     }
     if let Some(v) = headers.get(MCP_PROTOCOL_VERSION) {
         if !v.to_str().is_ok_and(mcp::is_supported) {
-            return error(StatusCode::BAD_REQUEST, -32000, "Bad Request: unsupported MCP-Protocol-Version");
+            return shared.error(StatusCode::BAD_REQUEST, -32000, "Bad Request: unsupported MCP-Protocol-Version");
         }
     }
     let session_id = headers.get(MCP_SESSION_ID).cloned();
     let sse = wants_event_stream(req.uri().query(), headers);
-    let body = match read_body(req.into_body(), state.config.max_message_size).await {
+    let body = match shared.read_body(req.into_body()).await {
         Ok(b) => b,
         Err(resp) => return resp,
     };
     let (session, is_new) = match &session_id {
         Some(id) => match id.to_str().ok().and_then(|id| shared.sessions.get(id).or_else(|| adopt(shared, id))) {
             Some(s) => (s, false),
-            None => return error(StatusCode::NOT_FOUND, -32001, "Session not found"),
+            None => return shared.error(StatusCode::NOT_FOUND, -32001, "Session not found"),
         },
         None => match jsonrpc::parse(&body) {
             Err(e) => {
                 Stats::inc(&state.stats.parse_errors);
-                return json(StatusCode::BAD_REQUEST, Message::Response(e.to_response()).to_vec());
+                return json(StatusCode::BAD_REQUEST, state.encode(e.to_response()));
             }
             Ok(Payload::Single(Ok(Message::Request(r)))) if r.method == methods::INITIALIZE => {
                 if state.at_connection_limit() {
@@ -69,7 +69,7 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body
                 (Arc::new(SessionState::new(state.config.auth_token.is_some())), true)
             }
             Ok(_) => {
-                return error(
+                return shared.error(
                     StatusCode::BAD_REQUEST,
                     -32000,
                     "Bad Request: Mcp-Session-Id header is required (send initialize first)",
@@ -127,14 +127,14 @@ fn adopt(shared: &Arc<Shared>, id: &str) -> Option<Arc<SessionState>> {
 /// DELETE: ends the session (204), 404 when unknown, 400 without an id.
 pub fn delete(shared: &Arc<Shared>, req: &Request<Incoming>) -> Response<Body> {
     let Some(id) = req.headers().get(MCP_SESSION_ID) else {
-        return error(StatusCode::BAD_REQUEST, -32000, "Bad Request: Mcp-Session-Id header is required");
+        return shared.error(StatusCode::BAD_REQUEST, -32000, "Bad Request: Mcp-Session-Id header is required");
     };
     match id.to_str().ok().and_then(|id| shared.sessions.remove(id)) {
         Some(_) => {
             shared.state.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
             status(StatusCode::NO_CONTENT)
         }
-        None => error(StatusCode::NOT_FOUND, -32001, "Session not found"),
+        None => shared.error(StatusCode::NOT_FOUND, -32001, "Session not found"),
     }
 }
 

@@ -5,7 +5,7 @@
 //! cannot set headers), so no bearer check happens here.
 
 use super::body::Body;
-use super::{error, Shared};
+use super::Shared;
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderMap, HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
@@ -32,10 +32,10 @@ fn offers_mcp(headers: &HeaderMap) -> bool {
 pub fn websocket(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let headers = req.headers();
     let Some(key) = headers.get(SEC_WEBSOCKET_KEY) else {
-        return error(StatusCode::BAD_REQUEST, -32000, "Bad Request: Sec-WebSocket-Key is missing");
+        return shared.error(StatusCode::BAD_REQUEST, -32000, "Bad Request: Sec-WebSocket-Key is missing");
     };
     if headers.get(SEC_WEBSOCKET_VERSION).is_none_or(|v| v.as_bytes() != b"13") {
-        let mut resp = error(StatusCode::UPGRADE_REQUIRED, -32000, "Sec-WebSocket-Version 13 is required");
+        let mut resp = shared.error(StatusCode::UPGRADE_REQUIRED, -32000, "Sec-WebSocket-Version 13 is required");
         resp.headers_mut().insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
         return resp;
     }

@@ -4,11 +4,14 @@
 //! socket from [`crate::net::socket::connect`] (so `source_addr` applies), driven by one
 //! small task; there is no shared, process-wide pool and no extra thread.
 
+use super::events::{EventParser, Kind};
+use crate::client::ClientError;
+use crate::protocol::jsonrpc::{self, ErrorObject, Message, Payload, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body, Incoming};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::HeaderValue;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::Uri;
 use hyper_util::rt::TokioIo;
 use std::net::{IpAddr, SocketAddr};
@@ -202,17 +205,97 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError>
     }
 }
 
+/// The most of an error body read (for its message or its JSON-RPC error).
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
 /// Reads an error body for a message: at most 200 characters, lossy UTF-8, trimmed.
 pub async fn error_snippet(body: Incoming) -> String {
+    match read_body(body, ERROR_BODY_LIMIT).await {
+        Ok(b) => snippet(&b),
+        Err(_) => String::new(),
+    }
+}
+
+/// At most 200 characters of `bytes`, lossy UTF-8, trimmed.
+fn snippet(bytes: &[u8]) -> String {
     const KEEP: usize = 200;
-    let bytes = match read_body(body, 64 * 1024).await {
-        Ok(b) => b,
-        Err(_) => return String::new(),
-    };
-    let text = String::from_utf8_lossy(&bytes);
+    let text = String::from_utf8_lossy(bytes);
     let text = text.trim();
     match text.char_indices().nth(KEEP) {
         Some((cut, _)) => text[..cut].to_string(),
         None => text.to_string(),
+    }
+}
+
+/// Whether an HTTP error `status` whose body is a JSON-RPC error response is answered by
+/// that error: 400, 422 and 500 say the message itself was refused or failed (official SDK
+/// servers send -32700, -32600, -32602 and -32603 that way). On every other status (401,
+/// 403, 404, 405, 406, 413, 415, 429, 503...) the status is the answer, whatever the body.
+pub fn rpc_status(status: u16) -> bool {
+    matches!(status, 400 | 422 | 500)
+}
+
+/// The JSON-RPC error response in an error body: the body itself (`application/json`, a
+/// single response or a batch of one), or the first event of an event stream.
+pub fn rpc_error_in(body: &[u8], event_stream: bool) -> Option<ErrorObject> {
+    let of = |data: &[u8]| match jsonrpc::parse(data).ok()? {
+        Payload::Single(Ok(Message::Response(Response { outcome: Err(e), .. }))) => Some(e),
+        Payload::Batch(mut items) if items.len() == 1 => match items.pop() {
+            Some(Ok(Message::Response(Response { outcome: Err(e), .. }))) => Some(e),
+            _ => None,
+        },
+        _ => None,
+    };
+    if !event_stream {
+        return of(body);
+    }
+    let mut parser = EventParser::new(body.len().max(1));
+    parser.push(body);
+    let event = match parser.next_event() {
+        Ok(Some(e)) => e,
+        Ok(None) => parser.finish().ok()??,
+        Err(_) => return None,
+    };
+    (event.kind == Kind::Message).then(|| of(&event.data)).flatten()
+}
+
+/// The error for an HTTP reply with an error status: [`ClientError::HttpRpc`] when the
+/// status is one of [`rpc_status`] and the body is a JSON-RPC error response, else
+/// [`ClientError::Http`] with the start of the body.
+pub async fn status_error(target: String, resp: hyper::Response<Incoming>) -> ClientError {
+    let status = resp.status().as_u16();
+    let event_stream =
+        resp.headers().get(CONTENT_TYPE).is_some_and(|ct| ct.as_bytes().starts_with(b"text/event-stream"));
+    let body = read_body(resp.into_body(), ERROR_BODY_LIMIT).await.unwrap_or_default();
+    if rpc_status(status) {
+        if let Some(error) = rpc_error_in(&body, event_stream) {
+            return ClientError::HttpRpc { target, status, error };
+        }
+    }
+    ClientError::Http { target, status, body: snippet(&body) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_json_rpc_error_of_an_error_body() {
+        let body = br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}"#;
+        assert_eq!(rpc_error_in(body, false).unwrap().code, -32700);
+        let batch = br#"[{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"Invalid params"}}]"#;
+        assert_eq!(rpc_error_in(batch, false).unwrap().code, -32602);
+        let stream =
+            b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32600,\"message\":\"x\"}}\n\n";
+        assert_eq!(rpc_error_in(stream, true).unwrap().code, -32600);
+        let unterminated = b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32603,\"message\":\"x\"}}";
+        assert_eq!(rpc_error_in(unterminated, true).unwrap().code, -32603);
+        for not_rpc in
+            [&b"Service Unavailable"[..], b"{\"error\":\"nope\"}", br#"{"jsonrpc":"2.0","id":1,"result":{}}"#, b""]
+        {
+            assert_eq!(rpc_error_in(not_rpc, false), None, "{}", String::from_utf8_lossy(not_rpc));
+        }
+        assert!(rpc_status(400) && rpc_status(422) && rpc_status(500));
+        assert!(!rpc_status(401) && !rpc_status(404) && !rpc_status(503));
     }
 }
