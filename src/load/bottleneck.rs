@@ -533,6 +533,12 @@ pub fn evidence(r: &PhaseResult) -> String {
             if lb.dropped > 0 {
                 parts.push(format!("{} dropped", human::int(lb.dropped)));
             }
+            // Error replies, or another rule without a short form: its reason says it.
+            if parts.is_empty() {
+                if let Some(first) = lb.reasons.first() {
+                    parts.push(first.clone());
+                }
+            }
             if let Some(c) = lb.mcpscript_cpu.as_ref() {
                 parts.push(cpu(c, "mcpscript "));
             }

@@ -14,14 +14,8 @@ pub struct DurationError {
 /// a unit is always required so that `5` can never silently mean 5 ns or 5 s.
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     let err = |reason| DurationError { input: input.to_string(), reason };
-    let s = input.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| err("missing unit"))?;
-    let (num, unit) = s.split_at(split);
-    if num.is_empty() {
-        return Err(err("missing number"));
-    }
-    let value: f64 = num.parse().map_err(|_| err("not a number"))?;
-    let scale = match unit.trim() {
+    let (value, unit) = number_and_unit(input).map_err(err)?;
+    let scale = match unit {
         "ns" => 1e-9,
         "us" | "µs" => 1e-6,
         "ms" => 1e-3,
@@ -35,6 +29,19 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         return Err(err("too large"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Splits `"1.5 ms"` into 1.5 and `"ms"`: the one grammar of a number with a unit that
+/// durations and sizes share (the unit is required). The error is the reason.
+pub(crate) fn number_and_unit(input: &str) -> Result<(f64, &str), &'static str> {
+    let s = input.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or("missing unit")?;
+    let (num, unit) = s.split_at(split);
+    if num.is_empty() {
+        return Err("missing number");
+    }
+    let value: f64 = num.parse().map_err(|_| "not a number")?;
+    Ok((value, unit.trim()))
 }
 
 /// Prints a duration the way a person reads it: `850us`, `12.3ms`, `4.2s`.

@@ -17,14 +17,8 @@ pub struct SizeError {
 /// is rejected: a unit is always required, as for durations.
 pub fn parse_size(input: &str) -> Result<u64, SizeError> {
     let err = |reason| SizeError { input: input.to_string(), reason };
-    let s = input.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| err("missing unit"))?;
-    let (num, unit) = s.split_at(split);
-    if num.is_empty() {
-        return Err(err("missing number"));
-    }
-    let value: f64 = num.parse().map_err(|_| err("not a number"))?;
-    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+    let (value, unit) = crate::util::duration::number_and_unit(input).map_err(err)?;
+    let scale = match unit.to_ascii_lowercase().as_str() {
         "b" => 1.0,
         "kb" => 1e3,
         "mb" => 1e6,
