@@ -174,6 +174,21 @@ fn latency_consistency_catches_latency_jitter() {
 }
 
 #[test]
+fn connection_scaling_catches_a_connection_limit() {
+    let s = run_against("connection_scaling", &["--max-connections", "300"], &["stages=[100, 500]"]);
+    assert_fails_only("connection_scaling", &s, &["of the sessions are established"]);
+    // The 100-session stage is within the limit: its checks held.
+    let first = &s["stages"][0];
+    assert_eq!(first["status"], "passed", "{first}");
+}
+
+#[test]
+fn sustained_load_catches_error_replies() {
+    let s = run_against("sustained_load", &["--error-rate", "0.02"], &["rate=1000", "sessions=100", "duration=2s"]);
+    assert_fails_only("sustained_load", &s, &["the error rate stays at most"]);
+}
+
+#[test]
 fn the_scenarios_pass_against_a_well_behaved_server() {
     for (name, sets) in [
         ("memory_stability", &["duration=6s", "warmup=1s"][..]),

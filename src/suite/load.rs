@@ -114,8 +114,10 @@ struct Parsed {
 /// Transports a manifest's `requires.transports` may name.
 pub const TRANSPORTS: [&str; 5] = ["http", "sse", "ws", "tcp", "stdio"];
 
-/// The key of a manifest's profile map that holds resources, not a parameter.
+/// The keys of a manifest's profile map that are not parameters: they replace the
+/// scenario's `resources` and `timeout` under that profile.
 const PROFILE_RESOURCES: &str = "resources";
+const PROFILE_TIMEOUT: &str = "timeout";
 
 /// Reads, validates and compiles the suite at `path`.
 pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
@@ -213,21 +215,30 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
                 );
             }
         }
-        // A profile's `resources:` (every profile's is checked; the chosen one applies).
+        // A profile's `resources:` and `timeout:` (every profile's are checked; the chosen
+        // one's apply).
         let mut file = file;
         let profiles_line = find_key(&text, "profiles", 1).map_or(1, |x| x.0);
         for (name, m) in file.profiles.iter_mut() {
-            let Some(r) = m.remove(PROFILE_RESOURCES) else { continue };
-            match yaml_serde::from_value::<Resources>(r) {
-                Ok(r) if *name == profile => file.resources = r,
-                Ok(_) => {}
-                Err(e) => {
-                    let from = find_key(&text, name, profiles_line).map_or(1, |x| x.0);
-                    errors.push(ManifestError::new(&mdisplay, format!("profile {name}: resources: {e}")).at(find_key(
-                        &text,
-                        PROFILE_RESOURCES,
-                        from,
-                    )));
+            let chosen = *name == profile;
+            let mut bad = |key: &str, e: String| {
+                let from = find_key(&text, name, profiles_line).map_or(1, |x| x.0);
+                errors.push(
+                    ManifestError::new(&mdisplay, format!("profile {name}: {key}: {e}")).at(find_key(&text, key, from)),
+                );
+            };
+            if let Some(r) = m.remove(PROFILE_RESOURCES) {
+                match yaml_serde::from_value::<Resources>(r) {
+                    Ok(r) if chosen => file.resources = r,
+                    Ok(_) => {}
+                    Err(e) => bad(PROFILE_RESOURCES, e.to_string()),
+                }
+            }
+            if let Some(t) = m.remove(PROFILE_TIMEOUT) {
+                match yaml_serde::from_value::<manifest::Dur>(t) {
+                    Ok(t) if chosen => file.timeout = Some(t),
+                    Ok(_) => {}
+                    Err(e) => bad(PROFILE_TIMEOUT, e.to_string()),
                 }
             }
         }

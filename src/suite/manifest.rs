@@ -273,8 +273,9 @@ pub struct ScenarioFile {
     /// Parameter values for every profile.
     #[serde(default)]
     pub params: BTreeMap<String, yaml_serde::Value>,
-    /// Parameter values for one profile, overriding `params`. The key `resources` in a
-    /// profile is not a parameter: it replaces the scenario's `resources` under that profile.
+    /// Parameter values for one profile, overriding `params`. The keys `resources` and
+    /// `timeout` in a profile are not parameters: they replace the scenario's own under that
+    /// profile.
     #[serde(default)]
     pub profiles: BTreeMap<String, BTreeMap<String, yaml_serde::Value>>,
     /// Metrics the script exports, with the direction that is better.
