@@ -16,7 +16,7 @@
 use mcpscript::load::mux::Hooks;
 use mcpscript::load::plan::{Model, PhasePlan};
 use mcpscript::load::pool::{establish, Connector, Exclusive};
-use mcpscript::load::recorder::Recorder;
+use mcpscript::load::recorder::PhaseRecorder;
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicI64;
@@ -47,7 +47,7 @@ fn main() {
         let plan =
             PhasePlan { request_timeout: ten, connect_timeout: ten, seed: 1, ..PhasePlan::new("mem", &url, model) };
         let connector = Arc::new(Connector::new(&plan).await.unwrap());
-        let rec = Recorder::new(1, Arc::new(AtomicI64::new(0)));
+        let rec = PhaseRecorder::new(1, Arc::new(AtomicI64::new(0)));
         let (_keep, stop) = tokio::sync::watch::channel(false);
         let base = rss();
         let t0 = std::time::Instant::now();
@@ -60,7 +60,7 @@ fn main() {
         unsafe { libc::malloc_trim(0) };
         let trimmed = rss();
         // What an open-model session adds: a reader task and the multiplexing state.
-        let hooks = Hooks::new(Recorder::new(1, Arc::new(AtomicI64::new(0))), Duration::from_secs(10));
+        let hooks = Hooks::new(PhaseRecorder::new(1, Arc::new(AtomicI64::new(0))), Duration::from_secs(10));
         let shared: Vec<_> = ok.into_iter().map(|c| c.into_open(&hooks)).collect();
         tokio::time::sleep(Duration::from_millis(200)).await;
         let after_shared = rss();

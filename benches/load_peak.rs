@@ -19,7 +19,7 @@
 
 use mcpscript::load::exec::{run_local, Control};
 use mcpscript::load::plan::{Model, PhasePlan};
-use mcpscript::load::recorder::{Accumulator, Outcome, Recorder};
+use mcpscript::load::recorder::{Accumulator, Outcome, PhaseRecorder};
 use mcpscript::load::sampler::cpu_seconds;
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -108,7 +108,7 @@ async fn engine(url: &str, conns: u64, window: Duration) -> (u64, f64, f64, f64)
 /// The reference client: one task per connection, BufReader lines, Value parse.
 async fn ref_client(url: &str, conns: u64, window: Duration) -> (u64, f64, f64, f64) {
     let addr = url.trim_start_matches("tcp://").to_string();
-    let rec = Recorder::new(1, Arc::new(AtomicI64::new(0)));
+    let rec = PhaseRecorder::new(1, Arc::new(AtomicI64::new(0)));
     let stop = Arc::new(AtomicBool::new(false));
     let mut streams = Vec::new();
     for _ in 0..conns {

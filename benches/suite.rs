@@ -54,7 +54,7 @@ fn dag() {
     }
     write_suite(dir.path(), &manifests, 4);
     let t = Instant::now();
-    let plan = suite::load(&dir.path().join("suite.yaml"), &SuiteOptions::default()).unwrap();
+    let plan = suite::plan::load(&dir.path().join("suite.yaml"), &SuiteOptions::default()).unwrap();
     let load_ms = t.elapsed().as_secs_f64() * 1000.0;
     let rt = runtime();
     let cfg = RunConfig::new(rt.handle().clone());
@@ -101,7 +101,7 @@ fn startup() {
     std::env::set_current_dir(root).unwrap();
     // In-process figures: the fastest of 5 loads (one sample is at the mercy of the machine).
     let plans: Vec<_> =
-        (0..5).map(|_| suite::load(Path::new("scripts/suite.yaml"), &SuiteOptions::default()).unwrap()).collect();
+        (0..5).map(|_| suite::plan::load(Path::new("scripts/suite.yaml"), &SuiteOptions::default()).unwrap()).collect();
     let plan = &plans[0];
     let parse_ms = plans.iter().map(|p| p.parse_ms).fold(f64::MAX, f64::min);
     let compile_ms = plans.iter().map(|p| p.compile_ms).fold(f64::MAX, f64::min);
@@ -122,7 +122,7 @@ fn efficiency() {
         .map(|i| (format!("z{i}"), format!("name: z{i}\nscript: sleep.rhai\nresources: {{connections: 0}}\n")))
         .collect();
     write_suite(dir.path(), &manifests, 8);
-    let plan = suite::load(&dir.path().join("suite.yaml"), &SuiteOptions::default()).unwrap();
+    let plan = suite::plan::load(&dir.path().join("suite.yaml"), &SuiteOptions::default()).unwrap();
     let rt = runtime();
     let results = orchestrator::run(&plan, &RunConfig::new(rt.handle().clone()));
     let o = &results.suite.as_ref().unwrap().overhead;

@@ -22,6 +22,8 @@
 //!   charts, results.csv and metrics.csv, summary.txt, junit.xml, summary.md).
 //! - [`regress`]: regression detection: the history of runs, baselines, the statistics
 //!   (z, t intervals, Mann-Whitney U, Welch, IQR, trend, ARIMA, E-divisive) and the verdict.
+//! - [`console`]: what the terminal shows while mcpscript works: messages on stdout and a
+//!   run's live console (stamped log lines, bars or status lines of running scenarios).
 //! - [`cli`]: the `mcpscript` command line: argument parsing, commands, exit codes.
 //!
 //! `src/README.md` keeps the same map, one line per folder.
@@ -29,6 +31,7 @@
 pub mod chaos;
 pub mod cli;
 pub mod client;
+pub mod console;
 pub mod load;
 pub mod managed;
 pub mod net;

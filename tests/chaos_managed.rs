@@ -376,6 +376,7 @@ fn bad_fault_input_is_refused_at_the_call_with_the_valid_range() {
     let cases = [
         ("bad_prob", r#"let p = chaos::proxy("builtin", "drop:probability=1.5");"#, "probability"),
         ("neg_latency", r#"let p = chaos::proxy("builtin", #{type: "latency", latency: "-5ms"});"#, "latency"),
+        ("bare_ms", r#"let p = chaos::proxy("builtin", #{type: "latency", latency: 9});"#, "\"9\" needs a unit"),
         ("unknown", r#"let p = chaos::proxy("builtin"); p.add("jitterbug:amount=3");"#, "jitterbug"),
     ];
     for (tag, src, word) in cases {
@@ -387,10 +388,10 @@ fn bad_fault_input_is_refused_at_the_call_with_the_valid_range() {
     // The range is in the message.
     let (_, _, err) = run_script("range", r#"chaos::proxy("builtin", "drop:probability=1.5");"#, &["-q"]);
     assert!(err.contains("0") && err.contains("1"), "{err}");
-    // Bad resilience options are refused the same way.
+    // Bad resilience options are refused too: bad input, exit 2 (before anything runs when literal).
     let (code, _, err) =
         run_script("breaker", r#"load::closed(#{sessions: 1, iterations: 1, breaker: #{error_rate: 2.0}});"#, &["-q"]);
-    assert_eq!(code, 1, "{err}");
+    assert_eq!(code, 2, "{err}");
     assert!(err.contains("error_rate must be in (0, 1]"), "{err}");
 }
 

@@ -3,7 +3,7 @@
 //! results, and measurement fidelity (injected latency, a stalled server in an open model).
 
 use mcpscript::load::exec::{run_local, Control};
-use mcpscript::load::{Model, PhasePlan, PhaseResult, RequestTemplate, Stage};
+use mcpscript::load::{Model, PhasePlan, PhaseResult, PhaseStatus, RequestTemplate, Stage};
 use mcpscript::server::{self, ServerConfig};
 use serde_json::json;
 use std::process::{Command, Stdio};
@@ -63,7 +63,7 @@ fn closed_phase_balances_and_breaks_down_by_kind() {
         p.validate().unwrap();
         let r = run_local(&p, Control::default()).await;
         assert_balanced(&r);
-        assert_eq!(r.status, "completed");
+        assert_eq!(r.status, PhaseStatus::Completed);
         assert_eq!((r.connect.attempted, r.connect.ok), (20, 20));
         assert!(r.counts.ok > 500, "{:?}", r.counts);
         assert_eq!(r.counts.error_total() + r.counts.timeouts, 0, "{:?}", r.counts);

@@ -4,13 +4,13 @@
 //! Jenkins JUnit schema (`tests/schema/junit.xsd`, with `xmllint`) and parsed back.
 
 use mcpscript::load::bottleneck::CpuUse;
-use mcpscript::load::result::{Counts, LatencyStats, ProcessSeries, Resources, TimelineEntry};
-use mcpscript::load::PhaseResult;
+use mcpscript::load::result::{Counts, LatencyStats, ProcessRole, ProcessSeries, Resources, TimelineEntry};
+use mcpscript::load::{ModelKind, PhaseResult, PhaseStatus};
 use mcpscript::regress::{Comparison, MetricComparison, RegressionCounts, Severity, Verdict};
 use mcpscript::report::{csv as report_csv, junit, markdown, text};
 use mcpscript::script::results::{
-    Assertions, Better, CheckFailure, CheckKind, CheckResult, ErrorKind, ErrorReport, MetricResult, Overhead,
-    RunResults, ScenarioResult, ScheduleInfo, StageResult, Status, SuiteInfo,
+    Assertions, Better, CheckFailure, CheckKind, CheckResult, ErrorReport, MetricResult, Overhead, RunResults,
+    ScenarioResult, ScheduleInfo, ScriptErrorKind, StageResult, Status, SuiteInfo,
 };
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
@@ -107,9 +107,9 @@ fn phase() -> PhaseResult {
         open_sessions: 100,
         ..Default::default()
     };
-    let proc = |pid: u32, role: &str, rss: [u64; 2], cpu: [f64; 2]| ProcessSeries {
+    let proc = |pid: u32, role: ProcessRole, rss: [u64; 2], cpu: [f64; 2]| ProcessSeries {
         pid,
-        role: role.into(),
+        role,
         t: vec![0.0, 0.5],
         rss_bytes: rss.to_vec(),
         cpu_pct: cpu.to_vec(),
@@ -118,9 +118,9 @@ fn phase() -> PhaseResult {
     };
     let mut p = PhaseResult {
         name: "ping".into(),
-        model: "closed".into(),
+        model: ModelKind::Closed,
         target: "tcp://127.0.0.1:7777".into(),
-        status: "completed".into(),
+        status: PhaseStatus::Completed,
         sessions: 100,
         counts: Counts {
             sent: 181_000,
@@ -137,9 +137,9 @@ fn phase() -> PhaseResult {
         resources: Some(Resources {
             interval_s: 0.5,
             processes: vec![
-                proc(10, "coordinator", [29_100_000, 30_100_000], [50.0, 75.5]),
-                proc(11, "worker", [12_000_000, 12_500_000], [90.0, 95.0]),
-                proc(12, "worker", [12_100_000, 12_600_000], [91.0, 96.0]),
+                proc(10, ProcessRole::Coordinator, [29_100_000, 30_100_000], [50.0, 75.5]),
+                proc(11, ProcessRole::Worker, [12_000_000, 12_500_000], [90.0, 95.0]),
+                proc(12, ProcessRole::Worker, [12_100_000, 12_600_000], [91.0, 96.0]),
             ],
             ..Default::default()
         }),
@@ -533,7 +533,7 @@ fn junit_fixture() -> RunResults {
     root.error = Some("timed out after 60 s".into());
     let mut s = ran("overload", "scripts/overload.rhai", root);
     s.error = Some(ErrorReport {
-        kind: ErrorKind::Timeout,
+        kind: ScriptErrorKind::Timeout,
         message: "the scenario timed out after 60 s".into(),
         file: "scripts/overload.rhai".into(),
         line: Some(30),

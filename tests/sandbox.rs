@@ -287,3 +287,38 @@ fn check_reports_literal_stdio_targets() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!d.marker().exists());
 }
+
+/// Twelve 20 MB strings in separate variables: each within the per-value limits, together
+/// 240 MB.
+const HOARDER: &str = r#"
+let base = "x";
+base.pad(20000000, 'x');
+let a0 = base + "0"; let a1 = base + "1"; let a2 = base + "2"; let a3 = base + "3";
+let a4 = base + "4"; let a5 = base + "5"; let a6 = base + "6"; let a7 = base + "7";
+let a8 = base + "8"; let a9 = base + "9"; let a10 = base + "10"; let a11 = base + "11";
+log("held them all");
+"#;
+
+#[test]
+fn a_script_holding_too_much_memory_is_stopped_with_the_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let script = d.path().join("hoard.rhai");
+    std::fs::write(&script, HOARDER).unwrap();
+    let run = |limit: &str| {
+        Command::new(EXE)
+            .args(["run", script.to_str().unwrap(), "--no-history", "-q", "--max-memory", limit, "--out"])
+            .arg(d.path().join(format!("out-{limit}")))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run("150MiB");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("memory grew past its limit (--max-memory)") && err.contains("hoard.rhai:"), "{err}");
+    assert!(!err.contains("held them all"), "{err}");
+    let out = run("0");
+    assert_eq!(out.status.code(), Some(0), "unlimited: {}", stderr(&out));
+    let out = run("lots");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

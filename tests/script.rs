@@ -2,7 +2,7 @@
 //! folder, run on script threads against the real built-in server over tcp.
 
 use mcpscript::client::Target;
-use mcpscript::script::results::{Assertions, Better, ErrorKind, ScenarioResult, Status};
+use mcpscript::script::results::{Assertions, Better, ScenarioResult, ScriptErrorKind, Status};
 use mcpscript::script::{runner, CompileError, Limits, Params, RunOptions, Script, ScriptEnv, StopReason, StopSignal};
 use mcpscript::server::{self, RunningServer, ServerConfig};
 use std::path::PathBuf;
@@ -192,6 +192,10 @@ fn thresholds_are_parsed_and_judged() {
         .expect("a literal malformed threshold does not compile");
     let text = e.to_string();
     assert!(text.contains(":1:22: invalid threshold \"p99 < 5 parsecs\": unknown unit 'parsecs'"), "{text}");
+    // A latency limit needs its unit, as every duration does.
+    let e = h.compile("threshold(#{p99: 1}, \"p99 < 50\");").err().expect("a bare latency limit does not compile");
+    let text = e.to_string();
+    assert!(text.contains(r#"invalid threshold "p99 < 50": "50" needs a unit, e.g. "50ms""#), "{text}");
 }
 
 #[test]
@@ -234,7 +238,7 @@ fn errors_inside_stages_close_them_and_carry_the_stack() {
         "fn inner(x) {\n    let m = #{};\n    m.missing.field + x\n}\nfn outer(y) { inner(y) }\nstage(\"warm\", || {\n    check(true, \"fine\");\n    outer(2);\n});\ncheck(true, \"never reached\");\n",
     );
     let e = r.error.as_ref().expect("an error");
-    assert_eq!(e.kind, ErrorKind::Runtime);
+    assert_eq!(e.kind, ScriptErrorKind::Runtime);
     assert_eq!((e.line, e.column), (Some(3), Some(15)));
     let frames: Vec<_> = e.stack.iter().map(|f| (f.function.as_str(), f.line)).collect();
     assert_eq!(frames, [("fn 'inner'", Some(5)), ("fn 'outer'", Some(8)), ("stage 'warm'", Some(6))]);
@@ -258,8 +262,14 @@ fn unknown_functions_suggest_the_nearest_name() {
     let err = r.error.unwrap();
     assert!(err.message.contains("function not found: pingg"), "{err:?}");
     assert_eq!(err.hint.as_deref(), Some("did you mean ping?"));
-    let r = h.run("check(1, \"x\");");
-    let hint = r.error.unwrap().hint.unwrap();
+    // A literal of the wrong type is found at compile time; a computed one when it runs.
+    let e = h.compile("check(1, \"x\");").err().expect("wrong literal types do not compile").to_string();
+    assert!(e.contains(":1:1: wrong argument types: check(int, string)"), "{e}");
+    let r = h.run("let n = 1;\ncheck(n, \"x\");");
+    let err = r.error.unwrap();
+    assert_eq!(err.kind, ScriptErrorKind::Param, "{err:?}");
+    assert_eq!(err.message, "wrong argument types: check(int, string)");
+    let hint = err.hint.unwrap();
     assert!(
         hint.starts_with("check exists with other parameters: check(cond: bool, message: string) -> bool"),
         "{hint}"
@@ -273,7 +283,7 @@ fn limits_stop_runaway_scripts() {
     let t0 = Instant::now();
     let r = h.run_script(h.compile_with("let x = 0;\nloop { x += 1; }", &env).unwrap(), h.opts());
     let e = r.error.unwrap();
-    assert_eq!(e.kind, ErrorKind::Limit);
+    assert_eq!(e.kind, ScriptErrorKind::Limit);
     assert!(e.message.contains("limit of 100000 operations") && e.message.contains("runaway"), "{}", e.message);
     assert_eq!(e.line, Some(2));
     assert!(t0.elapsed() < Duration::from_secs(10));
@@ -281,12 +291,12 @@ fn limits_stop_runaway_scripts() {
 
     let r = h.run("fn f(n) { f(n + 1) }\nf(0);");
     let e = r.error.unwrap();
-    assert_eq!(e.kind, ErrorKind::Limit);
+    assert_eq!(e.kind, ScriptErrorKind::Limit);
     assert!(e.message.contains("nested too deeply"), "{}", e.message);
 
     let r = h.run("let s = \"x\";\nloop { s += s; }");
     let e = r.error.unwrap();
-    assert_eq!(e.kind, ErrorKind::Limit);
+    assert_eq!(e.kind, ScriptErrorKind::Limit);
     assert!(e.message.contains("size limit"), "{}", e.message);
 }
 
@@ -302,7 +312,7 @@ fn timeout_wakes_a_script_blocked_on_a_request() {
     assert_eq!(r.status(), Status::Timeout);
     let e = r.error.unwrap();
     // Rhai reports a stop at the call that was running at the top level: the stage.
-    assert_eq!((e.kind, e.line), (ErrorKind::Timeout, Some(2)));
+    assert_eq!((e.kind, e.line), (ScriptErrorKind::Timeout, Some(2)));
     assert_eq!(r.root.stages[0].status, Status::Timeout);
     assert_eq!(r.root.assertions.total(), 0);
 }
@@ -331,7 +341,7 @@ fn an_interrupt_cancels_a_sleeping_script() {
     let r = h.run_with("log(\"sleeping\");\nsleep(\"30s\");", |o| o.interrupt = Some(stop));
     assert!(t0.elapsed() < Duration::from_secs(5));
     assert_eq!(r.status(), Status::Cancelled);
-    assert_eq!(r.error.unwrap().kind, ErrorKind::Cancelled);
+    assert_eq!(r.error.unwrap().kind, ScriptErrorKind::Cancelled);
     assert_eq!(r.logs[0].message, "sleeping");
 }
 
@@ -416,7 +426,7 @@ fn fail_ends_the_script_as_failed() {
     let h = harness();
     let r = h.run("check(true, \"before\");\nfail(\"giving up\");\ncheck(true, \"after\");");
     let e = r.error.as_ref().unwrap();
-    assert_eq!((e.kind, e.message.as_str(), e.line), (ErrorKind::Fail, "giving up", Some(2)));
+    assert_eq!((e.kind, e.message.as_str(), e.line), (ScriptErrorKind::Fail, "giving up", Some(2)));
     assert_eq!(r.root.assertions, Assertions { passed: 1, failed: 1 });
     assert_eq!(r.status(), Status::Failed);
 }
@@ -455,7 +465,7 @@ fn parameters_take_the_type_of_their_default() {
     // A computed default is checked when param() runs; the error is a parameter error.
     let r = h.run_with("let d = 1 + 1;\nlet n = param(\"n\", d);", |o| o.params = Params::parse(&["n=x"]).unwrap());
     let e = r.error.unwrap();
-    assert_eq!(e.kind, ErrorKind::Param);
+    assert_eq!(e.kind, ScriptErrorKind::Param);
     assert!(e.message.contains("parameter 'n' expects an integer"), "{}", e.message);
 }
 

@@ -26,14 +26,21 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(180);
 /// Lines of mcpscript's output shown in a failure message (from the start and from the end).
 const OUTPUT_LINES: usize = 40;
 
+/// One suite run at a time: each is a load test of its server, and two at once on a 2-core
+/// machine measure each other (the Python server then falls short of a rate it sustains
+/// alone).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn suite_against_everything_over_streamable_http() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = Everything::start_http();
     run_suite_against("server-everything", &server.url, &|| server.log_tail());
 }
 
 #[test]
 fn suite_against_python_sdk_server_over_streamable_http() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = PyServer::start();
     run_suite_against("py_server", &server.url, &|| server.log_tail());
 }

@@ -1,13 +1,15 @@
 //! Fault specifications: what a fault does ([`FaultKind`]), which way it applies
-//! ([`Direction`]) and to what fraction of connections (`toxicity`); validation against the
+//! ([`Stream`]) and to what fraction of connections (`toxicity`); validation against the
 //! valid ranges; parsing from the command-line form `NAME:key=value,...` and from JSON
 //! (flat, or Toxiproxy's `{"type", "stream", "toxicity", "attributes"}` shape).
 //!
-//! Durations in the string form need a unit (`100ms`, `1.5s`); bare JSON numbers are
-//! milliseconds, as in Toxiproxy's API.
+//! A duration needs a unit (`100ms`, `1.5s`), in the string form and in JSON alike, as
+//! everywhere in mcpscript ([`parse_duration`]). The one exception is Toxiproxy's shape: a
+//! bare number in its `attributes` is milliseconds, as in Toxiproxy's API.
 
 use super::ChaosError;
-use crate::util::duration::{format_duration, parse_duration};
+use crate::util::duration::parse_duration;
+use crate::util::{human, suggest};
 use serde_json::Value;
 use std::fmt;
 use std::str::FromStr;
@@ -28,10 +30,11 @@ impl fmt::Display for FaultId {
     }
 }
 
-/// Which bytes a fault applies to.
+/// Which bytes a fault applies to: its stream, as Toxiproxy calls it (written `direction` or
+/// `stream` in a spec).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Direction {
+pub enum Stream {
     /// Client to server (requests).
     Upstream,
     /// Server to client (replies); the default, as in Toxiproxy.
@@ -39,21 +42,21 @@ pub enum Direction {
     Both,
 }
 
-impl Direction {
+impl Stream {
     /// Whether the fault applies to traffic flowing `upstream` (true) or downstream.
     pub fn covers(self, upstream: bool) -> bool {
         match self {
-            Direction::Both => true,
-            Direction::Upstream => upstream,
-            Direction::Downstream => !upstream,
+            Stream::Both => true,
+            Stream::Upstream => upstream,
+            Stream::Downstream => !upstream,
         }
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Direction::Upstream => "upstream",
-            Direction::Downstream => "downstream",
-            Direction::Both => "both",
+            Stream::Upstream => "upstream",
+            Stream::Downstream => "downstream",
+            Stream::Both => "both",
         }
     }
 }
@@ -173,7 +176,7 @@ impl FaultKind {
 pub struct Fault {
     #[serde(flatten)]
     pub kind: FaultKind,
-    pub direction: Direction,
+    pub direction: Stream,
     /// Fraction of connections affected (0..=1), decided per connection from the seed.
     pub toxicity: f64,
 }
@@ -181,7 +184,7 @@ pub struct Fault {
 impl Fault {
     /// A fault on every connection, downstream.
     pub fn new(kind: FaultKind) -> Fault {
-        Fault { kind, direction: Direction::Downstream, toxicity: 1.0 }
+        Fault { kind, direction: Stream::Downstream, toxicity: 1.0 }
     }
 
     pub fn latency(latency: Duration, jitter: Duration) -> Fault {
@@ -228,18 +231,18 @@ impl Fault {
         Fault::new(FaultKind::Delay { probability, delay, jitter: Duration::ZERO })
     }
 
-    pub fn direction(mut self, direction: Direction) -> Fault {
+    pub fn direction(mut self, direction: Stream) -> Fault {
         self.direction = direction;
         self
     }
     pub fn upstream(self) -> Fault {
-        self.direction(Direction::Upstream)
+        self.direction(Stream::Upstream)
     }
     pub fn downstream(self) -> Fault {
-        self.direction(Direction::Downstream)
+        self.direction(Stream::Downstream)
     }
     pub fn both(self) -> Fault {
-        self.direction(Direction::Both)
+        self.direction(Stream::Both)
     }
     pub fn toxicity(mut self, toxicity: f64) -> Fault {
         self.toxicity = toxicity;
@@ -330,8 +333,9 @@ impl Fault {
     }
 
     /// Parses a JSON object: `{"type": "latency", "latency": "100ms", "direction": "both"}`
-    /// or Toxiproxy's `{"type": "latency", "stream": "downstream", "toxicity": 1.0,
-    /// "attributes": {"latency": 100, "jitter": 5}}` (bare numbers are milliseconds).
+    /// (durations with a unit) or Toxiproxy's `{"type": "latency", "stream": "downstream",
+    /// "toxicity": 1.0, "attributes": {"latency": 100, "jitter": 5}}`, whose bare numbers are
+    /// milliseconds as in Toxiproxy's API (the one place a duration needs no unit).
     pub fn from_json(v: &Value) -> Result<Fault, ChaosError> {
         let obj = v.as_object().ok_or_else(|| invalid(format!("a fault must be a JSON object, got {v}")))?;
         let name = obj
@@ -346,7 +350,7 @@ impl Fault {
                     let attrs = val
                         .as_object()
                         .ok_or_else(|| invalid(format!("{name}: \"attributes\" must be an object, got {val}")))?;
-                    params.extend(attrs.iter().map(|(k, v)| (k.clone(), Param::Json(v.clone()))));
+                    params.extend(attrs.iter().map(|(k, v)| (k.clone(), Param::Attribute(v.clone()))));
                 }
                 _ => params.push((k.clone(), Param::Json(val.clone()))),
             }
@@ -358,8 +362,8 @@ impl Fault {
         let mut p = Params { fault: name, params, asked: Vec::new() };
         let toxicity = p.fraction("toxicity", Some(1.0))?;
         let direction = match p.take_any(&["direction", "stream"]) {
-            None => Direction::Downstream,
-            Some(v) => parse_direction(name, &v)?,
+            None => Stream::Downstream,
+            Some(v) => parse_stream(name, &v)?,
         };
         let kind = match name {
             "latency" => FaultKind::Latency {
@@ -499,26 +503,13 @@ fn invalid(msg: String) -> ChaosError {
 }
 
 fn unknown_fault(name: &str) -> ChaosError {
-    let hint = closest(name, FAULT_NAMES).map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default();
+    let hint = did_you_mean(name, FAULT_NAMES);
     invalid(format!("unknown fault '{name}'{hint}; valid faults: {}", FAULT_NAMES.join(", ")))
 }
 
-/// The candidate within edit distance 2 of `word`, if any.
-fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates.iter().map(|c| (edit_distance(word, c), *c)).filter(|(d, _)| *d <= 2).min().map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+/// ` (did you mean 'latency'?)` for `lateny`, or nothing.
+fn did_you_mean(name: &str, known: &[&str]) -> String {
+    suggest(name, known.iter().copied()).map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default()
 }
 
 fn fraction(fault: &str, key: &str, v: f64) -> Result<f64, ChaosError> {
@@ -533,7 +524,7 @@ fn duration(fault: &str, key: &str, d: Duration) -> Result<(), ChaosError> {
     if d <= MAX_DURATION {
         Ok(())
     } else {
-        Err(invalid(format!("{fault}: {key} must be a duration from 0 to 1h, got {}", format_duration(d))))
+        Err(invalid(format!("{fault}: {key} must be a duration from 0 to 1h, got {}", human::duration(d))))
     }
 }
 
@@ -545,11 +536,11 @@ fn int_range(fault: &str, key: &str, v: u64, min: u64, max: u64) -> Result<(), C
     }
 }
 
-fn parse_direction(fault: &str, v: &Param) -> Result<Direction, ChaosError> {
+fn parse_stream(fault: &str, v: &Param) -> Result<Stream, ChaosError> {
     match v.as_text().as_deref() {
-        Some("upstream" | "up") => Ok(Direction::Upstream),
-        Some("downstream" | "down") => Ok(Direction::Downstream),
-        Some("both") => Ok(Direction::Both),
+        Some("upstream" | "up") => Ok(Stream::Upstream),
+        Some("downstream" | "down") => Ok(Stream::Downstream),
+        Some("both") => Ok(Stream::Both),
         _ => Err(invalid(format!("{fault}: direction must be upstream, downstream or both, got {v}"))),
     }
 }
@@ -559,23 +550,34 @@ fn parse_direction(fault: &str, v: &Param) -> Result<Direction, ChaosError> {
 enum Param {
     Text(String),
     Json(Value),
+    /// A value of Toxiproxy's `attributes`, where a duration's bare number is milliseconds.
+    Attribute(Value),
 }
 
 impl Param {
-    fn as_text(&self) -> Option<String> {
+    fn json(&self) -> Option<&Value> {
         match self {
-            Param::Text(s) => Some(s.clone()),
-            Param::Json(Value::String(s)) => Some(s.clone()),
-            Param::Json(_) => None,
+            Param::Text(_) => None,
+            Param::Json(v) | Param::Attribute(v) => Some(v),
+        }
+    }
+
+    /// The value as text: a string as is, a JSON number as written.
+    fn as_text(&self) -> Option<String> {
+        match (self, self.json()) {
+            (Param::Text(s), _) => Some(s.clone()),
+            (_, Some(Value::String(s))) => Some(s.clone()),
+            (_, Some(Value::Number(n))) => Some(n.to_string()),
+            _ => None,
         }
     }
 }
 
 impl fmt::Display for Param {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Param::Text(s) => write!(f, "'{s}'"),
-            Param::Json(v) => write!(f, "{v}"),
+        match (self, self.json()) {
+            (Param::Text(s), _) => write!(f, "'{s}'"),
+            (_, v) => write!(f, "{}", v.unwrap_or(&Value::Null)),
         }
     }
 }
@@ -607,7 +609,6 @@ impl Params<'_> {
         let fault = self.fault;
         let v = match self.take_any(&[key]) {
             None => return default.ok_or_else(|| self.required(key)),
-            Some(Param::Json(Value::Number(n))) => n.as_f64().unwrap_or(f64::NAN),
             Some(v) => v
                 .as_text()
                 .and_then(|s| s.parse::<f64>().ok())
@@ -622,10 +623,7 @@ impl Params<'_> {
             None => return default.ok_or_else(|| self.required(key)),
             Some(v) => v,
         };
-        let parsed = match &v {
-            Param::Json(Value::Number(n)) => n.as_u64(),
-            other => other.as_text().and_then(|s| s.parse::<u64>().ok()),
-        };
+        let parsed = v.as_text().and_then(|s| s.parse::<u64>().ok());
         parsed.ok_or_else(|| invalid(format!("{fault}: {key} must be a whole number of at least 0, got {v}")))
     }
 
@@ -637,11 +635,12 @@ impl Params<'_> {
         };
         let range = "a duration from 0 to 1h, e.g. 100ms";
         let d = match &v {
-            Param::Json(Value::Number(n)) => {
+            // Toxiproxy's attributes: a bare number is milliseconds, as in its API.
+            Param::Attribute(Value::Number(n)) => {
                 let ms = n.as_f64().unwrap_or(f64::NAN);
                 if !(0.0..=MAX_DURATION.as_millis() as f64).contains(&ms) {
                     return Err(invalid(format!(
-                        "{fault}: {key} must be {range} (bare numbers are milliseconds), got {v}"
+                        "{fault}: {key} must be {range} (Toxiproxy's attributes: bare numbers are milliseconds), got {v}"
                     )));
                 }
                 Duration::from_secs_f64(ms / 1000.0)
@@ -653,7 +652,12 @@ impl Params<'_> {
                         "{fault}: {key} must be {range}; negative values are not allowed, got {v}"
                     )));
                 }
-                parse_duration(&s).map_err(|e| invalid(format!("{fault}: {key} must be {range}: {e}")))?
+                let toxiproxy = if matches!(other, Param::Json(Value::Number(_))) {
+                    " (bare numbers are milliseconds only in Toxiproxy's \"attributes\")"
+                } else {
+                    ""
+                };
+                parse_duration(&s).map_err(|e| invalid(format!("{fault}: {key} must be {range}: {e}{toxiproxy}")))?
             }
         };
         duration(fault, key, d)?;
@@ -665,7 +669,7 @@ impl Params<'_> {
             let mut valid: Vec<&str> = self.asked.clone();
             valid.sort_unstable();
             valid.dedup();
-            let hint = closest(k, &valid).map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default();
+            let hint = did_you_mean(k, &valid);
             return Err(invalid(format!(
                 "{}: unknown parameter '{k}'{hint}; valid parameters: {}",
                 self.fault,
@@ -724,6 +728,11 @@ mod tests {
                                    "attributes":{"latency":100,"jitter":5}});
         let f = Fault::from_json(&v).unwrap();
         assert_eq!(f, Fault::latency(Duration::from_millis(100), Duration::from_millis(5)).upstream().toxicity(0.25));
+        // Outside Toxiproxy's attributes a duration needs its unit, as everywhere.
+        let e = err(r#"{"type":"latency","latency":100}"#);
+        assert!(e.contains(r#""100" needs a unit, e.g. "100ms""#) && e.contains("attributes"), "{e}");
+        let f = Fault::parse(r#"{"type":"slicer","average_size":64,"attributes":{"delay":1.5}}"#).unwrap();
+        assert_eq!(f, Fault::slicer(64, 0, Duration::from_micros(1500)));
     }
 
     #[test]
@@ -750,7 +759,8 @@ mod tests {
         let e = err("latency:latency=1ms,jiter=1ms");
         assert!(e.contains("unknown parameter 'jiter'") && e.contains("jitter"), "{e}");
         assert!(err("latency").contains("missing parameter 'latency'"));
-        assert!(err("latency:latency=100").contains("missing unit"));
+        let e = err("latency:latency=100");
+        assert!(e.contains(r#""100" needs a unit, e.g. "100ms""#), "{e}");
         assert!(err("drop:toxicity=2").contains("toxicity must be between 0 and 1"));
         assert!(err("slicer:average_size=10,size_variation=10").contains("0 to average_size - 1"));
         assert!(err("bandwidth:rate=0").contains("from 1 to"));

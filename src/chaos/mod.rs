@@ -37,7 +37,7 @@ pub mod stats;
 pub mod tcp_faults;
 pub mod timer;
 
-pub use faults::{CorruptMode, Direction, DropAfter, Fault, FaultId, FaultKind};
+pub use faults::{CorruptMode, DropAfter, Fault, FaultId, FaultKind, Stream};
 pub use framing::Framing;
 pub use proxy::{Proxy, ProxyOptions, Upstream};
 pub use stats::ProxyStats;

@@ -220,7 +220,7 @@ impl Pump {
     /// Whether this pump counts a per-connection event of `fault` (one pump of the two
     /// when the fault covers both directions).
     fn counts_once(&self, fault: &Fault) -> bool {
-        fault.direction.covers(self.upstream) && !(fault.direction == super::Direction::Both && self.upstream)
+        fault.direction.covers(self.upstream) && !(fault.direction == super::Stream::Both && self.upstream)
     }
 
     /// The earliest timer of an active fault: (when, reset?).

@@ -197,6 +197,10 @@ pub struct RunArgs {
     /// Operations a script may run before it is stopped as a runaway (0: unlimited).
     #[arg(long, value_name = "N", default_value_t = crate::script::Limits::default().max_operations)]
     pub max_operations: u64,
+    /// mcpscript's resident memory beyond which a running script is stopped as a runaway,
+    /// e.g. 4GiB (0: unlimited).
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_memory)]
+    pub max_memory: u64,
     /// Folder of stdlib modules overriding the built-in ones (default: ./stdlib when present;
     /// MCPSCRIPT_STDLIB overrides).
     #[arg(long, value_name = "DIR", env = "MCPSCRIPT_STDLIB")]
@@ -379,4 +383,12 @@ pub struct CallArgs {
     /// Print the server's initialize answer to stderr as well.
     #[arg(long)]
     pub show_server: bool,
+}
+
+/// `--max-memory`: a size with a unit (`512MiB`, `4GiB`), or 0 for no limit.
+fn parse_memory(s: &str) -> Result<u64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    crate::util::size::parse_size(s).map_err(|e| e.to_string())
 }

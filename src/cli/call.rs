@@ -4,8 +4,9 @@
 use super::args::CallArgs;
 use super::{runtime, CliError, Exit};
 use crate::client::{ClientOptions, Session, Target};
+use crate::managed::builtin;
 use crate::protocol::mcp;
-use crate::server::{self, ServerConfig};
+use crate::server::ServerConfig;
 use crate::util::duration::parse_duration;
 use serde_json::Value;
 use std::sync::Arc;
@@ -40,7 +41,7 @@ pub fn run(a: CallArgs) -> Result<Exit, CliError> {
     });
     runtime(2)?.block_on(async move {
         let builtin = match target {
-            Target::Builtin => Some(server::start(ServerConfig::listening(&["tcp://127.0.0.1:0"])?).await?),
+            Target::Builtin => Some(builtin::start_in_process(ServerConfig::default()).await?),
             _ => None,
         };
         let target = match &builtin {

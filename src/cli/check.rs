@@ -1,7 +1,9 @@
 //! `mcpscript check FILE.rhai`: compiles and validates a script without running it: syntax,
-//! variables, imports, function names, literal thresholds and durations, `--set` values
-//! against the script's parameters, and literal `stdio:` targets against the sandbox (any
-//! but `--target` refused unless `--allow-spawn`). Problems exit 2 with file, line and caret.
+//! variables, imports, function names, literal argument types, literal thresholds and
+//! durations, literal `load::` options, `--set` values against the script's parameters, and
+//! literal `stdio:` targets against the sandbox (any but `--target` refused unless
+//! `--allow-spawn`). Problems exit 2 with file, line and caret; a script that checks does not
+//! fail on any of these when it runs (a computed value is judged when it runs, also exit 2).
 
 use super::args::CheckArgs;
 use super::{CliError, Exit};

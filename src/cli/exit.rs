@@ -1,6 +1,7 @@
 //! Exit codes and the single place where an error becomes a printed message and a code.
 
 use crate::client::ClientError;
+use crate::managed::builtin::BuiltinError;
 use crate::server::ServerError;
 
 /// Process exit codes, the same for every command.
@@ -59,5 +60,14 @@ impl From<ServerError> for CliError {
             ServerError::Bind { .. } | ServerError::Workers(_) => Exit::Failed,
         };
         CliError { exit, message: e.to_string() }
+    }
+}
+
+impl From<BuiltinError> for CliError {
+    fn from(e: BuiltinError) -> Self {
+        match e {
+            BuiltinError::Server(e) => e.into(),
+            BuiltinError::Managed(e) => CliError::failed(e.to_string()),
+        }
     }
 }

@@ -6,24 +6,22 @@
 
 use super::args::MergeArgs;
 use super::{CliError, Exit};
-use crate::load::result::Direction;
-use crate::script::results::{self, Better, MetricResult, RunMetric, RunResults, ScenarioResult, StageResult, Summary};
+use crate::script::results::{self, MetricResult, RunMetric, RunResults, ScenarioResult, StageResult, Summary};
 
 pub fn run(a: MergeArgs) -> Result<Exit, CliError> {
-    let mut runs: Vec<RunResults> = Vec::new();
+    let mut runs: Vec<(String, RunResults)> = Vec::new();
     for input in &a.inputs {
         let run = super::reporting::load_results(input)?;
         // Each segment runs under its own run id: the same id twice is the same run twice,
         // which would double every count.
-        if let Some(j) = runs.iter().position(|r| r.run_id == run.run_id) {
+        if let Some((first, _)) = runs.iter().find(|(_, r)| r.run_id == run.run_id) {
             return Err(CliError::invalid(format!(
-                "{} and {} are the same run ({}): merge each segment once",
-                a.inputs[j].display(),
+                "{first} and {} are the same run ({}): merge each segment once",
                 input.display(),
                 run.run_id
             )));
         }
-        runs.push(run);
+        runs.push((input.display().to_string(), run));
     }
     let merged = merge_runs(runs).map_err(CliError::invalid)?;
     let path = merged
@@ -46,22 +44,22 @@ fn count_phases(r: &RunResults) -> usize {
     r.scenarios.iter().map(|s| walk(&s.root)).sum()
 }
 
-/// Merges runs of the same suite or script (segments of one run).
-pub fn merge_runs(runs: Vec<RunResults>) -> Result<RunResults, String> {
+/// Merges runs of the same suite or script (segments of one run), each with the file it
+/// was read from: a run that does not fit the first is named by its file.
+pub fn merge_runs(runs: Vec<(String, RunResults)>) -> Result<RunResults, String> {
     let mut it = runs.into_iter();
-    let mut acc = it.next().ok_or("nothing to merge")?;
-    for r in it {
+    let (first, mut acc) = it.next().ok_or("nothing to merge")?;
+    for (file, r) in it {
+        let misfit = |why: String| format!("{file} does not fit {first}: {why}");
         if r.scenarios.len() != acc.scenarios.len() {
-            return Err(format!(
-                "run {} has {} scenarios and run {} has {}: not segments of the same run",
-                acc.run_id,
-                acc.scenarios.len(),
-                r.run_id,
-                r.scenarios.len()
-            ));
+            return Err(misfit(format!(
+                "it has {} scenarios and {first} has {}: not segments of the same run",
+                r.scenarios.len(),
+                acc.scenarios.len()
+            )));
         }
         for (a, b) in acc.scenarios.iter_mut().zip(&r.scenarios) {
-            merge_scenario(a, b)?;
+            merge_scenario(a, b).map_err(misfit)?;
         }
         acc.started_at = acc.started_at.clone().min(r.started_at.clone());
         acc.finished_at = acc.finished_at.clone().max(r.finished_at.clone());
@@ -84,7 +82,7 @@ pub fn merge_runs(runs: Vec<RunResults>) -> Result<RunResults, String> {
 
 fn merge_scenario(a: &mut ScenarioResult, b: &ScenarioResult) -> Result<(), String> {
     if a.root.name != b.root.name {
-        return Err(format!("scenario '{}' does not match scenario '{}'", a.root.name, b.root.name));
+        return Err(format!("scenario '{}' does not match scenario '{}'", b.root.name, a.root.name));
     }
     merge_stage(&mut a.root, &b.root)?;
     if a.error.is_none() {
@@ -116,12 +114,11 @@ fn merge_stage(a: &mut StageResult, b: &StageResult) -> Result<(), String> {
             if let Some(m) = a.metrics.iter_mut().find(|m| m.name == e.name) {
                 (m.value, m.samples) = (e.value, e.samples);
             } else {
-                let better = if e.direction == Direction::Higher { Better::Higher } else { Better::Lower };
                 a.metrics.push(MetricResult {
                     name: e.name,
                     value: e.value,
                     unit: Some(e.unit.into()),
-                    better,
+                    better: e.better,
                     stage: String::new(),
                     samples: e.samples,
                 });

@@ -8,7 +8,6 @@ pub mod call;
 pub mod check;
 pub mod exit;
 pub mod merge;
-pub mod progress;
 pub mod proxy;
 pub mod reporting;
 pub mod run;

@@ -39,7 +39,9 @@ Faults (--fault NAME:key=value,...; every fault also takes direction=upstream|do
     delay:probability=0.1,delay=500ms,jitter=0ms
                                               hold a message (and what follows it)
 Durations need a unit (us, ms, s, m, h); probabilities are fractions from 0 to 1.
-A JSON object works too: '{\"type\":\"latency\",\"latency\":100,\"stream\":\"upstream\"}' (bare numbers: ms).";
+A JSON object works too: '{\"type\":\"latency\",\"latency\":\"100ms\",\"stream\":\"upstream\"}', or Toxiproxy's
+shape, '{\"type\":\"latency\",\"stream\":\"upstream\",\"attributes\":{\"latency\":100}}', whose bare numbers
+are milliseconds as in Toxiproxy's API (the one place a duration needs no unit).";
 
 /// The validated plan of one `mcpscript proxy` run.
 #[derive(Debug)]

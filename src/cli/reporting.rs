@@ -222,7 +222,16 @@ fn check_history_writable(path: &Path) -> Result<(), CliError> {
 /// versions, truncated files and non-results with one sentence (exit 2).
 pub fn load_results(input: &Path) -> Result<RunResults, CliError> {
     let file: PathBuf = if input.is_dir() { input.join("results.json") } else { input.to_path_buf() };
-    let bytes = std::fs::read(&file).map_err(|e| CliError::invalid(format!("cannot read {}: {e}", file.display())))?;
+    let bytes = std::fs::read(&file).map_err(|e| {
+        CliError::invalid(match e.kind() {
+            std::io::ErrorKind::NotFound if input.is_dir() => {
+                format!("{} is a folder without a results.json", input.display())
+            }
+            std::io::ErrorKind::NotFound => format!("cannot read {}: no such file", file.display()),
+            std::io::ErrorKind::PermissionDenied => format!("cannot read {}: permission denied", file.display()),
+            _ => format!("cannot read {}: {e}", file.display()),
+        })
+    })?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
         let what = if e.is_eof() { "is truncated" } else { "is not JSON" };
         CliError::invalid(format!("{} {what} (line {}, column {}): {e}", file.display(), e.line(), e.column()))

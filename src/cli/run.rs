@@ -6,9 +6,11 @@
 use super::args::RunArgs;
 use super::{runtime, CliError, Exit};
 use crate::client::{ClientOptions, Target};
-use crate::script::results::{self, ErrorKind, RunResults, StageResult, Status};
+use crate::console::say;
+use crate::managed::builtin::{self, Builtin, BuiltinServer};
+use crate::script::results::{self, RunResults, ScriptErrorKind, StageResult, Status};
 use crate::script::{diag, runner, Limits, Params, RunOptions, StopReason, StopSignal};
-use crate::server::{self, ServerConfig};
+use crate::server::ServerConfig;
 use crate::util::duration::parse_duration;
 use crate::util::human;
 use std::fmt::Write as _;
@@ -46,7 +48,7 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
         s => Some(parse_duration(s).map_err(|e| CliError::invalid(format!("--timeout: {e}")))?),
     };
     let (request_timeout, segment) = request_timeout_and_segment(&a)?;
-    let limits = Limits { max_operations: a.max_operations, ..Limits::default() };
+    let limits = Limits { max_operations: a.max_operations, max_memory: a.max_memory, ..Limits::default() };
     let script = Arc::new(super::check::load(&a.file, a.stdlib.clone(), limits)?);
     script.check_params(&params).map_err(|e| CliError::invalid(e.to_string()))?;
 
@@ -58,28 +60,32 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
     // A script that controls the target (`chaos::kill()` and friends) gets the built-in
     // server as child processes it can signal; otherwise it runs inside this process.
     let chaos_control = script.search.sources.any_contains("chaos::");
-    let (builtin, managed) = match target {
+    let builtin_how = match target {
         Target::Builtin if chaos_control => {
             if a.builtin_workers == 0 || a.builtin_workers > 64 {
                 return Err(CliError::invalid(format!("--builtin-workers must be 1 to 64, got {}", a.builtin_workers)));
             }
             let exe = std::env::current_exe()
                 .map_err(|e| CliError::failed(format!("cannot find the mcpscript executable: {e}")))?;
-            let m = rt
-                .block_on(crate::managed::ManagedServer::start_builtin(&exe, a.builtin_workers, &[]))
-                .map_err(|e| CliError::failed(e.to_string()))?;
-            (None, Some(m))
+            Some(Builtin::Processes { exe, workers: a.builtin_workers, args: vec![] })
         }
         Target::Builtin if a.server.is_some() => {
             return Err(CliError::invalid(
                 "--server needs --target: the URL where the server command listens (e.g. http://127.0.0.1:3001/mcp)",
             ))
         }
-        Target::Builtin => (Some(rt.block_on(server::start(ServerConfig::listening(&["tcp://127.0.0.1:0"])?))?), None),
+        Target::Builtin => Some(Builtin::InProcess(ServerConfig::default())),
         Target::Stdio { .. } if a.server.is_some() => {
             return Err(CliError::invalid("--server with a stdio: target: the session itself starts a stdio server"))
         }
-        _ => match &a.server {
+        _ => None,
+    };
+    let (builtin, managed) = match builtin_how {
+        Some(how) => match rt.block_on(builtin::start(how))? {
+            BuiltinServer::InProcess(s) => (Some(s), None),
+            BuiltinServer::Processes(m) => (None, Some(*m)),
+        },
+        None => match &a.server {
             Some(cmd) => {
                 let command = crate::client::target::split_command(cmd)
                     .map_err(|e| CliError::invalid(format!("--server: {e}")))?;
@@ -178,7 +184,7 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
         say(&reporting.epilogue(&results, &dir));
     }
     let exit = match (scenario.status(), scenario.error.as_ref().map(|e| e.kind)) {
-        (_, Some(ErrorKind::Param)) => Exit::Invalid,
+        (_, Some(ScriptErrorKind::Param)) => Exit::Invalid,
         (Status::Cancelled, _) => Exit::Interrupted,
         (Status::Passed, _) => Exit::Ok,
         _ => Exit::Failed,
@@ -226,12 +232,6 @@ pub fn interrupt_on_signals(rt: &tokio::runtime::Runtime, what: &'static str) ->
         });
     }
     interrupt
-}
-
-/// Prints to stdout; a closed stdout (`| head`) is not worth failing the run over.
-fn say(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
 /// What a person reads at the end of a run: stages, checks, metrics, verdict.
@@ -284,10 +284,10 @@ pub fn summary(r: &RunResults, path: &Path) -> String {
         other => other.as_str().to_uppercase(),
     };
     let why = match r.scenarios.iter().find_map(|s| s.error.as_ref()).map(|e| e.kind) {
-        Some(ErrorKind::Runtime) => "the script stopped on an error; ",
-        Some(ErrorKind::Fail) => "the script called fail(); ",
-        Some(ErrorKind::Limit) => "the script hit a sandbox limit; ",
-        Some(ErrorKind::Param) => "a parameter was wrong; ",
+        Some(ScriptErrorKind::Runtime) => "the script stopped on an error; ",
+        Some(ScriptErrorKind::Fail) => "the script called fail(); ",
+        Some(ScriptErrorKind::Limit) => "the script hit a sandbox limit; ",
+        Some(ScriptErrorKind::Param) => "bad input (a parameter, argument or option); ",
         _ => "",
     };
     let _ = writeln!(

@@ -4,11 +4,11 @@
 
 use super::args::{CheckArgs, ListArgs, RunArgs, SuiteArgs};
 use super::{CliError, Exit};
+use crate::console::say;
 use crate::script::Limits;
 use crate::suite::{self, SuiteOptions, SuitePlan};
-use crate::util::duration::format_duration;
+use crate::util::human;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 pub fn is_suite(file: &Path) -> bool {
@@ -46,7 +46,7 @@ pub fn options(
 
 /// Loads a suite; any problem is exit 2 with every located error.
 pub fn load(file: &Path, opts: &SuiteOptions) -> Result<SuitePlan, CliError> {
-    suite::load(file, opts).map_err(|e| CliError::invalid(e.to_string()))
+    suite::plan::load(file, opts).map_err(|e| CliError::invalid(e.to_string()))
 }
 
 pub fn list(a: ListArgs) -> Result<Exit, CliError> {
@@ -70,8 +70,8 @@ pub fn check(a: CheckArgs) -> Result<Exit, CliError> {
         plan.file,
         plan.selected.iter().map(|&i| plan.graph.levels[i]).max().map_or(0, |l| l + 1),
         if o.check_all_profiles { "parameters checked for every profile".to_string() } else { format!("profile {}", plan.profile) },
-        format_duration(std::time::Duration::from_secs_f64(plan.parse_ms / 1000.0)),
-        format_duration(std::time::Duration::from_secs_f64(plan.compile_ms / 1000.0)),
+        human::ms(plan.parse_ms),
+        human::ms(plan.compile_ms),
     ));
     Ok(Exit::Ok)
 }
@@ -114,14 +114,8 @@ pub fn plan_text(plan: &SuitePlan) -> String {
             "  {:<width$}  after: {deps}  resources: {} connections{excl}  timeout {}{tags}",
             s.name,
             s.resources.connections,
-            format_duration(s.timeout),
+            human::duration(s.timeout),
         );
     }
     out
-}
-
-/// Prints to stdout; a closed stdout is not worth failing over.
-pub fn say(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }

@@ -5,9 +5,10 @@
 //! none ran), 130 interrupted (Ctrl-C; the partial results are written).
 
 use super::args::RunArgs;
-use super::suite::{load, options, say};
+use super::suite::{load, options};
 use super::{runtime, CliError, Exit};
 use crate::client::ClientOptions;
+use crate::console::say;
 use crate::script::results::{CheckResult, RunResults, StageResult, Status};
 use crate::script::Limits;
 use crate::suite::orchestrator::{self, RunConfig};
@@ -55,7 +56,7 @@ pub fn prepare(a: &RunArgs, started: Instant) -> Result<Prepared, CliError> {
 pub fn load_plan(a: &RunArgs) -> Result<SuitePlan, CliError> {
     let target = if a.target == "builtin" { None } else { Some(a.target.clone()) };
     let mut o = options(&a.suite, &a.set, target, a.stdlib.clone());
-    o.limits = Limits { max_operations: a.max_operations, ..Limits::default() };
+    o.limits = Limits { max_operations: a.max_operations, max_memory: a.max_memory, ..Limits::default() };
     let mut plan = load(&a.file, &o)?;
     if let Some(cmd) = &a.server {
         // `--server CMD`: the suite's managed server (replacing the file's `server:`), started

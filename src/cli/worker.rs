@@ -5,6 +5,7 @@
 use super::args::WorkerArgs;
 use super::{CliError, Exit};
 use crate::load::worker::{serve, THREADS_ENV};
+use crate::load::LoadError;
 
 pub fn run(_a: WorkerArgs) -> Result<Exit, CliError> {
     // SAFETY: prctl and signal only change this process's own dispositions. PDEATHSIG is a
@@ -17,8 +18,23 @@ pub fn run(_a: WorkerArgs) -> Result<Exit, CliError> {
     crate::util::proc::raise_nofile_limit();
     let threads = std::env::var(THREADS_ENV).ok().and_then(|t| t.parse::<usize>().ok()).unwrap_or(1).max(1);
     let rt = super::runtime(threads)?;
-    rt.block_on(serve(tokio::io::stdin(), tokio::io::stdout())).map_err(CliError::failed)?;
+    let served = rt.block_on(serve(tokio::io::stdin(), tokio::io::stdout()));
     // Sessions are closed; do not wait for stray tasks.
     rt.shutdown_background();
-    Ok(Exit::Ok)
+    served.map(|()| Exit::Ok).map_err(worker_error)
+}
+
+/// What stdin held is bad input (exit 2): no plan, not a plan, a plan that cannot run. The
+/// worker has already said so on stdout, for a coordinator; this is for a person who ran it.
+fn worker_error(e: LoadError) -> CliError {
+    match e {
+        LoadError::NoPlan | LoadError::ReadPlan(_) | LoadError::InvalidPlan(_) | LoadError::Plan(_) => {
+            CliError::invalid(format!(
+                "worker: {}; `mcpscript worker` is started by `mcpscript run`, which writes it a load plan \
+                 (one JSON line) on stdin",
+                crate::script::diag::script_words(&e.to_string())
+            ))
+        }
+        other => CliError::failed(format!("worker: {other}")),
+    }
 }

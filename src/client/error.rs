@@ -14,7 +14,7 @@ pub enum ClientError {
     Spawn { command: String, detail: String },
     #[error("{target}: connection closed {detail}")]
     Closed { target: String, detail: String },
-    #[error("{target}: no reply to '{method}' within {}{note}", crate::util::duration::format_duration(*after))]
+    #[error("{target}: no reply to '{method}' within {}{note}", crate::util::human::duration(*after))]
     Timeout { target: String, method: String, after: Duration, note: String },
     #[error("{target}: '{method}' returned {error}")]
     Rpc { target: String, method: String, error: ErrorObject },

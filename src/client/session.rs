@@ -54,7 +54,7 @@ impl Session {
                 detail: format!(
                     "connect{} took longer than {}",
                     if initialize { " and initialize" } else { "" },
-                    crate::util::duration::format_duration(deadline)
+                    crate::util::human::duration(deadline)
                 ),
             }),
         }
@@ -321,7 +321,7 @@ impl Session {
 
     /// Tells the server to stop working on request `id` (best effort, bounded in time).
     async fn cancel(&self, id: i64, after: Duration) {
-        let reason = format!("timed out after {}", crate::util::duration::format_duration(after));
+        let reason = format!("timed out after {}", crate::util::human::duration(after));
         let msg = Message::notification(methods::CANCELLED, Some(json!({"requestId": id, "reason": reason})));
         let _ = tokio::time::timeout(Duration::from_secs(1), self.transport.send(msg)).await;
     }

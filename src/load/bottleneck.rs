@@ -6,7 +6,8 @@
 //! process-local run, after sampling, and after every [`merge`](super::result::merge)
 //! (worker processes, `mcpscript merge` of segments).
 
-use super::result::{decode, encode, merge_encoded, LatencyStats, PhaseResult, TimelineEntry};
+use super::plan::ModelKind;
+use super::result::{decode, encode, merge_encoded, LatencyStats, PhaseResult, PhaseStatus, TimelineEntry};
 use crate::util::human;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -320,7 +321,7 @@ pub fn assess(r: &mut PhaseResult) {
     }
     // A connect phase's counts are its connects; other phases' connects (set-up and
     // reconnects) are apart from their requests.
-    let setup = |k: &str| if r.model == "connect" { 0 } else { r.connect.errors.get(k).copied().unwrap_or(0) };
+    let setup = |k: &str| if r.model == ModelKind::Connect { 0 } else { r.connect.errors.get(k).copied().unwrap_or(0) };
     let errors = |k: &str| r.counts.errors.get(k).copied().unwrap_or(0) + setup(k);
     for (kind, label) in OVERLOAD {
         let n = errors(kind);
@@ -369,7 +370,7 @@ pub fn assess(r: &mut PhaseResult) {
     if transport > 0 {
         net.push(format!("{} transport errors (connections refused, reset or closed)", human::int(transport)));
     }
-    if r.status == "failed" && r.connect.attempted == 0 && transport == 0 {
+    if r.status == PhaseStatus::Failed && r.connect.attempted == 0 && transport == 0 {
         net.push("the target could not be reached".into());
     }
 
@@ -413,8 +414,8 @@ pub fn assess(r: &mut PhaseResult) {
 
 /// The reason of a `none` verdict: what was delivered.
 fn nothing_limited(r: &PhaseResult, lb: &LimitedBy) -> String {
-    let mut s = match (r.model.as_str(), r.intended_rate) {
-        ("connect", _) => format!(
+    let mut s = match (r.model, r.intended_rate) {
+        (ModelKind::Connect, _) => format!(
             "{} of {} sessions opened without failures",
             human::int(r.connect.ok),
             human::int(r.connect.attempted)
@@ -544,7 +545,8 @@ pub fn evidence(r: &PhaseResult) -> String {
             }
         }
         Limiter::Network => {
-            let setup = if r.model == "connect" { 0 } else { r.connect.errors.get("transport").copied().unwrap_or(0) };
+            let setup =
+                if r.model == ModelKind::Connect { 0 } else { r.connect.errors.get("transport").copied().unwrap_or(0) };
             let t = r.counts.errors.get("transport").copied().unwrap_or(0) + setup;
             if t > 0 {
                 parts.push(format!("{} transport errors", human::int(t)));
@@ -605,8 +607,8 @@ mod tests {
     fn phase() -> PhaseResult {
         PhaseResult {
             name: "p".into(),
-            model: "open".into(),
-            status: "completed".into(),
+            model: ModelKind::Open,
+            status: PhaseStatus::Completed,
             intended_rate: Some(100.0),
             counts: Counts { sent: 100, ok: 100, ..Default::default() },
             send_rate: 100.0,
@@ -696,8 +698,12 @@ mod tests {
 
     #[test]
     fn a_connect_phase_counts_its_failures_once() {
-        let mut r =
-            PhaseResult { name: "c".into(), model: "connect".into(), status: "completed".into(), ..Default::default() };
+        let mut r = PhaseResult {
+            name: "c".into(),
+            model: ModelKind::Connect,
+            status: PhaseStatus::Completed,
+            ..Default::default()
+        };
         r.counts = Counts { sent: 10, ok: 7, errors: [("transport".to_string(), 3)].into(), ..Default::default() };
         r.connect.attempted = 10;
         r.connect.ok = 7;

@@ -4,6 +4,7 @@
 //! 1/K of the sessions). Returns the URL and the PIDs for the sampler; stopped (SIGTERM,
 //! then SIGKILL) at the end and killed with mcpscript if it dies first.
 
+use super::error::LoadError;
 use crate::managed::ManagedServer;
 use std::path::Path;
 
@@ -29,9 +30,9 @@ impl ScaledServer {
         connections: u64,
         per_process: u64,
         extra: &[String],
-    ) -> Result<ScaledServer, String> {
+    ) -> Result<ScaledServer, LoadError> {
         let workers = workers_for(connections, per_process);
-        let server = ManagedServer::start_builtin(exe, workers, extra).await.map_err(|e| e.to_string())?;
+        let server = ManagedServer::start_builtin(exe, workers, extra).await?;
         let url = server.target().to_string();
         Ok(ScaledServer { server, url, workers })
     }

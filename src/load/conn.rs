@@ -239,7 +239,7 @@ pub(crate) fn cancel_line(id: u64, after: Duration) -> Vec<u8> {
     format!(
         "{{\"jsonrpc\":\"2.0\",\"method\":\"{}\",\"params\":{{\"requestId\":{id},\"reason\":\"timed out after {}\"}}}}\n",
         methods::CANCELLED,
-        crate::util::duration::format_duration(after)
+        crate::util::human::duration(after)
     )
     .into_bytes()
 }

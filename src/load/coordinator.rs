@@ -7,7 +7,7 @@
 use super::builtin::ScaledServer;
 use super::exec::{run_local, Control};
 use super::plan::{PhasePlan, PlanError, MAX_PROCESSES};
-use super::result::PhaseResult;
+use super::result::{PhaseResult, ProcessRole};
 use super::sampler::{Sampler, Watched};
 use super::workers::run_distributed;
 use std::path::PathBuf;
@@ -164,7 +164,7 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
     let scale_builtin = env.builtin_here && sessions * 2 > budget.min(here_free);
     check_capacity(&share, sessions, env.builtin_here || scale_builtin, budget)?;
     let me = std::process::id();
-    let watched: Watched = Arc::new(Mutex::new(vec![(me, "coordinator".to_string())]));
+    let watched: Watched = Arc::new(Mutex::new(vec![(me, ProcessRole::Coordinator)]));
     // A target pid that is this process (the in-process built-in server) is sampled once,
     // as the coordinator: its CPU cannot be told apart from the load's.
     let mut target_pids: Vec<u32> = Vec::new();
@@ -173,7 +173,7 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
             target_pids.push(*p);
         }
         if *p != me {
-            watched.lock().unwrap_or_else(|e| e.into_inner()).push((*p, "target".into()));
+            watched.lock().unwrap_or_else(|e| e.into_inner()).push((*p, ProcessRole::Target));
         }
     }
     let mut scaled = None;
@@ -182,12 +182,12 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
             Ok(mut s) => {
                 share.target = s.url.clone();
                 let mut w = watched.lock().unwrap_or_else(|e| e.into_inner());
-                w.extend(s.pids().into_iter().map(|p| (p, "target".to_string())));
+                w.extend(s.pids().into_iter().map(|p| (p, ProcessRole::Target)));
                 drop(w);
                 target_pids.extend(s.pids());
                 scaled = Some(s);
             }
-            Err(e) => return Err(PlanError { phase: plan.name.clone(), reason: e }),
+            Err(e) => return Err(PlanError { phase: plan.name.clone(), reason: e.to_string() }),
         }
     }
     let per = if env.builtin_here && scaled.is_none() { budget / 2 } else { budget };
@@ -286,10 +286,10 @@ fn gather_evidence(r: &mut PhaseResult, usable: f64, machine: f64, target_pids: 
     lb.target_pids = target_pids;
     if let Some(res) = &r.resources {
         lb.machine_busy = res.machine_busy_fraction;
-        let sampled = |role: &str| res.processes.iter().any(|p| p.role == role && p.cpu_pct.len() >= 2);
-        lb.mcpscript_cpu = (sampled("coordinator") || sampled("worker"))
+        let sampled = |role| res.processes.iter().any(|p| p.role == role && p.cpu_pct.len() >= 2);
+        lb.mcpscript_cpu = (sampled(ProcessRole::Coordinator) || sampled(ProcessRole::Worker))
             .then(|| CpuUse::new(res.mcpscript_mean_cpu_pct, res.mcpscript_peak_cpu_pct, usable));
-        if sampled_target && sampled("target") {
+        if sampled_target && sampled(ProcessRole::Target) {
             lb.target_cpu = Some(CpuUse::new(res.target_mean_cpu_pct, res.target_peak_cpu_pct, machine));
             lb.target_peak_rss_bytes = Some(res.target_peak_rss_bytes);
         }

@@ -15,9 +15,9 @@
 use super::bottleneck::SendLag;
 use super::plan::{mix_seed, Model, PhasePlan};
 use super::pool::{establish, Connector, Exclusive, Template};
-use super::recorder::{spawn_ticker, Accumulator, Outcome, Recorder, Sink};
+use super::recorder::{spawn_ticker, Accumulator, Outcome, PhaseRecorder, Sink};
 use super::resilience::{recoveries, Breaker, Events};
-use super::result::{ConnectResult, PhaseResult, PingResult, ResilienceReport};
+use super::result::{ConnectResult, PhaseResult, PhaseStatus, PingResult, ResilienceReport};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::future::Future;
@@ -138,7 +138,7 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
     let connector = match Connector::new(plan).await {
         Ok(c) => Arc::new(c),
         Err(e) => {
-            base.status = "failed".into();
+            base.status = PhaseStatus::Failed;
             base.note(format!("cannot reach the target {}: {e}", plan.target));
             super::bottleneck::assess(&mut base);
             return base;
@@ -166,7 +166,7 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
             if let Some(n) = ctl.started.take() {
                 n.notify_one();
             }
-            let rec = Recorder::new(1, open.clone());
+            let rec = PhaseRecorder::new(1, open.clone());
             let ticker = spawn_ticker(rec.clone(), Accumulator::new(vec!["connect".into()], 1), ctl.load_sink.take());
             let (conns, took) =
                 establish(&connector, plan.session_offset, *sessions, plan.connect_rate, &rec, 0, &stop, &first_error)
@@ -195,7 +195,7 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
         }
         model => {
             // Set-up: open the sessions, measured on their own timeline.
-            let setup = Recorder::new(1, open.clone());
+            let setup = PhaseRecorder::new(1, open.clone());
             let ticker =
                 spawn_ticker(setup.clone(), Accumulator::new(vec!["connect".into()], 1), ctl.setup_sink.take());
             let (conns, took) = establish(
@@ -222,7 +222,7 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
             let mut names = mix.names();
             let main = names.len();
             names.push("connect".into());
-            let rec = Recorder::new(names.len(), open.clone());
+            let rec = PhaseRecorder::new(names.len(), open.clone());
             let events = ctl.events.take().unwrap_or_default();
             events.clear_sessions();
             let load_start = Instant::now();
@@ -282,7 +282,7 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
     };
     let mut result = result;
     if cancelled {
-        result.status = "cancelled".into();
+        result.status = PhaseStatus::Cancelled;
     }
     if result.connect.ok == 0 && result.connect.attempted > 0 {
         let why = result.connect.first_error.clone().unwrap_or_default();
@@ -366,9 +366,9 @@ async fn wait_go(go: Option<Go>, stop: &watch::Receiver<bool>) {
 fn base(plan: &PhasePlan) -> PhaseResult {
     PhaseResult {
         name: plan.name.clone(),
-        model: plan.model.kind().into(),
+        model: plan.model.kind(),
         target: plan.target.clone(),
-        status: "completed".into(),
+        status: PhaseStatus::Completed,
         sessions: plan.model.sessions(),
         intended_rate: plan.model.intended_rate(),
         segments: plan.segment.into_iter().collect(),
@@ -434,7 +434,7 @@ async fn hold_sessions(
 pub(super) struct Env {
     pub(super) plan: PhasePlan,
     pub(super) mix: Arc<Mix>,
-    pub(super) rec: Arc<Recorder>,
+    pub(super) rec: Arc<PhaseRecorder>,
     connector: Arc<Connector>,
     pub(super) flags: Arc<Flags>,
     /// The recorder kind that counts reconnects.
@@ -475,11 +475,7 @@ impl Env {
                     return Some(c);
                 }
                 Err(e) => {
-                    let o = match e.kind() {
-                        crate::client::ErrorKind::Timeout => Outcome::Timeout,
-                        k => Outcome::Error(k),
-                    };
-                    self.rec.sent_done(n, self.reconnect_kind, o, t0.elapsed());
+                    self.rec.sent_done(n, self.reconnect_kind, super::pool::outcome_of(&e), t0.elapsed());
                 }
             }
         }
@@ -571,7 +567,7 @@ async fn run_closed(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (Duration, 
 /// A request in flight in a closed-model session; recorded as cancelled if the session
 /// task is aborted before it completes.
 struct InFlight<'a> {
-    rec: &'a Recorder,
+    rec: &'a PhaseRecorder,
     n: usize,
     k: usize,
     done: bool,

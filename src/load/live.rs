@@ -59,7 +59,7 @@ impl PhaseLive {
         };
         Arc::new(PhaseLive {
             name: plan.name.clone(),
-            model: plan.model.kind(),
+            model: plan.model.kind().as_str(),
             sessions: plan.model.sessions(),
             main,
             sent: AtomicU64::new(0),

@@ -19,6 +19,7 @@
 //! - [`resilience`]: reconnect backoff, resends, the circuit breaker, recovery measurement.
 //! - [`live`]: the live view of a running phase (its folded seconds added up) for the
 //!   console's progress display.
+//! - [`error`]: [`LoadError`], what can go wrong besides a [`PlanError`].
 //! - [`bottleneck`]: who limited a phase (mcpscript, the target, the network or nothing),
 //!   judged from send lag, CPU, dropped arrivals, workers, errors and latency growth.
 //! - [`sampler`]: RSS and CPU of processes over time. [`builtin`]: the built-in server
@@ -28,6 +29,7 @@ pub mod bottleneck;
 pub mod builtin;
 pub mod conn;
 pub mod coordinator;
+pub mod error;
 pub mod exec;
 pub mod live;
 pub mod mux;
@@ -42,8 +44,9 @@ pub mod worker;
 pub mod workers;
 
 pub use coordinator::{run, RunEnv};
-pub use plan::{Model, PhasePlan, PlanError, RequestTemplate, Stage};
-pub use result::{merge, PhaseResult};
+pub use error::LoadError;
+pub use plan::{Model, ModelKind, PhasePlan, PlanError, RequestTemplate, Stage};
+pub use result::{merge, PhaseResult, PhaseStatus};
 
 use tokio::sync::watch;
 
@@ -82,8 +85,8 @@ impl std::fmt::Debug for SharedServer {
 }
 
 /// Parses `I/N` (1-based: `1/4` .. `4/4`).
-pub fn parse_segment(s: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("invalid segment '{s}': expected I/N with 1 <= I <= N, e.g. 3/8");
+pub fn parse_segment(s: &str) -> Result<(u32, u32), LoadError> {
+    let bad = || LoadError::Segment(s.to_string());
     let (i, n) = s.trim().split_once('/').ok_or_else(bad)?;
     let (i, n): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
     if n == 0 || i == 0 || i > n {

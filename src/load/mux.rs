@@ -10,7 +10,7 @@
 //! lock, which is what keeps `sent = ok + errors + timeouts + cancelled` exact.
 
 use super::conn::{cancel_line, classify, poll_lines, Encoded, Line, Reply, PREFIX};
-use super::recorder::{Outcome, Recorder};
+use super::recorder::{Outcome, PhaseRecorder};
 use super::resilience::Breaker;
 use crate::client::ErrorKind;
 use std::collections::VecDeque;
@@ -27,7 +27,7 @@ pub const TICK: Duration = Duration::from_millis(50);
 
 /// What the connections of one open-model phase report to.
 pub struct Hooks {
-    pub rec: Arc<Recorder>,
+    pub rec: Arc<PhaseRecorder>,
     /// Requests written and not yet accounted for.
     pub inflight: AtomicU64,
     /// Intended send times are kept as nanoseconds since this instant.
@@ -43,14 +43,14 @@ pub struct Hooks {
 }
 
 impl Hooks {
-    pub fn new(rec: Arc<Recorder>, timeout: Duration) -> Arc<Hooks> {
+    pub fn new(rec: Arc<PhaseRecorder>, timeout: Duration) -> Arc<Hooks> {
         Hooks::with(rec, timeout, None, vec![])
     }
 
     /// Hooks with a breaker and, per kind, how often a request is resent after its
     /// connection broke.
     pub fn with(
-        rec: Arc<Recorder>,
+        rec: Arc<PhaseRecorder>,
         timeout: Duration,
         breaker: Option<Arc<Breaker>>,
         resend_max: Vec<u8>,

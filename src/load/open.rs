@@ -202,10 +202,7 @@ fn spawn_request(env: &Arc<Env>, s: Arc<Session>, kind: usize, n: usize, intende
             biased;
             r = s.request_timeout(&t.method, t.params.clone(), env.timeout()) => match r {
                 Ok(_) => Outcome::Ok,
-                Err(e) => match e.kind() {
-                    crate::client::ErrorKind::Timeout => Outcome::Timeout,
-                    k => Outcome::Error(k),
-                },
+                Err(e) => super::pool::outcome_of(&e),
             },
             _ = env.flags.hard_stopped() => Outcome::Cancelled,
         };

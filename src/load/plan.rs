@@ -1,7 +1,8 @@
 //! What a load phase is: [`PhasePlan`] (target, [`Model`], weighted request mix, deadlines,
 //! connect rate, seed, segment), validated once by [`PhasePlan::validate`] so executors never
-//! re-check input. Plans are serde types: the coordinator sends each worker process its
-//! [`share`](PhasePlan::share) as JSON over a pipe, and `--segment I/N` takes a share too.
+//! re-check input; [`ModelKind`] names a model in results. Plans are serde types: the
+//! coordinator sends each worker process its [`share`](PhasePlan::share) as JSON over a pipe,
+//! and `--segment I/N` takes a share too.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -74,6 +75,32 @@ pub enum Model {
     },
 }
 
+/// Which [`Model`] a phase ran, as results name it (`load::ramp` is an open model).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    #[default]
+    Closed,
+    Open,
+    Connect,
+}
+
+impl ModelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Closed => "closed",
+            ModelKind::Open => "open",
+            ModelKind::Connect => "connect",
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Model {
     pub fn sessions(&self) -> u64 {
         match self {
@@ -83,11 +110,11 @@ impl Model {
         }
     }
 
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ModelKind {
         match self {
-            Model::Closed { .. } => "closed",
-            Model::Open { .. } => "open",
-            Model::Connect { .. } => "connect",
+            Model::Closed { .. } => ModelKind::Closed,
+            Model::Open { .. } => ModelKind::Open,
+            Model::Connect { .. } => ModelKind::Connect,
         }
     }
 
@@ -232,7 +259,7 @@ impl PhasePlan {
             return err(format!("processes must be at most {MAX_PROCESSES}, got {}", self.processes));
         }
         if let Err(e) = self.resilience.validate() {
-            return err(e);
+            return err(e.to_string());
         }
         if let Some((i, n)) = self.segment {
             if n == 0 || i == 0 || i > n {

@@ -7,9 +7,10 @@
 //! [`establish`] opens N sessions at a connect rate, timing each connect + initialize.
 
 use super::conn::{Broken, Encoded, LineConn};
+use super::error::LoadError;
 use super::mux::{Hooks, MuxConn};
 use super::plan::{PhasePlan, RequestTemplate};
-use super::recorder::{Outcome, Recorder};
+use super::recorder::{Outcome, PhaseRecorder};
 use crate::client::{ClientError, ClientOptions, ErrorKind, Session, Target};
 use crate::protocol::mcp::{self, methods, ServerInfo};
 use serde_json::Value;
@@ -43,7 +44,8 @@ impl Template {
     }
 }
 
-fn outcome_of(e: &ClientError) -> Outcome {
+/// How a request that failed with `e` ended: a timeout, or an error of its kind.
+pub(super) fn outcome_of(e: &ClientError) -> Outcome {
     match e.kind() {
         ErrorKind::Timeout => Outcome::Timeout,
         k => Outcome::Error(k),
@@ -153,8 +155,8 @@ pub struct Connector {
 
 impl Connector {
     /// Resolves the plan's target. Errors name the target.
-    pub async fn new(plan: &PhasePlan) -> Result<Connector, String> {
-        let target: Target = plan.target.parse().map_err(|e: crate::client::target::TargetError| e.to_string())?;
+    pub async fn new(plan: &PhasePlan) -> Result<Connector, LoadError> {
+        let target: Target = plan.target.parse()?;
         let mut base = ClientOptions {
             request_timeout: plan.request_timeout,
             connect_timeout: plan.connect_timeout,
@@ -168,12 +170,12 @@ impl Connector {
             Target::Tcp { host, port } => {
                 let addr = tokio::net::lookup_host((host.as_str(), *port))
                     .await
-                    .map_err(|e| format!("cannot resolve {host}: {e}"))?
+                    .map_err(|source| LoadError::Resolve { host: host.clone(), source })?
                     .next()
-                    .ok_or_else(|| format!("{host} resolves to no address"))?;
+                    .ok_or_else(|| LoadError::NoAddress(host.clone()))?;
                 (Route::Line(addr), addr.ip().is_loopback() && addr.is_ipv4())
             }
-            Target::Builtin => return Err("the built-in server must be started first".into()),
+            Target::Builtin => return Err(LoadError::BuiltinNotStarted),
             Target::Stdio { .. } => (Route::Client(target.clone()), false),
             other => {
                 let loopback = match other.host_port() {
@@ -303,7 +305,7 @@ pub async fn establish(
     first: u64,
     count: u64,
     rate: f64,
-    rec: &Arc<Recorder>,
+    rec: &Arc<PhaseRecorder>,
     kind: usize,
     stop: &watch::Receiver<bool>,
     first_error: &Arc<Mutex<Option<String>>>,

@@ -1,10 +1,11 @@
-//! Measurement on the hot path. A [`Recorder`] has a few shards (twice the runtime's
+//! Measurement on the hot path. A [`PhaseRecorder`] has a few shards (twice the runtime's
 //! worker threads), each a rarely contended `Mutex<Window>` holding this second's counters
 //! and one HdrHistogram per request kind: never a histogram per connection. Once a second
 //! the ticker swaps every shard's window for an empty spare (O(1) under the lock) and folds
 //! the taken windows into an [`Accumulator`]: cumulative counters and histograms plus one
 //! [`TimelineEntry`]. Worker processes also ship each folded second as a [`WindowSnap`].
 
+use super::error::LoadError;
 use super::result::{self, Counts, KindResult, TimelineEntry};
 use crate::client::ErrorKind;
 use hdrhistogram::Histogram;
@@ -108,18 +109,18 @@ pub struct WindowSnap {
 }
 
 /// The sharded recorder of one phase (or of its session set-up).
-pub struct Recorder {
+pub struct PhaseRecorder {
     shards: Box<[Mutex<Window>]>,
     kinds: usize,
     /// Sessions open in this process, shared by the recorders of a phase.
     pub open_sessions: Arc<AtomicI64>,
 }
 
-impl Recorder {
-    pub fn new(kinds: usize, open_sessions: Arc<AtomicI64>) -> Arc<Recorder> {
+impl PhaseRecorder {
+    pub fn new(kinds: usize, open_sessions: Arc<AtomicI64>) -> Arc<PhaseRecorder> {
         let threads = tokio::runtime::Handle::try_current().map(|h| h.metrics().num_workers()).unwrap_or(1);
         let shards = (2 * threads).clamp(1, 16);
-        Arc::new(Recorder {
+        Arc::new(PhaseRecorder {
             shards: (0..shards).map(|_| Mutex::new(Window::new(kinds))).collect(),
             kinds,
             open_sessions,
@@ -246,9 +247,9 @@ impl Accumulator {
     }
 
     /// Folds a snapshot received from a worker process.
-    pub fn fold_snap(&mut self, snap: &WindowSnap) -> Result<(), String> {
+    pub fn fold_snap(&mut self, snap: &WindowSnap) -> Result<(), LoadError> {
         if snap.kinds.len() != self.names.len() {
-            return Err(format!("a window with {} kinds, expected {}", snap.kinds.len(), self.names.len()));
+            return Err(LoadError::WindowKinds { got: snap.kinds.len(), expected: self.names.len() });
         }
         let mut entry =
             TimelineEntry { t: snap.t, span: snap.span, open_sessions: snap.open_sessions, ..Default::default() };
@@ -330,7 +331,7 @@ impl Ticker {
 }
 
 /// Starts folding `rec` into `acc` once a second (second 0 starts now).
-pub fn spawn_ticker(rec: Arc<Recorder>, mut acc: Accumulator, mut sink: Option<Sink>) -> Ticker {
+pub fn spawn_ticker(rec: Arc<PhaseRecorder>, mut acc: Accumulator, mut sink: Option<Sink>) -> Ticker {
     let (stop, stop_rx) = std::sync::mpsc::channel::<()>();
     let (done_tx, done) = tokio::sync::oneshot::channel();
     let names = (acc.names.clone(), acc.main);
@@ -370,7 +371,7 @@ mod tests {
     #[tokio::test]
     async fn folds_shards_into_a_timeline() {
         let open = Arc::new(AtomicI64::new(3));
-        let rec = Recorder::new(2, open);
+        let rec = PhaseRecorder::new(2, open);
         let mut acc = Accumulator::new(vec!["a".into(), "connect".into()], 1);
         let mut spares = rec.spares();
         for i in 0..10 {

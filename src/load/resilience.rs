@@ -14,6 +14,7 @@
 //! extra attempt counts in `resent`. Short-circuited requests are never sent: they count
 //! in `short_circuited`, like dropped arrivals.
 
+use super::error::LoadError;
 use super::result::{Recovery, TimelineEntry};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,28 +88,25 @@ impl Default for Resilience {
 
 impl Resilience {
     /// Why the policy cannot be used, naming the valid range.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), LoadError> {
         if self.backoff_initial.is_zero() || self.backoff_max < self.backoff_initial {
-            return Err(format!(
-                "backoff must be above zero with max >= initial, got initial {:?} and max {:?}",
-                self.backoff_initial, self.backoff_max
-            ));
+            return Err(LoadError::Backoff { initial: self.backoff_initial, max: self.backoff_max });
         }
         if !(0.0..=1.0).contains(&self.jitter) {
-            return Err(format!("jitter must be in [0, 1], got {}", self.jitter));
+            return Err(LoadError::Jitter(self.jitter));
         }
         if self.max_resends > 100 {
-            return Err(format!("max_resends must be 0 to 100, got {}", self.max_resends));
+            return Err(LoadError::MaxResends(self.max_resends));
         }
         if !(self.recovery_fraction > 0.0 && self.recovery_fraction <= 1.0) {
-            return Err(format!("recovery_fraction must be in (0, 1], got {}", self.recovery_fraction));
+            return Err(LoadError::RecoveryFraction(self.recovery_fraction));
         }
         if let Some(b) = &self.breaker {
             if !(b.error_rate > 0.0 && b.error_rate <= 1.0) {
-                return Err(format!("breaker error_rate must be in (0, 1], got {}", b.error_rate));
+                return Err(LoadError::BreakerErrorRate(b.error_rate));
             }
             if b.window.is_zero() || b.cool_down.is_zero() {
-                return Err("breaker window and cool_down must be above zero".into());
+                return Err(LoadError::BreakerWindow);
             }
         }
         Ok(())

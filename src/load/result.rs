@@ -5,6 +5,9 @@
 //! aligns timelines by second. Worker processes and `mcpscript merge` of segments use it.
 //! Who limited a phase ([`LimitedBy`]) lives in [`bottleneck`](super::bottleneck).
 
+use super::error::LoadError;
+use super::plan::ModelKind;
+use crate::script::results::Better;
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
@@ -39,27 +42,26 @@ pub fn encode(h: &Histogram<u64>) -> String {
 }
 
 /// The histogram [`encode`] wrote (an empty string is an empty histogram).
-pub fn decode(s: &str) -> Result<Histogram<u64>, String> {
+pub fn decode(s: &str) -> Result<Histogram<u64>, LoadError> {
     let mut h = new_hist();
     if s.is_empty() {
         return Ok(h);
     }
-    let bytes =
-        base64::engine::general_purpose::STANDARD.decode(s).map_err(|e| format!("histogram is not base64: {e}"))?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s)?;
     let read: Histogram<u64> =
-        Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| format!("invalid histogram: {e:?}"))?;
-    h.add(&read).map_err(|e| format!("histogram out of range: {e:?}"))?;
+        Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(LoadError::HistogramInvalid)?;
+    h.add(&read).map_err(LoadError::HistogramRange)?;
     Ok(h)
 }
 
 /// Merges two encoded histograms.
-pub fn merge_encoded(a: &str, b: &str) -> Result<String, String> {
+pub fn merge_encoded(a: &str, b: &str) -> Result<String, LoadError> {
     match (a.is_empty(), b.is_empty()) {
         (true, _) => Ok(b.to_string()),
         (_, true) => Ok(a.to_string()),
         _ => {
             let mut h = decode(a)?;
-            h.add(decode(b)?).map_err(|e| format!("histogram out of range: {e:?}"))?;
+            h.add(decode(b)?).map_err(LoadError::HistogramRange)?;
             Ok(encode(&h))
         }
     }
@@ -165,7 +167,7 @@ impl KindResult {
         KindResult { counts, latency: LatencyStats::of(h), histogram: encode(h) }
     }
 
-    fn merge(&mut self, o: &KindResult) -> Result<(), String> {
+    fn merge(&mut self, o: &KindResult) -> Result<(), LoadError> {
         self.counts.add(&o.counts);
         self.histogram = merge_encoded(&self.histogram, &o.histogram)?;
         self.latency = LatencyStats::of(&decode(&self.histogram)?);
@@ -202,7 +204,7 @@ pub struct TimelineEntry {
 }
 
 impl TimelineEntry {
-    fn merge(&mut self, o: &TimelineEntry) -> Result<(), String> {
+    fn merge(&mut self, o: &TimelineEntry) -> Result<(), LoadError> {
         self.span = self.span.max(o.span);
         self.sent += o.sent;
         self.ok += o.ok;
@@ -217,7 +219,7 @@ impl TimelineEntry {
     }
 
     /// Recomputes throughput and percentiles from the counters and `hist`.
-    pub fn refresh(&mut self) -> Result<(), String> {
+    pub fn refresh(&mut self) -> Result<(), LoadError> {
         self.throughput = if self.span > 0.0 { (self.ok + self.errors) as f64 / self.span } else { 0.0 };
         let l = LatencyStats::of(&decode(&self.hist)?);
         (self.p50, self.p90, self.p99, self.max) = (l.p50, l.p90, l.p99, l.max);
@@ -275,7 +277,7 @@ impl ConnectResult {
         }
     }
 
-    fn merge(&mut self, o: &ConnectResult) -> Result<(), String> {
+    fn merge(&mut self, o: &ConnectResult) -> Result<(), LoadError> {
         self.attempted += o.attempted;
         self.ok += o.ok;
         self.failed += o.failed;
@@ -293,12 +295,43 @@ impl ConnectResult {
     }
 }
 
+/// Whose process a [`ProcessSeries`] samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessRole {
+    /// The process that runs the script and the phase.
+    Coordinator,
+    /// A worker process of the phase.
+    Worker,
+    /// A process of the target (and its children).
+    Target,
+    /// A process `metrics::sample` watches.
+    #[default]
+    Process,
+}
+
+impl ProcessRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessRole::Coordinator => "coordinator",
+            ProcessRole::Worker => "worker",
+            ProcessRole::Target => "target",
+            ProcessRole::Process => "process",
+        }
+    }
+}
+
+impl std::fmt::Display for ProcessRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One process's samples.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProcessSeries {
     pub pid: u32,
-    /// `coordinator`, `worker`, `target`.
-    pub role: String,
+    pub role: ProcessRole,
     /// Seconds since sampling started, one per sample.
     pub t: Vec<f64>,
     pub rss_bytes: Vec<u64>,
@@ -365,7 +398,7 @@ pub struct PingResult {
 }
 
 impl PingResult {
-    fn merge(&mut self, o: &PingResult) -> Result<(), String> {
+    fn merge(&mut self, o: &PingResult) -> Result<(), LoadError> {
         self.attempted += o.attempted;
         self.ok += o.ok;
         self.failed += o.failed;
@@ -378,15 +411,47 @@ impl PingResult {
     }
 }
 
+/// How a phase ended, from best to worst: a merge keeps the worse of its shares'.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PhaseStatus {
+    /// Ran to its end.
+    #[default]
+    Completed,
+    /// A worker process failed; what it measured until then is kept.
+    Partial,
+    /// Ctrl-C or the script's timeout.
+    Cancelled,
+    /// The target could not be reached, or no worker process started.
+    Failed,
+}
+
+impl PhaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseStatus::Completed => "completed",
+            PhaseStatus::Partial => "partial",
+            PhaseStatus::Cancelled => "cancelled",
+            PhaseStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for PhaseStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Everything one load phase measured.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PhaseResult {
     pub name: String,
-    /// `closed`, `open` or `connect`.
-    pub model: String,
+    pub model: ModelKind,
     pub target: String,
-    /// `completed`, `cancelled` (Ctrl-C or the script's timeout) or `partial` (a worker failed).
-    pub status: String,
+    pub status: PhaseStatus,
     pub started_at: String,
     /// Sessions the plan asked for.
     pub sessions: u64,
@@ -489,13 +554,6 @@ pub struct Recovery {
     pub throughput: Vec<(u32, f64)>,
 }
 
-/// Which way an exported metric should move.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Higher,
-    Lower,
-}
-
 /// A metric derived from a phase, with the per-second values behind it (one per whole
 /// second of the timeline that sent requests; none for connect and memory figures), which
 /// give the regression detector an interval and a rank test.
@@ -504,7 +562,7 @@ pub struct ExportedMetric {
     pub name: String,
     pub value: f64,
     pub unit: &'static str,
-    pub direction: Direction,
+    pub better: Better,
     pub samples: Vec<f64>,
 }
 
@@ -512,44 +570,44 @@ impl PhaseResult {
     /// The metrics a phase with an export prefix contributes to regression detection.
     pub fn exported_metrics(&self) -> Vec<ExportedMetric> {
         let Some(p) = &self.export else { return vec![] };
-        let metric = |suffix: &str, value: f64, unit, direction, samples| ExportedMetric {
+        let metric = |suffix: &str, value: f64, unit, better, samples| ExportedMetric {
             name: format!("{p}_{suffix}"),
             value,
             unit,
-            direction,
+            better,
             samples,
         };
         let seconds = || self.timeline.iter().filter(|e| e.span >= 0.999 && e.sent > 0);
         let answered = || seconds().filter(|e| e.ok + e.errors > 0);
         let mut m = vec![];
-        if self.model == "connect" {
+        if self.model == ModelKind::Connect {
             let c = &self.connect;
-            m.push(metric("connect_rate", c.rate, "sessions/s", Direction::Higher, vec![]));
-            m.push(metric("connect_p50_ms", c.latency.p50, "ms", Direction::Lower, vec![]));
-            m.push(metric("connect_p99_ms", c.latency.p99, "ms", Direction::Lower, vec![]));
-            m.push(metric("connect_failed", c.failed as f64, "sessions", Direction::Lower, vec![]));
+            m.push(metric("connect_rate", c.rate, "sessions/s", Better::Higher, vec![]));
+            m.push(metric("connect_p50_ms", c.latency.p50, "ms", Better::Lower, vec![]));
+            m.push(metric("connect_p99_ms", c.latency.p99, "ms", Better::Lower, vec![]));
+            m.push(metric("connect_failed", c.failed as f64, "sessions", Better::Lower, vec![]));
         } else {
             let rates = seconds().map(|e| e.throughput).collect();
-            m.push(metric("throughput", self.throughput, "req/s", Direction::Higher, rates));
-            m.push(metric("p50_ms", self.latency.p50, "ms", Direction::Lower, answered().map(|e| e.p50).collect()));
-            m.push(metric("p99_ms", self.latency.p99, "ms", Direction::Lower, answered().map(|e| e.p99).collect()));
+            m.push(metric("throughput", self.throughput, "req/s", Better::Higher, rates));
+            m.push(metric("p50_ms", self.latency.p50, "ms", Better::Lower, answered().map(|e| e.p50).collect()));
+            m.push(metric("p99_ms", self.latency.p99, "ms", Better::Lower, answered().map(|e| e.p99).collect()));
             let errors = seconds().map(|e| (e.errors + e.timeouts) as f64 / e.sent as f64).collect();
-            m.push(metric("error_rate", self.error_rate, "ratio", Direction::Lower, errors));
+            m.push(metric("error_rate", self.error_rate, "ratio", Better::Lower, errors));
         }
         if let Some(r) = &self.resources {
             if r.mcpscript_peak_rss_bytes > 0 {
                 let mb = r.mcpscript_peak_rss_bytes as f64 / 1e6;
-                m.push(metric("mcpscript_rss_mb", mb, "MB", Direction::Lower, vec![]));
+                m.push(metric("mcpscript_rss_mb", mb, "MB", Better::Lower, vec![]));
             }
             if r.target_peak_rss_bytes > 0 {
-                m.push(metric("target_rss_mb", r.target_peak_rss_bytes as f64 / 1e6, "MB", Direction::Lower, vec![]));
+                m.push(metric("target_rss_mb", r.target_peak_rss_bytes as f64 / 1e6, "MB", Better::Lower, vec![]));
             }
         }
         m
     }
 
     /// Recomputes the derived numbers (rates, error rate, latency) from counters and histograms.
-    pub fn refresh(&mut self) -> Result<(), String> {
+    pub fn refresh(&mut self) -> Result<(), LoadError> {
         let c = &self.counts;
         let replies = c.ok + c.error_total();
         let d = self.duration_s;
@@ -575,7 +633,7 @@ impl PhaseResult {
     }
 }
 
-fn merge_timelines(a: &[TimelineEntry], b: &[TimelineEntry]) -> Result<Vec<TimelineEntry>, String> {
+fn merge_timelines(a: &[TimelineEntry], b: &[TimelineEntry]) -> Result<Vec<TimelineEntry>, LoadError> {
     let mut by_t: BTreeMap<u32, TimelineEntry> = a.iter().map(|e| (e.t, e.clone())).collect();
     for e in b {
         match by_t.get_mut(&e.t) {
@@ -588,21 +646,12 @@ fn merge_timelines(a: &[TimelineEntry], b: &[TimelineEntry]) -> Result<Vec<Timel
     Ok(by_t.into_values().collect())
 }
 
-fn status_rank(s: &str) -> u8 {
-    match s {
-        "completed" => 0,
-        "partial" => 1,
-        "cancelled" => 2,
-        _ => 3,
-    }
-}
-
 /// Combines the results of shares of one phase that ran at the same time (worker
 /// processes, or segments on other machines): counters summed, histograms merged
 /// losslessly, timelines aligned by second, rates recomputed over the longer duration,
 /// and who limited the phase judged again from the shares' evidence (the busier share's
 /// CPU, the send lags merged; see [`LimitedBy::merged`]).
-pub fn merge(a: &PhaseResult, b: &PhaseResult) -> Result<PhaseResult, String> {
+pub fn merge(a: &PhaseResult, b: &PhaseResult) -> Result<PhaseResult, LoadError> {
     let mut m = a.clone();
     m.sessions += b.sessions;
     m.counts.add(&b.counts);
@@ -658,9 +707,7 @@ pub fn merge(a: &PhaseResult, b: &PhaseResult) -> Result<PhaseResult, String> {
     for n in &b.notes {
         m.note(n.clone());
     }
-    if status_rank(&b.status) > status_rank(&m.status) {
-        m.status = b.status.clone();
-    }
+    m.status = m.status.max(b.status);
     if m.started_at.is_empty() || (!b.started_at.is_empty() && b.started_at < m.started_at) {
         m.started_at = b.started_at.clone();
     }
@@ -679,7 +726,7 @@ pub fn merge(a: &PhaseResult, b: &PhaseResult) -> Result<PhaseResult, String> {
 }
 
 /// Merges any number of shares (see [`merge`]); `None` for none.
-pub fn merge_all<'a>(parts: impl IntoIterator<Item = &'a PhaseResult>) -> Result<Option<PhaseResult>, String> {
+pub fn merge_all<'a>(parts: impl IntoIterator<Item = &'a PhaseResult>) -> Result<Option<PhaseResult>, LoadError> {
     let mut acc: Option<PhaseResult> = None;
     for p in parts {
         acc = Some(match acc {
@@ -709,8 +756,8 @@ mod tests {
         tl.refresh().unwrap();
         let mut r = PhaseResult {
             name: "p".into(),
-            model: "closed".into(),
-            status: "completed".into(),
+            model: ModelKind::Closed,
+            status: PhaseStatus::Completed,
             sessions: 1,
             counts: counts.clone(),
             duration_s: 1.0,
@@ -734,6 +781,26 @@ mod tests {
         assert_eq!(back.max(), h.max());
         assert!(decode("").unwrap().is_empty());
         assert!(decode("!!").is_err());
+    }
+
+    #[test]
+    fn closed_sets_keep_the_strings_of_older_results() {
+        fn check<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(v: T, s: &str) {
+            assert_eq!(serde_json::to_value(&v).unwrap(), s);
+            assert_eq!(serde_json::from_value::<T>(s.into()).unwrap(), v);
+        }
+        use PhaseStatus::*;
+        for (v, s) in [(Completed, "completed"), (Partial, "partial"), (Cancelled, "cancelled"), (Failed, "failed")] {
+            check(v, s);
+            assert_eq!(v.to_string(), s);
+        }
+        assert!(Completed < Partial && Partial < Cancelled && Cancelled < Failed);
+        for (v, s) in [(ModelKind::Closed, "closed"), (ModelKind::Open, "open"), (ModelKind::Connect, "connect")] {
+            check(v, s);
+        }
+        for v in [ProcessRole::Coordinator, ProcessRole::Worker, ProcessRole::Target, ProcessRole::Process] {
+            check(v, v.as_str());
+        }
     }
 
     #[test]
@@ -763,7 +830,7 @@ mod tests {
             Some(SendLag::of(&h))
         };
         let mut a = part(&[1000], 0);
-        a.model = "open".into();
+        a.model = ModelKind::Open;
         a.limited_by.send_lag = lag(500);
         a.limited_by.mcpscript_cpu = Some(CpuUse::new(20.0, 30.0, 2.0));
         a.ping = Some(PingResult { attempted: 2, ok: 2, ..Default::default() });

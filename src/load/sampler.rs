@@ -4,13 +4,13 @@
 //! (`/proc/stat`). Target processes' children are followed too (a `serve --workers` parent
 //! and its workers).
 
-use super::result::{ProcessSeries, Resources};
+use super::result::{ProcessRole, ProcessSeries, Resources};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Processes to watch, with their role (`coordinator`, `worker`, `target`); may grow while
-/// sampling runs (worker processes start after the sampler).
-pub type Watched = Arc<Mutex<Vec<(u32, String)>>>;
+/// Processes to watch, with their role; may grow while sampling runs (worker processes
+/// start after the sampler).
+pub type Watched = Arc<Mutex<Vec<(u32, ProcessRole)>>>;
 
 /// How often the list of processes is checked for new ones (sampled at once).
 const POLL: Duration = Duration::from_millis(100);
@@ -144,7 +144,7 @@ impl Sampler {
 }
 
 /// One sample of every watched process; returns the sums per side.
-fn sample(list: &[(u32, String)], tracks: &mut Vec<Track>, t: f64, dt: f64) -> (u64, u64, f64, f64) {
+fn sample(list: &[(u32, ProcessRole)], tracks: &mut Vec<Track>, t: f64, dt: f64) -> (u64, u64, f64, f64) {
     let mut sum = (0u64, 0u64, 0.0f64, 0.0f64);
     for (pid, role) in list {
         let (Some(rss), Some(cpu)) = (crate::util::proc::rss_bytes(*pid), cpu_seconds(*pid)) else { continue };
@@ -156,7 +156,7 @@ fn sample(list: &[(u32, String)], tracks: &mut Vec<Track>, t: f64, dt: f64) -> (
             Some(i) => &mut tracks[i],
             None => {
                 tracks.push(Track {
-                    series: ProcessSeries { pid: *pid, role: role.clone(), ..Default::default() },
+                    series: ProcessSeries { pid: *pid, role: *role, ..Default::default() },
                     last_cpu: None,
                 });
                 tracks.last_mut().expect("just pushed")
@@ -170,7 +170,7 @@ fn sample(list: &[(u32, String)], tracks: &mut Vec<Track>, t: f64, dt: f64) -> (
         tr.series.t.push((t * 1000.0).round() / 1000.0);
         tr.series.rss_bytes.push(rss);
         tr.series.cpu_pct.push((pct * 10.0).round() / 10.0);
-        if role == "target" {
+        if *role == ProcessRole::Target {
             sum.1 += rss;
             sum.3 += pct;
         } else {
@@ -186,7 +186,7 @@ fn follow_children(watched: &Watched) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
-        .filter(|(_, r)| r == "target")
+        .filter(|(_, r)| *r == ProcessRole::Target)
         .map(|(p, _)| *p)
         .collect();
     if targets.is_empty() {
@@ -199,7 +199,7 @@ fn follow_children(watched: &Watched) {
     let mut w = watched.lock().unwrap_or_else(|e| e.into_inner());
     for k in kids {
         if !w.iter().any(|(p, _)| *p == k) {
-            w.push((k, "target".into()));
+            w.push((k, ProcessRole::Target));
         }
     }
 }
@@ -286,7 +286,7 @@ mod tests {
 
     #[tokio::test]
     async fn samples_this_process() {
-        let watched: Watched = Arc::new(Mutex::new(vec![(std::process::id(), "coordinator".into())]));
+        let watched: Watched = Arc::new(Mutex::new(vec![(std::process::id(), ProcessRole::Coordinator)]));
         let s = Sampler::start(watched, Duration::from_millis(20));
         tokio::time::sleep(Duration::from_millis(100)).await;
         let r = s.finish().await;

@@ -8,6 +8,7 @@
 //!   `tick` every second (the folded window with its V2 histograms, so a worker that
 //!   dies mid-run still leaves its measurements behind), and the final `result`.
 
+use super::error::LoadError;
 use super::exec::{run_local, Control};
 use super::plan::PhasePlan;
 use super::recorder::WindowSnap;
@@ -30,24 +31,23 @@ pub struct Start {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Report {
-    Ready {
-        connect: ConnectResult,
-    },
-    /// `stage` is `setup` (opening sessions) or `load`.
-    Tick {
-        stage: String,
-        snap: WindowSnap,
-    },
-    Result {
-        result: Box<PhaseResult>,
-    },
-    Error {
-        message: String,
-    },
+    Ready { connect: ConnectResult },
+    Tick { stage: TickStage, snap: WindowSnap },
+    Result { result: Box<PhaseResult> },
+    Error { message: String },
+}
+
+/// What a [`Report::Tick`] folded a second of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TickStage {
+    /// Opening the sessions.
+    Setup,
+    Load,
 }
 
 /// Runs one worker: reads its share from `input`, runs it, reports on `output`.
-pub async fn serve<R, W>(input: R, output: W) -> Result<(), String>
+pub async fn serve<R, W>(input: R, output: W) -> Result<(), LoadError>
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -57,24 +57,24 @@ where
     let mut lines = BufReader::new(input).lines();
     let first = match lines.next_line().await {
         Ok(Some(l)) => l,
-        Ok(None) => return Err("no plan on stdin".into()),
-        Err(e) => return Err(format!("cannot read the plan: {e}")),
+        Ok(None) => return Err(LoadError::NoPlan),
+        Err(e) => return Err(LoadError::ReadPlan(e)),
     };
     let start: Start = match serde_json::from_str(&first) {
         Ok(s) => s,
         Err(e) => {
-            let message = format!("invalid plan: {e}");
-            let _ = tx.send(Report::Error { message: message.clone() });
+            let e = LoadError::InvalidPlan(e);
+            let _ = tx.send(Report::Error { message: e.to_string() });
             drop(tx);
             let _ = writer.await;
-            return Err(message);
+            return Err(e);
         }
     };
     if let Err(e) = start.plan.validate() {
         let _ = tx.send(Report::Error { message: e.to_string() });
         drop(tx);
         let _ = writer.await;
-        return Err(e.to_string());
+        return Err(e.into());
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let (go_tx, go_rx) = oneshot::channel::<()>();
@@ -98,10 +98,10 @@ where
             }
         }
     });
-    let sink = |stage: &'static str| {
+    let sink = |stage: TickStage| {
         let tx = tx.clone();
         Some(Box::new(move |snap: &WindowSnap| {
-            let _ = tx.send(Report::Tick { stage: stage.into(), snap: snap.clone() });
+            let _ = tx.send(Report::Tick { stage, snap: snap.clone() });
         }) as super::recorder::Sink)
     };
     let ready_tx = tx.clone();
@@ -113,8 +113,8 @@ where
         go: Some(Box::pin(async move {
             let _ = go_rx.await;
         })),
-        setup_sink: sink("setup"),
-        load_sink: sink("load"),
+        setup_sink: sink(TickStage::Setup),
+        load_sink: sink(TickStage::Load),
         // Chaos actions happen in the coordinator's process: recovery is measured there
         // only for phases it runs itself.
         events: None,

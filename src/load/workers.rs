@@ -13,12 +13,13 @@
 //! waits forever: a worker silent for [`SILENCE_LIMIT`] while it should be talking is
 //! killed.
 
+use super::error::LoadError;
 use super::exec;
 use super::plan::{Model, PhasePlan};
 use super::recorder::Accumulator;
-use super::result::{self, PhaseResult, WorkerReport};
+use super::result::{self, PhaseResult, PhaseStatus, ProcessRole, WorkerReport};
 use super::sampler::Watched;
-use super::worker::{Report, Start, THREADS_ENV};
+use super::worker::{Report, Start, TickStage, THREADS_ENV};
 use crate::util::proc::{spawn_direct, Group};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -122,7 +123,7 @@ pub async fn run_distributed(
         match spawn(exe, threads, index, &share, events_tx.clone()).await {
             Ok(w) => {
                 if let Some(list) = &watched {
-                    list.lock().unwrap_or_else(|e| e.into_inner()).push((w.pid, "worker".into()));
+                    list.lock().unwrap_or_else(|e| e.into_inner()).push((w.pid, ProcessRole::Worker));
                 }
                 workers.push(w);
             }
@@ -224,9 +225,9 @@ pub async fn run_distributed(
         Ok(Some(m)) => m,
         Ok(None) => PhaseResult {
             name: plan.name.clone(),
-            model: plan.model.kind().into(),
+            model: plan.model.kind(),
             target: plan.target.clone(),
-            status: "failed".into(),
+            status: PhaseStatus::Failed,
             sessions: plan.model.sessions(),
             ..Default::default()
         },
@@ -239,8 +240,8 @@ pub async fn run_distributed(
     merged.sessions = plan.model.sessions();
     merged.intended_rate = plan.model.intended_rate();
     merged.segments = plan.segment.into_iter().collect();
-    if (reports.iter().any(|r| r.failed) || !failures.is_empty()) && merged.status == "completed" {
-        merged.status = "partial".into();
+    if (reports.iter().any(|r| r.failed) || !failures.is_empty()) && merged.status == PhaseStatus::Completed {
+        merged.status = PhaseStatus::Partial;
     }
     for f in failures {
         merged.note(f);
@@ -264,7 +265,7 @@ fn handle(workers: &mut [Worker], index: u32, ev: Event, live: Option<&super::li
             w.connect = Some(connect);
         }
         Event::Report(Report::Tick { stage, snap }) => {
-            if stage == "load" {
+            if stage == TickStage::Load {
                 let _ = w.partial.fold_snap(&snap);
                 if let Some(l) = live {
                     l.load_second(&snap);
@@ -294,7 +295,7 @@ fn partial_result(share: &PhasePlan, acc: &Accumulator, connect: Option<result::
     if lost > 0 {
         *r.counts.errors.entry("worker_lost".into()).or_default() += lost;
     }
-    r.status = "partial".into();
+    r.status = PhaseStatus::Partial;
     if let Some(c) = connect {
         r.connect = c;
     }
@@ -308,17 +309,17 @@ async fn spawn(
     index: u32,
     share: &PhasePlan,
     events: mpsc::UnboundedSender<(u32, Event)>,
-) -> Result<Worker, String> {
+) -> Result<Worker, LoadError> {
     // Its own process group: a terminal's Ctrl-C reaches only the coordinator, which stops
     // the workers in order (they report what they measured). Started directly: a worker is
     // mcpscript itself and supervises what it starts.
     let mut child = spawn_direct(exe, &["worker".to_string()], |cmd| {
         cmd.env(THREADS_ENV, threads.to_string()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     })
-    .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    .map_err(|source| LoadError::SpawnWorker { exe: exe.display().to_string(), source })?;
     let pid = child.pid();
     let (stdin, stdout, stderr) = (child.take_stdin(), child.take_stdout(), child.take_stderr());
-    let (Some(stdin), Some(stdout)) = (stdin, stdout) else { return Err("no pipes to the worker".into()) };
+    let (Some(stdin), Some(stdout)) = (stdin, stdout) else { return Err(LoadError::NoPipes) };
     let tail = crate::client::transport::stdio::keep_tail(stderr, STDERR_TAIL);
     tokio::spawn(async move {
         let mut lines = BufReader::new(stdout).lines();
@@ -352,7 +353,7 @@ async fn spawn(
         last_heard: Instant::now(),
         garbage: None,
     };
-    let start = serde_json::to_string(&Start { index, plan: share.clone() }).map_err(|e| e.to_string())?;
+    let start = serde_json::to_string(&Start { index, plan: share.clone() }).map_err(LoadError::EncodePlan)?;
     w.send(&start).await;
     Ok(w)
 }

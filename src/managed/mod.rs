@@ -16,6 +16,7 @@
 //! # Layout
 //! - this file: [`ServerSpec`], [`Ready`], [`Which`], [`ManagedServer`], [`ManagedError`].
 //! - [`process`]: one child process (spawn, output tail, signals).
+//! - [`builtin`]: the `builtin` target of a run, in this process or as worker processes.
 //!
 //! `stdio:` targets are not managed here: each client session spawns and owns its own
 //! child (`client::transport::stdio`), one per session, so "the server" of a stdio run is
@@ -37,11 +38,12 @@
 //! # let _ = target; Ok(()) }
 //! ```
 
+pub mod builtin;
 pub mod process;
 
 use crate::client::{ClientOptions, Session, Target};
 use crate::server::workers::{LISTENING, SECRET_ENV};
-use crate::util::duration::format_duration;
+use crate::util::human;
 use process::{Launch, Proc};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -241,7 +243,7 @@ impl ManagedServer {
                     }
                     Err(None) => {
                         p.kill().await;
-                        let (after, tail) = (format_duration(wait), tail_note(p.tail()));
+                        let (after, tail) = (human::duration(wait), tail_note(p.tail()));
                         return Err(ManagedError::NotReady { command, after, tail });
                     }
                     Err(Some(status)) => {
@@ -386,7 +388,7 @@ impl ManagedServer {
             Ok(t0.elapsed())
         } else {
             let tail = self.members.iter().flatten().map(Proc::tail).collect::<Vec<_>>().join("\n");
-            Err(ManagedError::NotReady { command, after: format_duration(timeout), tail: tail_note(tail) })
+            Err(ManagedError::NotReady { command, after: human::duration(timeout), tail: tail_note(tail) })
         }
     }
 
@@ -436,7 +438,7 @@ async fn ready(p: &mut Proc, rule: &Ready, timeout: Duration, command: &str) -> 
     };
     let not_ready = |p: &Proc| ManagedError::NotReady {
         command: command.into(),
-        after: format_duration(timeout),
+        after: human::duration(timeout),
         tail: tail_note(p.tail()),
     };
     match rule {

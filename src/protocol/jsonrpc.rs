@@ -174,8 +174,11 @@ fn present_raw<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<&'a Raw
     <&'a RawValue>::deserialize(d).map(Some)
 }
 
-fn value_of(raw: &RawValue) -> Value {
-    serde_json::from_str(raw.get()).expect("a RawValue is valid JSON")
+/// A member's value. Borrowing a member as a `RawValue` checks its syntax only, so reading
+/// it can still fail: nesting deeper than serde_json's limit (128), or a number out of
+/// range (`1e400`). Such a member makes the message invalid (-32600), never a panic.
+fn value_of(raw: &RawValue) -> Result<Value, String> {
+    serde_json::from_str(raw.get()).map_err(|e| e.to_string())
 }
 
 fn first_byte(bytes: &[u8]) -> Option<u8> {
@@ -222,7 +225,7 @@ fn classify(raw: RawMessage<'_>) -> Result<Message, Invalid> {
         Some(r) => match r.get().parse::<i64>() {
             Ok(n) => Some(Id::Num(n)),
             Err(_) => {
-                let v = value_of(r);
+                let v = value_of(r).map_err(|e| Invalid { id: None, reason: format!("id cannot be read: {e}") })?;
                 Some(Id::from_value(&v).ok_or_else(|| Invalid {
                     id: None,
                     reason: format!("id must be an integer or a string, got {v}"),
@@ -232,11 +235,12 @@ fn classify(raw: RawMessage<'_>) -> Result<Message, Invalid> {
     };
     let invalid = |reason: String| Invalid { id: id.clone(), reason };
     match raw.jsonrpc {
-        Some(r) if r.get() == "\"2.0\"" || matches!(value_of(r), Value::String(ref s) if s == "2.0") => {}
+        Some(r) if r.get() == "\"2.0\"" || matches!(value_of(r), Ok(Value::String(ref s)) if s == "2.0") => {}
         _ => return Err(invalid("jsonrpc must be \"2.0\"".into())),
     }
-    let params = raw.params.map(value_of);
-    if let Some(method) = raw.method.map(value_of) {
+    let params = raw.params.map(value_of).transpose().map_err(|e| invalid(format!("params cannot be read: {e}")))?;
+    let method = raw.method.map(value_of).transpose().map_err(|e| invalid(format!("method cannot be read: {e}")))?;
+    if let Some(method) = method {
         let Value::String(method) = method else {
             return Err(invalid("method must be a string".into()));
         };
@@ -255,7 +259,10 @@ fn classify(raw: RawMessage<'_>) -> Result<Message, Invalid> {
         return Err(invalid("a response needs an id; a request needs a method".into()));
     }
     match (raw.result, raw.error) {
-        (Some(result), None) if id.is_some() => Ok(Message::Response(Response { id, outcome: Ok(value_of(result)) })),
+        (Some(result), None) if id.is_some() => {
+            let result = value_of(result).map_err(|e| invalid(format!("result cannot be read: {e}")))?;
+            Ok(Message::Response(Response { id, outcome: Ok(result) }))
+        }
         (None, Some(error)) => {
             let error: ErrorObject =
                 serde_json::from_str(error.get()).map_err(|e| invalid(format!("malformed error object: {e}")))?;
@@ -443,6 +450,32 @@ mod tests {
             String::from_utf8(Message::Response(Response::err(None, ErrorObject::new(-1, "m"))).to_vec()).unwrap(),
             r#"{"jsonrpc":"2.0","id":null,"error":{"code":-1,"message":"m"}}"#
         );
+    }
+
+    #[test]
+    fn unreadable_members_are_invalid_requests() {
+        // Found by fuzzing: members whose syntax is valid JSON but that serde_json cannot read
+        // as a value (nested past its limit of 128, or a number out of range) panicked.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for (text, id, reason) in [
+            (format!(r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{deep}}}"#), Some(Id::Num(1)), "params"),
+            (
+                r#"{"jsonrpc":"2.0","id":"a","method":"x","params":[1e400]}"#.to_string(),
+                Some(Id::Str("a".into())),
+                "params",
+            ),
+            (r#"{"jsonrpc":"2.0","id":7,"result":1e999}"#.to_string(), Some(Id::Num(7)), "result"),
+            (format!(r#"{{"jsonrpc":"2.0","id":{deep},"method":"x"}}"#), None, "id"),
+            (format!(r#"{{"jsonrpc":"2.0","id":1,"method":{deep}}}"#), Some(Id::Num(1)), "method"),
+            (format!(r#"{{"jsonrpc":{deep},"id":1,"method":"x"}}"#), Some(Id::Num(1)), "jsonrpc"),
+        ] {
+            let inv = single(&text).unwrap_err();
+            assert_eq!(inv.id, id, "{text}");
+            assert!(inv.reason.starts_with(reason), "{text}: {}", inv.reason);
+        }
+        let batch = br#"[{"jsonrpc":"2.0","method":"n","params":{"a":-1e400}}, {"jsonrpc":"2.0","method":"m"}]"#;
+        let Ok(Payload::Batch(items)) = parse(batch) else { panic!() };
+        assert!(items[0].is_err() && items[1].is_ok());
     }
 
     #[test]

@@ -90,10 +90,10 @@ pub fn metrics_csv(r: &RunResults) -> Result<Vec<u8>, String> {
                 row(name, &format!("{phase}.errors"), "count", t, e.errors as f64)?;
             }
             if let Some(res) = &p.resources {
-                let shared = |role: &str| res.processes.iter().filter(|x| x.role == role).count() > 1;
+                let shared = |role| res.processes.iter().filter(|x| x.role == role).count() > 1;
                 for proc in &res.processes {
                     let who =
-                        if shared(&proc.role) { format!("{}.{}", proc.role, proc.pid) } else { proc.role.clone() };
+                        if shared(proc.role) { format!("{}.{}", proc.role, proc.pid) } else { proc.role.to_string() };
                     for (t, v) in proc.t.iter().zip(&proc.rss_bytes) {
                         row(name, &format!("{phase}.rss_bytes.{who}"), "bytes", num(*t), *v as f64)?;
                     }

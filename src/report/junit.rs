@@ -13,7 +13,7 @@
 //! schema (`tests/schema/junit.xsd`).
 
 use super::text::{checks_of, kind_word, one_line, place, reason, run_name};
-use crate::script::results::{CheckKind, CheckResult, ErrorKind, RunResults, ScenarioResult, Status};
+use crate::script::results::{CheckKind, CheckResult, RunResults, ScenarioResult, ScriptErrorKind, Status};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite, XmlString};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -123,10 +123,12 @@ fn failure_type(s: &ScenarioResult, status: Status) -> (NonSuccessKind, &'static
     }
     if let Some(e) = &s.error {
         return match e.kind {
-            ErrorKind::Fail => (NonSuccessKind::Failure, "check"),
-            ErrorKind::Timeout => (NonSuccessKind::Error, "timeout"),
-            ErrorKind::Cancelled => (NonSuccessKind::Error, "cancelled"),
-            ErrorKind::Runtime | ErrorKind::Limit | ErrorKind::Param => (NonSuccessKind::Error, "error"),
+            ScriptErrorKind::Fail => (NonSuccessKind::Failure, "check"),
+            ScriptErrorKind::Timeout => (NonSuccessKind::Error, "timeout"),
+            ScriptErrorKind::Cancelled => (NonSuccessKind::Error, "cancelled"),
+            ScriptErrorKind::Runtime | ScriptErrorKind::Limit | ScriptErrorKind::Param => {
+                (NonSuccessKind::Error, "error")
+            }
         };
     }
     let failed: Vec<CheckKind> = checks_of(s).into_iter().filter(|(_, c)| c.failed > 0).map(|(_, c)| c.kind).collect();

@@ -357,8 +357,8 @@ fn scenario(out: &mut String, s: &ScenarioResult) {
                 out,
                 &[
                     esc(&p.name),
-                    esc(&p.model),
-                    esc(&p.status),
+                    esc(p.model.as_str()),
+                    esc(p.status.as_str()),
                     human::int(p.counts.sent),
                     format!("{} req/s", human::count(p.throughput)),
                     human::ms(p.latency.p50),

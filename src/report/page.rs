@@ -5,7 +5,8 @@
 //! stay raw (the template formats them); charts are finished SVG from [`super::svg`].
 
 use super::svg::{self, Axis, AxisKind, Bar, Lane, LineChart, Series, PALETTE};
-use crate::load::result::{decode, PhaseResult};
+use crate::load::result::{decode, PhaseResult, PhaseStatus};
+use crate::load::ModelKind;
 use crate::regress::{Comparison, MetricComparison, Severity, Verdict};
 use crate::script::results::{Better, Overhead, RunResults, ScenarioResult, StageResult, Status};
 use crate::util::human;
@@ -360,9 +361,9 @@ fn node_view(n: &StageResult, path: &str, phases: &mut Vec<PhaseView>) -> NodeVi
             PhaseRef {
                 id,
                 name: p.name.clone(),
-                model: p.model.clone(),
+                model: p.model.to_string(),
                 throughput: p.throughput,
-                p99: if p.model == "connect" { p.connect.latency.p99 } else { p.latency.p99 },
+                p99: if p.model == ModelKind::Connect { p.connect.latency.p99 } else { p.latency.p99 },
                 error_rate: p.error_rate,
                 limited_by: if crate::load::bottleneck::judged(p) { p.limited_by.verdict.as_str() } else { "" },
             }
@@ -457,7 +458,7 @@ fn percentile_points(hist: &str) -> Vec<(f64, f64)> {
 }
 
 fn phase_view(p: &PhaseResult, id: &str, path: &str) -> PhaseView {
-    let connect = p.model == "connect";
+    let connect = p.model == ModelKind::Connect;
     let mut charts = Vec::new();
     // Latency by percentile: the whole phase, and each request kind when there are several.
     let mut pc = LineChart::new(
@@ -515,9 +516,9 @@ fn phase_view(p: &PhaseResult, id: &str, path: &str) -> PhaseView {
         id: id.to_string(),
         path: path.to_string(),
         name: p.name.clone(),
-        model: p.model.clone(),
-        status: p.status.clone(),
-        ok: p.status == "completed",
+        model: p.model.to_string(),
+        status: p.status.to_string(),
+        ok: p.status == PhaseStatus::Completed,
         sessions: p.sessions,
         intended_rate: finite(p.intended_rate),
         sent: p.counts.sent,
@@ -573,7 +574,7 @@ fn x_axis(label: &str, xs: &[f64]) -> Axis {
 fn curve_sets(name: &str, s: &ScenarioResult, out: &mut Vec<CurveSet>) {
     let mut ps = Vec::new();
     all_phases(&s.root, &mut ps);
-    let mut connects: Vec<&PhaseResult> = ps.iter().copied().filter(|p| p.model == "connect").collect();
+    let mut connects: Vec<&PhaseResult> = ps.iter().copied().filter(|p| p.model == ModelKind::Connect).collect();
     if connects.len() >= 2 {
         connects.sort_by_key(|p| p.connect.attempted);
         let xs: Vec<f64> = connects.iter().map(|p| p.connect.attempted.max(p.sessions) as f64).collect();
@@ -593,11 +594,12 @@ fn curve_sets(name: &str, s: &ScenarioResult, out: &mut Vec<CurveSet>) {
             charts: vec![lat.render(), rate.render()],
         });
     }
-    for model in ["open", "closed"] {
+    for model in [ModelKind::Open, ModelKind::Closed] {
+        let open = model == ModelKind::Open;
         let mut load: Vec<(f64, &PhaseResult)> = ps
             .iter()
             .filter(|p| p.model == model)
-            .map(|p| (if model == "open" { p.intended_rate.unwrap_or(p.send_rate) } else { p.sessions as f64 }, *p))
+            .map(|p| (if open { p.intended_rate.unwrap_or(p.send_rate) } else { p.sessions as f64 }, *p))
             .filter(|(x, _)| x.is_finite())
             .collect();
         load.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -607,7 +609,7 @@ fn curve_sets(name: &str, s: &ScenarioResult, out: &mut Vec<CurveSet>) {
             continue;
         }
         let xs: Vec<f64> = load.iter().map(|l| l.0).collect();
-        let label = if model == "open" { "offered load (req/s)" } else { "sessions" };
+        let label = if open { "offered load (req/s)" } else { "sessions" };
         let pts = |f: fn(&PhaseResult) -> f64| load.iter().map(|(x, p)| (*x, f(p))).collect();
         let tput =
             LineChart::new(&format!("{name}: throughput by load"), x_axis(label, &xs), ms_axis("replies per second"))

@@ -9,7 +9,7 @@
 //! the checks and phases of a scenario's tree, the order and wording of the regression
 //! rows) live here too.
 
-use crate::load::PhaseResult;
+use crate::load::{ModelKind, PhaseResult};
 use crate::regress::{Comparison, MetricComparison, Verdict};
 use crate::script::results::{
     Better, CheckFailure, CheckKind, CheckResult, Coverage, RunResults, ScenarioResult, StageResult, Status,
@@ -162,7 +162,7 @@ fn load_phases(out: &mut String, r: &RunResults) {
     for s in &r.scenarios {
         for (stage, p) in phases_of(s) {
             let name = if stage.is_empty() { p.name.clone() } else { format!("{stage}/{}", p.name) };
-            let (rate, p99) = if p.model == "connect" {
+            let (rate, p99) = if p.model == ModelKind::Connect {
                 (format!("{} sessions/s", human::count(p.connect.rate)), human::ms(p.connect.latency.p99))
             } else {
                 (format!("{} req/s", human::count(p.throughput)), human::ms(p.latency.p99))
@@ -170,7 +170,7 @@ fn load_phases(out: &mut String, r: &RunResults) {
             rows.push(vec![
                 s.root.name.clone(),
                 name,
-                p.model.clone(),
+                p.model.to_string(),
                 rate,
                 p99,
                 clip(&crate::load::bottleneck::cell(p), MAX_CELL),

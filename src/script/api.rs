@@ -11,7 +11,9 @@ use super::resolver::STDLIB;
 use super::threshold::MAP_CONVENTION;
 use rhai::Engine;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::OnceLock;
 
 const INTRO: &str = "\
 Scenario scripts are written in [Rhai](https://rhai.rs/book/) and run with `mcpscript run FILE.rhai`.
@@ -22,7 +24,9 @@ Scripts run in a sandbox: no file, process or network access except through the 
 `eval` is disabled; an undefined variable is a compile error; `import \"name\"` loads a module from
 the script's folder, then `stdlib/` (built into the binary). `mcpscript check FILE.rhai` compiles and
 validates a script without running it: syntax, variables, imports, function names, literal
-thresholds and durations, `--set` values.";
+argument types, literal thresholds and durations, literal `load::` options, `--set` values. Bad
+input (a malformed duration or threshold, an unknown or wrong option, arguments of the wrong
+type, a wrong `--set` value) exits 2 with its place, whether `check` or the run finds it.";
 
 /// The reference as Markdown.
 pub fn markdown() -> String {
@@ -81,6 +85,30 @@ pub fn json() -> String {
         all.insert(ns.name.to_string(), metadata(ns.register).get("functions").cloned().unwrap_or(Value::Null));
     }
     serde_json::to_string_pretty(&Value::Object(all)).unwrap_or_default()
+}
+
+/// Every function of the namespaces by name (`check`, `load::closed`, `ping`), with its
+/// signatures as the reference prints them (`check(cond: bool, message: string) -> bool`,
+/// `load::closed(options: map) -> map`, `session.ping() -> map`): what error hints quote.
+pub fn signatures() -> &'static BTreeMap<String, Vec<String>> {
+    static ALL: OnceLock<BTreeMap<String, Vec<String>>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut all: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for ns in NAMESPACES {
+            let meta = metadata(ns.register);
+            for f in meta.get("functions").and_then(Value::as_array).into_iter().flatten() {
+                let name = f.get("name").and_then(Value::as_str).unwrap_or_default();
+                if !name.is_empty() && !name.contains('$') {
+                    all.entry(name.to_string()).or_default().push(signature(f));
+                }
+            }
+        }
+        for sigs in all.values_mut() {
+            sigs.sort_by_key(|s| (s.matches(',').count(), s.clone()));
+            sigs.dedup();
+        }
+        all
+    })
 }
 
 struct FnDoc {

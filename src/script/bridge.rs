@@ -112,7 +112,7 @@ pub enum BridgeError {
     OnRuntimeThread,
     #[error("the async runtime shut down before the call finished")]
     RuntimeGone,
-    #[error("the call did not finish within {}", crate::util::duration::format_duration(*.0))]
+    #[error("the call did not finish within {}", crate::util::human::duration(*.0))]
     Timeout(Duration),
 }
 

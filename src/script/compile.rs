@@ -1,8 +1,11 @@
 //! A compiled, validated script: [`Script::load`] compiles once (the AST is then shared by
 //! every thread that runs it) and validates without running anything: syntax; undefined
 //! variables (strict mode); every statically imported module found and compiled; every
-//! plain function call naming a known function (with the nearest name suggested);
-//! literal threshold expressions and durations well-formed. [`Script::check_params`]
+//! plain function call naming a known function (with the nearest name suggested), and
+//! namespace calls (`load::`, `chaos::`, `metrics::`) too; literal arguments of a type some
+//! signature takes; literal threshold expressions and durations well-formed; the options maps
+//! of `load::closed/open/ramp/connect` (names, needed options, literal values) through the
+//! validators the phases themselves run. [`Script::check_params`]
 //! checks `--set` values against the script's `param(name, default)` calls;
 //! [`Script::check_spawns`] the literal `stdio:` targets it opens against the sandbox.
 
@@ -136,7 +139,7 @@ impl Script {
             if known.contains(name) || self.info.dynamic_params {
                 continue;
             }
-            let hint = match diag::suggest(name, known.iter().copied()) {
+            let hint = match crate::util::suggest(name, known.iter().copied()) {
                 Some(s) => Some(format!("did you mean {s}?")),
                 None if known.is_empty() => Some("the script reads no parameters".to_string()),
                 None => Some(format!("its parameters: {}", known.iter().copied().collect::<Vec<_>>().join(", "))),
@@ -230,10 +233,23 @@ pub struct Catalog {
 impl Catalog {
     fn of_engine(engine: &Engine) -> Catalog {
         let mut c = Catalog::default();
+        // mcpscript's own functions as the reference prints them; Rhai's in script words.
+        let documented = super::api::signatures();
         for sig in engine.gen_fn_signatures(true) {
             let name = sig.split('(').next().unwrap_or(&sig).trim().to_string();
-            if !name.contains('$') {
-                c.global.entry(name).or_default().push(sig);
+            if name.contains('$') {
+                continue;
+            }
+            let sigs = c.global.entry(name.clone()).or_default();
+            match documented.get(&name) {
+                Some(doc) if sigs.is_empty() => sigs.extend(doc.iter().cloned()),
+                Some(_) => {}
+                None => {
+                    let sig = diag::script_words(&sig);
+                    if !sigs.contains(&sig) {
+                        sigs.push(sig);
+                    }
+                }
             }
         }
         for k in KEYWORDS {
@@ -267,20 +283,25 @@ impl Catalog {
 impl FnLookup for Catalog {
     fn signatures(&self, name: &str) -> Vec<String> {
         match name.split_once("::") {
-            Some((alias, f)) => self
+            // An imported module's, else a namespace's (`load::closed`).
+            Some((alias, f)) if self.modules.contains_key(alias) => self
                 .modules
                 .get(alias)
                 .and_then(|m| m.get(f))
                 .map(|s| s.iter().map(|x| format!("{alias}::{x}")).collect())
                 .unwrap_or_default(),
-            None => self.global.get(name).cloned().unwrap_or_default(),
+            _ => self.global.get(name).cloned().unwrap_or_default(),
         }
     }
 
     fn names_like(&self, name: &str) -> Vec<String> {
         match name.split_once("::") {
-            Some((alias, _)) => {
+            Some((alias, _)) if self.modules.contains_key(alias) => {
                 self.modules.get(alias).map(|m| m.keys().map(|k| format!("{alias}::{k}")).collect()).unwrap_or_default()
+            }
+            Some((ns, _)) => {
+                let prefix = format!("{ns}::");
+                self.global.keys().filter(|k| k.starts_with(&prefix)).cloned().collect()
             }
             None => self
                 .global
@@ -385,18 +406,38 @@ impl Validator<'_> {
         if let Some(ns) = &c.namespace {
             if let Some(fns) = aliases.get(ns) {
                 if !fns.contains_key(&c.name) {
-                    let hint = diag::suggest(&c.name, fns.keys().map(String::as_str))
+                    let hint = crate::util::suggest(&c.name, fns.keys().map(String::as_str))
                         .map(|s| format!("did you mean {ns}::{s}?"));
                     self.diag(file, c.pos, format!("module '{ns}' has no function '{}'", c.name), hint);
                 }
+                return;
+            }
+            // A namespace of mcpscript's own (`load::`, `chaos::`, `metrics::`).
+            let full = format!("{ns}::{}", c.name);
+            let names = self.catalog.names_like(&full);
+            if names.is_empty() {
+                return;
+            }
+            if !self.catalog.knows(&full) {
+                let hint =
+                    crate::util::suggest(&full, names.iter().map(String::as_str)).map(|s| format!("did you mean {s}?"));
+                self.diag(file, c.pos, format!("namespace '{ns}' has no function '{}'", c.name), hint);
+                return;
+            }
+            if self.check_arg_types(file, &full, c) && ns == "load" {
+                self.check_load_options(file, c);
             }
             return;
         }
         if !local.contains(&c.name) && !self.catalog.knows(&c.name) {
             let mut names: Vec<String> = self.catalog.names_like(&c.name);
             names.extend(local.iter().filter(|n| !n.starts_with("anon$")).cloned());
-            let hint = diag::suggest(&c.name, names.iter().map(String::as_str)).map(|s| format!("did you mean {s}?"));
+            let hint =
+                crate::util::suggest(&c.name, names.iter().map(String::as_str)).map(|s| format!("did you mean {s}?"));
             self.diag(file, c.pos, format!("unknown function '{}'", c.name), hint);
+            return;
+        }
+        if !local.contains(&c.name) && !self.check_arg_types(file, &c.name, c) {
             return;
         }
         match (c.name.as_str(), c.args.as_slice()) {
@@ -411,15 +452,26 @@ impl Validator<'_> {
                 _ => self.info.dynamic_params = true,
             },
             ("threshold", [_, expr]) => {
-                let exprs: Vec<&Expr> = match expr {
-                    Expr::Array(items, _) => items.iter().collect(),
-                    e => vec![e],
+                // A literal array of strings is folded into one constant: its place is the array's.
+                let exprs: Vec<(String, Position)> = match expr {
+                    Expr::Array(items, _) => items
+                        .iter()
+                        .filter_map(|e| match e {
+                            Expr::StringConstant(s, pos) => Some((s.to_string(), *pos)),
+                            _ => None,
+                        })
+                        .collect(),
+                    Expr::StringConstant(s, pos) => vec![(s.to_string(), *pos)],
+                    Expr::DynamicConstant(d, pos) => (d.read_lock::<rhai::Array>().map(|a| a.clone()))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|v| v.into_string().ok().map(|s| (s, *pos)))
+                        .collect(),
+                    _ => vec![],
                 };
-                for e in exprs {
-                    if let Expr::StringConstant(s, pos) = e {
-                        if let Err(err) = Threshold::parse(s) {
-                            self.diag(file, *pos, err.to_string(), None);
-                        }
+                for (s, pos) in exprs {
+                    if let Err(err) = Threshold::parse(&s) {
+                        self.diag(file, pos, err.to_string(), None);
                     }
                 }
             }
@@ -431,4 +483,138 @@ impl Validator<'_> {
             _ => {}
         }
     }
+
+    /// Whether some signature of `name` takes the call's literal arguments (an argument that
+    /// is not a literal may be anything); when none does, reports it as the run would.
+    fn check_arg_types(&mut self, file: &str, name: &str, c: &Call) -> bool {
+        let sigs = self.catalog.signatures(name);
+        if sigs.is_empty() {
+            return true;
+        }
+        let args: Vec<Option<String>> = c.args.iter().map(literal_type).collect();
+        if args.iter().all(Option::is_none) {
+            return true;
+        }
+        let fits = |sig: &String| match param_types(sig) {
+            None => true,
+            Some(params) => {
+                params.len() == args.len()
+                    && params.iter().zip(&args).all(|(p, a)| a.as_deref().is_none_or(|a| accepts(p, a)))
+            }
+        };
+        if sigs.iter().any(fits) {
+            return true;
+        }
+        let shown: Vec<&str> = args.iter().map(|a| a.as_deref().unwrap_or("_")).collect();
+        let msg = format!("wrong argument types: {name}({})", shown.join(", "));
+        let hint = diag::function_hint(name, &self.catalog);
+        self.diag(file, c.pos, msg, hint);
+        false
+    }
+
+    /// The options map of `load::closed/open/ramp/connect`, when the script writes it out:
+    /// its option names, and the values that are literals, through the validators the
+    /// phase itself runs.
+    fn check_load_options(&mut self, file: &str, c: &Call) {
+        use super::bindings::load;
+        if load::phase_options(&c.name).is_none() {
+            return;
+        }
+        let mut given: Vec<String> = Vec::new();
+        let mut known = rhai::Map::new();
+        let mut places: BTreeMap<String, Position> = BTreeMap::new();
+        let map_pos = match c.args.first() {
+            Some(Expr::Map(m, pos)) => {
+                for (id, e) in m.0.iter() {
+                    let literal = e.get_literal_value(None);
+                    // `()` is no value: the option is not given.
+                    if literal.as_ref().is_some_and(Dynamic::is_unit) {
+                        continue;
+                    }
+                    given.push(id.name.to_string());
+                    places.insert(id.name.to_string(), id.pos);
+                    if let Some(v) = literal {
+                        known.insert(id.name.clone().into(), v);
+                    }
+                }
+                *pos
+            }
+            // A map of constants is folded into one value: its place is the map's.
+            Some(Expr::DynamicConstant(d, pos)) => {
+                let Some(m) = d.read_lock::<rhai::Map>().map(|m| m.clone()) else { return };
+                given.extend(m.iter().filter(|(_, v)| !v.is_unit()).map(|(k, _)| k.to_string()));
+                known = m;
+                *pos
+            }
+            _ => return,
+        };
+        let given: Vec<&str> = given.iter().map(String::as_str).collect();
+        for p in load::check_options(&c.name, &given, &known) {
+            let pos = p.key.and_then(|k| places.get(&k).copied()).unwrap_or(map_pos);
+            self.diag(file, pos, format!("load::{}: {}", c.name, p.message), None);
+        }
+    }
+}
+
+/// The type of a literal argument in script words (`int`, `string`, `map`...); `None` when
+/// the argument is computed.
+fn literal_type(e: &Expr) -> Option<String> {
+    e.get_literal_value(None).map(|v| diag::script_words(v.type_name()))
+}
+
+/// The parameter types of a signature as the catalog writes it: `check(cond: bool, message:
+/// string) -> bool` takes `[bool, string]`, `session.ping() -> map` `[Session]`; `None`
+/// when it cannot be read.
+fn param_types(sig: &str) -> Option<Vec<String>> {
+    let open = sig.find('(')?;
+    let mut depth = 0usize;
+    let mut close = None;
+    for (i, ch) in sig[open..].char_indices() {
+        match ch {
+            '(' | '<' | '[' => depth += 1,
+            ')' | '>' | ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(open + i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let inner = &sig[open + 1..close?];
+    let mut types: Vec<String> = Vec::new();
+    // The reference writes a Session's functions as methods (`session.ping()`).
+    if sig[..open].contains('.') {
+        types.push("Session".into());
+    }
+    let (mut depth, mut start) = (0usize, 0usize);
+    let mut parts = Vec::new();
+    for (i, ch) in inner.char_indices() {
+        match ch {
+            '(' | '<' | '[' => depth += 1,
+            ')' | '>' | ']' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&inner[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !inner.trim().is_empty() {
+        parts.push(&inner[start..]);
+    }
+    for p in parts {
+        types.push(p.split_once(':').map_or("any", |(_, t)| t).trim().to_string());
+    }
+    Some(types)
+}
+
+/// Whether a parameter of type `param` takes a literal of type `arg`. Only what is certain
+/// is refused: a type this does not know takes anything, but a literal is never one of
+/// mcpscript's own types (`Session`, `Proxy`...).
+fn accepts(param: &str, arg: &str) -> bool {
+    const LITERAL: &[&str] = &["int", "float", "string", "bool", "char", "array", "map", "blob", "Fn", "()"];
+    let ours = param.chars().next().is_some_and(char::is_uppercase) && param != "Fn";
+    param == arg || param == "any" || (!ours && !LITERAL.contains(&param))
 }

@@ -7,7 +7,7 @@
 //! [`Live`] entry: a suite's orchestrator makes one per scenario (with the suite's console:
 //! progress bars or status lines, times from the run's start, the scenario's name on each
 //! line) and installs it on the thread that runs the script; a script run on its own gets a
-//! console of its own (`cli::progress`).
+//! console of its own (`console::progress`).
 
 use super::bridge::Bridge;
 use super::params::Params;
@@ -171,7 +171,7 @@ impl ScriptCtx {
         // console of its own (a detached engine prints nothing: it has no target).
         let (live, own_console) = match Live::current() {
             Some(l) => (Some(l), false),
-            None if !cfg.quiet && cfg.target.is_some() => (Some(crate::cli::progress::standalone(&cfg.name)), true),
+            None if !cfg.quiet && cfg.target.is_some() => (Some(crate::console::progress::standalone(&cfg.name)), true),
             None => (None, false),
         };
         Arc::new(ScriptCtx {

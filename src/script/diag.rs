@@ -4,7 +4,7 @@
 //! and, for an unknown function, the nearest registered name.
 
 use super::resolver::SourceMap;
-use super::results::{ErrorKind, ErrorReport, Frame};
+use super::results::{ErrorReport, Frame, ScriptErrorKind};
 use rhai::{EvalAltResult, Position};
 use std::fmt;
 
@@ -103,42 +103,6 @@ fn excerpt(line: usize, column: Option<usize>, src: &str) -> String {
 /// Characters of a source line shown under an error at most.
 const EXCERPT_CHARS: usize = 120;
 
-/// Edit distance between two short strings, counting a swap of neighbours as one edit
-/// (optimal string alignment), so `wiat` is one edit from `wait`.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
-}
-
-/// The candidate nearest to `name`, if it is near enough to be a likely typo.
-pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
-    let lower = name.to_ascii_lowercase();
-    candidates
-        .into_iter()
-        .filter(|c| *c != name)
-        .map(|c| (if c.to_ascii_lowercase() == lower { 0 } else { edit_distance(name, c) }, c))
-        .filter(|(d, c)| *d <= limit || (c.len() > 3 && (c.starts_with(name) || name.starts_with(*c))))
-        .min_by_key(|(d, c)| (*d, c.len()))
-        .map(|(_, c)| c)
-}
-
 /// What a runtime error report needs to know about the script.
 pub trait FnLookup {
     /// Signatures of the functions called `name` (`stats::mean` for module functions).
@@ -192,47 +156,158 @@ pub fn report(err: &EvalAltResult, main_file: &str, sources: &SourceMap, fns: &d
     ErrorReport { kind, message, file, line: pos.line(), column: pos.position(), stack: frames, hint }
 }
 
-fn describe(e: &EvalAltResult, fns: &dyn FnLookup) -> (ErrorKind, String, Option<String>) {
+fn describe(e: &EvalAltResult, fns: &dyn FnLookup) -> (ScriptErrorKind, String, Option<String>) {
     match e {
         EvalAltResult::ErrorTerminated(token, _) if token.to_string() == "timeout" => {
-            (ErrorKind::Timeout, "the script ran out of time (--timeout) and was stopped".into(), None)
+            (ScriptErrorKind::Timeout, "the script ran out of time (--timeout) and was stopped".into(), None)
         }
-        EvalAltResult::ErrorTerminated(..) => (ErrorKind::Cancelled, "the script was cancelled (Ctrl-C)".into(), None),
+        EvalAltResult::ErrorTerminated(token, _) if token.to_string() == super::engine::MEMORY_TOKEN => (
+            ScriptErrorKind::Limit,
+            "the script was stopped: mcpscript's memory grew past its limit (--max-memory) while it ran".into(),
+            Some("a runaway script holding large strings or arrays? if the memory is needed, raise --max-memory (e.g. 4GiB; 0 = unlimited)".into()),
+        ),
+        EvalAltResult::ErrorTerminated(..) => (ScriptErrorKind::Cancelled, "the script was cancelled (Ctrl-C)".into(), None),
         EvalAltResult::ErrorTooManyOperations(_) => (
-            ErrorKind::Limit,
+            ScriptErrorKind::Limit,
             "the script exceeded its operation limit and was stopped: a runaway loop?".into(),
             Some("if the work is real, raise the limit with --max-operations N (0 = unlimited)".into()),
         ),
         EvalAltResult::ErrorStackOverflow(_) => (
-            ErrorKind::Limit,
+            ScriptErrorKind::Limit,
             "calls nested too deeply (the call-depth limit was reached): runaway recursion?".into(),
             None,
         ),
         EvalAltResult::ErrorDataTooLarge(what, _) => {
-            (ErrorKind::Limit, format!("{what} exceeds the sandbox's size limit"), None)
+            (ScriptErrorKind::Limit, format!("{what} exceeds the sandbox's size limit"), None)
         }
         EvalAltResult::ErrorTooManyModules(_) => {
-            (ErrorKind::Limit, "too many modules imported (an import cycle?)".into(), None)
+            (ScriptErrorKind::Limit, "too many modules imported (an import cycle?)".into(), None)
         }
-        EvalAltResult::ErrorTooManyVariables(_) => (ErrorKind::Limit, "too many variables defined".into(), None),
-        EvalAltResult::ErrorRuntime(v, _) if v.is_string() => (ErrorKind::Runtime, v.to_string(), None),
-        EvalAltResult::ErrorFunctionNotFound(sig, _) => {
-            let name = sig.split([' ', '(']).next().unwrap_or(sig).to_string();
-            (ErrorKind::Runtime, format!("function not found: {sig}"), function_hint(&name, fns))
+        EvalAltResult::ErrorTooManyVariables(_) => (ScriptErrorKind::Limit, "too many variables defined".into(), None),
+        EvalAltResult::ErrorRuntime(v, _) if v.is_string() => (ScriptErrorKind::Runtime, v.to_string(), None),
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => not_found(sig, fns),
+        EvalAltResult::ErrorParsing(p, _) => (ScriptErrorKind::Runtime, format!("syntax error: {p}"), None),
+        other => (ScriptErrorKind::Runtime, script_words(&strip_position(&other.to_string(), other.position())), None),
+    }
+}
+
+/// A call that matched no function: Rhai's `name (types...)` in script words. A named
+/// function called with arguments it does not take (or a name that does not exist) is bad
+/// input, like a wrong `--set` (exit 2); an operator on values it does not apply to (`() + 1`,
+/// usually a missing field) stays a runtime error.
+fn not_found(sig: &str, fns: &dyn FnLookup) -> (ScriptErrorKind, String, Option<String>) {
+    let (name, args) = match sig.split_once(" (") {
+        Some((name, rest)) => (name.trim(), rest.strip_suffix(')').unwrap_or(rest)),
+        None => (sig.trim(), ""),
+    };
+    let args = script_words(args);
+    if name.starts_with("anon$") {
+        return (ScriptErrorKind::Param, format!("the closure does not take ({args})"), None);
+    }
+    let named = name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_');
+    if !named {
+        let message = match args.split_once(", ") {
+            Some((a, b)) => format!("operator {name} does not apply to {a} and {b}"),
+            None => format!("operator {name} does not apply to {args}"),
+        };
+        return (ScriptErrorKind::Runtime, message, None);
+    }
+    let call = format!("{name}({args})");
+    if !fns.signatures(name).is_empty() {
+        return (ScriptErrorKind::Param, format!("wrong argument types: {call}"), function_hint(name, fns));
+    }
+    (ScriptErrorKind::Param, format!("function not found: {call}"), function_hint(name, fns))
+}
+
+/// Rust's words in a message from Rhai (types, results, paths) replaced by the words scripts
+/// use: `&str | ImmutableString | String` and `ImmutableString` are `string`, `i64` and
+/// `i128` `int`, `f64` `float`, `Map` `map`, `Array` `array`, `Dynamic` `any`, and
+/// `Result<T, Box<EvalAltResult>>` is `T`. Text a script or a server wrote never goes
+/// through here.
+pub fn script_words(text: &str) -> String {
+    let mut s =
+        text.replace("&str | ImmutableString | String", "string").replace("&mut ", "").replace("&str", "string");
+    for wrapper in ["Result<", "RhaiResultOf<", "Box<"] {
+        while let Some(inner) = unwrap_generic(&s, wrapper) {
+            s = inner;
         }
-        EvalAltResult::ErrorParsing(p, _) => (ErrorKind::Runtime, format!("syntax error: {p}"), None),
-        other => (ErrorKind::Runtime, strip_position(&other.to_string(), other.position()), None),
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut token = String::new();
+    for ch in s.chars().chain(std::iter::once('\0')) {
+        if ch.is_alphanumeric() || ch == '_' || ch == ':' {
+            token.push(ch);
+            continue;
+        }
+        out.push_str(script_word(&token));
+        token.clear();
+        if ch != '\0' {
+            out.push(ch);
+        }
+    }
+    out.replace("Range<int>", "range").replace("RangeInclusive<int>", "range=")
+}
+
+/// `WRAPPER<T, ...>` (at a word boundary) replaced by `T`, once; `None` when there is none.
+fn unwrap_generic(s: &str, wrapper: &str) -> Option<String> {
+    let start = s
+        .match_indices(wrapper)
+        .map(|(i, _)| i)
+        .find(|&i| s[..i].chars().next_back().is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == ':')))?;
+    let body = start + wrapper.len();
+    let (mut depth, mut first_end, mut end) = (0usize, None, None);
+    for (i, c) in s[body..].char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' if depth == 0 => {
+                end = Some(body + i);
+                break;
+            }
+            '>' => depth -= 1,
+            ',' if depth == 0 && first_end.is_none() => first_end = Some(body + i),
+            _ => {}
+        }
+    }
+    let end = end?;
+    let first = &s[body..first_end.unwrap_or(end)];
+    Some(format!("{}{}{}", &s[..start], first.trim(), &s[end + 1..]))
+}
+
+fn script_word(token: &str) -> &str {
+    // Rust paths (`alloc::string::String`) lose their crate; `load::closed` is a script name.
+    let word = match token.split_once("::") {
+        Some((krate, _)) if ["rhai", "alloc", "core", "std", "mcpscript"].contains(&krate) => {
+            token.rsplit("::").next().unwrap_or(token)
+        }
+        _ => token,
+    };
+    match word {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128" | "isize" | "usize" | "INT" => {
+            "int"
+        }
+        "f32" | "f64" | "FLOAT" => "float",
+        "ImmutableString" | "String" | "SmartString" | "str" => "string",
+        "Array" => "array",
+        "Map" => "map",
+        "Blob" => "blob",
+        "Dynamic" => "any",
+        "FnPtr" => "Fn",
+        "Instant" => "timestamp",
+        "EvalAltResult" => "error",
+        w => w,
     }
 }
 
 /// For a call that matched no function: the overloads of that name, or the nearest name.
 pub fn function_hint(name: &str, fns: &dyn FnLookup) -> Option<String> {
-    let sigs = fns.signatures(name);
+    let mut seen = std::collections::BTreeSet::new();
+    let sigs: Vec<String> =
+        fns.signatures(name).iter().map(|s| script_words(s)).filter(|s| seen.insert(s.clone())).collect();
     if !sigs.is_empty() {
         return Some(format!("{name} exists with other parameters: {}", sigs.join("; ")));
     }
     let names = fns.names_like(name);
-    suggest(name, names.iter().map(String::as_str)).map(|s| format!("did you mean {s}?"))
+    crate::util::suggest(name, names.iter().map(String::as_str)).map(|s| format!("did you mean {s}?"))
 }
 
 fn strip_position(s: &str, pos: Position) -> String {
@@ -276,15 +351,57 @@ mod tests {
     }
 
     #[test]
-    fn suggests_near_names_only() {
-        let names = ["connect", "check", "threshold", "stage", "metric"];
-        assert_eq!(suggest("conect", names), Some("connect"));
-        assert_eq!(suggest("chek", names), Some("check"));
-        assert_eq!(suggest("treshold", names), Some("threshold"));
-        assert_eq!(suggest("zzzzzz", names), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("wiat", "wait"), 1);
-        assert_eq!(suggest("wiat", ["wait", "n"]), Some("wait"));
+    fn rust_types_read_as_script_words() {
+        assert_eq!(script_words("&str | ImmutableString | String, i64"), "string, int");
+        assert_eq!(
+            script_words("parse_int(string: &str) -> Result<i64, Box<EvalAltResult>>"),
+            "parse_int(string: string) -> int"
+        );
+        assert_eq!(script_words("abs(x: i128) -> Result<i128, Box<EvalAltResult>>"), "abs(x: int) -> int");
+        assert_eq!(script_words("push(array: &mut Array, item: Dynamic)"), "push(array: array, item: any)");
+        assert_eq!(script_words("f(m: Map, f: FnPtr, x: f64, r: Range<i64>)"), "f(m: map, f: Fn, x: float, r: range)");
+        assert_eq!(script_words("alloc::string::String"), "string");
+        // Script names stay: a namespace, a function, a type of mcpscript's.
+        assert_eq!(script_words("load::closed(Session, Stringy)"), "load::closed(Session, Stringy)");
+    }
+
+    #[test]
+    fn a_call_without_a_signature_says_which_exist_in_script_words() {
+        struct Fns;
+        impl FnLookup for Fns {
+            fn signatures(&self, name: &str) -> Vec<String> {
+                match name {
+                    "check" => vec!["check(cond: bool, message: string) -> bool".into()],
+                    "abs" => vec![
+                        "abs(x: f64) -> f64".into(),
+                        "abs(x: i128) -> Result<i128, Box<EvalAltResult>>".into(),
+                        "abs(x: i64) -> Result<i64, Box<EvalAltResult>>".into(),
+                    ],
+                    _ => vec![],
+                }
+            }
+            fn names_like(&self, _: &str) -> Vec<String> {
+                vec!["check".into(), "ping".into()]
+            }
+        }
+        let (kind, message, hint) = not_found("check (&str | ImmutableString | String, i64)", &Fns);
+        assert_eq!(kind, ScriptErrorKind::Param);
+        assert_eq!(message, "wrong argument types: check(string, int)");
+        assert_eq!(
+            hint.as_deref(),
+            Some("check exists with other parameters: check(cond: bool, message: string) -> bool")
+        );
+        let (_, _, hint) = not_found("abs (&str | ImmutableString | String)", &Fns);
+        assert_eq!(
+            hint.as_deref(),
+            Some("abs exists with other parameters: abs(x: float) -> float; abs(x: int) -> int")
+        );
+        let (kind, message, hint) = not_found("pingg (Session)", &Fns);
+        assert_eq!((kind, message.as_str()), (ScriptErrorKind::Param, "function not found: pingg(Session)"));
+        assert_eq!(hint.as_deref(), Some("did you mean ping?"));
+        // An operator on values it does not apply to is usually a missing field: a runtime error.
+        let (kind, message, _) = not_found("+ ((), i64)", &Fns);
+        assert_eq!((kind, message.as_str()), (ScriptErrorKind::Runtime, "operator + does not apply to () and int"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Rhai itself has no file, process or network functions; the only way out of the
 //! sandbox is mcpscript's own bindings. A run's engine also gets the bindings, a progress
 //! callback that stops the script when its [`StopSignal`](super::bridge::StopSignal)
-//! fires, and `print`/`debug` routed to the script's log.
+//! fires or the process outgrows `max_memory`, and `print`/`debug` routed to the script's log.
 
 use super::bindings;
 use super::ctx::ScriptCtx;
@@ -29,7 +29,24 @@ pub struct Limits {
     pub max_map_size: usize,
     /// Modules imported per run.
     pub max_modules: usize,
+    /// Resident memory of the process (bytes; 0: unlimited) beyond which a running script
+    /// is stopped: the per-value limits above do not bound a script's total (twenty 60 MB
+    /// strings), this does. Checked every [`MEMORY_CHECK_OPS`] operations and whenever the
+    /// script's thread allocated [`MEMORY_CHECK_BYTES`] since the last check.
+    pub max_memory: u64,
 }
+
+/// How often (in script operations) a run's memory is compared with `max_memory`: reading
+/// the process's resident size costs a few microseconds.
+pub const MEMORY_CHECK_OPS: u64 = 4096;
+
+/// Also compared as soon as the script's thread has allocated this much since the last
+/// comparison (the binary counts allocations per thread, see `util::alloc`): one operation
+/// can build a 60 MB string.
+pub const MEMORY_CHECK_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The termination token of a script stopped by `max_memory`.
+pub const MEMORY_TOKEN: &str = "memory";
 
 impl Default for Limits {
     fn default() -> Self {
@@ -42,6 +59,7 @@ impl Default for Limits {
             max_array_size: 4_000_000,
             max_map_size: 1_000_000,
             max_modules: 64,
+            max_memory: 1024 * 1024 * 1024,
         }
     }
 }
@@ -68,7 +86,25 @@ pub fn for_run(limits: &Limits, search: &Arc<ModuleSearch>, ctx: &Arc<ScriptCtx>
     let mut e = sandboxed(limits, search);
     bindings::register_all(&mut e, ctx);
     let stop = ctx.bridge.stop_signal().clone();
-    e.on_progress(move |_| stop.reason().map(|r| Dynamic::from(r.as_str())));
+    let budget = limits.max_memory;
+    // What this (the script's) thread had allocated at the last memory check.
+    let checked_at = std::sync::atomic::AtomicU64::new(crate::util::alloc::allocated_by_this_thread());
+    e.on_progress(move |ops| {
+        if let Some(r) = stop.reason() {
+            return Some(Dynamic::from(r.as_str()));
+        }
+        if budget == 0 {
+            return None;
+        }
+        let allocated = crate::util::alloc::allocated_by_this_thread();
+        let since = allocated.wrapping_sub(checked_at.load(std::sync::atomic::Ordering::Relaxed));
+        if ops % MEMORY_CHECK_OPS != 0 && since < MEMORY_CHECK_BYTES {
+            return None;
+        }
+        checked_at.store(allocated, std::sync::atomic::Ordering::Relaxed);
+        let over = crate::util::proc::self_rss_bytes().is_some_and(|rss| rss > budget);
+        over.then(|| Dynamic::from(MEMORY_TOKEN))
+    });
     let c = ctx.clone();
     e.on_print(move |s| c.log(s));
     let c = ctx.clone();

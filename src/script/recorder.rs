@@ -88,8 +88,9 @@ pub struct Recorder {
     failed_with: Option<String>,
     /// The reason given to `skip(reason)`, which ended the script.
     skipped: Option<String>,
-    /// The message of a parameter error (wrong `--set` type, missing required parameter).
-    bad_param: Option<String>,
+    /// The message of the last bad input: a parameter error (wrong `--set` type, missing
+    /// required parameter) or a bad argument or option of a host function.
+    bad_input: Option<String>,
     /// What the script's own sessions exercised.
     coverage: super::results::Coverage,
 }
@@ -106,7 +107,7 @@ impl Recorder {
             params: BTreeMap::new(),
             failed_with: None,
             skipped: None,
-            bad_param: None,
+            bad_input: None,
             coverage: Default::default(),
         }
     }
@@ -181,13 +182,16 @@ impl Recorder {
         self.skipped.as_deref()
     }
 
-    /// Notes a parameter error, so the run can exit as "bad arguments" (2).
-    pub fn param_error(&mut self, message: &str) {
-        self.bad_param.get_or_insert_with(|| message.to_string());
+    /// Notes bad input (a parameter error, a bad argument or option), so that the script
+    /// error with this message exits as "bad input" (2). The last one counts: one a script
+    /// caught with `try`/`catch` does not make a later, different error bad input.
+    pub fn bad_input(&mut self, message: &str) {
+        self.bad_input = Some(message.to_string());
     }
 
-    pub fn bad_param(&self) -> Option<&str> {
-        self.bad_param.as_deref()
+    /// The message of the last bad input.
+    pub fn bad_input_message(&self) -> Option<&str> {
+        self.bad_input.as_deref()
     }
 
     /// Exports a metric from the current stage; a name may be exported once per scenario.

@@ -99,7 +99,7 @@ impl ModuleSearch {
         }
         let mut places: Vec<String> = self.dirs.iter().map(|d| format!("{}/", display(d))).collect();
         places.push(format!("the built-in stdlib ({})", STDLIB.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")));
-        let hint = crate::script::diag::suggest(path, STDLIB.iter().map(|(n, _)| *n))
+        let hint = crate::util::suggest(path, STDLIB.iter().map(|(n, _)| *n))
             .map(|s| format!(" Did you mean \"{s}\"?"))
             .unwrap_or_default();
         Err(format!("module \"{path}\" not found; looked in {}.{hint}", places.join(", ")))

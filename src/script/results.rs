@@ -162,7 +162,7 @@ pub struct Frame {
 /// What ended a script early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum ErrorKind {
+pub enum ScriptErrorKind {
     /// A runtime error in the script or a host function.
     Runtime,
     /// `fail(message)`.
@@ -171,14 +171,15 @@ pub enum ErrorKind {
     Limit,
     Timeout,
     Cancelled,
-    /// A `--set` value of the wrong type, or a missing required parameter.
+    /// Bad input: a `--set` value of the wrong type, a missing required parameter, or a
+    /// malformed argument or option of a host function (exit 2).
     Param,
 }
 
 /// The error that ended a script, with position and stack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorReport {
-    pub kind: ErrorKind,
+    pub kind: ScriptErrorKind,
     pub message: String,
     pub file: String,
     pub line: Option<usize>,
@@ -453,7 +454,7 @@ impl Coverage {
             for p in &n.phases {
                 c.add_transport(&p.target);
                 // A connect phase's requests are its connects, counted below.
-                let requests = p.per_kind.iter().filter(|_| p.model != "connect");
+                let requests = p.per_kind.iter().filter(|_| p.model != crate::load::ModelKind::Connect);
                 for (label, k) in requests {
                     let method = p.methods.get(label).map(String::as_str).unwrap_or(label);
                     let mut errors = k.counts.errors.clone();
@@ -657,6 +658,7 @@ mod tests {
     #[test]
     fn coverage_counts_methods_transports_and_error_classes() {
         use crate::load::result::{Counts, KindResult, PhaseResult};
+        use crate::load::ModelKind;
         let kind = |sent: u64, errors: &[(&str, u64)], timeouts: u64| KindResult {
             counts: Counts {
                 sent,
@@ -667,13 +669,13 @@ mod tests {
             ..KindResult::default()
         };
         let mut load =
-            PhaseResult { model: "closed".into(), target: "http://127.0.0.1:1/mcp".into(), ..Default::default() };
+            PhaseResult { model: ModelKind::Closed, target: "http://127.0.0.1:1/mcp".into(), ..Default::default() };
         load.per_kind.insert("echo".into(), kind(10, &[("rpc_-32000", 2)], 1));
         load.per_kind.insert("ping".into(), kind(5, &[], 0));
         load.methods = [("echo".into(), "tools/call".into()), ("ping".into(), "ping".into())].into();
         load.connect.attempted = 4;
         let mut connect =
-            PhaseResult { model: "connect".into(), target: "tcp://127.0.0.1:2".into(), ..Default::default() };
+            PhaseResult { model: ModelKind::Connect, target: "tcp://127.0.0.1:2".into(), ..Default::default() };
         connect.per_kind.insert("connect".into(), kind(7, &[], 0));
         connect.connect.attempted = 7;
         connect.connect.errors = [("transport".to_string(), 1)].into();

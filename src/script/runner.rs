@@ -9,7 +9,7 @@ use super::ctx::{CtxConfig, ScriptCtx};
 use super::diag;
 use super::engine;
 use super::params::Params;
-use super::results::{ErrorKind, ErrorReport, ScenarioResult, Status};
+use super::results::{ErrorReport, ScenarioResult, ScriptErrorKind, Status};
 use crate::client::{ClientOptions, Target};
 use rhai::Scope;
 use std::sync::Arc;
@@ -113,13 +113,14 @@ pub fn run(script: &Script, opts: &RunOptions, handle: &Handle) -> ScenarioResul
         Ok(Err(e)) if rec.skipped().is_some() && super::bindings::is_skip(&e) => None,
         Ok(Err(e)) => {
             let mut r = diag::report(&e, &script.file, &script.search.sources, &script.catalog);
-            if r.kind == ErrorKind::Runtime && rec.failed_with() == Some(r.message.as_str()) {
-                r.kind = ErrorKind::Fail;
+            if r.kind == ScriptErrorKind::Runtime && rec.failed_with() == Some(r.message.as_str()) {
+                r.kind = ScriptErrorKind::Fail;
             }
-            if r.kind == ErrorKind::Runtime && rec.bad_param() == Some(r.message.as_str()) {
-                r.kind = ErrorKind::Param;
+            // A parameter error, or a host function's bad argument or option: exit 2.
+            if r.kind == ScriptErrorKind::Runtime && rec.bad_input_message() == Some(r.message.as_str()) {
+                r.kind = ScriptErrorKind::Param;
             }
-            if r.kind == ErrorKind::Limit && r.message.contains("operation limit") {
+            if r.kind == ScriptErrorKind::Limit && r.message.contains("operation limit") {
                 r.message = format!(
                     "the script exceeded its limit of {} operations and was stopped: a runaway loop?",
                     script.limits.max_operations
@@ -131,7 +132,7 @@ pub fn run(script: &Script, opts: &RunOptions, handle: &Handle) -> ScenarioResul
             let what =
                 panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
             Some(ErrorReport {
-                kind: ErrorKind::Runtime,
+                kind: ScriptErrorKind::Runtime,
                 message: format!(
                     "internal error in mcpscript (please report): {}",
                     what.unwrap_or_else(|| "panic".into())
@@ -145,8 +146,8 @@ pub fn run(script: &Script, opts: &RunOptions, handle: &Handle) -> ScenarioResul
         }
     };
     let stopped = match error.as_ref().map(|e| e.kind) {
-        Some(ErrorKind::Timeout) => Some(Status::Timeout),
-        Some(ErrorKind::Cancelled) => Some(Status::Cancelled),
+        Some(ScriptErrorKind::Timeout) => Some(Status::Timeout),
+        Some(ScriptErrorKind::Cancelled) => Some(Status::Cancelled),
         _ => None,
     };
     rec.finish(script.file.clone(), opts.seed, error, stopped)

@@ -6,6 +6,7 @@
 //! the numbers of a result map, with latency statistics normalised to milliseconds. The
 //! convention for result maps is [`MAP_CONVENTION`]; this file is free of Rhai types.
 
+use crate::util::duration::{number_and_unit, parse_duration};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -21,9 +22,10 @@ A threshold reads a result map:
 - `error_rate` reads `error_rate` (a fraction, 0.01 = 1%); without it, `(sent - ok) / sent` or
   `errors / count` (`errors` may be a map of counts by kind).
 - `count` reads `count` (or `sent`). Any other name reads that numeric key at the top level.
-Limits: `p(N)`/`pN`, `avg`, `min`, `max`, `med`, `stddev` take a time (`us`, `ms`, `s`; a bare
-number means milliseconds); `rate` a number (optionally `/s`); the others a number or a
-percentage (`0.1%` = 0.001). Operators: `<`, `<=`, `>`, `>=`, `==`, `!=`.";
+Limits: `p(N)`/`pN`, `avg`, `min`, `max`, `med`, `stddev` take a duration with its unit (`500us`,
+`50ms`, `0.2s`; a bare number is refused: `\"50\" needs a unit, e.g. \"50ms\"`); `rate` a number
+(optionally `/s`); the others a number or a percentage (`0.1%` = 0.001). Operators: `<`, `<=`,
+`>`, `>=`, `==`, `!=`.";
 
 /// What a threshold measures.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +157,10 @@ impl Threshold {
         if rest.is_empty() {
             return Err(err(format!("missing the limit after '{}'", op.as_str())));
         }
+        if metric.is_latency() {
+            let limit = latency_limit(&metric, rest).map_err(err)?;
+            return Ok(Threshold { metric, op, limit, source: s.to_string() });
+        }
         let num_end = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == '_'))
             .unwrap_or(rest.len());
@@ -164,23 +170,16 @@ impl Threshold {
         if !value.is_finite() {
             return Err(err("the limit is not a finite number".into()));
         }
-        let unit = unit.trim();
-        let limit = match (metric.is_latency(), unit) {
-            (true, "" | "ms") => value,
-            (true, "us" | "µs") => value / 1000.0,
-            (true, "s") => value * 1000.0,
-            (true, "%" | "/s") => {
-                return Err(err(format!("{metric} is a time: give the limit in us, ms or s, e.g. 50ms")))
-            }
-            (false, "us" | "µs" | "ms" | "s") => {
+        let limit = match unit.trim() {
+            "us" | "µs" | "ms" | "s" => {
                 return Err(err(format!(
                     "{metric} is not a time; time units apply to latency statistics (p(N), avg, min, max, med, stddev)"
                 )))
             }
-            (false, "") => value,
-            (false, "%") if metric != Metric::Rate => value / 100.0,
-            (false, "/s") if metric == Metric::Rate => value,
-            (_, other) => return Err(err(format!("unknown unit '{other}' (expected us, ms, s, % or /s)"))),
+            "" => value,
+            "%" if metric != Metric::Rate => value / 100.0,
+            "/s" if metric == Metric::Rate => value,
+            other => return Err(err(format!("unknown unit '{other}' (expected us, ms, s, % or /s)"))),
         };
         Ok(Threshold { metric, op, limit, source: s.to_string() })
     }
@@ -254,6 +253,22 @@ impl Threshold {
 impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)
+    }
+}
+
+/// The limit of a latency statistic in milliseconds: a duration, unit required
+/// ([`parse_duration`]; `1_000ms` may group digits).
+fn latency_limit(metric: &Metric, limit: &str) -> Result<f64, String> {
+    let text = limit.replace('_', "");
+    match number_and_unit(&text) {
+        Ok((_, "%" | "/s")) => Err(format!("{metric} is a time: give the limit in us, ms or s, e.g. 50ms")),
+        Ok((_, unit)) => match parse_duration(&text) {
+            Ok(d) => Ok(d.as_nanos() as f64 / 1e6),
+            Err(e) if e.reason == "unknown unit" => Err(format!("unknown unit '{unit}' (expected us, ms or s)")),
+            Err(e) => Err(e.to_string()),
+        },
+        Err("missing unit") => Err(format!("\"{text}\" needs a unit, e.g. \"{text}ms\" ({metric} is a time)")),
+        Err(_) => Err(format!("'{limit}' does not start with a number")),
     }
 }
 
@@ -390,6 +405,7 @@ mod tests {
         assert_eq!(Threshold::parse("p999<=0.2s").unwrap().metric, Metric::Percentile(99.9));
         assert_eq!(Threshold::parse("p(99.9) <= 200ms").unwrap().limit, 200.0);
         assert_eq!(Threshold::parse("avg <= 500us").unwrap().limit, 0.5);
+        assert_eq!(Threshold::parse("max < 1_000ms").unwrap().limit, 1000.0);
         assert_eq!(Threshold::parse("error_rate < 0.1%").unwrap().limit, 0.001);
         assert_eq!(Threshold::parse("rate > 1_000/s").unwrap().limit, 1000.0);
         assert_eq!(Threshold::parse("timeouts == 0").unwrap().metric, Metric::Key("timeouts".into()));
@@ -422,7 +438,10 @@ mod tests {
             ("p99 5ms", "expected a comparison"),
             ("p99 <", "missing the limit"),
             ("p99 < fast", "does not start with a number"),
-            ("p99 < 5 parsecs", "unknown unit"),
+            ("p99 < 5 parsecs", "unknown unit 'parsecs'"),
+            ("p99 < 50", "\"50\" needs a unit, e.g. \"50ms\""),
+            ("avg <= 0.5", "\"0.5\" needs a unit, e.g. \"0.5ms\""),
+            ("p99 < -5ms", "does not start with a number"),
             ("p(101) < 5ms", "not a percentile"),
             ("p(x) < 5ms", "needs a number"),
             ("rate > 5ms", "not a time"),

@@ -74,7 +74,7 @@ pub fn call_tool(params: Option<&Value>, stats: impl FnOnce() -> Value) -> ToolR
             _ => done(Err(invalid("add needs numeric arguments a and b"))),
         },
         "sleep" => match sleep_duration(args) {
-            Ok(d) => ToolResult::After(d, Ok(text(format!("slept {}", crate::util::duration::format_duration(d))))),
+            Ok(d) => ToolResult::After(d, Ok(text(format!("slept {}", crate::util::human::duration(d))))),
             Err(e) => done(Err(e)),
         },
         "fail" => {

@@ -53,7 +53,7 @@ impl Graph {
                     None => errors.push(GraphError::UnknownDependency {
                         scenario: i,
                         missing: d.clone(),
-                        suggestion: super::manifest::suggest(d, names.iter().map(String::as_str)).map(str::to_string),
+                        suggestion: crate::util::suggest(d, names.iter().map(String::as_str)).map(str::to_string),
                     }),
                 }
             }

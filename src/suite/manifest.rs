@@ -97,13 +97,13 @@ impl<'de> Deserialize<'de> for Dur {
                 parse_duration(s).map(Dur).map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<Dur, E> {
-                Err(E::custom(format!("invalid duration {n}: a duration needs a unit, e.g. \"{n}s\"")))
+                self.visit_str(&n.to_string())
             }
             fn visit_u64<E: de::Error>(self, n: u64) -> Result<Dur, E> {
-                self.visit_i64(n as i64)
+                self.visit_str(&n.to_string())
             }
             fn visit_f64<E: de::Error>(self, n: f64) -> Result<Dur, E> {
-                Err(E::custom(format!("invalid duration {n}: a duration needs a unit, e.g. \"{n}s\"")))
+                self.visit_str(&n.to_string())
             }
         }
         d.deserialize_any(V)
@@ -126,11 +126,16 @@ enum RawCommandLine {
     Args(Vec<String>),
 }
 
+/// A command line string that does not split into words (an unclosed quote).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CommandLineError(&'static str);
+
 impl TryFrom<RawCommandLine> for CommandLine {
-    type Error = String;
-    fn try_from(raw: RawCommandLine) -> Result<CommandLine, String> {
+    type Error = CommandLineError;
+    fn try_from(raw: RawCommandLine) -> Result<CommandLine, CommandLineError> {
         match raw {
-            RawCommandLine::Line(s) => split_command(&s).map(|_| CommandLine::Line(s)).map_err(str::to_string),
+            RawCommandLine::Line(s) => split_command(&s).map(|_| CommandLine::Line(s)).map_err(CommandLineError),
             RawCommandLine::Args(a) => Ok(CommandLine::Args(a)),
         }
     }
@@ -485,34 +490,33 @@ fn unknown_key_hint(message: &str) -> Option<String> {
     let rest = &message[message.find("unknown field `")?..];
     let quoted: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
     let (unknown, known) = quoted.split_first()?;
-    match suggest(unknown, known.iter().copied()) {
+    match crate::util::suggest(unknown, known.iter().copied()) {
         Some(s) => Some(format!("did you mean `{s}`?")),
         None => Some(format!("known keys: {}", known.join(", "))),
     }
 }
 
-/// The candidate closest to `name` when it is close enough to be a typo.
-pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(2);
-    candidates
-        .into_iter()
-        .filter(|c| *c != name)
-        .map(|c| (strsim::damerau_levenshtein(&name.to_lowercase(), &c.to_lowercase()), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, c)| (*d, c.len()))
-        .map(|(_, c)| c)
+/// Why a YAML value is not a parameter value.
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    #[error("a parameter needs a value (found null)")]
+    Null,
+    #[error("tagged values (!tag) are not parameters")]
+    Tagged,
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
 }
 
 /// A YAML value as the text `--set` would give: scalars as written, lists and maps as JSON.
-pub fn value_text(v: &yaml_serde::Value) -> Result<String, String> {
+pub fn value_text(v: &yaml_serde::Value) -> Result<String, ValueError> {
     use yaml_serde::Value;
     match v {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
-        Value::Null => Err("a parameter needs a value (found null)".into()),
-        Value::Sequence(_) | Value::Mapping(_) => serde_json::to_string(v).map_err(|e| e.to_string()),
-        Value::Tagged(_) => Err("tagged values (!tag) are not parameters".into()),
+        Value::Null => Err(ValueError::Null),
+        Value::Sequence(_) | Value::Mapping(_) => Ok(serde_json::to_string(v)?),
+        Value::Tagged(_) => Err(ValueError::Tagged),
     }
 }
 
@@ -532,8 +536,13 @@ pub fn find_key(text: &str, key: &str, from: usize) -> Option<(usize, usize)> {
     None
 }
 
-/// Where `value` first appears as a whole word at or after line `from`.
+/// Where `value` first appears as a whole word at or after line `from` (never, for an empty
+/// `value`).
 pub fn find_value(text: &str, value: &str, from: usize) -> Option<(usize, usize)> {
+    if value.is_empty() {
+        // An empty match inside a word would never advance the search.
+        return None;
+    }
     let word = |c: char| c.is_alphanumeric() || c == '_' || c == '-' || c == '.';
     for (i, line) in text.lines().enumerate().skip(from.saturating_sub(1)) {
         let mut start = 0;
@@ -613,5 +622,7 @@ mod tests {
         assert_eq!(find_key(text, "depends_on", 1), Some((2, 1)));
         assert_eq!(find_value(text, "proto", 2), Some((4, 5)));
         assert_eq!(find_value(text, "smok", 1), None);
+        // Found by fuzzing: an empty value (`transports: [""]`, `depends_on: [""]`) looped forever.
+        assert_eq!(find_value(text, "", 1), None);
     }
 }

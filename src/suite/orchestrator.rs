@@ -10,18 +10,19 @@
 //! itself: scheduling latency and overhead, aggregation time, parallel efficiency, the
 //! critical path.
 
-use super::load::SuitePlan;
+use super::plan::SuitePlan;
 use super::requires::{self, Offer};
 use super::schedule::{Scheduler, State};
 use super::server::SuiteServer;
-use crate::cli::progress::{self, Progress};
 use crate::client::{ClientOptions, Target};
+use crate::console::progress::{self, Progress};
+use crate::managed::builtin::{self, Builtin, BuiltinError, BuiltinServer};
 use crate::script::ctx::Live;
 use crate::script::results::{
     self, Better, CheckKind, CheckResult, Overhead, RunResults, ScenarioResult, ScheduleInfo, Status, SuiteInfo,
 };
 use crate::script::{runner, RunOptions, Script, StopSignal};
-use crate::server::{self, RunningServer, ServerConfig};
+use crate::server::{RunningServer, ServerConfig};
 use crate::util::human;
 use std::collections::BTreeSet;
 use std::sync::mpsc;
@@ -85,20 +86,12 @@ struct Job {
     idx: usize,
     script: Arc<Script>,
     opts: RunOptions,
-    /// Start this built-in server for it (and stop it after).
-    own_server: Option<OwnServer>,
+    /// Start this built-in server for it (and stop it after): in this process, or as child
+    /// processes the script may kill and restart (it uses `chaos::`, needs a managed target
+    /// or asks for several workers).
+    own_server: Option<Builtin>,
     /// What the console shows of it; installed on the worker thread while it runs.
     live: Arc<Live>,
-}
-
-/// A scenario's own built-in server.
-enum OwnServer {
-    /// In this process.
-    InProcess(ServerConfig),
-    /// As child processes the script may kill and restart (it uses `chaos::`, needs a
-    /// managed target or asks for several workers): the executable, the number of worker
-    /// processes and `serve` options.
-    Managed(std::path::PathBuf, u32, Vec<String>),
 }
 
 /// A worker's report.
@@ -153,8 +146,7 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
     let exe = cfg.exe.clone().or_else(|| std::env::current_exe().ok()).unwrap_or_else(|| "mcpscript".into());
     let mut shared: Option<RunningServer> = None;
     if setup_error.is_none() && plan.shared_server && selected.iter().any(|&i| needs_builtin(i)) {
-        let cfg_server = ServerConfig::listening(&["tcp://127.0.0.1:0"]).map_err(|e| e.to_string());
-        match cfg_server.and_then(|c| cfg.handle.block_on(server::start(c)).map_err(|e| e.to_string())) {
+        match cfg.handle.block_on(builtin::start_in_process(ServerConfig::default())) {
             Ok(s) => shared = Some(s),
             Err(e) => setup_error = Some(format!("the shared built-in server did not start: {e}")),
         }
@@ -236,9 +228,9 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
             let chaos = s.uses_chaos || s.requires.managed || workers > 1;
             let own_server = if needs_builtin(i) && (shared_url.is_none() || s.server.is_some() || chaos) {
                 Some(if chaos {
-                    OwnServer::Managed(exe.clone(), workers, serve_args(s.server.as_ref()))
+                    Builtin::Processes { exe: exe.clone(), workers, args: serve_args(s.server.as_ref()) }
                 } else {
-                    OwnServer::InProcess(server_config(s.server.as_ref()))
+                    Builtin::InProcess(server_config(s.server.as_ref()))
                 })
             } else {
                 None
@@ -439,8 +431,7 @@ async fn ask(target: &Target, shared: Option<&Target>, client: Arc<ClientOptions
     match (target, shared) {
         (Target::Builtin, Some(t)) => requires::probe(t, client).await.ok(),
         (Target::Builtin, None) => {
-            let c = ServerConfig::listening(&["tcp://127.0.0.1:0"]).ok()?;
-            let s = server::start(c).await.ok()?;
+            let s = builtin::start_in_process(ServerConfig::default()).await.ok()?;
             let t: Option<Target> = s.url("tcp").and_then(|u| u.parse().ok());
             let offer = match t {
                 Some(t) => requires::probe(&t, client).await.ok(),
@@ -460,11 +451,9 @@ fn timeout_of(plan: &SuitePlan, cfg: &RunConfig, i: usize) -> Option<Duration> {
     }
 }
 
+/// The settings of a scenario's in-process server (it listens where [`builtin`] puts it).
 fn server_config(o: Option<&super::manifest::BuiltinServer>) -> ServerConfig {
-    let mut c = ServerConfig {
-        listen: vec![crate::server::config::Listen::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))],
-        ..ServerConfig::default()
-    };
+    let mut c = ServerConfig::default();
     if let Some(o) = o {
         c.max_inflight = o.max_inflight;
         c.max_connections = o.max_connections;
@@ -536,34 +525,27 @@ fn worker(w: usize, jobs: &Mutex<mpsc::Receiver<Job>>, done: &mpsc::Sender<Done>
         let Ok(mut job) = job else { return };
         let started = Instant::now();
         let _shown = job.live.enter();
-        let server = match job.own_server.take() {
-            Some(OwnServer::InProcess(c)) => match handle.block_on(server::start(c)) {
-                Ok(s) => {
+        // Child processes are started from this worker thread, which outlives the scenario:
+        // the child's PR_SET_PDEATHSIG is tied to the thread that spawned it.
+        let server: Option<Result<Running, BuiltinError>> =
+            job.own_server.take().map(|how| match handle.block_on(builtin::start(how))? {
+                BuiltinServer::InProcess(s) => {
                     if let Some(t) = s.url("tcp").and_then(|u| u.parse().ok()) {
                         job.opts.target = t;
                     }
                     job.opts.load.builtin_here = true;
-                    Some(Ok(Running::InProcess(s)))
+                    Ok(Running::InProcess(s))
                 }
-                Err(e) => Some(Err(e.to_string())),
-            },
-            Some(OwnServer::Managed(exe, workers, args)) => {
-                // Started from this worker thread, which outlives the scenario: the child's
-                // PR_SET_PDEATHSIG is tied to the thread that spawned it.
-                match handle.block_on(crate::managed::ManagedServer::start_builtin(&exe, workers, &args)) {
-                    Ok(mut m) => {
-                        job.opts.target = m.target();
-                        job.opts.load.builtin_here = false;
-                        job.opts.load.target_pids.extend(m.pids());
-                        let shared = crate::load::SharedServer(Arc::new(tokio::sync::Mutex::new(m)));
-                        job.opts.load.managed = Some(shared.clone());
-                        Some(Ok(Running::Managed(shared)))
-                    }
-                    Err(e) => Some(Err(e.to_string())),
+                BuiltinServer::Processes(m) => {
+                    let mut m = *m;
+                    job.opts.target = m.target();
+                    job.opts.load.builtin_here = false;
+                    job.opts.load.target_pids.extend(m.pids());
+                    let shared = crate::load::SharedServer(Arc::new(tokio::sync::Mutex::new(m)));
+                    job.opts.load.managed = Some(shared.clone());
+                    Ok(Running::Managed(shared))
                 }
-            }
-            None => None,
-        };
+            });
         let result = match &server {
             Some(Err(e)) => {
                 let mut r = ScenarioResult::not_run(

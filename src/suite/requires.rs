@@ -5,7 +5,7 @@
 //! a target that cannot be asked skips nothing (the scenario runs and its own errors say why).
 
 use super::manifest::Requires;
-use crate::client::{ClientOptions, Session, Target};
+use crate::client::{ClientError, ClientOptions, Session, Target};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,10 +34,21 @@ pub fn transport_of(t: &Target) -> &'static str {
     }
 }
 
+/// Why a target could not be asked what it offers.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("connect: {0}")]
+    Connect(ClientError),
+    #[error("tools/list: {0}")]
+    ToolsList(ClientError),
+    #[error("no answer within {}s", PROBE_TIMEOUT.as_secs())]
+    Timeout,
+}
+
 /// Asks `target` what it offers.
-pub async fn probe(target: &Target, opts: Arc<ClientOptions>) -> Result<Offer, String> {
+pub async fn probe(target: &Target, opts: Arc<ClientOptions>) -> Result<Offer, ProbeError> {
     let ask = async {
-        let s = Session::connect(target, opts).await.map_err(|e| format!("connect: {e}"))?;
+        let s = Session::connect(target, opts).await.map_err(ProbeError::Connect)?;
         let caps = &s.server().capabilities;
         let capabilities: Vec<String> = match caps {
             Value::Object(m) => m.keys().cloned().collect(),
@@ -45,7 +56,7 @@ pub async fn probe(target: &Target, opts: Arc<ClientOptions>) -> Result<Offer, S
         };
         let mut tools = Vec::new();
         if capabilities.iter().any(|c| c == "tools") {
-            let listed = s.tools_list().await.map_err(|e| format!("tools/list: {e}"));
+            let listed = s.tools_list().await.map_err(ProbeError::ToolsList);
             if let Ok(v) = &listed {
                 tools = names(v);
             }
@@ -59,7 +70,7 @@ pub async fn probe(target: &Target, opts: Arc<ClientOptions>) -> Result<Offer, S
     };
     match tokio::time::timeout(PROBE_TIMEOUT, ask).await {
         Ok(r) => r,
-        Err(_) => Err(format!("no answer within {}s", PROBE_TIMEOUT.as_secs())),
+        Err(_) => Err(ProbeError::Timeout),
     }
 }
 

@@ -10,7 +10,7 @@
 use super::manifest::{Restart, ServerSpec};
 use crate::client::Target;
 use crate::load::SharedServer;
-use crate::managed::{self, Ready, Which};
+use crate::managed::{self, ManagedError, Ready, Which};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::runtime::Handle;
@@ -27,7 +27,7 @@ pub struct SuiteServer {
 
 impl SuiteServer {
     /// Starts the server and waits until it is ready.
-    pub fn start(spec: &ServerSpec, target: &Target, handle: &Handle) -> Result<SuiteServer, String> {
+    pub fn start(spec: &ServerSpec, target: &Target, handle: &Handle) -> Result<SuiteServer, ManagedError> {
         let ready_timeout = spec.ready.timeout.map(|d| d.0).unwrap_or(READY_DEFAULT);
         let ready = match (&spec.ready.log, spec.ready.delay) {
             (Some(text), _) => Ready::LogLine(text.clone()),
@@ -42,7 +42,7 @@ impl SuiteServer {
             ready,
             ready_timeout,
         };
-        let server = handle.block_on(managed::ManagedServer::start(m)).map_err(|e| e.to_string())?;
+        let server = handle.block_on(managed::ManagedServer::start(m))?;
         Ok(SuiteServer {
             shared: SharedServer(Arc::new(tokio::sync::Mutex::new(server))),
             restart: spec.restart,
@@ -68,9 +68,9 @@ impl SuiteServer {
             if m.running() == m.workers() {
                 return Ok(false);
             }
-            m.restart(Which::All).await.map_err(|e| e.to_string())?;
-            m.wait_ready(wait).await.map_err(|e| e.to_string())?;
-            Ok::<bool, String>(true)
+            m.restart(Which::All).await?;
+            m.wait_ready(wait).await?;
+            Ok::<bool, ManagedError>(true)
         });
         match restarted {
             Ok(true) => self.restarts += 1,

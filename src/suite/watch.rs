@@ -1,29 +1,27 @@
-//! `mcpscript watch suite.yaml`: runs the suite once, then watches the suite file, the
-//! manifests' and scripts' folders, `stdlib/` and `reports/templates/` (notify with the
-//! full debouncer, so editors that save by rename, bursts of saves and files deleted and
-//! recreated arrive as one settled change). After a change it reloads and re-validates
-//! the suite; a problem is printed with its place and the watcher waits for the next save.
-//! Otherwise it re-runs the scenarios whose fingerprint changed (manifest, script, every
-//! module it imports, resolved parameters and timeout) plus everything depending on them,
-//! and prints status flips and metric differences against the previous run. Changes that
-//! arrive while scenarios run are handled after the run: a scenario is never interrupted.
+//! The watcher's logic under `mcpscript watch suite.yaml` (the command, its arguments and
+//! what it prints are `cli::watch`'s): [`FileWatch`] watches the suite file's folder, the
+//! manifests' and scripts' folders, the stdlib folder and `reports/templates/` when that
+//! folder exists (notify with the full debouncer, so editors that save by rename, bursts of
+//! saves and files deleted and recreated arrive as one settled change). A template edit
+//! re-runs nothing: the next run's `report.html` is rendered with it (a folder named by
+//! `MCPSCRIPT_TEMPLATES`, which the reports read instead, is not watched). [`Reruns`] decides what a
+//! reloaded plan re-runs: the scenarios whose fingerprint changed (manifest, script, every
+//! module it imports, resolved parameters and timeout) plus everything depending on them;
+//! and it folds each run into the record of the whole suite, with the status flips and
+//! metric differences against the previous run.
 
-use super::load::SuitePlan;
-use super::orchestrator;
-use crate::cli::args::WatchArgs;
-use crate::cli::suite_run::{self, Prepared};
-use crate::cli::{CliError, Exit};
+use super::plan::SuitePlan;
 use crate::script::results::{RunResults, ScenarioResult};
 use crate::script::StopSignal;
-use crate::util::duration::parse_duration;
 use notify::event::ModifyKind;
-use notify::{EventKind, RecursiveMode};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{Debouncer, RecommendedCache};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a scenario's last run depended on: when it changes, the scenario re-runs.
 fn fingerprint(plan: &SuitePlan, i: usize, stdlib: &Path) -> u64 {
@@ -85,141 +83,131 @@ fn relevant(p: &Path) -> bool {
         || p.components().any(|c| c.as_os_str() == "templates")
 }
 
-pub fn run(a: WatchArgs) -> Result<Exit, CliError> {
-    let debounce = parse_duration(&a.debounce).map_err(|e| CliError::invalid(format!("--debounce: {e}")))?;
-    let started = Instant::now();
-    let p: Prepared = suite_run::prepare(&a.run, started)?;
-    let out_dir = p.out.clone();
-    let (tx, rx) = mpsc::channel();
-    let mut debouncer = notify_debouncer_full::new_debouncer(debounce, None, tx)
-        .map_err(|e| CliError::failed(format!("cannot watch files: {e}")))?;
-    let stdlib = a.run.stdlib.clone().unwrap_or_else(|| PathBuf::from("stdlib"));
-    let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut watch = |dirs: BTreeSet<PathBuf>, watched: &mut BTreeSet<PathBuf>| {
-        for d in dirs.difference(&watched.clone()) {
-            let mode = if *d == stdlib { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
-            match debouncer.watch(d, mode) {
-                Ok(()) => {
-                    watched.insert(d.clone());
-                }
-                Err(e) => eprintln!("warning: cannot watch {}: {e}", d.display()),
-            }
-        }
-    };
+/// The folders being watched and the settled changes in them.
+pub struct FileWatch {
+    debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+    events: Events,
+    debounce: Duration,
+    /// Watched with its subfolders.
+    stdlib: PathBuf,
+    watched: BTreeSet<PathBuf>,
+}
 
-    let mut runs = 0u32;
-    let mut last: BTreeMap<String, ScenarioResult> = BTreeMap::new();
-    let mut prints: BTreeMap<String, u64> = BTreeMap::new();
-    let mut first = true;
-    let mut since = started;
-    loop {
-        // (Re)load and decide what to run.
-        match suite_run::load_plan(&a.run) {
-            // Nothing ran yet: a suite that does not validate is bad input, not something
-            // to wait on.
-            Err(e) if first => return Err(e),
-            Err(e) => {
-                // One write to one stream, so the place and the verdict stay together.
-                eprintln!("error: {}\nthe suite did not validate; fix it and save again", e.message);
-                watch(folders(&a.run.file, None, &stdlib), &mut watched);
+impl FileWatch {
+    /// A watcher whose changes count once they stayed quiet for `debounce`.
+    pub fn new(debounce: Duration, stdlib: &Path) -> Result<FileWatch, notify::Error> {
+        let (tx, events) = mpsc::channel();
+        let debouncer = notify_debouncer_full::new_debouncer(debounce, None, tx)?;
+        Ok(FileWatch { debouncer, events, debounce, stdlib: stdlib.to_path_buf(), watched: BTreeSet::new() })
+    }
+
+    /// Watches those of `dirs` not watched yet (the stdlib folder with its subfolders, the
+    /// others alone); returns the folders that cannot be watched, with why.
+    pub fn watch(&mut self, dirs: impl IntoIterator<Item = PathBuf>) -> Vec<(PathBuf, notify::Error)> {
+        let mut failed = Vec::new();
+        for d in dirs {
+            if self.watched.contains(&d) {
+                continue;
             }
-            Ok(plan) => {
-                watch(folders(&a.run.file, Some(&plan), &stdlib), &mut watched);
-                // Re-runs of part of a suite are not runs of the suite: the history is left
-                // alone (a pinned --baseline still gives each re-run its verdict).
-                let report_args = crate::cli::args::ReportArgs { no_history: true, ..a.run.report.clone() };
-                let reporting = crate::cli::reporting::Reporting::prepare(
-                    &report_args,
-                    out_dir.as_deref(),
-                    a.run.quiet,
-                    &plan.name,
-                )?;
-                let now: BTreeMap<String, u64> = plan
-                    .selected
-                    .iter()
-                    .map(|&i| (plan.scenarios[i].name.clone(), fingerprint(&plan, i, &stdlib)))
-                    .collect();
-                let changed: BTreeSet<usize> = plan
-                    .selected
-                    .iter()
-                    .copied()
-                    .filter(|&i| first || prints.get(&plan.scenarios[i].name) != now.get(&plan.scenarios[i].name))
-                    .collect();
-                let rerun: BTreeSet<usize> =
-                    plan.graph.dependents_closure(&changed).intersection(&plan.selected).copied().collect();
-                if rerun.is_empty() {
-                    say("validated: no scenario changed\n");
-                } else {
-                    let names = |set: &BTreeSet<usize>| {
-                        set.iter().map(|&i| plan.scenarios[i].name.as_str()).collect::<Vec<_>>().join(", ")
-                    };
-                    if first {
-                        say(&format!("run {}: all {} scenarios\n", runs + 1, rerun.len()));
-                    } else {
-                        say(&format!(
-                            "run {}: re-running {} (changed: {})\n",
-                            runs + 1,
-                            names(&rerun),
-                            names(&changed)
-                        ));
-                    }
-                    let mut cfg = p.cfg.clone();
-                    cfg.started = since;
-                    cfg.only = Some(rerun.clone());
-                    let results = orchestrator::run(&plan, &cfg);
-                    runs += 1;
-                    let diff = (!first).then(|| differences(&last, &results));
-                    for s in &results.scenarios {
-                        last.insert(s.root.name.clone(), s.clone());
-                    }
-                    let mut record = whole_suite(&plan, &last, &results);
-                    match reporting.finish(&mut record) {
-                        Ok(dir) => {
-                            say(&suite_run::summary(&record, &dir.join("results.json")));
-                            say(&reporting.epilogue(&record, &dir));
-                        }
-                        Err(e) => eprintln!("error: {}", e.message),
-                    }
-                    if let Some(diff) = diff {
-                        say(&diff);
-                    }
-                    // A scenario that did not run keeps its old fingerprint so it runs next time.
-                    for &i in &rerun {
-                        let name = &plan.scenarios[i].name;
-                        let ran = results.scenarios.iter().any(|s| {
-                            s.root.name == *name && s.schedule.as_ref().is_some_and(|x| x.started_ms.is_some())
-                        });
-                        if ran {
-                            prints.insert(name.clone(), now[name]);
-                        } else {
-                            prints.remove(name);
-                        }
-                    }
-                    first = false;
-                    if p.cfg.interrupt.reason().is_some() {
-                        return Ok(Exit::Interrupted);
-                    }
+            let mode = if d == self.stdlib { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
+            match self.debouncer.watch(&d, mode) {
+                Ok(()) => {
+                    self.watched.insert(d);
                 }
+                Err(e) => failed.push((d, e)),
             }
         }
-        if a.max_runs.is_some_and(|m| runs >= m) {
-            return Ok(Exit::Ok);
+        failed
+    }
+
+    /// Watches the folders of the suite at `suite` and, once it loads, of its `plan`.
+    pub fn watch_suite(&mut self, suite: &Path, plan: Option<&SuitePlan>) -> Vec<(PathBuf, notify::Error)> {
+        let dirs = folders(suite, plan, &self.stdlib);
+        self.watch(dirs)
+    }
+
+    /// Waits until relevant files (scripts, manifests, templates) changed and stayed quiet
+    /// for the debounce period, or `interrupt` fired; None when the watcher itself went away.
+    pub fn wait(&self, interrupt: &StopSignal) -> Option<Changed> {
+        wait_for_change(&self.events, self.debounce, interrupt)
+    }
+}
+
+/// What the watcher remembers between runs: each scenario's fingerprint when it last ran
+/// and its latest result.
+pub struct Reruns {
+    stdlib: PathBuf,
+    first: bool,
+    prints: BTreeMap<String, u64>,
+    latest: BTreeMap<String, ScenarioResult>,
+}
+
+/// What a reloaded plan runs.
+pub struct Rerun {
+    /// The selected scenarios that changed since they last ran (all of them at first).
+    pub changed: BTreeSet<usize>,
+    /// Those and the selected scenarios depending on them: what runs.
+    pub run: BTreeSet<usize>,
+    /// The fingerprints of the selected scenarios now.
+    prints: BTreeMap<String, u64>,
+}
+
+impl Reruns {
+    /// Nothing ran yet; modules are looked up in `stdlib` too.
+    pub fn new(stdlib: &Path) -> Reruns {
+        Reruns { stdlib: stdlib.to_path_buf(), first: true, prints: BTreeMap::new(), latest: BTreeMap::new() }
+    }
+
+    /// Nothing ran yet.
+    pub fn first(&self) -> bool {
+        self.first
+    }
+
+    /// What `plan` re-runs.
+    pub fn plan(&self, plan: &SuitePlan) -> Rerun {
+        let prints: BTreeMap<String, u64> = plan
+            .selected
+            .iter()
+            .map(|&i| (plan.scenarios[i].name.clone(), fingerprint(plan, i, &self.stdlib)))
+            .collect();
+        let changed: BTreeSet<usize> = plan
+            .selected
+            .iter()
+            .copied()
+            .filter(|&i| self.first || self.prints.get(&plan.scenarios[i].name) != prints.get(&plan.scenarios[i].name))
+            .collect();
+        let run = plan.graph.dependents_closure(&changed).intersection(&plan.selected).copied().collect();
+        Rerun { changed, run, prints }
+    }
+
+    /// Takes in the `results` of running `rerun`: returns the record of the whole suite as
+    /// it stands and, after the first run, the differences against the previous results.
+    pub fn record(&mut self, plan: &SuitePlan, rerun: &Rerun, results: &RunResults) -> (RunResults, Option<String>) {
+        let diff = (!self.first).then(|| differences(&self.latest, results));
+        for s in &results.scenarios {
+            self.latest.insert(s.root.name.clone(), s.clone());
         }
-        say("watching for changes (Ctrl-C stops)\n");
-        match wait_for_change(&rx, debounce, &p.cfg.interrupt) {
-            Some(Changed::Files(paths)) => {
-                let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-                say(&format!("changed: {}\n", shown.join(", ")));
-                since = Instant::now();
+        let record = whole_suite(plan, &self.latest, results);
+        // A scenario that did not run keeps its old fingerprint so it runs next time.
+        for &i in &rerun.run {
+            let name = &plan.scenarios[i].name;
+            let ran = results
+                .scenarios
+                .iter()
+                .any(|s| s.root.name == *name && s.schedule.as_ref().is_some_and(|x| x.started_ms.is_some()));
+            if ran {
+                self.prints.insert(name.clone(), rerun.prints[name]);
+            } else {
+                self.prints.remove(name);
             }
-            Some(Changed::Interrupted) => return Ok(Exit::Interrupted),
-            None => return Ok(Exit::Ok),
         }
+        self.first = false;
+        (record, diff)
     }
 }
 
 /// Events from the file watcher.
-pub type Events = mpsc::Receiver<notify_debouncer_full::DebounceEventResult>;
+type Events = mpsc::Receiver<notify_debouncer_full::DebounceEventResult>;
 
 /// What ended a wait for a change.
 pub enum Changed {
@@ -231,7 +219,7 @@ pub enum Changed {
 
 /// Waits until relevant files (scripts, manifests, templates) changed and stayed quiet for
 /// `debounce`, or `interrupt` fired; None when the watcher itself went away.
-pub fn wait_for_change(rx: &Events, debounce: Duration, interrupt: &StopSignal) -> Option<Changed> {
+fn wait_for_change(rx: &Events, debounce: Duration, interrupt: &StopSignal) -> Option<Changed> {
     loop {
         if interrupt.reason().is_some() {
             return Some(Changed::Interrupted);
@@ -315,8 +303,4 @@ fn differences(before: &BTreeMap<String, ScenarioResult>, now: &RunResults) -> S
 fn trim(v: f64) -> String {
     let s = format!("{v:.3}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-fn say(text: &str) {
-    crate::cli::suite::say(text);
 }

@@ -1,17 +1,38 @@
-//! Parsing and printing of human durations such as `250ms`, `5s`, `1.5m`, `100us`.
+//! Parsing of human durations such as `250ms`, `5s`, `1.5m`, `100us`: the one grammar of
+//! a duration (a number and a unit, always) for every option, manifest key, script
+//! argument, threshold and fault parameter. Durations are printed by
+//! [`crate::util::human::duration`].
 
+use std::fmt;
 use std::time::Duration;
+
+/// The reason of a bare number, which the error turns into what to write instead.
+const MISSING_UNIT: &str = "missing unit";
 
 /// Why a duration string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration '{input}': {reason} (expected a number with a unit: ns, us, ms, s, m or h, e.g. \"250ms\")")]
 pub struct DurationError {
     pub input: String,
     pub reason: &'static str,
 }
 
-/// Parses `"250ms"`, `"5s"`, `"1.5s"`, `"2m"`, `"100us"`, `"1h"`. A bare number is rejected:
-/// a unit is always required so that `5` can never silently mean 5 ns or 5 s.
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (input, units) = (self.input.trim(), "ns, us, ms, s, m or h");
+        match self.reason {
+            MISSING_UNIT => {
+                write!(f, "invalid duration '{input}': \"{input}\" needs a unit, e.g. \"{input}ms\" ({units})")
+            }
+            why => {
+                write!(f, "invalid duration '{input}': {why} (expected a number with a unit: {units}, e.g. \"250ms\")")
+            }
+        }
+    }
+}
+
+/// Parses `"250ms"`, `"5s"`, `"1.5s"`, `"2m"`, `"100us"`, `"1h"`. A bare number is rejected
+/// (`"50" needs a unit, e.g. "50ms"`): a unit is always required so that `5` can never
+/// silently mean 5 ns or 5 s.
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     let err = |reason| DurationError { input: input.to_string(), reason };
     let (value, unit) = number_and_unit(input).map_err(err)?;
@@ -35,25 +56,16 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
 /// durations and sizes share (the unit is required). The error is the reason.
 pub(crate) fn number_and_unit(input: &str) -> Result<(f64, &str), &'static str> {
     let s = input.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or("missing unit")?;
+    if s.is_empty() {
+        return Err("missing number");
+    }
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or(MISSING_UNIT)?;
     let (num, unit) = s.split_at(split);
     if num.is_empty() {
         return Err("missing number");
     }
     let value: f64 = num.parse().map_err(|_| "not a number")?;
     Ok((value, unit.trim()))
-}
-
-/// Prints a duration the way a person reads it: `850us`, `12.3ms`, `4.2s`.
-pub fn format_duration(d: Duration) -> String {
-    let us = d.as_secs_f64() * 1e6;
-    if us < 1000.0 {
-        format!("{us:.0}us")
-    } else if us < 1e6 {
-        format!("{:.1}ms", us / 1e3)
-    } else {
-        format!("{:.2}s", us / 1e6)
-    }
 }
 
 #[cfg(test)]
@@ -72,15 +84,13 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         assert_eq!(parse_duration("5").unwrap_err().reason, "missing unit");
+        assert_eq!(
+            parse_duration(" 50 ").unwrap_err().to_string(),
+            "invalid duration '50': \"50\" needs a unit, e.g. \"50ms\" (ns, us, ms, s, m or h)"
+        );
+        assert_eq!(parse_duration("").unwrap_err().reason, "missing number");
         assert_eq!(parse_duration("ms").unwrap_err().reason, "missing number");
         assert_eq!(parse_duration("5 parsecs").unwrap_err().reason, "unknown unit");
         assert_eq!(parse_duration("1.2.3s").unwrap_err().reason, "not a number");
-    }
-
-    #[test]
-    fn formats() {
-        assert_eq!(format_duration(Duration::from_micros(850)), "850us");
-        assert_eq!(format_duration(Duration::from_micros(12_300)), "12.3ms");
-        assert_eq!(format_duration(Duration::from_millis(4200)), "4.20s");
     }
 }

@@ -78,6 +78,11 @@ pub fn ms(x: f64) -> String {
     }
 }
 
+/// A [`Duration`](std::time::Duration) as [`ms`] prints it: 1.5 s is `1.5 s`.
+pub fn duration(d: std::time::Duration) -> String {
+    ms(d.as_secs_f64() * 1000.0)
+}
+
 /// Bytes in binary units: `29_100_000` -> `27.8 MiB`.
 pub fn bytes(x: f64) -> String {
     if !x.is_finite() {
@@ -178,6 +183,7 @@ mod tests {
         assert_eq!(ms(20.524), "20.5 ms");
         assert_eq!(ms(680.0), "680 ms");
         assert_eq!(ms(6570.0), "6.57 s");
+        assert_eq!(duration(std::time::Duration::from_micros(12_300)), "12.3 ms");
         assert_eq!(ms(125_000.0), "2.08 min");
         assert_eq!(bytes(29_100_000.0), "27.8 MiB");
         assert_eq!(bytes(512.0), "512 B");

@@ -6,7 +6,9 @@ use std::fmt;
 
 /// Why a size string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid size '{input}': {reason} (expected a number with a unit: B, KB, MB, KiB or MiB, e.g. \"64KB\")")]
+#[error(
+    "invalid size '{input}': {reason} (expected a number with a unit: B, KB, MB, GB, KiB, MiB or GiB, e.g. \"64KB\")"
+)]
 pub struct SizeError {
     pub input: String,
     pub reason: &'static str,
@@ -24,6 +26,8 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
         "mb" => 1e6,
         "kib" => 1024.0,
         "mib" => 1024.0 * 1024.0,
+        "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
         _ => return Err(err("unknown unit")),
     };
     let bytes = value * scale;
@@ -80,7 +84,8 @@ mod tests {
     fn rejects_bad_input() {
         assert_eq!(parse_size("64").unwrap_err().reason, "missing unit");
         assert_eq!(parse_size("KB").unwrap_err().reason, "missing number");
-        assert_eq!(parse_size("1GB").unwrap_err().reason, "unknown unit");
+        assert_eq!(parse_size("1TB").unwrap_err().reason, "unknown unit");
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
         assert_eq!(parse_size("1.2.3KB").unwrap_err().reason, "not a number");
         assert!(parse_size("-1KB").unwrap_err().to_string().contains("e.g. \"64KB\""));
     }

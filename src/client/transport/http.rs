@@ -14,7 +14,7 @@
 //! connection from the session's small pool, or opens one.
 
 pub(crate) mod conn;
-pub(crate) mod events;
+pub mod events;
 
 use super::{BoxFuture, RawSent, Transport};
 use crate::client::{ClientError, ClientOptions, Dispatcher};

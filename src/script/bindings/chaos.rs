@@ -26,7 +26,10 @@ pub const NAMESPACE: Namespace = Namespace {
           (black hole), `reset_peer`, `slicer`, `limit_data` (bytes), `loss` (probability, rto), \
           `drop_connection` (probability, min_messages/max_messages); message level `drop`, `corrupt`, \
           `truncate`, `duplicate`, `delay` (probability). Every fault takes `toxicity` (fraction of \
-          connections, default 1) and `direction` (`upstream`, `downstream`, `both`). Faults change while \
+          connections, default 1) and `direction` (`upstream`, `downstream`, `both`). A duration needs its \
+          unit (`latency=100ms`, `#{type: \"latency\", latency: \"100ms\"}`); the one exception is a map in \
+          Toxiproxy's shape, `#{type: \"latency\", stream: \"upstream\", attributes: #{latency: 100}}`, whose \
+          bare numbers are milliseconds as in Toxiproxy's API. Faults change while \
           load runs (`add`, `update`, `remove`, `clear`); `stats()` says what the proxy did. \
           `chaos::kill()`, `stop()`, `suspend()`, `resume()`, `restart()` (optionally for one worker) and \
           `wait_ready(timeout)` act on the run's managed target: the built-in server, which mcpscript \
@@ -330,7 +333,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
             " (\"10s\"); returns how long it took in ms. An error when it is not ready in time.",
         ],
         move |nc: NativeCallContext, timeout: &str| -> Res<f64> {
-            let d = duration_arg(&nc, "chaos::wait_ready", timeout)?;
+            let d = duration_arg(&c, &nc, "chaos::wait_ready", timeout)?;
             let Some(server) = c.load.managed.clone() else {
                 let target = c.target.as_ref().map(|t| t.to_string()).unwrap_or_default();
                 let e = ManagedError::NotManaged { action: "wait for".into(), target };

@@ -2,7 +2,7 @@
 //! result map against k6-style expressions, `fail` ends the script as failed. Every
 //! assertion lands in the current stage of the result tree, aggregated by name.
 
-use super::{host_error, script_fn, site, Namespace};
+use super::{bad_input, host_error, script_fn, site, Namespace};
 use crate::script::ctx::ScriptCtx;
 use crate::script::results::CheckKind;
 use crate::script::threshold::{Observed, Threshold};
@@ -50,8 +50,11 @@ pub fn observed(result: &Map) -> Observed {
     o
 }
 
+/// Judges one expression. A malformed expression is bad input (exit 2), whether it was a
+/// literal (`mcpscript check` finds those first) or computed; a result without the metric is
+/// a runtime error (the measurement did not happen).
 fn judge(ctx: &ScriptCtx, nc: &NativeCallContext, result: &Map, expr: &str) -> Res<bool> {
-    let t = Threshold::parse(expr).map_err(|e| host_error(nc, format!("threshold: {e}")))?;
+    let t = Threshold::parse(expr).map_err(|e| bad_input(ctx, nc, e.to_string()))?;
     let j = t.judge(&observed(result)).map_err(|e| host_error(nc, format!("threshold \"{expr}\": {e}")))?;
     let name = format!("threshold {}", t.source);
     ctx.rec().assert(CheckKind::Threshold, &name, j.passed, Some(j.detail), site(nc));
@@ -93,7 +96,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     /// Checks already failed keep it failed. `try`/`catch` cannot stop it.
     "skip"(reason) => move |nc: NativeCallContext, reason: &str| -> Res<()> {
         if reason.trim().is_empty() {
-            return Err(host_error(&nc, "skip: give the reason, e.g. skip(\"the target has no 'sleep' tool\")"));
+            return Err(bad_input(&c, &nc, "skip: give the reason, e.g. skip(\"the target has no 'sleep' tool\")"));
         }
         c.rec().skip(reason);
         Err(EvalAltResult::ErrorTerminated(super::SKIP_TOKEN.into(), nc.call_position()).into())
@@ -116,7 +119,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     "threshold"(result, exprs) => move |nc: NativeCallContext, result: Map, exprs: Array| -> Res<bool> {
         let mut all = true;
         for e in &exprs {
-            let s = e.clone().into_string().map_err(|t| host_error(&nc, format!("threshold: expressions must be strings, got {t}")))?;
+            let s = e.clone().into_string().map_err(|_| bad_input(&c, &nc, format!("threshold: expressions must be strings, got {}", value::type_name(e))))?;
             all &= judge(&c, &nc, &result, &s)?;
         }
         Ok(all)

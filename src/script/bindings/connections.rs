@@ -481,7 +481,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     /// Sends request `method` with `params` and its own deadline (`"2s"`); a reply later than that
     /// gives `error.kind == "timeout"` and the request is cancelled on the server.
     "request"(session, method, params, timeout) => move |nc: NativeCallContext, s: &mut ScriptSession, method: &str, params: Dynamic, timeout: &str| -> Res<Map> {
-        let t = duration_arg(&nc, "request timeout", timeout)?;
+        let t = duration_arg(&c, &nc, "request timeout", timeout)?;
         let p = params_json(&nc, method, &params)?;
         request(&c, &nc, s, method, p, Some(t))
     });
@@ -507,7 +507,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     script_fn!(engine,
     /// `send_raw(text)` with its own deadline (`"2s"`) for the reply.
     "send_raw"(session, text, timeout) => move |nc: NativeCallContext, s: &mut ScriptSession, text: &str, timeout: &str| -> Res<Map> {
-        let t = duration_arg(&nc, "send_raw timeout", timeout)?;
+        let t = duration_arg(&c, &nc, "send_raw timeout", timeout)?;
         send_raw(&c, &nc, s, text, Some(t))
     });
 

@@ -2,7 +2,7 @@
 //! `duration_ms`), logging (`human` formats numbers for it) and seeded randomness.
 //! Durations are always strings with a unit.
 
-use super::{bridge_error, duration_arg, host_error, script_fn, Namespace};
+use super::{bad_input, bridge_error, duration_arg, host_error, script_fn, Namespace};
 use crate::script::ctx::ScriptCtx;
 use crate::script::{params, value};
 use crate::util::human;
@@ -20,11 +20,6 @@ pub const NAMESPACE: Namespace = Namespace {
 };
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
-
-fn param_error(ctx: &ScriptCtx, nc: &NativeCallContext, msg: String) -> Box<EvalAltResult> {
-    ctx.rec().param_error(&msg);
-    host_error(nc, msg)
-}
 
 /// `human(x, unit)`: ints exact, floats to three significant figures, `()` as `n/a`.
 fn human_value(nc: &NativeCallContext, x: &Dynamic, unit: Option<&str>) -> Res<String> {
@@ -52,7 +47,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
                 c.rec().param(name, value::to_json(&v).unwrap_or_default());
                 Ok(v)
             }
-            None => Err(param_error(&c, &nc, format!("parameter '{name}' is required: pass --set {name}=VALUE"))),
+            None => Err(bad_input(&c, &nc, format!("parameter '{name}' is required: pass --set {name}=VALUE"))),
         }
     });
 
@@ -63,7 +58,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     /// map (as JSON), else a string; a value of the wrong type ends the run with exit code 2.
     "param"(name, default) => move |nc: NativeCallContext, name: &str, default: Dynamic| -> Res<Dynamic> {
         let v = match c.params.get(name) {
-            Some(raw) => params::convert(name, raw, &default).map_err(|m| param_error(&c, &nc, m))?,
+            Some(raw) => params::convert(name, raw, &default).map_err(|m| bad_input(&c, &nc, m))?,
             None => default,
         };
         c.rec().param(name, value::to_json(&v).unwrap_or_default());
@@ -89,16 +84,17 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     /// Pauses the script for a duration such as `"250ms"`. Woken early only when the run is
     /// cancelled or times out.
     "sleep"(duration) => move |nc: NativeCallContext, duration: &str| -> Res<()> {
-        let d = duration_arg(&nc, "sleep", duration)?;
+        let d = duration_arg(&c, &nc, "sleep", duration)?;
         // The timer must be created on the runtime, hence the async block; it runs where the
         // script's sessions live, so they keep being served while the script sleeps.
         c.bridge.run_io(async move { tokio::time::sleep(d).await }).map_err(|e| bridge_error(&nc, "sleep", e))
     });
 
+    let c = ctx.clone();
     script_fn!(engine,
     /// A duration string (`"1.5s"`) in milliseconds, as a float: `r.latency_ms < duration_ms("50ms")`.
-    "duration_ms"(duration) => |nc: NativeCallContext, duration: &str| -> Res<f64> {
-        Ok(duration_arg(&nc, "duration_ms", duration)?.as_secs_f64() * 1000.0)
+    "duration_ms"(duration) => move |nc: NativeCallContext, duration: &str| -> Res<f64> {
+        Ok(duration_arg(&c, &nc, "duration_ms", duration)?.as_secs_f64() * 1000.0)
     });
 
     let c = ctx.clone();
@@ -150,7 +146,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     /// A random integer from `lo` to `hi` inclusive, from the run's seeded generator.
     "random_int"(lo, hi) => move |nc: NativeCallContext, lo: i64, hi: i64| -> Res<i64> {
         if lo > hi {
-            return Err(host_error(&nc, format!("random_int: lo ({lo}) is greater than hi ({hi})")));
+            return Err(bad_input(&c, &nc, format!("random_int: lo ({lo}) is greater than hi ({hi})")));
         }
         Ok(c.rng().random_range(lo..=hi))
     });

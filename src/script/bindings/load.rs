@@ -10,9 +10,8 @@ use super::{host_error, module_fn, site_string, Namespace};
 use crate::client::Target;
 use crate::load::plan::{mix_seed, ClientSettings, Model, PhasePlan, RequestTemplate, Stage};
 use crate::load::resilience::{BreakerPlan, Resilience};
-use crate::load::{PhaseResult, RunEnv};
+use crate::load::{ModelKind, PhaseResult, PhaseStatus, RunEnv};
 use crate::script::ctx::ScriptCtx;
-use crate::script::results::Better;
 use crate::script::value;
 use crate::util::duration::parse_duration;
 use crate::util::human;
@@ -102,130 +101,118 @@ const COMMON: &[&str] = &[
     "expect_errors",
 ];
 
-/// Reads an options map, refusing keys the phase does not know.
-struct Opts<'a> {
-    nc: &'a NativeCallContext<'a>,
-    what: &'static str,
-    map: Map,
+/// The phase functions (`load::NAME`) and the options each takes besides [`COMMON`].
+pub const PHASES: &[(&str, &[&str])] = &[
+    ("closed", &["duration", "iterations", "think"]),
+    ("open", &["rate", "duration", "max_inflight"]),
+    ("ramp", &["stages", "start_rate", "max_inflight"]),
+    ("connect", &["rate", "hold", "ping_sample"]),
+];
+
+/// The options of `load::PHASE` besides [`COMMON`]; `None` when `phase` is no phase function.
+pub fn phase_options(phase: &str) -> Option<&'static [&'static str]> {
+    PHASES.iter().find(|(p, _)| *p == phase).map(|(_, own)| *own)
 }
 
-impl<'a> Opts<'a> {
-    fn new(nc: &'a NativeCallContext<'a>, what: &'static str, map: Map, own: &[&str]) -> Res<Opts<'a>> {
-        for k in map.keys() {
-            if !COMMON.contains(&k.as_str()) && !own.contains(&k.as_str()) {
-                let all: Vec<&str> = COMMON.iter().chain(own).copied().collect();
-                let hint = crate::script::diag::suggest(k, all.iter().copied())
-                    .map(|s| format!(" (did you mean {s}?)"))
-                    .unwrap_or_default();
-                return Err(host_error(
-                    nc,
-                    format!("{what}: unknown option '{k}'{hint}; options are {}", all.join(", ")),
-                ));
-            }
-        }
-        Ok(Opts { nc, what, map })
-    }
+// The validators of options. Each reads one value and names what is wrong with it in the
+// words of the script; `load::NAME` runs them when it is called (through [`check_options`],
+// then to read the values) and `mcpscript check` runs the same ones on the literal values of
+// an options map, so a script that checks will not fail on them at run time.
 
-    fn err(&self, msg: String) -> Box<EvalAltResult> {
-        host_error(self.nc, format!("{}: {msg}", self.what))
-    }
-
-    fn get(&self, k: &str) -> Option<&Dynamic> {
-        self.map.get(k).filter(|v| !v.is_unit())
-    }
-
-    fn int(&self, k: &str) -> Res<Option<u64>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) => match value::as_number(v) {
-                Some(n) if n >= 0.0 && n.fract() == 0.0 => Ok(Some(n as u64)),
-                _ => Err(self.err(format!("{k} must be a whole number >= 0, not {v}"))),
-            },
-        }
-    }
-
-    fn num(&self, k: &str) -> Res<Option<f64>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) => match value::as_number(v) {
-                Some(n) if n.is_finite() && n >= 0.0 => Ok(Some(n)),
-                _ => Err(self.err(format!("{k} must be a number >= 0, not {v}"))),
-            },
-        }
-    }
-
-    fn dur(&self, k: &str) -> Res<Option<Duration>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) if v.is_string() => {
-                parse_duration(&v.to_string()).map(Some).map_err(|e| self.err(format!("{k}: {e}")))
-            }
-            Some(v) => Err(self.err(format!("{k} must be a duration string such as \"10s\", not {v}"))),
-        }
-    }
-
-    fn boolean(&self, k: &str) -> Res<Option<bool>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) => v.as_bool().map(Some).map_err(|_| self.err(format!("{k} must be true or false, not {v}"))),
-        }
-    }
-
-    /// A nested options map (`backoff`, `breaker`), its keys checked.
-    fn sub_of(&self, v: &Dynamic, what: &str, own: &[&str]) -> Res<Opts<'a>> {
-        let m = v
-            .read_lock::<Map>()
-            .map(|m| m.clone())
-            .ok_or_else(|| self.err(format!("{what} must be a map with keys {}, not {v}", own.join(", "))))?;
-        for key in m.keys() {
-            if !own.contains(&key.as_str()) {
-                return Err(self.err(format!("{what}: unknown key '{key}'; keys are {}", own.join(", "))));
-            }
-        }
-        Ok(Opts { nc: self.nc, what: self.what, map: m })
-    }
-
-    fn sub(&self, k: &str, own: &[&str]) -> Res<Option<Opts<'a>>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) => {
-                let m = v
-                    .read_lock::<Map>()
-                    .map(|m| m.clone())
-                    .ok_or_else(|| self.err(format!("{k} must be a map with keys {}, not {v}", own.join(", "))))?;
-                for key in m.keys() {
-                    if !own.contains(&key.as_str()) {
-                        return Err(self.err(format!("{k}: unknown key '{key}'; keys are {}", own.join(", "))));
-                    }
-                }
-                Ok(Some(Opts { nc: self.nc, what: self.what, map: m }))
-            }
-        }
-    }
-
-    fn string(&self, k: &str) -> Res<Option<String>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) if v.is_string() => Ok(Some(v.to_string())),
-            Some(v) => Err(self.err(format!("{k} must be a string, not {v}"))),
-        }
+/// A whole number >= 0.
+fn whole(k: &str, v: &Dynamic) -> Result<u64, String> {
+    match value::as_number(v) {
+        Some(n) if n >= 0.0 && n.fract() == 0.0 && n.is_finite() => Ok(n as u64),
+        _ => Err(format!("{k} must be a whole number >= 0, not {v}")),
     }
 }
 
-fn request_template(o: &Opts, d: &Dynamic, i: usize) -> Res<RequestTemplate> {
-    let m =
-        d.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| o.err(format!("mix item {} must be a map", i + 1)))?;
-    let keys = ["method", "params", "weight", "name", "tool", "arguments"];
-    for k in m.keys() {
-        if !keys.contains(&k.as_str()) {
-            return Err(o.err(format!("mix item {}: unknown key '{k}'; keys are {}", i + 1, keys.join(", "))));
+/// A whole number >= 1 (`sessions`, `iterations`, `max_inflight`).
+fn at_least_one(k: &str, v: &Dynamic) -> Result<u64, String> {
+    match whole(k, v)? {
+        0 => Err(format!("{k} must be at least 1, not 0")),
+        n => Ok(n),
+    }
+}
+
+/// A finite number >= 0.
+fn number(k: &str, v: &Dynamic) -> Result<f64, String> {
+    match value::as_number(v) {
+        Some(n) if n.is_finite() && n >= 0.0 => Ok(n),
+        _ => Err(format!("{k} must be a number >= 0, not {v}")),
+    }
+}
+
+/// A finite number above 0 (the `rate` of `load::open`).
+fn above_zero(k: &str, v: &Dynamic) -> Result<f64, String> {
+    match value::as_number(v) {
+        Some(n) if n.is_finite() && n > 0.0 => Ok(n),
+        _ => Err(format!("{k} must be a number above 0, not {v}")),
+    }
+}
+
+/// A duration string such as `"10s"`.
+fn duration(k: &str, v: &Dynamic) -> Result<Duration, String> {
+    if !v.is_string() {
+        return Err(format!("{k} must be a duration string such as \"10s\", not {v}"));
+    }
+    parse_duration(&v.to_string()).map_err(|e| format!("{k}: {e}"))
+}
+
+/// A duration above zero (`request_timeout`, a closed or open `duration`).
+fn duration_above_zero(k: &str, v: &Dynamic) -> Result<Duration, String> {
+    match duration(k, v)? {
+        d if d.is_zero() => Err(format!("{k} must be above zero, not {v}")),
+        d => Ok(d),
+    }
+}
+
+fn boolean(k: &str, v: &Dynamic) -> Result<bool, String> {
+    v.as_bool().map_err(|_| format!("{k} must be true or false, not {v}"))
+}
+
+fn text(k: &str, v: &Dynamic) -> Result<String, String> {
+    if v.is_string() {
+        Ok(v.to_string())
+    } else {
+        Err(format!("{k} must be a string, not {v}"))
+    }
+}
+
+/// A map whose keys are among `keys`.
+fn map_of(k: &str, v: &Dynamic, keys: &[&str]) -> Result<Map, String> {
+    let m = v
+        .read_lock::<Map>()
+        .map(|m| m.clone())
+        .ok_or_else(|| format!("{k} must be a map with keys {}, not {v}", keys.join(", ")))?;
+    for key in m.keys() {
+        if !keys.contains(&key.as_str()) {
+            let hint = crate::util::suggest(key, keys.iter().copied())
+                .map(|s| format!(" (did you mean {s}?)"))
+                .unwrap_or_default();
+            return Err(format!("{k}: unknown key '{key}'{hint}; keys are {}", keys.join(", ")));
         }
     }
+    Ok(m)
+}
+
+/// `m[key]` read by `read`, `None` when absent or `()`.
+fn field<T>(m: &Map, key: &str, read: fn(&str, &Dynamic) -> Result<T, String>) -> Result<Option<T>, String> {
+    m.get(key).filter(|v| !v.is_unit()).map(|v| read(key, v)).transpose()
+}
+
+fn array(k: &str, v: &Dynamic, what: &str) -> Result<Array, String> {
+    v.read_lock::<Array>().map(|a| a.clone()).ok_or_else(|| format!("{k} must be {what}, not {v}"))
+}
+
+/// One request of a mix: `#{method, params, weight, name}` or `#{tool, arguments, weight}`.
+fn request_template(what: &str, d: &Dynamic) -> Result<RequestTemplate, String> {
+    let m = map_of(what, d, &["method", "params", "weight", "name", "tool", "arguments"])?;
     let text = |k: &str| m.get(k).filter(|v| !v.is_unit()).map(|v| v.to_string());
-    let json = |k: &str| -> Res<Option<Value>> {
+    let json = |k: &str| -> Result<Option<Value>, String> {
         match m.get(k).filter(|v| !v.is_unit()) {
             None => Ok(None),
-            Some(v) => value::to_json(v).map(Some).map_err(|e| o.err(format!("mix item {}: {k}: {e}", i + 1))),
+            Some(v) => value::to_json(v).map(Some).map_err(|e| format!("{what}: {k}: {e}")),
         }
     };
     let (method, params) = match (text("tool"), text("method")) {
@@ -234,13 +221,15 @@ fn request_template(o: &Opts, d: &Dynamic, i: usize) -> Res<RequestTemplate> {
             Some(serde_json::json!({"name": tool, "arguments": json("arguments")?.unwrap_or(serde_json::json!({}))})),
         ),
         (None, Some(method)) => (method, json("params")?),
-        (Some(_), Some(_)) => return Err(o.err(format!("mix item {}: give either tool or method, not both", i + 1))),
-        (None, None) => return Err(o.err(format!("mix item {} needs a method (or a tool)", i + 1))),
+        (Some(_), Some(_)) => return Err(format!("{what}: give either tool or method, not both")),
+        (None, None) => return Err(format!("{what} needs a method (or a tool)")),
     };
-    let weight = match m.get("weight").and_then(value::as_number) {
+    let weight = match m.get("weight").filter(|v| !v.is_unit()) {
         None => 1,
-        Some(w) if w >= 0.0 && w.fract() == 0.0 && w <= u32::MAX as f64 => w as u32,
-        Some(w) => return Err(o.err(format!("mix item {}: weight must be a whole number >= 0, not {w}", i + 1))),
+        Some(w) => match value::as_number(w) {
+            Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= u32::MAX as f64 => n as u32,
+            _ => return Err(format!("{what}: weight must be a whole number >= 0, not {w}")),
+        },
     };
     let mut t = RequestTemplate::new(&method, params, weight);
     if let Some(n) = text("name") {
@@ -249,44 +238,305 @@ fn request_template(o: &Opts, d: &Dynamic, i: usize) -> Res<RequestTemplate> {
     Ok(t)
 }
 
+fn request(k: &str, v: &Dynamic) -> Result<RequestTemplate, String> {
+    request_template(k, v)
+}
+
+/// `mix`: a non-empty array of requests, not all of weight 0.
+fn mix(k: &str, v: &Dynamic) -> Result<Vec<RequestTemplate>, String> {
+    let items = array(k, v, "an array of request maps such as [#{method: \"ping\"}]")?;
+    if items.is_empty() {
+        return Err(format!("{k} is empty: give at least one request, e.g. [#{{method: \"ping\"}}]"));
+    }
+    let mix = items
+        .iter()
+        .enumerate()
+        .map(|(i, d)| request_template(&format!("{k} item {}", i + 1), d))
+        .collect::<Result<Vec<_>, _>>()?;
+    if mix.iter().all(|t| t.weight == 0) {
+        return Err(format!("every request in the {k} has weight 0"));
+    }
+    Ok(mix)
+}
+
+/// `sample`: true, false or a sampling interval.
+fn sample(k: &str, v: &Dynamic) -> Result<Option<Duration>, String> {
+    match v.as_bool() {
+        Ok(false) => Ok(None),
+        Ok(true) => Ok(Some(Duration::from_secs(1))),
+        Err(_) => duration_above_zero(k, v).map(Some),
+    }
+}
+
+/// `metrics`: a metric name prefix.
+fn metrics_prefix(k: &str, v: &Dynamic) -> Result<String, String> {
+    let p = text(k, v)?;
+    if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || "_.:/-".contains(c)) {
+        return Err(format!("{k}: '{p}' is not a metric name prefix (letters, digits and _ . : / -)"));
+    }
+    Ok(p)
+}
+
+/// `backoff`: what it sets of `#{initial, max, jitter}`.
+struct Backoff {
+    initial: Option<Duration>,
+    max: Option<Duration>,
+    jitter: Option<f64>,
+}
+
+fn backoff(k: &str, v: &Dynamic) -> Result<Backoff, String> {
+    let m = map_of(k, v, &["initial", "max", "jitter"])?;
+    Ok(Backoff {
+        initial: field(&m, "initial", duration)?,
+        max: field(&m, "max", duration)?,
+        jitter: field(&m, "jitter", number)?,
+    })
+}
+
+/// `resend`: method names, or false for none.
+fn resend(k: &str, v: &Dynamic) -> Result<Vec<String>, String> {
+    if v.as_bool() == Ok(false) {
+        return Ok(vec![]);
+    }
+    let a = array(k, v, "an array of method names (e.g. [\"ping\", \"tools/list\"]) or false")?;
+    a.iter().map(|m| m.clone().into_string().map_err(|_| format!("{k}: {m} is not a method name"))).collect()
+}
+
+/// `breaker`: true, false or `#{error_rate, min_requests, window, cool_down}`.
+fn breaker(k: &str, v: &Dynamic) -> Result<Option<BreakerPlan>, String> {
+    match v.as_bool() {
+        Ok(false) => return Ok(None),
+        Ok(true) => return Ok(Some(BreakerPlan::default())),
+        Err(_) => {}
+    }
+    let m = map_of(k, v, &["error_rate", "min_requests", "window", "cool_down"]).map_err(|e| {
+        if v.is_map() {
+            e
+        } else {
+            format!("{k} must be true, false or a map, not {v}")
+        }
+    })?;
+    let d = BreakerPlan::default();
+    Ok(Some(BreakerPlan {
+        error_rate: field(&m, "error_rate", number)?.unwrap_or(d.error_rate),
+        min_requests: field(&m, "min_requests", whole)?.unwrap_or(d.min_requests),
+        window: field(&m, "window", duration)?.unwrap_or(d.window),
+        cool_down: field(&m, "cool_down", duration)?.unwrap_or(d.cool_down),
+    }))
+}
+
+/// An action to run on the script thread at `at` after the load started.
+struct Scheduled {
+    at: Duration,
+    run: FnPtr,
+}
+
+/// `schedule`: `[#{at: "2s", run: || chaos::kill()}]`, sorted by `at`.
+fn schedule(k: &str, v: &Dynamic) -> Result<Vec<Scheduled>, String> {
+    let items = array(k, v, "an array like [#{at: \"2s\", run: || chaos::kill()}]")?;
+    let mut out = Vec::new();
+    for (i, d) in items.iter().enumerate() {
+        let what = format!("{k} item {}", i + 1);
+        let m = map_of(&what, d, &["at", "run"])?;
+        let at = field(&m, "at", duration)?.ok_or_else(|| format!("{what} needs at: \"5s\""))?;
+        let run = m
+            .get("run")
+            .and_then(|f| f.read_lock::<FnPtr>().map(|f| f.clone()))
+            .ok_or_else(|| format!("{what} needs run: a function, e.g. || chaos::kill()"))?;
+        out.push(Scheduled { at, run });
+    }
+    out.sort_by_key(|s| s.at);
+    Ok(out)
+}
+
+/// `expect_errors`: error kinds (`"rpc_-32000"`, `"http_503"`) or JSON-RPC codes (`-32000`).
+fn expect_errors(k: &str, v: &Dynamic) -> Result<Vec<String>, String> {
+    let bad =
+        || format!("{k} must be an array of error kinds such as [\"rpc_-32000\"] or codes such as [-32000], not {v}");
+    let items = v.read_lock::<Array>().map(|a| a.clone()).ok_or_else(bad)?;
+    items
+        .iter()
+        .map(|d| {
+            if let Ok(code) = d.as_int() {
+                Ok(format!("rpc_{code}"))
+            } else {
+                d.clone().into_string().ok().map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).ok_or_else(bad)
+            }
+        })
+        .collect()
+}
+
+/// `stages` of `load::ramp`: `[#{duration: "10s", rate: 100}, ...]`.
+fn stages(k: &str, v: &Dynamic) -> Result<Vec<Stage>, String> {
+    let items = array(k, v, "an array like [#{duration: \"10s\", rate: 100}]")?;
+    if items.is_empty() {
+        return Err(format!("{k} is empty: give at least one, e.g. [#{{duration: \"10s\", rate: 100}}]"));
+    }
+    let mut out = Vec::new();
+    for (i, s) in items.iter().enumerate() {
+        let what = format!("stage {}", i + 1);
+        let m = map_of(&what, s, &["duration", "rate"])?;
+        let duration = field(&m, "duration", duration_above_zero)?.ok_or_else(|| format!("{what} needs a duration"))?;
+        let rate = field(&m, "rate", number)?.ok_or_else(|| format!("{what} needs a rate"))?;
+        out.push(Stage { duration, rate });
+    }
+    Ok(out)
+}
+
+/// Checks the value of option `key` of `load::PHASE` (the key known to be an option).
+fn check_value(phase: &str, key: &str, v: &Dynamic) -> Result<(), String> {
+    fn ok<T>(r: Result<T, String>) -> Result<(), String> {
+        r.map(drop)
+    }
+    match (phase, key) {
+        (_, "name" | "target") => ok(text(key, v)),
+        (_, "sessions" | "iterations" | "max_inflight") => ok(at_least_one(key, v)),
+        (_, "seed" | "processes" | "max_resends" | "ping_sample") => ok(whole(key, v)),
+        ("open", "rate") => ok(above_zero(key, v)),
+        (_, "rate" | "connect_rate" | "start_rate" | "recovery_fraction") => ok(number(key, v)),
+        (_, "duration" | "request_timeout" | "connect_timeout") => ok(duration_above_zero(key, v)),
+        (_, "think" | "hold") => ok(duration(key, v)),
+        (_, "reconnect" | "resend_on_timeout") => ok(boolean(key, v)),
+        (_, "mix") => ok(mix(key, v)),
+        (_, "request") => ok(request(key, v)),
+        (_, "sample") => ok(sample(key, v)),
+        (_, "metrics") => ok(metrics_prefix(key, v)),
+        (_, "backoff") => ok(backoff(key, v)),
+        (_, "resend") => ok(resend(key, v)),
+        (_, "breaker") => ok(breaker(key, v)),
+        (_, "schedule") => ok(schedule(key, v)),
+        (_, "expect_errors") => ok(expect_errors(key, v)),
+        (_, "stages") => ok(stages(key, v)),
+        _ => Ok(()),
+    }
+}
+
+/// A problem with an options map: the option it is about (`None`: the map as a whole) and
+/// what is wrong, in the words the script reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionProblem {
+    pub key: Option<String>,
+    pub message: String,
+}
+
+/// Checks an options map of `load::PHASE`: the names `given` (every option the map sets,
+/// its value known or not) are options of the phase, those it needs are there, none
+/// excludes another; then every value in `known` (all of them at run time, the literal ones
+/// in `mcpscript check`) and the resilience policy they make. `load::PHASE` reports the
+/// first problem when it is called; `mcpscript check` reports them all.
+pub fn check_options(phase: &str, given: &[&str], known: &Map) -> Vec<OptionProblem> {
+    let Some(own) = phase_options(phase) else { return vec![] };
+    let problem = |key: Option<&str>, message: String| OptionProblem { key: key.map(str::to_string), message };
+    let mut problems = Vec::new();
+    let all: Vec<&str> = COMMON.iter().chain(own).copied().collect();
+    for k in given {
+        if !all.contains(k) {
+            let hint = crate::util::suggest(k, all.iter().copied())
+                .map(|s| format!(" (did you mean {s}?)"))
+                .unwrap_or_default();
+            problems.push(problem(Some(k), format!("unknown option '{k}'{hint}; options are {}", all.join(", "))));
+        }
+    }
+    let has = |k: &str| given.contains(&k);
+    if has("mix") && has("request") {
+        problems.push(problem(Some("request"), "give either mix or request, not both".into()));
+    }
+    let needs = match phase {
+        "closed" if !has("duration") && !has("iterations") => "needs a duration, a number of iterations, or both",
+        "open" if !has("rate") => "needs a rate (requests per second)",
+        "open" if !has("duration") => "needs a duration, e.g. \"30s\"",
+        "ramp" if !has("stages") => "needs stages: [#{duration: \"10s\", rate: 100}, ...]",
+        "connect" if !has("sessions") => "needs sessions",
+        _ => "",
+    };
+    if !needs.is_empty() {
+        problems.push(problem(None, needs.into()));
+    }
+    for (k, v) in known.iter().filter(|(k, v)| !v.is_unit() && all.contains(&k.as_str())) {
+        if let Err(e) = check_value(phase, k, v) {
+            problems.push(problem(Some(k), e));
+        }
+    }
+    if problems.is_empty() {
+        if let Err(e) = resilience(known) {
+            problems.push(problem(None, e));
+        }
+    }
+    problems
+}
+
+/// Reads an options map: every option checked when it is made ([`check_options`]), each
+/// then read by its validator. A problem with an option is bad input (exit 2).
+struct Opts<'a> {
+    ctx: &'a ScriptCtx,
+    nc: &'a NativeCallContext<'a>,
+    what: &'static str,
+    map: Map,
+}
+
+impl<'a> Opts<'a> {
+    fn new(ctx: &'a ScriptCtx, nc: &'a NativeCallContext<'a>, phase: &'static str, map: Map) -> Res<Opts<'a>> {
+        let what = PHASE_FNS.iter().find(|(p, _)| *p == phase).map(|(_, w)| *w).unwrap_or("load");
+        let o = Opts { ctx, nc, what, map };
+        let given: Vec<&str> = o.map.iter().filter(|(_, v)| !v.is_unit()).map(|(k, _)| k.as_str()).collect();
+        if let Some(first) = check_options(phase, &given, &o.map).into_iter().next() {
+            return Err(o.err(first.message));
+        }
+        Ok(o)
+    }
+
+    /// Bad input: a problem with an option.
+    fn err(&self, msg: String) -> Box<EvalAltResult> {
+        super::bad_input(self.ctx, self.nc, format!("{}: {msg}", self.what))
+    }
+
+    /// A failure that is not the options' fault.
+    fn fail(&self, msg: String) -> Box<EvalAltResult> {
+        host_error(self.nc, format!("{}: {msg}", self.what))
+    }
+
+    /// Option `k` read by its validator.
+    fn read<T>(&self, k: &str, read: fn(&str, &Dynamic) -> Result<T, String>) -> Res<Option<T>> {
+        field(&self.map, k, read).map_err(|e| self.err(e))
+    }
+}
+
+/// The names errors give the phase functions.
+const PHASE_FNS: &[(&str, &str)] =
+    &[("closed", "load::closed"), ("open", "load::open"), ("ramp", "load::ramp"), ("connect", "load::connect")];
+
 /// The parts of a plan every model shares.
 fn common(ctx: &ScriptCtx, o: &Opts, model: Model, default_name: &str) -> Res<(PhasePlan, RunEnv)> {
-    let name = o.string("name")?.unwrap_or_else(|| default_name.to_string());
+    let name = o.read("name", text)?.unwrap_or_else(|| default_name.to_string());
     let run_target = ctx.target.as_ref().map(|t| t.to_string());
-    let (target, builtin_here) = match o.string("target")? {
+    let (target, builtin_here) = match o.read("target", text)? {
         None => (
-            run_target.clone().ok_or_else(|| o.err("no target in this engine (check mode)".into()))?,
+            run_target.clone().ok_or_else(|| o.fail("no target in this engine (check mode)".into()))?,
             ctx.load.builtin_here,
         ),
         Some(t) if t == "builtin" => match (&run_target, ctx.load.builtin_here) {
             (Some(r), true) => (r.clone(), true),
             _ => {
                 return Err(
-                    o.err("target \"builtin\": this run has no built-in server (it runs against --target)".into())
+                    o.fail("target \"builtin\": this run has no built-in server (it runs against --target)".into())
                 )
             }
         },
         Some(t) => {
             if let Ok(parsed) = t.parse::<Target>() {
-                ctx.allow_target(&parsed).map_err(|e| o.err(format!("target {e}")))?;
+                // The sandbox's refusal is the run's, as for connect(): not bad input.
+                ctx.allow_target(&parsed).map_err(|e| o.fail(format!("target {e}")))?;
             }
             let same = run_target.as_deref() == Some(t.as_str());
             (t, same && ctx.load.builtin_here)
         }
     };
-    let mix = match (o.get("mix"), o.get("request")) {
-        (Some(_), Some(_)) => return Err(o.err("give either mix or request, not both".into())),
-        (Some(m), None) => {
-            let items = m
-                .read_lock::<Array>()
-                .map(|a| a.clone())
-                .ok_or_else(|| o.err("mix must be an array of request maps".into()))?;
-            items.iter().enumerate().map(|(i, d)| request_template(o, d, i)).collect::<Res<Vec<_>>>()?
-        }
-        (None, Some(r)) => vec![request_template(o, r, 0)?],
+    let mix = match (o.read("mix", mix)?, o.read("request", request)?) {
+        (Some(m), _) => m,
+        (None, Some(r)) => vec![r],
         (None, None) => vec![RequestTemplate::new("ping", None, 1)],
     };
-    let seed = o.int("seed")?.unwrap_or_else(|| {
+    let seed = o.read("seed", whole)?.unwrap_or_else(|| {
         let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
         mix_seed(ctx.seed, h)
     });
@@ -295,9 +545,9 @@ fn common(ctx: &ScriptCtx, o: &Opts, model: Model, default_name: &str) -> Res<(P
         target,
         model,
         mix,
-        request_timeout: o.dur("request_timeout")?.unwrap_or(ctx.client.request_timeout),
-        connect_timeout: o.dur("connect_timeout")?.unwrap_or(ctx.client.connect_timeout),
-        connect_rate: o.num("connect_rate")?.unwrap_or(0.0),
+        request_timeout: o.read("request_timeout", duration)?.unwrap_or(ctx.client.request_timeout),
+        connect_timeout: o.read("connect_timeout", duration)?.unwrap_or(ctx.client.connect_timeout),
+        connect_rate: o.read("connect_rate", number)?.unwrap_or(0.0),
         seed,
         segment: ctx.load.segment,
         client: ClientSettings {
@@ -307,15 +557,10 @@ fn common(ctx: &ScriptCtx, o: &Opts, model: Model, default_name: &str) -> Res<(P
             max_message_size: ctx.client.max_message_size,
         },
         session_offset: 0,
-        processes: o.int("processes")?.unwrap_or(0).min(u32::MAX as u64) as u32,
-        resilience: resilience(o)?,
+        processes: o.read("processes", whole)?.unwrap_or(0).min(u32::MAX as u64) as u32,
+        resilience: resilience(&o.map).map_err(|e| o.err(e))?,
     };
-    let sample = match o.get("sample") {
-        None => Some(Duration::from_secs(1)),
-        Some(v) if v.as_bool() == Ok(false) => None,
-        Some(v) if v.as_bool() == Ok(true) => Some(Duration::from_secs(1)),
-        Some(_) => o.dur("sample")?,
-    };
+    let sample = o.read("sample", sample)?.unwrap_or(Some(Duration::from_secs(1)));
     let env = RunEnv {
         exe: ctx.load.exe.clone(),
         per_process: None,
@@ -332,100 +577,50 @@ fn common(ctx: &ScriptCtx, o: &Opts, model: Model, default_name: &str) -> Res<(P
 }
 
 /// The resilience options of a phase: `reconnect`, `backoff`, `resend`, `resend_on_timeout`,
-/// `max_resends`, `breaker`, `recovery_fraction`.
-fn resilience(o: &Opts) -> Res<Resilience> {
+/// `max_resends`, `breaker`, `recovery_fraction`, over the defaults and checked together.
+fn resilience(m: &Map) -> Result<Resilience, String> {
     let mut r = Resilience::default();
-    if let Some(b) = o.boolean("reconnect")? {
+    if let Some(b) = field(m, "reconnect", boolean)? {
         r.reconnect = b;
     }
-    if let Some(b) = o.sub("backoff", &["initial", "max", "jitter"])? {
-        r.backoff_initial = b.dur("initial")?.unwrap_or(r.backoff_initial);
-        r.backoff_max = b.dur("max")?.unwrap_or(r.backoff_max.max(r.backoff_initial));
-        r.jitter = b.num("jitter")?.unwrap_or(r.jitter);
+    if let Some(b) = field(m, "backoff", backoff)? {
+        r.backoff_initial = b.initial.unwrap_or(r.backoff_initial);
+        r.backoff_max = b.max.unwrap_or(r.backoff_max.max(r.backoff_initial));
+        r.jitter = b.jitter.unwrap_or(r.jitter);
     }
-    match o.get("resend") {
-        None => {}
-        Some(v) if v.as_bool() == Ok(false) => r.resend.clear(),
-        Some(v) => {
-            let a = v.read_lock::<Array>().map(|a| a.clone()).ok_or_else(|| {
-                o.err(format!(
-                    "resend must be an array of method names (e.g. [\"ping\", \"tools/list\"]) or false, not {v}"
-                ))
-            })?;
-            r.resend = a
-                .iter()
-                .map(|m| m.clone().into_string().map_err(|_| o.err(format!("resend: {m} is not a method name"))))
-                .collect::<Res<_>>()?;
-        }
+    if let Some(methods) = field(m, "resend", resend)? {
+        r.resend = methods;
     }
-    if let Some(b) = o.boolean("resend_on_timeout")? {
+    if let Some(b) = field(m, "resend_on_timeout", boolean)? {
         r.resend_on_timeout = b;
     }
-    if let Some(n) = o.int("max_resends")? {
+    if let Some(n) = field(m, "max_resends", whole)? {
         r.max_resends = n.min(u32::MAX as u64) as u32;
     }
-    match o.get("breaker") {
-        None => {}
-        Some(v) if v.as_bool() == Ok(false) => {}
-        Some(v) if v.as_bool() == Ok(true) => r.breaker = Some(BreakerPlan::default()),
-        Some(_) => {
-            let b = o
-                .sub("breaker", &["error_rate", "min_requests", "window", "cool_down"])?
-                .ok_or_else(|| o.err("breaker must be true or a map".into()))?;
-            let d = BreakerPlan::default();
-            r.breaker = Some(BreakerPlan {
-                error_rate: b.num("error_rate")?.unwrap_or(d.error_rate),
-                min_requests: b.int("min_requests")?.unwrap_or(d.min_requests),
-                window: b.dur("window")?.unwrap_or(d.window),
-                cool_down: b.dur("cool_down")?.unwrap_or(d.cool_down),
-            });
-        }
+    if let Some(Some(b)) = field(m, "breaker", breaker)? {
+        r.breaker = Some(b);
     }
-    if let Some(f) = o.num("recovery_fraction")? {
+    if let Some(f) = field(m, "recovery_fraction", number)? {
         r.recovery_fraction = f;
     }
-    r.validate().map_err(|e| o.err(e))?;
+    r.validate().map_err(|e| e.to_string())?;
     Ok(r)
-}
-
-/// An action to run on the script thread at `at` after the load started.
-struct Scheduled {
-    at: Duration,
-    run: FnPtr,
-}
-
-fn schedule(o: &Opts) -> Res<Vec<Scheduled>> {
-    let Some(v) = o.get("schedule") else { return Ok(vec![]) };
-    let items = v.read_lock::<Array>().map(|a| a.clone()).ok_or_else(|| {
-        o.err(format!("schedule must be an array like [#{{at: \"2s\", run: || chaos::kill()}}], not {v}"))
-    })?;
-    let mut out = Vec::new();
-    for (i, d) in items.iter().enumerate() {
-        let so = o.sub_of(d, &format!("schedule item {}", i + 1), &["at", "run"])?;
-        let at = so.dur("at")?.ok_or_else(|| o.err(format!("schedule item {} needs at: \"5s\"", i + 1)))?;
-        let run = so
-            .get("run")
-            .and_then(|f| f.read_lock::<FnPtr>().map(|f| f.clone()))
-            .ok_or_else(|| o.err(format!("schedule item {} needs run: a function, e.g. || chaos::kill()", i + 1)))?;
-        out.push(Scheduled { at, run });
-    }
-    out.sort_by_key(|s| s.at);
-    Ok(out)
 }
 
 /// Runs a phase on the runtime, blocking the script thread; records and returns it.
 fn execute(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, o: &Opts, plan: PhasePlan, mut env: RunEnv) -> Res<Map> {
-    let handle = ctx.bridge.handle().cloned().ok_or_else(|| o.err("no network access here (check mode)".into()))?;
+    let handle = ctx.bridge.handle().cloned().ok_or_else(|| o.fail("no network access here (check mode)".into()))?;
     if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(o.err("a script must not run on an async runtime thread".into()));
+        return Err(o.fail("a script must not run on an async runtime thread".into()));
     }
     let stop_signal = ctx.bridge.stop_signal().clone();
     if let Some(r) = stop_signal.reason() {
         return Err(EvalAltResult::ErrorTerminated(r.as_str().into(), nc.call_position()).into());
     }
-    plan.validate().map_err(|e| host_error(nc, e.to_string()))?;
-    let actions = schedule(o)?;
-    let expected = expect_errors(o)?;
+    // A plan the options make but cannot run (a mix with two requests of one name...).
+    plan.validate().map_err(|e| super::bad_input(ctx, nc, e.to_string()))?;
+    let actions = o.read("schedule", schedule)?.unwrap_or_default();
+    let expected = o.read("expect_errors", expect_errors)?.unwrap_or_default();
     // The console shows the phase's figures while it runs (read from its folded seconds).
     let _shown = ctx.live().is_some().then(|| {
         let live = crate::load::live::PhaseLive::for_plan(&plan);
@@ -436,7 +631,7 @@ fn execute(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, o: &Opts, plan: PhasePl
     let stop_tx = Arc::new(stop_tx);
     env.stop = Some(stop_rx);
     let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let export = o.string("metrics")?;
+    let export = o.read("metrics", metrics_prefix)?;
     let watcher = {
         let (s, stop_tx) = (stop_signal.clone(), stop_tx.clone());
         handle.spawn(async move {
@@ -488,22 +683,15 @@ fn execute(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, o: &Opts, plan: PhasePl
     let mut result = match outcome {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return Err(host_error(nc, e.to_string())),
-        Err(_) => return Err(o.err("the runtime shut down while the phase ran".into())),
+        Err(_) => return Err(o.fail("the runtime shut down while the phase ran".into())),
     };
     if let Some(p) = &export {
-        if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || "_.:/-".contains(c)) {
-            return Err(o.err(format!("metrics: '{p}' is not a metric name prefix (letters, digits and _ . : / -)")));
-        }
         result.export = Some(p.clone());
     }
     let site = site_string(nc);
     for m in result.exported_metrics() {
-        let better = match m.direction {
-            crate::load::result::Direction::Higher => Better::Higher,
-            crate::load::result::Direction::Lower => Better::Lower,
-        };
         ctx.rec()
-            .metric(&m.name, m.value, Some(m.unit.to_string()), better, m.samples, &site)
+            .metric(&m.name, m.value, Some(m.unit.to_string()), m.better, m.samples, &site)
             .map_err(|e| host_error(nc, e))?;
     }
     let map = result_map(&result);
@@ -521,27 +709,6 @@ fn execute(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, o: &Opts, plan: PhasePl
         return Err(EvalAltResult::ErrorTerminated(r.as_str().into(), nc.call_position()).into());
     }
     Ok(map)
-}
-
-/// `expect_errors`: error kinds (`"rpc_-32000"`, `"http_503"`) or JSON-RPC codes (`-32000`).
-fn expect_errors(o: &Opts) -> Res<Vec<String>> {
-    let Some(v) = o.get("expect_errors") else { return Ok(vec![]) };
-    let bad = || {
-        o.err(format!(
-            "expect_errors must be an array of error kinds such as [\"rpc_-32000\"] or codes such as [-32000], not {v}"
-        ))
-    };
-    let items = v.read_lock::<Array>().map(|a| a.clone()).ok_or_else(bad)?;
-    items
-        .iter()
-        .map(|d| {
-            if let Ok(code) = d.as_int() {
-                Ok(format!("rpc_{code}"))
-            } else {
-                d.clone().into_string().ok().map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).ok_or_else(bad)
-            }
-        })
-        .collect()
 }
 
 /// What an error kind means, as the log line says it: `rpc_-32000` is load the server shed.
@@ -589,7 +756,7 @@ fn errors_text(errors: &std::collections::BTreeMap<String, u64>, expected: &[Str
 /// One line per phase for the log, its figures as a person reads them: exact counts,
 /// three significant figures for rates and times.
 fn summary_line(r: &PhaseResult, expected: &[String]) -> String {
-    let mut s = if r.model == "connect" {
+    let mut s = if r.model == ModelKind::Connect {
         format!(
             "load {} (connect): {} of {} sessions in {} ({}/s), connect p50 {}, p99 {}",
             r.name,
@@ -624,7 +791,7 @@ fn summary_line(r: &PhaseResult, expected: &[String]) -> String {
     if let Some(res) = &r.resources {
         s.push_str(&format!(", mcpscript rss {}", human::bytes(res.mcpscript_peak_rss_bytes as f64)));
     }
-    if r.status != "completed" {
+    if r.status != PhaseStatus::Completed {
         s.push_str(&format!(" [{}]", r.status));
     }
     s
@@ -660,10 +827,12 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
         " `load::closed(#{sessions: 100, duration: \"10s\", mix: [#{tool: \"echo\", arguments: #{message: \"hi\"}, weight: 80},",
         " #{method: \"tools/list\", weight: 15}, #{method: \"ping\", weight: 5}]})`.",
     ], move |nc: NativeCallContext, options: Map| -> Res<Map> {
-        let o = Opts::new(&nc, "load::closed", options, &["duration", "iterations", "think"])?;
-        let duration = o.dur("duration")?;
-        let iterations = o.int("iterations")?;
-        let model = Model::Closed { sessions: o.int("sessions")?.unwrap_or(10), duration, iterations, think: o.dur("think")? };
+        let o = Opts::new(&c, &nc, "closed", options)?;
+        let total = o.read("duration", duration)?;
+        let iterations = o.read("iterations", whole)?;
+        let sessions = o.read("sessions", whole)?.unwrap_or(10);
+        let think = o.read("think", duration)?;
+        let model = Model::Closed { sessions, duration: total, iterations, think };
         let (plan, env) = common(&c, &o, model, "closed")?;
         execute(&c, &nc, &o, plan, env)
     });
@@ -681,14 +850,15 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
             " requests in flight (default: 10 s worth of the rate, at least 100) is dropped and counted in `dropped`.",
         ],
         move |nc: NativeCallContext, options: Map| -> Res<Map> {
-            let o = Opts::new(&nc, "load::open", options, &["rate", "duration", "max_inflight"])?;
-            let rate = o.num("rate")?.ok_or_else(|| o.err("needs a rate (requests per second)".into()))?;
-            let duration = o.dur("duration")?.ok_or_else(|| o.err("needs a duration, e.g. \"30s\"".into()))?;
+            let o = Opts::new(&c, &nc, "open", options)?;
+            // Both are there: Opts::new checked.
+            let rate = o.read("rate", number)?.unwrap_or_default();
+            let duration = o.read("duration", duration)?.unwrap_or_default();
             let model = Model::Open {
-                sessions: o.int("sessions")?.unwrap_or(100),
+                sessions: o.read("sessions", whole)?.unwrap_or(100),
                 stages: vec![Stage { duration, rate }],
                 start_rate: rate,
-                max_inflight: o.int("max_inflight")?.unwrap_or(default_inflight(rate)),
+                max_inflight: o.read("max_inflight", whole)?.unwrap_or(default_inflight(rate)),
                 arrival_offset: 0.0,
             };
             let (plan, env) = common(&c, &o, model, "open")?;
@@ -708,28 +878,15 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
             " ramping-arrival-rate. Other options as `load::open`.",
         ],
         move |nc: NativeCallContext, options: Map| -> Res<Map> {
-            let o = Opts::new(&nc, "load::ramp", options, &["stages", "start_rate", "max_inflight"])?;
-            let raw = o
-                .get("stages")
-                .and_then(|s| s.read_lock::<Array>().map(|a| a.clone()))
-                .ok_or_else(|| o.err("needs stages: [#{duration: \"10s\", rate: 100}, ...]".into()))?;
-            let mut stages = Vec::new();
-            for (i, s) in raw.iter().enumerate() {
-                let sm = s
-                    .read_lock::<Map>()
-                    .map(|m| m.clone())
-                    .ok_or_else(|| o.err(format!("stage {} must be a map #{{duration, rate}}", i + 1)))?;
-                let so = Opts::new(o.nc, "load::ramp stage", sm, &["duration", "rate"])?;
-                let duration = so.dur("duration")?.ok_or_else(|| o.err(format!("stage {} needs a duration", i + 1)))?;
-                let rate = so.num("rate")?.ok_or_else(|| o.err(format!("stage {} needs a rate", i + 1)))?;
-                stages.push(Stage { duration, rate });
-            }
-            let peak = stages.iter().map(|s| s.rate).fold(o.num("start_rate")?.unwrap_or(0.0), f64::max);
+            let o = Opts::new(&c, &nc, "ramp", options)?;
+            let stages = o.read("stages", stages)?.unwrap_or_default();
+            let start_rate = o.read("start_rate", number)?.unwrap_or(0.0);
+            let peak = stages.iter().map(|s| s.rate).fold(start_rate, f64::max);
             let model = Model::Open {
-                sessions: o.int("sessions")?.unwrap_or(100),
-                start_rate: o.num("start_rate")?.unwrap_or(0.0),
+                sessions: o.read("sessions", whole)?.unwrap_or(100),
+                start_rate,
                 stages,
-                max_inflight: o.int("max_inflight")?.unwrap_or(default_inflight(peak)),
+                max_inflight: o.read("max_inflight", whole)?.unwrap_or(default_inflight(peak)),
                 arrival_offset: 0.0,
             };
             let (plan, env) = common(&c, &o, model, "ramp")?;
@@ -757,15 +914,14 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
             " `load::connect(#{sessions: 1000, hold: \"5s\", ping_sample: 100})`.",
         ],
         move |nc: NativeCallContext, options: Map| -> Res<Map> {
-            let o = Opts::new(&nc, "load::connect", options, &["rate", "hold", "ping_sample"])?;
-            let sessions = o.int("sessions")?.ok_or_else(|| o.err("needs sessions".into()))?;
+            let o = Opts::new(&c, &nc, "connect", options)?;
             let model = Model::Connect {
-                sessions,
-                hold: o.dur("hold")?.unwrap_or(Duration::ZERO),
-                ping_sample: o.int("ping_sample")?.unwrap_or(0),
+                sessions: o.read("sessions", whole)?.unwrap_or_default(),
+                hold: o.read("hold", duration)?.unwrap_or(Duration::ZERO),
+                ping_sample: o.read("ping_sample", whole)?.unwrap_or(0),
             };
             let (mut plan, env) = common(&c, &o, model, "connect")?;
-            if let Some(r) = o.num("rate")? {
+            if let Some(r) = o.read("rate", number)? {
                 plan.connect_rate = r;
             }
             execute(&c, &nc, &o, plan, env)
@@ -785,6 +941,42 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    fn problems(phase: &str, src: &[(&str, Dynamic)]) -> Vec<String> {
+        let map: Map = src.iter().map(|(k, v)| ((*k).into(), v.clone())).collect();
+        let given: Vec<&str> = src.iter().map(|(k, _)| *k).collect();
+        check_options(phase, &given, &map).into_iter().map(|p| p.message).collect()
+    }
+
+    #[test]
+    fn options_are_checked_by_one_validator_each() {
+        let s = |t: &str| Dynamic::from(t.to_string());
+        assert_eq!(
+            problems("closed", &[("duration", s("5 parsecs"))]),
+            ["duration: invalid duration '5 parsecs': unknown unit (expected a number with a unit: ns, us, ms, s, m or h, e.g. \"250ms\")"]
+        );
+        let p = problems("closed", &[("sesions", Dynamic::from(2_i64)), ("duration", s("1s"))]);
+        assert!(p[0].starts_with("unknown option 'sesions' (did you mean sessions?); options are name,"), "{p:?}");
+        assert_eq!(
+            problems("closed", &[("duration", s("1s")), ("mix", Dynamic::from(Array::new()))]),
+            ["mix is empty: give at least one request, e.g. [#{method: \"ping\"}]"]
+        );
+        assert_eq!(
+            problems("open", &[("rate", Dynamic::from(0_i64)), ("duration", s("1s"))]),
+            ["rate must be a number above 0, not 0"]
+        );
+        // 0 means as fast as possible to a connect phase.
+        assert!(problems("connect", &[("rate", Dynamic::from(0_i64)), ("sessions", Dynamic::from(5_i64))]).is_empty());
+        assert_eq!(problems("connect", &[]), ["needs sessions"]);
+        assert_eq!(problems("open", &[("rate", Dynamic::from(5_i64))]), ["needs a duration, e.g. \"30s\""]);
+        assert_eq!(
+            problems("closed", &[("iterations", Dynamic::from(0_i64))]),
+            ["iterations must be at least 1, not 0"]
+        );
+        // An option whose value is not known (computed, in `mcpscript check`) is only named.
+        assert!(check_options("open", &["rate", "duration"], &Map::new()).is_empty());
+        assert!(check_options("nothing", &["x"], &Map::new()).is_empty());
+    }
+
     #[test]
     fn errors_are_counted_by_kind_with_what_they_mean() {
         let shed = BTreeMap::from([("rpc_-32000".to_string(), 283_705)]);
@@ -801,8 +993,8 @@ mod tests {
     fn the_phase_line_rounds_to_three_significant_figures() {
         let mut r = PhaseResult {
             name: "baseline".into(),
-            model: "closed".into(),
-            status: "completed".into(),
+            model: ModelKind::Closed,
+            status: PhaseStatus::Completed,
             ..Default::default()
         };
         r.counts.sent = 218_171;

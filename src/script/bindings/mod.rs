@@ -150,7 +150,6 @@ pub fn display_type(engine: &Engine, raw: &str) -> String {
     }
 }
 
-/// A host failure as a script error at the call's position.
 /// The termination token of `skip(reason)`: it ends the script (uncatchable) and the
 /// scenario is recorded as skipped, not cancelled.
 pub const SKIP_TOKEN: &str = "skip";
@@ -167,6 +166,7 @@ pub fn is_skip(e: &EvalAltResult) -> bool {
     }
 }
 
+/// A host failure as a script error at the call's position.
 pub fn host_error(nc: &NativeCallContext, message: impl Into<String>) -> Box<EvalAltResult> {
     EvalAltResult::ErrorRuntime(message.into().into(), nc.call_position()).into()
 }
@@ -180,9 +180,24 @@ pub fn bridge_error(nc: &NativeCallContext, what: &str, e: BridgeError) -> Box<E
     }
 }
 
-/// A duration argument (`"250ms"`, `"5s"`), or an error naming the function.
-pub fn duration_arg(nc: &NativeCallContext, what: &str, s: &str) -> Result<Duration, Box<EvalAltResult>> {
-    crate::util::duration::parse_duration(s).map_err(|e| host_error(nc, format!("{what}: {e}")))
+/// A bad argument or option (a malformed duration, an unknown option, a malformed threshold):
+/// a script error at the call's position, like [`host_error`], that the recorder also notes,
+/// so the run ends as bad input (exit 2, `ScriptErrorKind::Param`) like a wrong `--set` value rather
+/// than as a failure. A server error or a failed request is never this.
+pub fn bad_input(ctx: &ScriptCtx, nc: &NativeCallContext, message: impl Into<String>) -> Box<EvalAltResult> {
+    let message = message.into();
+    ctx.rec().bad_input(&message);
+    host_error(nc, message)
+}
+
+/// A duration argument (`"250ms"`, `"5s"`), or bad input naming the function.
+pub fn duration_arg(
+    ctx: &ScriptCtx,
+    nc: &NativeCallContext,
+    what: &str,
+    s: &str,
+) -> Result<Duration, Box<EvalAltResult>> {
+    crate::util::duration::parse_duration(s).map_err(|e| bad_input(ctx, nc, format!("{what}: {e}")))
 }
 
 /// Where the current call is, for recording checks.

@@ -82,7 +82,7 @@ fn record_metric(ctx: &ScriptCtx, nc: &NativeCallContext, name: &str, value: &Dy
                     }
                 }
                 other => {
-                    let hint = crate::script::diag::suggest(other, ["unit", "better", "samples"])
+                    let hint = crate::util::suggest(other, ["unit", "better", "samples"])
                         .map(|s| format!(" (did you mean {s}?)"))
                         .unwrap_or_default();
                     return Err(host_error(
@@ -141,6 +141,8 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
                 let stopped = match &*e {
                     _ if skipped.is_some() && super::is_skip(&e) => Some(Status::Skipped),
                     EvalAltResult::ErrorTerminated(t, _) if t.to_string() == "timeout" => Some(Status::Timeout),
+                    // Out of memory: the stage failed (the error says why).
+                    EvalAltResult::ErrorTerminated(t, _) if t.to_string() == crate::script::engine::MEMORY_TOKEN => None,
                     EvalAltResult::ErrorTerminated(..) => Some(Status::Cancelled),
                     _ => None,
                 };

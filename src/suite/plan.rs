@@ -137,7 +137,7 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
         (None, None) => ("quick".to_string(), false),
     };
     if !known_profiles.contains(&profile) {
-        let hint = manifest::suggest(&profile, known_profiles.iter().map(String::as_str))
+        let hint = crate::util::suggest(&profile, known_profiles.iter().map(String::as_str))
             .map(|s| format!("did you mean {s}?"))
             .or_else(|| Some(format!("profiles: {}", known_profiles.iter().cloned().collect::<Vec<_>>().join(", "))));
         let e = if profile_from_cli {
@@ -195,7 +195,7 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
         for p in file.profiles.keys() {
             if !known_profiles.contains(p) {
                 let from = find_key(&text, "profiles", 1).map(|x| x.0).unwrap_or(1);
-                let hint = manifest::suggest(p, known_profiles.iter().map(String::as_str))
+                let hint = crate::util::suggest(p, known_profiles.iter().map(String::as_str))
                     .map(|s| format!("did you mean {s}?"))
                     .or_else(|| Some("declare it under `profiles:` in the suite file".into()));
                 errors.push(
@@ -305,7 +305,7 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
                     .iter()
                     .flat_map(|p| std::iter::once(p.file.name.as_str()).chain(p.file.tags.iter().map(String::as_str)))
                     .collect();
-                let hint = manifest::suggest(o, all.iter().copied())
+                let hint = crate::util::suggest(o, all.iter().copied())
                     .map(|s| format!("did you mean {s}?"))
                     .unwrap_or_else(|| format!("scenarios: {}", names.join(", ")));
                 errors.push(
@@ -357,14 +357,14 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
     };
     let env = ScriptEnv { stdlib_dir, limits: opts.limits.clone() };
     // Compiling is CPU work per script (an engine each): spread it over the cores.
-    let compile = |p: &Parsed| -> Result<Script, String> {
+    let compile = |p: &Parsed| -> Result<Script, ManifestError> {
         let spath = p.path.parent().map(Path::to_path_buf).unwrap_or_default().join(&p.file.script);
-        let mut s = Script::load(&spath, &env).map_err(|e| e.to_string())?;
+        let mut s = Script::load(&spath, &env).map_err(|e| ManifestError::new("", e.to_string()))?;
         s.name = p.file.name.clone();
         Ok(s)
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(parsed.len()).max(1);
-    let mut compiled: Vec<Option<Result<Script, String>>> = (0..parsed.len()).map(|_| None).collect();
+    let mut compiled: Vec<Option<Result<Script, ManifestError>>> = (0..parsed.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -387,7 +387,7 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
         match r {
             Some(Ok(s)) => scripts.push(Some(s)),
             Some(Err(e)) => {
-                errors.push(ManifestError::new("", e));
+                errors.push(e);
                 scripts.push(None);
             }
             None => scripts.push(None),
@@ -399,7 +399,7 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
     let scripts: Vec<Script> = scripts.into_iter().flatten().collect();
 
     // Parameters: the chosen profile, and with `check_all_profiles` every other one too.
-    let sets = parse_sets(&opts.set, &names).map_err(|e| SuiteError(vec![ManifestError::new("--set", e)]))?;
+    let sets = parse_sets(&opts.set, &names)?;
     let ctx =
         Ctx { suite: &suite, suite_file: &suite_file, suite_text: &suite_text, parsed: &parsed, scripts: &scripts };
     let resolved = match resolve(&ctx, &profile, &sets, &selected) {
@@ -528,7 +528,7 @@ fn resolve(
         // Each is located by a scan of the manifest: a few are worth it, thousands are one error.
         for k in unread.iter().take(MAX_LISTED_PARAMS) {
             let hint =
-                manifest::suggest(k, known.iter().copied()).map(|x| format!("did you mean {x}?")).or_else(|| {
+                crate::util::suggest(k, known.iter().copied()).map(|x| format!("did you mean {x}?")).or_else(|| {
                     Some(if known.is_empty() {
                         "it reads no parameters".to_string()
                     } else {
@@ -551,7 +551,7 @@ fn resolve(
             match target {
                 Some(t) if *t == i => {
                     if !reads(s, k) {
-                        let hint = manifest::suggest(k, known.iter().copied()).map(|x| format!("did you mean {x}?"));
+                        let hint = crate::util::suggest(k, known.iter().copied()).map(|x| format!("did you mean {x}?"));
                         errors.push(
                             ManifestError::new(
                                 "--set",
@@ -575,7 +575,7 @@ fn resolve(
         c.scripts.iter().flat_map(|s| s.info.params.iter().map(|p| p.name.as_str())).collect();
     for (target, k, _) in sets {
         if target.is_none() && !used_globally.contains(k) {
-            let hint = manifest::suggest(k, all_known.iter().copied()).map(|x| format!("did you mean {x}?"));
+            let hint = crate::util::suggest(k, all_known.iter().copied()).map(|x| format!("did you mean {x}?"));
             errors.push(
                 ManifestError::new("--set", format!("{k}: no selected scenario reads parameter '{k}'")).hint(hint),
             );
@@ -585,7 +585,7 @@ fn resolve(
         for k in params.keys() {
             if !used_globally.contains(k) {
                 let from = find_key(c.suite_text, section, 1).map(|x| x.0).unwrap_or(1);
-                let hint = manifest::suggest(k, all_known.iter().copied()).map(|x| format!("did you mean {x}?"));
+                let hint = crate::util::suggest(k, all_known.iter().copied()).map(|x| format!("did you mean {x}?"));
                 errors.push(
                     ManifestError::new(c.suite_file, format!("no scenario reads parameter '{k}'"))
                         .at(find_key(c.suite_text, k, from))
@@ -618,28 +618,30 @@ fn resolve(
 }
 
 /// `--set` items: `(scenario index or every scenario, key, value)`.
-fn parse_sets(items: &[String], names: &[String]) -> Result<Vec<(Option<usize>, String, String)>, String> {
+fn parse_sets(items: &[String], names: &[String]) -> Result<Vec<(Option<usize>, String, String)>, ManifestError> {
+    let bad = |message: String| ManifestError::new("--set", message);
     let mut out: Vec<(Option<usize>, String, String)> = Vec::new();
     for item in items {
-        let (k, v) = item.split_once('=').ok_or_else(|| format!("{item}: expected KEY=VALUE or SCENARIO.KEY=VALUE"))?;
+        let (k, v) =
+            item.split_once('=').ok_or_else(|| bad(format!("{item}: expected KEY=VALUE or SCENARIO.KEY=VALUE")))?;
         let k = k.trim();
         let (scenario, key) = match k.rsplit_once('.') {
             Some((sc, key)) => {
                 let i = names.iter().position(|n| n == sc).ok_or_else(|| {
-                    let hint = manifest::suggest(sc, names.iter().map(String::as_str))
+                    let hint = crate::util::suggest(sc, names.iter().map(String::as_str))
                         .map(|s| format!(" (did you mean {s}?)"))
                         .unwrap_or_default();
-                    format!("{item}: no scenario named '{sc}'{hint}")
+                    bad(format!("{item}: no scenario named '{sc}'{hint}"))
                 })?;
                 (Some(i), key)
             }
             None => (None, k),
         };
         if !crate::script::params::is_param_name(key) {
-            return Err(format!("{item}: '{key}' is not a parameter name"));
+            return Err(bad(format!("{item}: '{key}' is not a parameter name")));
         }
         if out.iter().any(|(s, kk, _)| *s == scenario && kk == key) {
-            return Err(format!("{k} is given more than once"));
+            return Err(bad(format!("{k} is given more than once")));
         }
         out.push((scenario, key.to_string(), v.to_string()));
     }
