@@ -420,30 +420,21 @@ pub fn parse<T: de::DeserializeOwned>(file: &str, text: &str) -> Result<T, Manif
 }
 
 /// Where (line, column, from 1) flow collections first nest deeper than `max`, outside
-/// quoted strings and comments; None when they never do.
+/// comments; None when they never do. Brackets in quoted strings count too: telling a
+/// quoted scalar from plain text the way YAML does needs YAML's own context (`a-"b` is plain
+/// text), and a guard that guessed wrong could be walked past; a string holding more than
+/// `max` unclosed brackets is refused as well, which no real manifest has.
 fn too_deep(text: &str, max: usize) -> Option<(usize, usize)> {
     let (mut depth, mut line, mut col) = (0usize, 1usize, 0usize);
-    let mut quote: Option<char> = None;
     let mut comment = false;
     let mut prev = '\n';
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
+    for c in text.chars() {
         col += 1;
         if c == '\n' {
             (line, col, comment) = (line + 1, 0, false);
-            // A quoted scalar may span lines: the quote stays open.
-        } else if comment {
-        } else if let Some(q) = quote {
-            if q == '"' && c == '\\' {
-                chars.next();
-                col += 1;
-            } else if c == q {
-                quote = None;
-            }
-        } else {
+        } else if !comment {
             match c {
                 '#' if prev.is_whitespace() => comment = true,
-                '"' | '\'' if !prev.is_alphanumeric() => quote = Some(c),
                 '[' | '{' => {
                     depth += 1;
                     if depth > max {
@@ -572,10 +563,17 @@ mod tests {
         assert!(e.message.contains("more than 64 deep"), "{e}");
         let big = format!("name: a\nscript: a.rhai\n# {}\n", "x".repeat(MAX_MANIFEST_BYTES));
         assert!(parse::<ScenarioFile>("a.yaml", &big).unwrap_err().message.contains("at most 1024 KB"));
-        // Brackets in quotes and comments do not count; moderate nesting passes the scan.
-        let quoted = format!("name: \"{}\"\nscript: a.rhai # {}\ntags: [[a]]\n", "[".repeat(100), "{".repeat(100));
-        assert!(too_deep(&quoted, MAX_FLOW_DEPTH).is_none());
+        // Brackets in comments do not count; moderate nesting passes the scan.
+        let commented = format!("name: a\nscript: a.rhai # {}\ntags: [[a]]\n", "{".repeat(100));
+        assert!(too_deep(&commented, MAX_FLOW_DEPTH).is_none());
         assert!(too_deep("a: 'it''s [' \nb: [[[1]]]\n", 2).is_some());
+        // A quote YAML reads as plain text (`a-"b`) hides nothing: found by fuzzing, this
+        // took the parser 104 s at 400 KB when the scan skipped what followed the quote.
+        let sneaky = format!("name: a-\"b\nscript: x\nparams:\n  x: {}\n", "[".repeat(100_000));
+        let t = std::time::Instant::now();
+        let e = parse::<ScenarioFile>("a.yaml", &sneaky).unwrap_err();
+        assert!(e.message.contains("more than 64 deep"), "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(1), "{:?}", t.elapsed());
     }
 
     #[test]
