@@ -2,6 +2,9 @@
 //! driven by the real client. Each test compares what the proxy says it injected with what
 //! the client observed. Every load loop is bounded in count and time; only 127.0.0.1.
 
+mod common;
+
+use common::wait_until_async;
 use mcpscript::chaos::{ChaosError, Fault, Framing, Proxy, ProxyOptions};
 use mcpscript::client::{ClientError, ClientOptions, Session, Target};
 use mcpscript::server::{self, RunningServer, ServerConfig};
@@ -137,6 +140,7 @@ async fn latency_of_100ms_moves_the_p50_by_100ms() {
         let mut tasks = tokio::task::JoinSet::new();
         for (i, s) in all.into_iter().enumerate() {
             tasks.spawn(async move {
+                // Kept fixed: pacing (staggered starts), not a wait for a condition.
                 tokio::time::sleep(Duration::from_millis(10 * i as u64)).await;
                 let mut v = Vec::new();
                 for _ in 0..20 {
@@ -180,9 +184,13 @@ async fn dropping_5_percent_of_replies_gives_that_many_timeouts_repeatably() {
         proxy.add_fault(Fault::drop(0.05)).unwrap();
         let seen = echo_load(&all, 100).await;
         // A reply that was merely slow (a loaded machine) arrives after its timeout and is
-        // counted by the client as unmatched: give stragglers a moment, then count them.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let late: u64 = all.iter().map(|s| s.dispatcher().unmatched.load(Ordering::Relaxed)).sum();
+        // counted by the client as unmatched: wait (up to 5 s) for the stragglers to arrive.
+        let late = || all.iter().map(|s| s.dispatcher().unmatched.load(Ordering::Relaxed)).sum::<u64>();
+        wait_until_async(Duration::from_secs(5), "late replies", || {
+            seen.timeouts == proxy.stats().messages_dropped + late()
+        })
+        .await;
+        let late = late();
         let stats = proxy.stats();
         assert!(seen.other.is_empty() && seen.mismatched.is_empty(), "{seen:?}");
         assert_eq!(seen.ok + seen.timeouts, 2000);
@@ -293,13 +301,16 @@ async fn faults_added_changed_and_removed_under_traffic_take_effect() {
     assert!(d >= Duration::from_millis(30) && d < Duration::from_millis(45), "{d:?}");
     proxy.update_fault(id, Fault::latency(Duration::from_millis(60), Duration::ZERO).both()).unwrap();
     let d = median_ping(&s).await;
-    assert!(d >= Duration::from_millis(120) && d < Duration::from_millis(140), "both ways: {d:?}");
+    // At most 1.5 times the injected latency, as for the one-way 30 ms above.
+    assert!(d >= Duration::from_millis(120) && d < Duration::from_millis(180), "both ways: {d:?}");
     proxy.remove_fault(id).unwrap();
     assert!(median_ping(&s).await < Duration::from_millis(10));
 
     // A black hole on an idle connection: the next request times out; once removed, what
     // was held flows again (the late reply is unmatched) and new requests succeed.
     let hole = proxy.add_fault(Fault::timeout(Duration::ZERO)).unwrap();
+    // Kept fixed: nothing outside shows when the idle connection's pump has picked up the
+    // new fault (it is counted only once traffic meets it); this gives it a moment to.
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(matches!(s.ping().await, Err(ClientError::Timeout { .. })));
     assert_eq!(proxy.stats().connections_blackholed, 1);
@@ -308,7 +319,13 @@ async fn faults_added_changed_and_removed_under_traffic_take_effect() {
 
     // reset_peer added while the connection idles resets it without any traffic.
     proxy.add_fault(Fault::reset_peer(Duration::from_millis(50))).unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        wait_until_async(Duration::from_secs(5), "the reset", || {
+            proxy.stats().connections_reset == 1 && s.dispatcher().is_closed()
+        })
+        .await,
+        "reset_peer did not reset the idle connection"
+    );
     assert!(matches!(s.ping().await, Err(ClientError::Closed { .. })));
     assert_eq!(proxy.stats().connections_reset, 1);
     proxy.clear();

@@ -1,6 +1,9 @@
 //! The `mcpscript` binary as a user runs it: `call` exit codes and messages, `serve`
 //! readiness lines, SIGTERM, worker processes sharing a port, and bad arguments.
 
+mod common;
+
+use common::wait_until;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -146,7 +149,7 @@ fn workers_share_the_port_and_stop_together() {
     assert_eq!(code, 0);
     assert_eq!(stats["workers"], 3, "every worker reported its counters");
     assert_eq!(stats["sessions_initialized"], sessions, "the counters add up across workers");
-    std::thread::sleep(Duration::from_millis(100));
+    wait_until(Duration::from_secs(5), "the workers to exit", || pids.iter().all(|p| !pid_alive(*p)));
     for pid in pids {
         assert!(!pid_alive(pid), "worker {pid} outlived serve");
     }

@@ -337,6 +337,7 @@ fn open_model_does_not_hide_a_stalled_server() {
         },
     );
     let pid = server.0.id();
+    // Kept fixed: the load runs 1.8 s before the stall, and the 1 s stall is what is measured.
     let stall = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(1800));
         // SAFETY: signalling our own child.
@@ -402,6 +403,8 @@ fn sessions_close_without_leaving_time_wait() {
         };
         let o = run_local(&plan(&url, open), Control::default()).await;
         assert_eq!(o.counts.ok, 500);
+        // Kept fixed: this asserts something does NOT appear (TIME_WAIT entries), so it gives
+        // the last closes time to land; polling "until none" would pass before they do.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let left: Vec<_> = time_wait_on(port).difference(&before).cloned().collect();
         assert!(left.is_empty(), "closing with SO_LINGER 0 leaves no TIME_WAIT on either side: {left:?}");

@@ -244,6 +244,7 @@ fn a_worker_killed_mid_run_is_reported_and_the_run_completes() {
         command(&d, LONG_CLOSED, "out", Some(50), &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let workers = wait_for_workers(&child, 4);
     assert_eq!(workers.len(), 4, "four workers started");
+    // Kept fixed: the load runs for a while before the kill (the ticks kept are asserted).
     std::thread::sleep(Duration::from_millis(2000));
     let victim = workers[1];
     // SAFETY: killing a process this test observed as a child of its own child.
@@ -275,6 +276,7 @@ fn ctrl_c_stops_the_workers_and_still_writes_results() {
         .unwrap();
     let workers = wait_for_workers(&child, 4);
     assert_eq!(workers.len(), 4);
+    // Kept fixed: the load runs for a while before the Ctrl-C (results are still written).
     std::thread::sleep(Duration::from_millis(1500));
     let t0 = Instant::now();
     // SAFETY: signalling our own child.

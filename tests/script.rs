@@ -334,6 +334,7 @@ fn an_interrupt_cancels_a_sleeping_script() {
     let stop = StopSignal::new();
     let s2 = stop.clone();
     std::thread::spawn(move || {
+        // Kept fixed: the interrupt must land while the script is inside its 30 s sleep.
         std::thread::sleep(Duration::from_millis(1000));
         s2.trigger(StopReason::Cancelled);
     });

@@ -271,6 +271,7 @@ fn ctrl_c_cancels_writes_results_and_exits_130() {
         line.clear();
         assert!(errors.read_line(&mut line).unwrap() > 0, "the script ended before logging");
     }
+    // Kept fixed: after "ready" nothing shows that sleep() has begun; this lets it begin.
     std::thread::sleep(Duration::from_millis(50));
     let t0 = Instant::now();
     // SAFETY: sending a signal to our own child process.

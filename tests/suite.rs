@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::wait_until;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -178,17 +179,6 @@ fn alive(pid: u32) -> bool {
     }
 }
 
-fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
-}
-
 fn spawn(f: &Fixture, args: &[&str]) -> Child {
     f.cmd(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
 }
@@ -197,7 +187,7 @@ fn spawn(f: &Fixture, args: &[&str]) -> Child {
 fn first_child(pid: u32, ready: impl Fn() -> bool, what: &str) -> u32 {
     let mut child = None;
     assert!(
-        wait_for(Duration::from_secs(10), || {
+        wait_until(Duration::from_secs(10), what, || {
             child = children(pid).first().copied();
             child.is_some() && ready()
         }),
@@ -222,7 +212,10 @@ fn a_timeout_cancels_the_scenario_and_leaves_no_child() {
     let pid = child.id();
     let server = first_child(pid, || true, "the stdio server");
     // The timeout fires after 1 s; while `after` still runs, the server must be gone.
-    assert!(wait_for(Duration::from_secs(3), || !alive(server)), "the timed-out scenario's server {server} survived");
+    assert!(
+        wait_until(Duration::from_secs(3), "the timed-out server to exit", || !alive(server)),
+        "the timed-out scenario's server {server} survived"
+    );
     assert!(child.try_wait().unwrap().is_none(), "the coordinator is still running the next scenario");
     assert!(children(pid).is_empty(), "children left: {:?}", children(pid));
     let status = child.wait().unwrap();
@@ -248,7 +241,7 @@ fn killing_the_coordinator_leaves_no_child() {
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     let _ = child.wait();
     assert!(
-        wait_for(Duration::from_secs(5), || !alive(server)),
+        wait_until(Duration::from_secs(5), "the managed server to exit", || !alive(server)),
         "the managed server {server} outlived its coordinator"
     );
 }
@@ -259,6 +252,9 @@ fn ctrl_c_cancels_the_run_and_writes_a_partial_report() {
     f.scenario("long", "resources: {connections: 0}\n", "sleep(\"30s\");\n");
     f.scenario("next", "depends_on: [long]\nresources: {connections: 0}\n", SLEEP);
     let mut child = spawn(&f, &["run", "suite.yaml", "--out", "out", "-q"]);
+    // Kept fixed: the coordinator shows nothing outside (no child, no output with -q) once
+    // `long` is inside its 30 s sleep, so this gives it time to get there. Too short on a
+    // loaded machine only means the interrupt lands earlier; the asserts below still hold.
     std::thread::sleep(Duration::from_millis(1500));
     // SAFETY: signals only the coordinator this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -426,7 +422,7 @@ fn a_chaos_scenarios_server_process_ends_with_the_scenario() {
     let pid = child.id();
     let mut first = None;
     assert!(
-        wait_for(Duration::from_secs(10), || {
+        wait_until(Duration::from_secs(10), "the chaos scenario's server", || {
             first = children(pid).first().copied();
             first.is_some()
         }),
@@ -434,7 +430,8 @@ fn a_chaos_scenarios_server_process_ends_with_the_scenario() {
     );
     // killer kills and restarts it (a new PID), then ends: during `after` nothing is left.
     assert!(
-        wait_for(Duration::from_secs(8), || !alive(first.unwrap()) && children(pid).is_empty()),
+        wait_until(Duration::from_secs(8), "the first server and every child to exit", || !alive(first.unwrap())
+            && children(pid).is_empty()),
         "left: {:?}",
         children(pid)
     );

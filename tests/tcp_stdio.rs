@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{opts, rpc_code, text};
+use common::{opts, rpc_code, text, wait_until_async};
 use mcpscript::client::{ClientError, ClientOptions, ErrorKind, Session, Target};
 use mcpscript::protocol::jsonrpc::{INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR};
 use mcpscript::protocol::mcp::codes;
@@ -56,7 +56,10 @@ async fn tcp_session_lifecycle_and_every_helper() {
     assert_eq!(rpc_code(&s.read_resource("nope://x").await.unwrap_err()), codes::RESOURCE_NOT_FOUND);
     assert_eq!(s.request("no/such", None).await.unwrap_err().kind(), ErrorKind::Rpc(METHOD_NOT_FOUND));
     s.close().await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_until_async(Duration::from_secs(5), "the server to see the close", || {
+        server.state.stats.snapshot()["connections_open"] == 0
+    })
+    .await;
     let stats = server.state.stats.snapshot();
     assert_eq!(stats["sessions_initialized"], 1);
     assert_eq!(stats["connections_open"], 0, "the server saw the close");
@@ -93,7 +96,10 @@ async fn timed_out_request_is_cancelled_and_reported() {
     assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_millis(1000));
     assert!(err.to_string().contains("no reply to 'tools/call' within 100 ms"), "{err}");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_until_async(Duration::from_secs(5), "notifications/cancelled", || {
+        server.state.stats.notifications.load(Ordering::Relaxed) > notes_before
+    })
+    .await;
     assert_eq!(
         server.state.stats.notifications.load(Ordering::Relaxed),
         notes_before + 1,
@@ -112,7 +118,10 @@ async fn slow_requests_do_not_block_fast_ones_on_one_session() {
         let s = s.clone();
         tokio::spawn(async move { s.call_tool("sleep", json!({"ms": 300})).await })
     };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        wait_until_async(Duration::from_secs(5), "the slow call", || server.state.inflight() == 1).await,
+        "the slow call never reached the server"
+    );
     let t = Instant::now();
     s.ping().await.unwrap();
     assert!(t.elapsed() < Duration::from_millis(200), "ping waited behind sleep: {:?}", t.elapsed());
@@ -130,7 +139,10 @@ async fn max_inflight_sheds_with_overloaded() {
         let s = s.clone();
         tokio::spawn(async move { s.call_tool("sleep", json!({"ms": 300})).await })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        wait_until_async(Duration::from_secs(5), "the slow call", || server.state.inflight() == 1).await,
+        "the slow call never reached the server"
+    );
     let err = s.ping().await.unwrap_err();
     assert_eq!(rpc_code(&err), codes::OVERLOADED);
     assert!(err.to_string().contains("overloaded"));

@@ -114,6 +114,7 @@ fn watch_reruns_exactly_what_changed_and_survives_a_syntax_error() {
 
     // A module deleted and recreated: its importer re-runs.
     std::fs::remove_file(dir.path().join("helpers.rhai")).unwrap();
+    // Kept fixed (pacing): the delete and the re-create are separate events for the watcher.
     std::thread::sleep(Duration::from_millis(50));
     w("helpers.rhai", "fn ok() { 1 + 1 == 2 }\n");
     assert_eq!(lines.expect("run 3:"), "run 3: re-running c (changed: c)");
@@ -128,6 +129,7 @@ fn watch_reruns_exactly_what_changed_and_survives_a_syntax_error() {
     let from = lines.seen.len();
     for i in 0..5 {
         w("d.rhai", &format!("check(true, \"d {i}\");\n"));
+        // Kept fixed (pacing): a burst of saves spread within the debounce window.
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(lines.expect("run 5:"), "run 5: re-running d (changed: d)");

@@ -36,3 +36,39 @@ pub fn rpc_code(e: &ClientError) -> i64 {
         other => panic!("expected a JSON-RPC error, got {other}"),
     }
 }
+
+/// How often [`wait_until`] and [`wait_until_async`] re-check their condition.
+const POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Re-checks `cond` until it holds (true) or `deadline` has passed (false, after one last
+/// check). Use it instead of sleeping a fixed time and then asserting: it returns as soon
+/// as the condition holds, and a loaded machine only makes it wait longer. On giving up it
+/// prints `what` to stderr, so the caller's failing assert has context.
+pub fn wait_until(deadline: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + deadline;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            eprintln!("gave up after {deadline:?} waiting for {what}");
+            return false;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// [`wait_until`] for async tests: polls on tokio's timer instead of blocking the thread.
+pub async fn wait_until_async(deadline: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + deadline;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            eprintln!("gave up after {deadline:?} waiting for {what}");
+            return false;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
