@@ -516,8 +516,8 @@ impl Validator<'_> {
     /// its option names, and the values that are literals, through the validators the
     /// phase itself runs.
     fn check_load_options(&mut self, file: &str, c: &Call) {
-        use super::bindings::load;
-        if load::phase_options(&c.name).is_none() {
+        use super::bindings::load_options;
+        if load_options::phase_options(&c.name).is_none() {
             return;
         }
         let mut given: Vec<String> = Vec::new();
@@ -549,7 +549,7 @@ impl Validator<'_> {
             _ => return,
         };
         let given: Vec<&str> = given.iter().map(String::as_str).collect();
-        for p in load::check_options(&c.name, &given, &known) {
+        for p in load_options::check_options(&c.name, &given, &known) {
             let pos = p.key.and_then(|k| places.get(&k).copied()).unwrap_or(map_pos);
             self.diag(file, pos, format!("load::{}: {}", c.name, p.message), None);
         }

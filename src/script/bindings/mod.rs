@@ -5,13 +5,15 @@
 //! becomes a Rhai error at the call's position. Networking stays in `crate::client`; the
 //! bindings only convert values and cross the [`Bridge`](super::bridge::Bridge).
 //!
-//! Adding a namespace (load, chaos, metrics) is one new file plus one line in [`NAMESPACES`].
+//! Adding a namespace (load, chaos, metrics) is one new file plus one line in [`NAMESPACES`]
+//! (`load_options` holds the load namespace's option validators, shared with `mcpscript check`).
 
 pub mod chaos;
 pub mod checks;
 pub mod connections;
 pub mod core;
 pub mod load;
+pub mod load_options;
 pub mod metrics;
 pub mod structure;
 
