@@ -155,6 +155,33 @@ fn computed_load_options_exit_2_at_the_call() {
 }
 
 #[test]
+fn malformed_connect_options_targets_faults_and_pids_exit_2_at_the_call() {
+    run_fails(
+        "let o = #{reconect: true};\nconnect(\"builtin\", o);\n",
+        2,
+        "2:1",
+        "connect: unknown option 'reconect' (did you mean reconnect?)",
+        "param",
+    );
+    run_fails(
+        "let o = #{backoff: #{initial: \"1s\", max: \"10ms\"}};\nconnect(\"builtin\", o);\n",
+        2,
+        "2:1",
+        "connect: backoff must be above zero with max >= initial",
+        "param",
+    );
+    run_fails("let t = \"gopher://x\";\nconnect(t);\n", 2, "2:1", "connect: ", "param");
+    run_fails(
+        "let f = \"latency:latency=5 parsecs\";\nchaos::proxy(\"builtin\", f);\n",
+        2,
+        "2:8",
+        "chaos::proxy: ",
+        "param",
+    );
+    run_fails("let p = 0 - 1;\nmetrics::rss(p);\n", 2, "2:10", "metrics::rss: -1 is not a process id", "param");
+}
+
+#[test]
 fn wrong_argument_types_say_which_signatures_exist() {
     check_refuses("check(\"yes\", 1);\n", &[("1:1", "wrong argument types: check(string, int)")]);
     let d = tempfile::tempdir().unwrap();

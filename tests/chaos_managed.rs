@@ -321,8 +321,8 @@ async fn five_percent_message_drops_equal_client_timeouts_plus_resends() {
     let mut plan = closed_plan(&through, 20, None, Some(1000));
     plan.request_timeout = Duration::from_millis(400);
     plan.connect_timeout = Duration::from_millis(400);
-    plan.resilience.resend_on_timeout = true;
-    plan.resilience.max_resends = 1;
+    plan.resilience.policy.resend_on_timeout = true;
+    plan.resilience.policy.max_resends = 1;
     // The fault applies to the handshakes too: a dropped initialize reply is a connect timeout.
     proxy.add_fault(Fault::drop(0.05)).unwrap();
     let events = Events::new();
@@ -385,7 +385,7 @@ fn bad_fault_input_is_refused_at_the_call_with_the_valid_range() {
     ];
     for (tag, src, word) in cases {
         let (code, _, err) = run_script(tag, src, &["-q"]);
-        assert_eq!(code, 1, "{tag}: a script error exits 1: {err}");
+        assert_eq!(code, 2, "{tag}: bad input exits 2: {err}");
         assert!(err.contains(word), "{tag}: names the bad input: {err}");
         assert!(err.contains(&format!("{tag}.rhai:1")), "{tag}: names the file and line: {err}");
     }

@@ -287,7 +287,7 @@ async fn http_error_statuses_with_a_json_rpc_body_are_that_error() {
 
     // A 401 is the answer whatever its body; a 400 without a JSON-RPC error stays HTTP.
     let e = s.ping().await.unwrap_err();
-    assert!(matches!(&e, ClientError::Http { status: 401, .. }), "{e:?}");
+    assert!(matches!(&e, ClientError::Unauthorized { status: 401, .. }), "{e:?}");
     let e = s.ping().await.unwrap_err();
     assert!(matches!(&e, ClientError::Http { status: 400, body, .. } if body.contains("not JSON-RPC")), "{e:?}");
     assert_eq!(e.kind().to_string(), "http_400");

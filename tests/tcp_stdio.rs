@@ -44,7 +44,14 @@ async fn tcp_session_lifecycle_and_every_helper() {
     }
     assert_eq!(text(&s.call_tool("echo", json!({"message": "hi"})).await.unwrap()), "Echo: hi");
     assert_eq!(text(&s.call_tool("add", json!({"a": 2, "b": 40})).await.unwrap()), "42");
-    assert_eq!(s.resources_list().await.unwrap()["resources"].as_array().unwrap().len(), 2);
+    // The server's own two resources; the conformance fixtures (`test://...`) follow them.
+    let resources = s.resources_list().await.unwrap();
+    let own = resources["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["uri"].as_str().unwrap().starts_with("mcpscript://"));
+    assert_eq!(own.count(), 2, "{resources}");
     let r = s.read_resource("mcpscript://payload/300").await.unwrap();
     assert_eq!(r["contents"][0]["text"].as_str().unwrap().len(), 300);
     assert_eq!(s.prompts_list().await.unwrap()["prompts"][0]["name"], "greeting");

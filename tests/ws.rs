@@ -153,7 +153,14 @@ async fn lifecycle_and_helpers(server: TestServer) {
     assert_eq!(text(&s.call_tool("echo", json!({"message": "hi"})).await.unwrap()), "Echo: hi");
     assert_eq!(text(&s.call_tool("add", json!({"a": 2, "b": 40})).await.unwrap()), "42");
     assert_eq!(s.ping().await.unwrap(), json!({}));
-    assert_eq!(s.resources_list().await.unwrap()["resources"].as_array().unwrap().len(), 2);
+    // The server's own two resources; the conformance fixtures (`test://...`) follow them.
+    let resources = s.resources_list().await.unwrap();
+    let own = resources["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["uri"].as_str().unwrap().starts_with("mcpscript://"));
+    assert_eq!(own.count(), 2, "{resources}");
     assert!(!s.prompts_list().await.unwrap()["prompts"].as_array().unwrap().is_empty());
     let err = s.request("no/such/method", None).await.unwrap_err();
     assert_eq!(rpc_code(&err), METHOD_NOT_FOUND, "{err}");

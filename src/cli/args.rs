@@ -229,6 +229,79 @@ pub struct RunArgs {
     /// (without it, only `--target` or a suite's `target:` may be spawned).
     #[arg(long)]
     pub allow_spawn: bool,
+    /// An HTTP header sent with every request of every session, 'NAME: VALUE' (HTTP, legacy
+    /// SSE and WebSocket targets). Repeatable.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Bearer token: `Authorization: Bearer TOKEN` on HTTP, legacy SSE and WebSocket (and
+    /// `authToken` in initialize params on tcp and stdio). Never written to results or logs.
+    #[arg(long, value_name = "TOKEN", env = "MCPSCRIPT_BEARER", hide_env_values = true)]
+    pub bearer: Option<String>,
+    #[command(flatten)]
+    pub oauth: OAuthArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// OAuth 2.1 (Streamable HTTP targets): on a 401 (or 403 insufficient_scope), discover the
+/// authorization server, get a token without a browser, retry; see README "Authentication".
+#[derive(Args, Clone, Default)]
+pub struct OAuthArgs {
+    /// Get OAuth tokens when the server answers 401 (implied by the other --oauth-* options).
+    #[arg(long)]
+    pub oauth: bool,
+    /// A pre-registered client ID (else a client metadata URL, or dynamic registration).
+    #[arg(long, value_name = "ID")]
+    pub oauth_client_id: Option<String>,
+    /// The pre-registered client's secret. Never written to results or logs.
+    #[arg(long, value_name = "SECRET", env = "MCPSCRIPT_OAUTH_CLIENT_SECRET", hide_env_values = true)]
+    pub oauth_client_secret: Option<String>,
+    /// Scopes to request, space-separated (default: the server's challenge, else the
+    /// resource's scopes_supported, else none).
+    #[arg(long, value_name = "SCOPES")]
+    pub oauth_scope: Option<String>,
+    /// PEM private key (EC P-256, RSA or Ed25519) for private_key_jwt client authentication
+    /// (implies the client_credentials grant).
+    #[arg(long, value_name = "FILE")]
+    pub oauth_private_key: Option<std::path::PathBuf>,
+    /// The grant (default: client_credentials with a private key or when the server only
+    /// offers that; else authorization_code with PKCE, its redirect read headlessly).
+    #[arg(long, value_name = "GRANT", value_parser = ["authorization_code", "client_credentials"])]
+    pub oauth_grant: Option<String>,
+    /// This client's Client ID Metadata Document URL (https://), used as client ID by
+    /// authorization servers that support client ID metadata documents.
+    #[arg(long, value_name = "URL")]
+    pub oauth_client_metadata_url: Option<String>,
+    /// The redirect_uri of authorization requests (never listened on).
+    #[arg(long, value_name = "URL")]
+    pub oauth_redirect_uri: Option<String>,
+}
+
+impl std::fmt::Debug for OAuthArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthArgs")
+            .field("oauth", &self.oauth)
+            .field("client_id", &self.oauth_client_id)
+            .field("client_secret", &self.oauth_client_secret.as_ref().map(|_| "<redacted>"))
+            .field("scope", &self.oauth_scope)
+            .field("private_key", &self.oauth_private_key)
+            .field("grant", &self.oauth_grant)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the client verifies `https://`, `sse+https://` and `wss://` servers.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TlsArgs {
+    /// Trust the CA certificate(s) in FILE (PEM) in addition to the platform's root
+    /// certificates, for https://, sse+https:// and wss:// targets (e.g. a staging CA); a
+    /// server presenting exactly a certificate of FILE is accepted too (self-signed servers).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Accept any TLS server certificate without verifying it (self-signed test servers):
+    /// traffic is still encrypted, but the server's identity is not checked. Warns once.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Args)]
@@ -304,7 +377,8 @@ pub struct ApiArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// URL to serve (repeatable): http://HOST:PORT/PATH (Streamable HTTP, plus legacy SSE at
-    /// /sse and WebSocket upgrades), sse+http://, ws://, tcp://HOST:PORT. Port 0 picks a free port.
+    /// /sse and WebSocket upgrades), sse+http://, ws://, tcp://HOST:PORT; https://,
+    /// sse+https:// and wss:// serve TLS (with --tls-cert, --tls-key). Port 0 picks a free port.
     #[arg(long = "listen", value_name = "URL", default_values_t = ["http://127.0.0.1:8080/mcp".to_string(), "tcp://127.0.0.1:7777".to_string()])]
     pub listen: Vec<String>,
     /// Serve one session on stdin/stdout instead of listening.
@@ -313,6 +387,13 @@ pub struct ServeArgs {
     /// Processes sharing each port through SO_REUSEPORT.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    /// The certificate chain (PEM, the server's certificate first) of https://,
+    /// sse+https:// and wss:// listeners.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) matching --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Open connections per worker beyond which new ones are refused (-32000 / HTTP 503).
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
@@ -362,7 +443,7 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct CallArgs {
-    /// The server: http://..., sse+http://..., ws://..., tcp://HOST:PORT, stdio:COMMAND ARGS or builtin.
+    /// The server: http(s)://..., sse+http(s)://..., ws(s)://..., tcp://HOST:PORT, stdio:COMMAND ARGS or builtin.
     pub target: String,
     /// The method, e.g. ping, tools/list, tools/call, resources/read.
     pub method: String,
@@ -374,15 +455,21 @@ pub struct CallArgs {
     /// Protocol revision to offer in initialize.
     #[arg(long, value_name = "VERSION", default_value = crate::protocol::mcp::LATEST_PROTOCOL_VERSION)]
     pub protocol_version: String,
-    /// Auth token (HTTP bearer, or authToken in initialize params).
-    #[arg(long, value_name = "TOKEN", env = "MCPSCRIPT_TOKEN", hide_env_values = true)]
-    pub auth_token: Option<String>,
+    /// Bearer token: `Authorization: Bearer TOKEN` on HTTP, legacy SSE and WebSocket (and
+    /// `authToken` in initialize params on tcp and stdio). `--auth-token` is an alias.
+    #[arg(long, alias = "auth-token", value_name = "TOKEN", env = "MCPSCRIPT_BEARER", hide_env_values = true)]
+    pub bearer: Option<String>,
+    /// An HTTP header sent with every request, 'NAME: VALUE' (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
     /// Largest accepted reply in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = crate::client::DEFAULT_MAX_MESSAGE)]
     pub max_message_size: usize,
     /// Print the server's initialize answer to stderr as well.
     #[arg(long)]
     pub show_server: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// `--max-memory`: a size with a unit (`512MiB`, `4GiB`), or 0 for no limit.

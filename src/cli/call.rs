@@ -34,9 +34,12 @@ pub fn run(a: CallArgs) -> Result<Exit, CliError> {
     }
     let opts = Arc::new(ClientOptions {
         protocol_version: a.protocol_version.clone(),
-        auth_token: a.auth_token.clone(),
+        // MCPSCRIPT_TOKEN: the variable's name before --bearer.
+        auth_token: a.bearer.clone().or_else(|| std::env::var("MCPSCRIPT_TOKEN").ok().filter(|t| !t.is_empty())),
+        headers: super::run::parse_headers(&a.headers)?,
         max_message_size: a.max_message_size,
         request_timeout: timeout,
+        tls: super::tls::client_tls(&a.tls)?,
         ..Default::default()
     });
     runtime(2)?.block_on(async move {

@@ -56,7 +56,7 @@ impl From<ClientError> for CliError {
 impl From<ServerError> for CliError {
     fn from(e: ServerError) -> Self {
         let exit = match e {
-            ServerError::BadListen { .. } | ServerError::Config(_) => Exit::Invalid,
+            ServerError::BadListen { .. } | ServerError::Config(_) | ServerError::Tls(_) => Exit::Invalid,
             ServerError::Bind { .. } | ServerError::Workers(_) => Exit::Failed,
         };
         CliError { exit, message: e.to_string() }

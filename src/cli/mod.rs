@@ -8,12 +8,14 @@ pub mod call;
 pub mod check;
 pub mod exit;
 pub mod merge;
+pub mod oauth;
 pub mod proxy;
 pub mod reporting;
 pub mod run;
 pub mod serve;
 pub mod suite;
 pub mod suite_run;
+pub mod tls;
 pub mod watch;
 pub mod worker;
 

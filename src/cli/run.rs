@@ -10,7 +10,6 @@ use crate::console::say;
 use crate::managed::builtin::{self, Builtin, BuiltinServer};
 use crate::script::results::{self, RunResults, ScriptErrorKind, StageResult, Status};
 use crate::script::{diag, runner, Limits, Params, RunOptions, StopReason, StopSignal};
-use crate::server::ServerConfig;
 use crate::util::duration::parse_duration;
 use crate::util::human;
 use std::fmt::Write as _;
@@ -35,6 +34,31 @@ pub(super) fn request_timeout_and_segment(a: &RunArgs) -> Result<(Duration, Opti
     Ok((request_timeout, segment))
 }
 
+/// `--header 'NAME: VALUE'` options, checked: a bad one is an input error naming it.
+pub(super) fn parse_headers(specs: &[String]) -> Result<Vec<(String, String)>, CliError> {
+    specs
+        .iter()
+        .map(|h| crate::client::auth::parse_header(h).map_err(|e| CliError::invalid(format!("--header: {e}"))))
+        .collect()
+}
+
+/// The client options a run's sessions use: `--request-timeout`, `--header`, `--bearer`,
+/// `--ca-cert`, `--insecure`.
+pub(super) fn client_options(a: &RunArgs, request_timeout: Duration) -> Result<ClientOptions, CliError> {
+    if let Some(t) = &a.bearer {
+        crate::client::auth::Auth::bearer(Some(t)).map_err(|e| CliError::invalid(format!("--bearer: {e}")))?;
+    }
+    let tls = super::tls::client_tls(&a.tls)?;
+    Ok(ClientOptions {
+        request_timeout,
+        headers: parse_headers(&a.headers)?,
+        auth_token: a.bearer.clone().filter(|t| !t.is_empty()),
+        oauth: super::oauth::oauth(&a.oauth, &tls, request_timeout)?,
+        tls,
+        ..ClientOptions::default()
+    })
+}
+
 pub fn run(a: RunArgs) -> Result<Exit, CliError> {
     if super::suite::is_suite(&a.file) {
         return super::suite::run(a);
@@ -48,6 +72,7 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
         s => Some(parse_duration(s).map_err(|e| CliError::invalid(format!("--timeout: {e}")))?),
     };
     let (request_timeout, segment) = request_timeout_and_segment(&a)?;
+    let client = Arc::new(client_options(&a, request_timeout)?);
     let limits = Limits { max_operations: a.max_operations, max_memory: a.max_memory, ..Limits::default() };
     let script = Arc::new(super::check::load(&a.file, a.stdlib.clone(), limits)?);
     script.check_params(&params).map_err(|e| CliError::invalid(e.to_string()))?;
@@ -74,7 +99,7 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
                 "--server needs --target: the URL where the server command listens (e.g. http://127.0.0.1:3001/mcp)",
             ))
         }
-        Target::Builtin => Some(Builtin::InProcess(ServerConfig::default())),
+        Target::Builtin => Some(Builtin::InProcess(Box::default())),
         Target::Stdio { .. } if a.server.is_some() => {
             return Err(CliError::invalid("--server with a stdio: target: the session itself starts a stdio server"))
         }
@@ -136,7 +161,7 @@ pub fn run(a: RunArgs) -> Result<Exit, CliError> {
     }
     let opts = RunOptions {
         target: real_target,
-        client: Arc::new(ClientOptions { request_timeout, ..ClientOptions::default() }),
+        client,
         params,
         seed,
         quiet: a.quiet,

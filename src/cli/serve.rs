@@ -6,6 +6,7 @@
 
 use super::args::ServeArgs;
 use super::{runtime, CliError, Exit};
+use crate::net::tls::ServerTlsFiles;
 use crate::server::workers::{self, LISTENING, STATS};
 use crate::server::{self, Faults, Listen, ServerConfig, ServerState};
 use crate::util::duration::parse_duration;
@@ -51,6 +52,10 @@ pub fn config_from(a: &ServeArgs) -> Result<ServerConfig, CliError> {
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(rand::random),
         faults,
+        tls: match (&a.tls_cert, &a.tls_key) {
+            (Some(cert), Some(key)) => Some(ServerTlsFiles { cert: absolute(cert)?, key: absolute(key)? }),
+            _ => None,
+        },
     };
     if a.stdio {
         config.faults.validate()?;
@@ -58,6 +63,11 @@ pub fn config_from(a: &ServeArgs) -> Result<ServerConfig, CliError> {
         config.validate()?;
     }
     Ok(config)
+}
+
+/// `path` made absolute, so that worker processes find it wherever they run.
+fn absolute(path: &std::path::Path) -> Result<std::path::PathBuf, CliError> {
+    std::path::absolute(path).map_err(|e| CliError::invalid(format!("{}: {e}", path.display())))
 }
 
 pub fn run(a: ServeArgs) -> Result<Exit, CliError> {

@@ -7,7 +7,6 @@
 use super::args::RunArgs;
 use super::suite::{load, options};
 use super::{runtime, CliError, Exit};
-use crate::client::ClientOptions;
 use crate::console::say;
 use crate::script::results::{CheckResult, RunResults, StageResult, Status};
 use crate::script::Limits;
@@ -40,7 +39,7 @@ pub fn prepare(a: &RunArgs, started: Instant) -> Result<Prepared, CliError> {
     let interrupt = super::run::interrupt_on_signals(&rt, "the suite");
     let mut cfg = RunConfig::new(rt.handle().clone());
     cfg.interrupt = interrupt;
-    cfg.client = Arc::new(ClientOptions { request_timeout, ..ClientOptions::default() });
+    cfg.client = Arc::new(super::run::client_options(a, request_timeout)?);
     cfg.seed = a.seed.unwrap_or_else(rand::random);
     cfg.quiet = a.quiet;
     cfg.progress = !a.quiet;

@@ -1,18 +1,66 @@
 //! The dispatcher sits between a transport and the session: transports hand it every
 //! inbound frame; it wakes the request waiting for each reply, answers server-initiated
-//! requests (`ping`, and -32601 for the rest), counts notifications, and keeps a record of
-//! protocol violations (unmatched ids, unparseable frames) so a timeout can say why.
+//! requests as the session's [`ServerRequests`] say (`ping` always; -32601 for what is not
+//! configured), keeps the last notifications (and counts them all) for scripts to read or
+//! wait for, and keeps a record of protocol violations (unmatched ids, unparseable frames)
+//! so a timeout can say why. An answer that is not ready at once (a script callback) is
+//! sent later through the session's outbox ([`Dispatcher::set_outbox`]), never held back
+//! behind the client's own requests.
 //! While a raw message (`Session::send_raw`) is outstanding, the raw waiter takes the
 //! reply with its id, and any reply without an id (a server's -32700 or -32600 has `id:
 //! null`) or unparseable frame, before the requests do.
 
 use super::error::ClientError;
-use crate::protocol::jsonrpc::{self, ErrorObject, Id, Message, Payload, Response, METHOD_NOT_FOUND};
+use super::server_requests::{self, Handling, ServerRequests};
+use crate::protocol::jsonrpc::{self, ErrorObject, Id, Message, Payload, Response, INTERNAL_ERROR};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use tokio::sync::oneshot;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Notifications a session keeps (the most recent); all are counted.
+pub const KEPT_NOTIFICATIONS: usize = 256;
+
+/// How long a server request waits for a callback's answer when no deadline was given.
+const DEFAULT_ASK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One notification the server sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// 1 for the session's first notification, counting every one (kept or not).
+    pub seq: u64,
+    pub method: String,
+    pub params: Value,
+}
+
+/// Server requests of one method: how many came and how they were answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub received: u64,
+    /// Answered with a result.
+    pub answered: u64,
+    /// Answered with an error (not configured, callback failed or too slow).
+    pub refused: u64,
+}
+
+/// Counters shared with the tasks that answer server requests later.
+#[derive(Default)]
+struct Counts {
+    by_method: Mutex<BTreeMap<String, RequestCounts>>,
+}
+
+impl Counts {
+    fn update(&self, method: &str, f: impl FnOnce(&mut RequestCounts)) {
+        let mut m = self.by_method.lock().unwrap_or_else(|e| e.into_inner());
+        f(m.entry(method.to_string()).or_default());
+    }
+
+    fn outcome(&self, method: &str, ok: bool) {
+        self.update(method, |c| if ok { c.answered += 1 } else { c.refused += 1 });
+    }
+}
 
 /// A reply as the waiting request sees it.
 pub type Reply = Result<Result<Value, ErrorObject>, ClientError>;
@@ -62,16 +110,131 @@ pub struct Dispatcher {
     pub malformed: AtomicU64,
     /// Notifications received from the server.
     pub notifications: AtomicU64,
+    /// What the session answers besides `ping`.
+    requests: ServerRequests,
+    counts: Arc<Counts>,
+    /// The last [`KEPT_NOTIFICATIONS`] notifications.
+    kept: Mutex<VecDeque<Notification>>,
+    /// The sequence number of the last notification, for waiters.
+    seq: watch::Sender<u64>,
+    /// Where answers made later go (the session sends them on its transport).
+    outbox: Mutex<Option<mpsc::UnboundedSender<Message>>>,
 }
 
 impl Dispatcher {
     pub fn new(target: impl Into<String>) -> Self {
+        Self::with_requests(target, ServerRequests::default())
+    }
+
+    /// A dispatcher that answers server requests as `requests` say.
+    pub fn with_requests(target: impl Into<String>, requests: ServerRequests) -> Self {
         Dispatcher {
             target: target.into(),
             inner: Mutex::new(Inner { pending: HashMap::default(), raw: None, closed: None, last_violation: None }),
             unmatched: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
             notifications: AtomicU64::new(0),
+            requests,
+            counts: Arc::default(),
+            kept: Mutex::new(VecDeque::new()),
+            seq: watch::channel(0).0,
+            outbox: Mutex::new(None),
+        }
+    }
+
+    /// Where answers that are not ready at once are sent (the session forwards them to
+    /// its transport); without one they cannot be sent and the request is refused.
+    pub fn set_outbox(&self, tx: mpsc::UnboundedSender<Message>) {
+        *self.outbox.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    }
+
+    /// Server requests received so far, by method.
+    pub fn server_requests(&self) -> BTreeMap<String, RequestCounts> {
+        self.counts.by_method.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The notifications kept (the last [`KEPT_NOTIFICATIONS`]), oldest first.
+    pub fn notifications(&self) -> Vec<Notification> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    }
+
+    /// Waits until `deadline` for a notification after number `after` that `matches`;
+    /// the first such one still kept.
+    pub async fn wait_notification(
+        &self,
+        after: u64,
+        deadline: tokio::time::Instant,
+        matches: impl Fn(&Notification) -> bool,
+    ) -> Option<Notification> {
+        let mut rx = self.seq.subscribe();
+        let mut seen = after;
+        loop {
+            let now = *rx.borrow_and_update();
+            if now > seen {
+                let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(n) = kept.iter().find(|n| n.seq > after && matches(n)) {
+                    return Some(n.clone());
+                }
+                seen = now;
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return None,
+            }
+        }
+    }
+
+    fn keep(&self, method: String, params: Option<Value>) {
+        // Relaxed: a counter; the kept list below is ordered by its lock.
+        let seq = self.notifications.fetch_add(1, Ordering::Relaxed) + 1;
+        {
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            if kept.len() == KEPT_NOTIFICATIONS {
+                kept.pop_front();
+            }
+            kept.push_back(Notification { seq, method, params: params.unwrap_or(Value::Null) });
+        }
+        self.seq.send_replace(seq);
+    }
+
+    /// Answers a server request: the reply now, or `None` when it is sent later.
+    fn answer(&self, req: jsonrpc::Request) -> Option<Message> {
+        let method = req.method.clone();
+        self.counts.update(&method, |c| c.received += 1);
+        match self.requests.handle(&method, req.params.as_ref()) {
+            Handling::Now(outcome) => {
+                self.counts.outcome(&method, outcome.is_ok());
+                Some(Message::Response(Response { id: Some(req.id), outcome }))
+            }
+            Handling::Later(rx, limit) => {
+                let outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let (Some(outbox), Ok(rt)) = (outbox, tokio::runtime::Handle::try_current()) else {
+                    self.counts.outcome(&method, false);
+                    let e = ErrorObject::new(INTERNAL_ERROR, format!("no way to answer '{method}' later"));
+                    return Some(Message::Response(Response { id: Some(req.id), outcome: Err(e) }));
+                };
+                let counts = self.counts.clone();
+                let limit = if limit.is_zero() { DEFAULT_ASK_TIMEOUT } else { limit };
+                let params = req.params.unwrap_or(Value::Null);
+                rt.spawn(async move {
+                    let outcome = match tokio::time::timeout(limit, rx).await {
+                        Ok(Ok(Ok(result))) => Ok(server_requests::finish(&method, &params, result)),
+                        Ok(Ok(Err(e))) => Err(e),
+                        Ok(Err(_)) => Err(ErrorObject::new(INTERNAL_ERROR, format!("'{method}' was not answered"))),
+                        Err(_) => Err(ErrorObject::new(
+                            INTERNAL_ERROR,
+                            format!(
+                                "'{method}' was not answered within {} (a script callback runs only while the \
+                                 script waits on its session)",
+                                crate::util::human::duration(limit)
+                            ),
+                        )),
+                    };
+                    counts.outcome(&method, outcome.is_ok());
+                    let _ = outbox.send(Message::Response(Response { id: Some(req.id), outcome }));
+                });
+                None
+            }
         }
     }
 
@@ -172,19 +335,9 @@ impl Dispatcher {
                 self.deliver_response(r);
                 None
             }
-            Message::Request(req) => {
-                let outcome = if req.method == crate::protocol::mcp::methods::PING {
-                    Ok(serde_json::json!({}))
-                } else {
-                    Err(ErrorObject::new(
-                        METHOD_NOT_FOUND,
-                        format!("mcpscript client does not handle '{}'", req.method),
-                    ))
-                };
-                Some(Message::Response(Response { id: Some(req.id), outcome }))
-            }
-            Message::Notification(_) => {
-                self.notifications.fetch_add(1, Ordering::Relaxed);
+            Message::Request(req) => self.answer(req),
+            Message::Notification(n) => {
+                self.keep(n.method, n.params);
                 None
             }
         }
@@ -273,6 +426,7 @@ impl Dispatcher {
         for tx in pending {
             let _ = tx.send(Err(ClientError::Closed { target: self.target.clone(), detail: reason.clone() }));
         }
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     /// Fails every waiting request with a protocol error (e.g. an oversized message) and
@@ -316,9 +470,41 @@ mod tests {
         let replies = d.deliver_frame(br#"[{"jsonrpc":"2.0","id":"p","method":"ping"},{"jsonrpc":"2.0","id":"s","method":"sampling/createMessage"}]"#);
         assert_eq!(replies.len(), 2);
         assert!(matches!(&replies[0], Message::Response(Response { outcome: Ok(_), .. })));
-        assert!(
-            matches!(&replies[1], Message::Response(Response { outcome: Err(e), .. }) if e.code == METHOD_NOT_FOUND)
-        );
+        assert!(matches!(&replies[1], Message::Response(Response { outcome: Err(e), .. })
+            if e.code == jsonrpc::METHOD_NOT_FOUND));
+    }
+
+    #[tokio::test]
+    async fn keeps_notifications_and_counts_server_requests() {
+        use crate::client::server_requests::{Answer, ServerRequests};
+        let requests =
+            ServerRequests { sampling: Some(Answer::Canned(serde_json::json!({"x": 1}))), ..Default::default() };
+        let d = Arc::new(Dispatcher::with_requests("t", requests));
+        for i in 0..KEPT_NOTIFICATIONS + 2 {
+            let frame = format!(r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progress":{i}}}}}"#);
+            d.deliver_frame(frame.as_bytes());
+        }
+        let kept = d.notifications();
+        assert_eq!(kept.len(), KEPT_NOTIFICATIONS);
+        assert_eq!(kept[0].params["progress"], 2);
+        assert_eq!(d.notifications.load(Ordering::Relaxed), KEPT_NOTIFICATIONS as u64 + 2);
+        let waiter = {
+            let d = d.clone();
+            let after = d.notifications.load(Ordering::Relaxed);
+            tokio::spawn(async move {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                d.wait_notification(after, deadline, |n| n.method == "notifications/message").await
+            })
+        };
+        d.deliver_frame(br#"{"jsonrpc":"2.0","method":"notifications/progress"}"#);
+        d.deliver_frame(br#"{"jsonrpc":"2.0","method":"notifications/message","params":{"data":"hi"}}"#);
+        assert_eq!(waiter.await.unwrap().unwrap().params["data"], "hi");
+        let replies = d.deliver_frame(br#"{"jsonrpc":"2.0","id":1,"method":"sampling/createMessage"}"#);
+        assert!(matches!(&replies[0], Message::Response(Response { outcome: Ok(r), .. }) if r["x"] == 1));
+        d.deliver_frame(br#"{"jsonrpc":"2.0","id":2,"method":"roots/list"}"#);
+        let counts = d.server_requests();
+        assert_eq!(counts["sampling/createMessage"], RequestCounts { received: 1, answered: 1, refused: 0 });
+        assert_eq!(counts["roots/list"], RequestCounts { received: 1, answered: 0, refused: 1 });
     }
 
     #[tokio::test]

@@ -31,6 +31,13 @@ pub enum ClientError {
     HttpRpc { target: String, status: u16, error: ErrorObject },
     #[error("{target}: initialize failed: {detail}")]
     Handshake { target: String, detail: String },
+    /// HTTP 401: the server wants credentials (or refused the ones sent); its
+    /// `WWW-Authenticate` challenge says how to get them.
+    #[error("{target}: HTTP {status} unauthorized (WWW-Authenticate: {})", if www_authenticate.is_empty() { "none given" } else { www_authenticate.as_str() })]
+    Unauthorized { target: String, status: u16, www_authenticate: String },
+    /// HTTP 401 / 403 and the OAuth flow (`--oauth`) could not get a usable token.
+    #[error("{target}: HTTP {status} and OAuth failed: {detail}")]
+    OAuth { target: String, status: u16, detail: String },
 }
 
 /// What kind of failure, for counting errors by kind in load results.
@@ -54,7 +61,9 @@ impl ClientError {
             ClientError::Rpc { error, .. } | ClientError::HttpRpc { error, .. } => ErrorKind::Rpc(error.code),
             ClientError::Timeout { .. } => ErrorKind::Timeout,
             ClientError::Protocol { .. } | ClientError::Handshake { .. } => ErrorKind::Protocol,
-            ClientError::Http { status, .. } => ErrorKind::Http(*status),
+            ClientError::Http { status, .. }
+            | ClientError::Unauthorized { status, .. }
+            | ClientError::OAuth { status, .. } => ErrorKind::Http(*status),
             ClientError::InvalidTarget(_)
             | ClientError::Connect { .. }
             | ClientError::Spawn { .. }
@@ -74,7 +83,10 @@ impl ClientError {
     /// The HTTP status of a reply that came with an error status.
     pub fn http_status(&self) -> Option<u16> {
         match self {
-            ClientError::Http { status, .. } | ClientError::HttpRpc { status, .. } => Some(*status),
+            ClientError::Http { status, .. }
+            | ClientError::HttpRpc { status, .. }
+            | ClientError::Unauthorized { status, .. }
+            | ClientError::OAuth { status, .. } => Some(*status),
             _ => None,
         }
     }

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Session {
-    transport: Box<dyn Transport>,
+    /// Shared with the task that sends answers to server requests made later.
+    transport: Arc<dyn Transport>,
     dispatch: Arc<Dispatcher>,
     next_id: AtomicI64,
     server: ServerInfo,
@@ -65,8 +66,15 @@ impl Session {
         opts: Arc<ClientOptions>,
         initialize: bool,
     ) -> Result<Session, ClientError> {
-        let dispatch = Arc::new(Dispatcher::new(target.to_string()));
-        let transport = transport::connect(target, dispatch.clone(), &opts).await?;
+        let mut requests = opts.server_requests.clone();
+        if requests.ask_timeout.is_zero() {
+            requests.ask_timeout = opts.request_timeout;
+        }
+        let dispatch = Arc::new(Dispatcher::with_requests(target.to_string(), requests));
+        let transport: Arc<dyn Transport> = Arc::from(transport::connect(target, dispatch.clone(), &opts).await?);
+        if opts.server_requests.any() {
+            forward_late_answers(&dispatch, Arc::downgrade(&transport));
+        }
         let mut session = Session {
             transport,
             dispatch,
@@ -85,11 +93,14 @@ impl Session {
         if !initialize {
             return Ok(session);
         }
-        let params = mcp::initialize_params(
+        // Over HTTP, SSE and WebSocket the token travels as a bearer header only.
+        let headers = matches!(target, Target::Http { .. } | Target::LegacySse { .. } | Target::Ws { .. });
+        let params = mcp::initialize_params_with(
             &session.opts.protocol_version,
             &session.opts.client_name,
             &session.opts.client_version,
-            session.opts.auth_token.as_deref(),
+            session.opts.auth_token.as_deref().filter(|_| !headers),
+            session.opts.server_requests.capabilities(),
         );
         let result = match session.request(methods::INITIALIZE, Some(params)).await {
             Ok(r) => r,
@@ -106,6 +117,9 @@ impl Session {
         session.transport.set_protocol_version(&session.server.protocol_version);
         session.notify(methods::INITIALIZED, None).await?;
         session.initialized = true;
+        if session.opts.get_stream {
+            session.transport.listen().await;
+        }
         Ok(session)
     }
 
@@ -363,6 +377,37 @@ impl Session {
     pub async fn close(self) {
         self.transport.close().await;
     }
+
+    /// `tools/call` with a `_meta.progressToken`, so the server may report progress
+    /// (`notifications/progress` with that token). Returns the result and the token.
+    pub async fn call_tool_with_progress(
+        &self,
+        name: &str,
+        arguments: Value,
+        timeout: Duration,
+    ) -> (Result<Value, ClientError>, String) {
+        let token = format!("mcpscript-progress-{}", self.next_id.load(Ordering::Relaxed) + 1);
+        let params = json!({"name": name, "arguments": arguments, "_meta": {"progressToken": token}});
+        (self.request_timeout(methods::TOOLS_CALL, Some(params), timeout).await, token)
+    }
+}
+
+/// Sends the answers the dispatcher makes later (script callbacks) on the transport, each
+/// as soon as it is ready; ends when the dispatcher closes or the transport is gone.
+fn forward_late_answers(dispatch: &Dispatcher, transport: std::sync::Weak<dyn Transport>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
+    dispatch.set_outbox(tx);
+    tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            let Some(t) = transport.upgrade() else { break };
+            // Each answer in its own task: a slow POST must not hold back the next one.
+            tokio::spawn(async move {
+                if let Err(e) = t.send(msg).await {
+                    tracing::debug!("cannot send an answer to a server request: {e}");
+                }
+            });
+        }
+    });
 }
 
 /// The `method` of a raw message, when it is a JSON object that has a string one.

@@ -6,11 +6,12 @@ use std::str::FromStr;
 /// A system under test.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// `http://host:port/path`: Streamable HTTP.
+    /// `http://host:port/path` (or `https://`): Streamable HTTP.
     Http { url: String },
-    /// `sse+http://host:port/sse`: legacy HTTP+SSE; `url` is the plain `http://` stream URL.
+    /// `sse+http://host:port/sse` (or `sse+https://`): legacy HTTP+SSE; `url` is the
+    /// `http://` (`https://`) stream URL.
     LegacySse { url: String },
-    /// `ws://host:port/path`: WebSocket, subprotocol `mcp`.
+    /// `ws://host:port/path` (or `wss://`): WebSocket, subprotocol `mcp`.
     Ws { url: String },
     /// `tcp://host:port`: newline-delimited JSON-RPC.
     Tcp { host: String, port: u16 },
@@ -28,7 +29,7 @@ pub struct TargetError {
     pub reason: String,
 }
 
-const EXPECTED: &str = "expected http://HOST:PORT/PATH, sse+http://HOST:PORT/sse, ws://HOST:PORT/PATH, tcp://HOST:PORT, stdio:COMMAND ARGS or builtin";
+const EXPECTED: &str = "expected http://HOST:PORT/PATH, sse+http://HOST:PORT/sse, ws://HOST:PORT/PATH (https://, sse+https://, wss:// over TLS), tcp://HOST:PORT, stdio:COMMAND ARGS or builtin";
 
 impl FromStr for Target {
     type Err = TargetError;
@@ -49,15 +50,12 @@ impl FromStr for Target {
         }
         let (scheme, _) = s.split_once("://").ok_or_else(|| err(EXPECTED.into()))?;
         match scheme {
-            "http" => check_http(s).map(|_| Target::Http { url: s.to_string() }).map_err(err),
-            "sse+http" => {
+            "http" | "https" => check_http(s).map(|_| Target::Http { url: s.to_string() }).map_err(err),
+            "sse+http" | "sse+https" => {
                 let url = s.trim_start_matches("sse+").to_string();
                 check_http(&url).map(|_| Target::LegacySse { url }).map_err(err)
             }
-            "ws" => check_http(s).map(|_| Target::Ws { url: s.to_string() }).map_err(err),
-            "https" | "wss" | "sse+https" => Err(err(format!(
-                "{scheme}:// needs TLS, which this build does not include; loopback targets use http:// or ws://"
-            ))),
+            "ws" | "wss" => check_http(s).map(|_| Target::Ws { url: s.to_string() }).map_err(err),
             "tcp" => {
                 let url = url::Url::parse(s).map_err(|e| err(e.to_string()))?;
                 let host = url.host_str().ok_or_else(|| err("missing host".into()))?;
@@ -81,6 +79,16 @@ fn check_http(s: &str) -> Result<(), String> {
 }
 
 impl Target {
+    /// Whether the target is reached over TLS (`https://`, `sse+https://`, `wss://`).
+    pub fn is_tls(&self) -> bool {
+        match self {
+            Target::Http { url } | Target::LegacySse { url } | Target::Ws { url } => {
+                url.starts_with("https://") || url.starts_with("wss://")
+            }
+            _ => false,
+        }
+    }
+
     /// Host and port of a socket-based target (`None` for stdio and builtin).
     pub fn host_port(&self) -> Option<(String, u16)> {
         match self {
@@ -177,6 +185,19 @@ mod tests {
     }
 
     #[test]
+    fn parses_tls_schemes() {
+        let https: Target = "https://localhost/mcp".parse().unwrap();
+        assert_eq!(https, Target::Http { url: "https://localhost/mcp".into() });
+        assert_eq!(https.host_port(), Some(("localhost".into(), 443)));
+        assert!(https.is_tls());
+        let sse: Target = "sse+https://127.0.0.1:8443/sse".parse().unwrap();
+        assert_eq!(sse, Target::LegacySse { url: "https://127.0.0.1:8443/sse".into() });
+        assert_eq!(sse.to_string(), "sse+https://127.0.0.1:8443/sse");
+        assert!("wss://[::1]:9/ws".parse::<Target>().unwrap().is_tls());
+        assert!(!"ws://[::1]:9/ws".parse::<Target>().unwrap().is_tls());
+    }
+
+    #[test]
     fn rejects_bad_targets_with_reasons() {
         for (input, needle) in [
             ("ftp://x", "unknown scheme 'ftp'"),
@@ -184,7 +205,7 @@ mod tests {
             ("localhost:80", "expected http://"),
             ("stdio:", "needs a command"),
             ("stdio:node 'x", "unterminated quote"),
-            ("https://x/mcp", "TLS"),
+            ("https://", "host"),
         ] {
             let e = input.parse::<Target>().unwrap_err();
             assert!(e.to_string().contains(needle), "{input}: {e}");

@@ -123,7 +123,9 @@ pub fn check_capacity(plan: &PhasePlan, sessions: u64, local_server: bool, budge
             return err(format!("{sessions} sessions need {} open files but the system allows {free} more; the largest count is about {most}", sessions * sides));
         }
     }
-    if plan.target.starts_with("tcp://") && !is_loopback_target(&plan.target) {
+    // One connection per session to one address (lean tcp:// and http:// connections).
+    let lean = plan.target.starts_with("tcp://") || plan.target.starts_with("http://");
+    if lean && !is_loopback_target(&plan.target) {
         if let Some(ports) = port_range() {
             if sessions > ports {
                 return err(format!(

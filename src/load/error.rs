@@ -3,8 +3,6 @@
 //! decode or merge, a resilience policy out of range, a target that cannot be reached, and
 //! worker processes that cannot be started or given their plan.
 
-use std::time::Duration;
-
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("invalid segment '{0}': expected I/N with 1 <= I <= N, e.g. 3/8")]
@@ -22,12 +20,8 @@ pub enum LoadError {
     WindowKinds { got: usize, expected: usize },
 
     // The resilience policy, naming the valid range.
-    #[error("backoff must be above zero with max >= initial, got initial {initial:?} and max {max:?}")]
-    Backoff { initial: Duration, max: Duration },
-    #[error("jitter must be in [0, 1], got {0}")]
-    Jitter(f64),
-    #[error("max_resends must be 0 to 100, got {0}")]
-    MaxResends(u32),
+    #[error(transparent)]
+    Policy(#[from] crate::client::resilient::PolicyError),
     #[error("recovery_fraction must be in (0, 1], got {0}")]
     RecoveryFraction(f64),
     #[error("breaker error_rate must be in (0, 1], got {0}")]
@@ -40,6 +34,8 @@ pub enum LoadError {
     Target(#[from] crate::client::target::TargetError),
     #[error("cannot resolve {host}: {source}")]
     Resolve { host: String, source: std::io::Error },
+    #[error("cannot reach {target}: {detail}")]
+    Http { target: String, detail: String },
     #[error("{0} resolves to no address")]
     NoAddress(String),
     #[error("the built-in server must be started first")]

@@ -16,7 +16,7 @@ use super::bottleneck::SendLag;
 use super::plan::{mix_seed, Model, PhasePlan};
 use super::pool::{establish, Connector, Exclusive, Template};
 use super::recorder::{spawn_ticker, Accumulator, Outcome, PhaseRecorder, Sink};
-use super::resilience::{recoveries, Breaker, Events};
+use super::resilience::{recoveries, Breaker, Events, Failure};
 use super::result::{ConnectResult, PhaseResult, PhaseStatus, PingResult, ResilienceReport};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -260,9 +260,9 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
             connect.reconnects = acc.kind_result(main).counts.ok;
             let res = &plan.resilience;
             r.resilience = ResilienceReport {
-                reconnect: res.reconnect,
-                resend: res.resend.clone(),
-                resend_on_timeout: res.resend_on_timeout,
+                reconnect: res.policy.reconnect,
+                resend: res.policy.resend.clone(),
+                resend_on_timeout: res.policy.resend_on_timeout,
                 resent: r.counts.resent,
                 reconnects: connect.reconnects,
                 // Relaxed: read after every session task ended.
@@ -453,33 +453,33 @@ impl Env {
         // Relaxed: a counter read once the phase ended.
         self.broken.fetch_add(1, Ordering::Relaxed);
         self.events.broke(global);
-        if !self.plan.resilience.reconnect {
+        let policy = &self.plan.resilience.policy;
+        if !policy.reconnect {
             return None;
         }
         let salt = mix_seed(global, nth);
-        let mut backoff = self.plan.resilience.backoff(mix_seed(self.plan.seed ^ BACKOFF_SALT, salt));
-        while !self.flags.soft() {
-            tokio::select! {
-                _ = tokio::time::sleep(backoff.next_wait()) => {}
-                _ = self.flags.hard_stopped() => return None,
-            }
-            if self.flags.soft() {
-                return None;
-            }
+        let mut backoff = policy.backoff.start(mix_seed(self.plan.seed ^ BACKOFF_SALT, salt));
+        let attempt = || async {
             let t0 = Instant::now();
-            match self.connector.connect(global).await {
-                Ok(c) => {
-                    self.rec.sent_done(n, self.reconnect_kind, Outcome::Ok, t0.elapsed());
-                    self.rec.open_sessions.fetch_add(1, Ordering::Relaxed);
-                    self.events.recovered(global);
-                    return Some(c);
-                }
-                Err(e) => {
-                    self.rec.sent_done(n, self.reconnect_kind, super::pool::outcome_of(&e), t0.elapsed());
-                }
+            let r = self.connector.connect(global).await;
+            let outcome = match &r {
+                Ok(_) => Outcome::Ok,
+                Err(e) => super::pool::outcome_of(e),
+            };
+            self.rec.sent_done(n, self.reconnect_kind, outcome, t0.elapsed());
+            r
+        };
+        // Waits first (the connection just broke), then retries until the load window ends.
+        let wait = |d: Duration| async move {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => !self.flags.soft(),
+                _ = self.flags.hard_stopped() => false,
             }
-        }
-        None
+        };
+        let c = crate::client::resilient::with_backoff(&mut backoff, false, attempt, wait).await.ok()?;
+        self.rec.open_sessions.fetch_add(1, Ordering::Relaxed);
+        self.events.recovered(global);
+        Some(c)
     }
 
     /// Notes how an allowed request ended, for the circuit breaker.
@@ -592,7 +592,7 @@ async fn closed_session(
     let global = env.plan.session_offset + n as u64;
     let mut rng = SmallRng::seed_from_u64(mix_seed(env.plan.seed, global));
     let timeout = env.timeout();
-    let res = &env.plan.resilience;
+    let policy = &env.plan.resilience.policy;
     let mut breaks = 0u64;
     let mut slot = Some(conn);
     while slot.is_some() {
@@ -623,30 +623,34 @@ async fn closed_session(
         // cancelled. (Cheaper than racing every request against a stop channel.)
         let mut guard = InFlight { rec: &env.rec, n, k, done: false };
         let t0 = Instant::now();
-        let resendable = res.resends(&t.method);
         let mut attempts = 0;
         let mut out = match slot.as_mut() {
             Some(c) => c.call(t, timeout).await,
             None => Outcome::Error(crate::client::ErrorKind::Transport),
         };
-        // Another attempt of an idempotent request: after its connection broke (on a new
-        // one), or after a timeout when asked. Counted as resent, never as sent again.
-        while resendable && attempts < res.max_resends {
+        // Another attempt of an idempotent request, as the policy says: after its connection
+        // broke (on a new one), or after a timeout when asked. Counted as resent, never as
+        // sent again.
+        loop {
             let broken = slot.as_ref().is_some_and(Exclusive::is_broken);
-            let again = match out {
-                Outcome::Error(crate::client::ErrorKind::Transport) if broken => {
-                    if let Some(c) = slot.take() {
-                        c.close().await;
-                    }
-                    env.rec.open_sessions.fetch_sub(1, Ordering::Relaxed);
-                    slot = env.reconnect(n, global, breaks).await;
-                    breaks += 1;
-                    slot.is_some()
-                }
-                Outcome::Timeout => res.resend_on_timeout && !broken && !env.flags.hard.load(Ordering::Relaxed),
-                _ => false,
+            let outlives = slot.as_ref().is_some_and(Exclusive::outlives_its_connection);
+            let failure = match out {
+                Outcome::Error(crate::client::ErrorKind::Transport) if broken || outlives => Failure::Broken,
+                Outcome::Timeout if !broken && !env.flags.hard.load(Ordering::Relaxed) => Failure::Timeout,
+                _ => break,
             };
-            let Some(c) = slot.as_mut().filter(|_| again) else { break };
+            if !policy.again(&t.method, attempts, failure) {
+                break;
+            }
+            if failure == Failure::Broken && broken {
+                if let Some(c) = slot.take() {
+                    c.close().await;
+                }
+                env.rec.open_sessions.fetch_sub(1, Ordering::Relaxed);
+                slot = env.reconnect(n, global, breaks).await;
+                breaks += 1;
+            }
+            let Some(c) = slot.as_mut() else { break };
             attempts += 1;
             env.rec.resent(n, k);
             out = c.call(t, timeout).await;

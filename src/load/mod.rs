@@ -7,8 +7,9 @@
 //! - [`plan`]: [`PhasePlan`] and [`Model`] (closed, open with stages, connect), validation,
 //!   shares for worker processes and `--segment`.
 //! - [`conn`]: lean load-only connections for `tcp://`, [`mux`] their multiplexed form for
-//!   the open model; [`pool`] opens sessions (any transport) at a connect rate from spread
-//!   loopback source addresses.
+//!   the open model; [`http_conn`] the lean Streamable HTTP connection for `http://`
+//!   (its wire reading in `http_wire`); [`pool`] opens sessions (any transport) at a
+//!   connect rate from spread loopback source addresses.
 //! - [`recorder`]: sharded per-kind HdrHistograms and counters, folded once a second.
 //! - [`exec`]: running a phase in one process (closed and connect models), [`open`] the open
 //!   model; [`result`]: [`PhaseResult`] and exact [`merge`].
@@ -31,6 +32,8 @@ pub mod conn;
 pub mod coordinator;
 pub mod error;
 pub mod exec;
+pub mod http_conn;
+mod http_wire;
 pub mod live;
 pub mod mux;
 pub mod open;

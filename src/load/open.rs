@@ -17,7 +17,6 @@ use super::mux::{Deadlines, Hooks};
 use super::plan::{mix_seed, Model, RateCurve};
 use super::pool::{Exclusive, Open};
 use super::recorder::Outcome;
-use crate::client::Session;
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -45,7 +44,7 @@ pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (D
         return (Duration::ZERO, Duration::ZERO, lag);
     };
     let curve = RateCurve::new(start_rate, stages, arrival_offset);
-    let res = &env.plan.resilience;
+    let res = &env.plan.resilience.policy;
     let resend_max = env
         .mix
         .templates
@@ -118,8 +117,8 @@ pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (D
             let at_ns = (t0 + at).saturating_duration_since(hooks.t0).as_nanos() as u64;
             let sent = match next_live(&env, &slots, &mut rr, &hooks) {
                 Some(Open::Mux(c)) => c.send(&env.mix.templates[kind].enc, kind, k - 1, at_ns).is_ok(),
-                Some(Open::Session(s)) => {
-                    spawn_request(&env, s, kind, n, t0 + at, &tasks);
+                Some(c @ (Open::Session(_) | Open::Http(_))) => {
+                    spawn_request(&env, c, kind, n, t0 + at, &tasks);
                     true
                 }
                 None => false,
@@ -191,19 +190,36 @@ fn curve_length(stages: &[super::plan::Stage]) -> Duration {
     stages.iter().map(|s| s.duration).sum()
 }
 
-/// A request over a full client session, in a task of its own.
-fn spawn_request(env: &Arc<Env>, s: Arc<Session>, kind: usize, n: usize, intended: Instant, tasks: &Arc<AtomicU64>) {
+/// A request over a full client session or a lean HTTP connection, in a task of its own
+/// (on a lean HTTP connection it waits for the request before it to finish).
+fn spawn_request(env: &Arc<Env>, c: Open, kind: usize, n: usize, intended: Instant, tasks: &Arc<AtomicU64>) {
     // AcqRel: the drain loop must see every increment before the matching decrement.
     tasks.fetch_add(1, Ordering::AcqRel);
     let (env, tasks) = (env.clone(), tasks.clone());
     tokio::spawn(async move {
         let t = &env.mix.templates[kind];
+        let call = async {
+            match c {
+                Open::Session(s) => match s.request_timeout(&t.method, t.params.clone(), env.timeout()).await {
+                    Ok(_) => Outcome::Ok,
+                    Err(e) => super::pool::outcome_of(&e),
+                },
+                Open::Http(h) => {
+                    let mut h = h.lock().await;
+                    // The timeout counts from the intended send time, queueing included.
+                    let left = env.timeout().saturating_sub(intended.elapsed());
+                    if left.is_zero() {
+                        Outcome::Timeout
+                    } else {
+                        h.call(&t.enc, t.idempotent, left).await
+                    }
+                }
+                Open::Mux(_) => Outcome::Error(crate::client::ErrorKind::Transport),
+            }
+        };
         let out = tokio::select! {
             biased;
-            r = s.request_timeout(&t.method, t.params.clone(), env.timeout()) => match r {
-                Ok(_) => Outcome::Ok,
-                Err(e) => super::pool::outcome_of(&e),
-            },
+            o = call => o,
             _ = env.flags.hard_stopped() => Outcome::Cancelled,
         };
         env.rec.done(n, kind, out, intended.elapsed());

@@ -140,13 +140,21 @@ impl Model {
 }
 
 /// Client settings a worker process needs to open sessions like the coordinator would.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Its `Debug` output hides the token and the header values.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientSettings {
     pub protocol_version: String,
     pub client_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_token: Option<String>,
     pub max_message_size: usize,
+    /// Extra HTTP headers (`--header`, a suite's `headers:`), on every request of every
+    /// session, lean or not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+    /// `--ca-cert` and `--insecure`, for `https://`, `sse+https://` and `wss://` targets.
+    #[serde(default)]
+    pub tls: crate::net::tls::TlsSettings,
 }
 
 impl Default for ClientSettings {
@@ -157,7 +165,22 @@ impl Default for ClientSettings {
             client_name: o.client_name,
             auth_token: o.auth_token,
             max_message_size: o.max_message_size,
+            headers: o.headers,
+            tls: o.tls.settings().clone(),
         }
+    }
+}
+
+impl std::fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field("protocol_version", &self.protocol_version)
+            .field("client_name", &self.client_name)
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "<redacted>"))
+            .field("max_message_size", &self.max_message_size)
+            .field("headers", &self.headers.iter().map(|(k, _)| (k, "<redacted>")).collect::<Vec<_>>())
+            .field("tls", &self.tls)
+            .finish()
     }
 }
 

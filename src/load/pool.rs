@@ -1,6 +1,7 @@
 //! Opening sessions for a phase. A [`Connector`] resolves the target once and opens
-//! initialized sessions: lean [`LineConn`]s for `tcp://` (handshake done inline), full
-//! [`Session`]s for the other transports. Loopback targets are reached from source
+//! initialized sessions: lean [`LineConn`]s for `tcp://` (handshake done inline), lean
+//! [`HttpConn`]s for `http://` (Streamable HTTP), full [`Session`]s for the other
+//! transports (`https://` included). Loopback targets are reached from source
 //! addresses 127.0.0.2..=127.0.0.254 (IP_BIND_ADDRESS_NO_PORT, so the port is chosen per
 //! 4-tuple at connect time and ephemeral ports do not run out), and lean connections
 //! close abortively (SO_LINGER 0) so 100,000 closes leave nothing in TIME_WAIT.
@@ -8,6 +9,7 @@
 
 use super::conn::{Broken, Encoded, LineConn};
 use super::error::LoadError;
+use super::http_conn::{HttpConn, HttpShared};
 use super::mux::{Hooks, MuxConn};
 use super::plan::{PhasePlan, RequestTemplate};
 use super::recorder::{Outcome, PhaseRecorder};
@@ -31,6 +33,8 @@ pub struct Template {
     pub method: String,
     pub params: Option<Value>,
     pub enc: Encoded,
+    /// Safe to send twice (a lean HTTP connection found closed resends it once).
+    pub idempotent: bool,
 }
 
 impl Template {
@@ -40,6 +44,7 @@ impl Template {
             method: t.method.clone(),
             params: t.params.clone(),
             enc: Encoded::new(&t.method, t.params.as_ref()),
+            idempotent: crate::client::resilient::DEFAULT_IDEMPOTENT.contains(&t.method.as_str()),
         }
     }
 }
@@ -55,6 +60,7 @@ pub(super) fn outcome_of(e: &ClientError) -> Outcome {
 /// A session owned by one task (closed model).
 pub enum Exclusive {
     Line(LineConn),
+    Http(Box<HttpConn>),
     Session(Box<Session>),
 }
 
@@ -62,6 +68,7 @@ impl Exclusive {
     pub async fn call(&mut self, t: &Template, timeout: Duration) -> Outcome {
         match self {
             Exclusive::Line(c) => c.call(&t.enc, timeout).await,
+            Exclusive::Http(c) => c.call(&t.enc, t.idempotent, timeout).await,
             Exclusive::Session(s) => match s.request_timeout(&t.method, t.params.clone(), timeout).await {
                 Ok(_) => Outcome::Ok,
                 Err(e) => outcome_of(&e),
@@ -73,8 +80,16 @@ impl Exclusive {
     pub fn is_broken(&self) -> bool {
         match self {
             Exclusive::Line(c) => c.is_broken(),
+            Exclusive::Http(c) => c.is_broken(),
             Exclusive::Session(s) => s.dispatcher().is_closed(),
         }
+    }
+
+    /// A failed transport under this session does not end it: the next request goes on a
+    /// new connection of the same session (Streamable HTTP), so a request the connection
+    /// took down with it is resent without reconnecting.
+    pub fn outlives_its_connection(&self) -> bool {
+        matches!(self, Exclusive::Http(_))
     }
 
     /// Reads whatever arrived on an idle session without waiting (answers server pings);
@@ -82,6 +97,7 @@ impl Exclusive {
     pub fn sweep(&mut self) -> bool {
         match self {
             Exclusive::Line(c) => c.sweep(),
+            Exclusive::Http(c) => c.sweep(),
             Exclusive::Session(s) => !s.dispatcher().is_closed(),
         }
     }
@@ -91,6 +107,7 @@ impl Exclusive {
     pub fn into_open(self, hooks: &Arc<Hooks>) -> Open {
         match self {
             Exclusive::Line(c) => Open::Mux(c.into_mux(hooks.clone())),
+            Exclusive::Http(c) => Open::Http(Arc::new(tokio::sync::Mutex::new(*c))),
             Exclusive::Session(s) => Open::Session(Arc::new(*s)),
         }
     }
@@ -98,16 +115,19 @@ impl Exclusive {
     pub async fn close(self) {
         match self {
             Exclusive::Line(c) => c.close(),
+            Exclusive::Http(c) => c.close().await,
             Exclusive::Session(s) => s.close().await,
         }
     }
 }
 
-/// An open-model session: a multiplexed lean connection, or a full client session whose
-/// requests each run in a task.
+/// An open-model session: a multiplexed lean connection, a lean HTTP connection (one
+/// request at a time: requests to a busy session wait for it), or a full client session.
+/// Requests over the latter two each run in a task.
 #[derive(Clone)]
 pub enum Open {
     Mux(Arc<MuxConn>),
+    Http(Arc<tokio::sync::Mutex<HttpConn>>),
     Session(Arc<Session>),
 }
 
@@ -115,6 +135,8 @@ impl Open {
     pub fn is_closed(&self) -> bool {
         match self {
             Open::Mux(c) => c.is_closed(),
+            // A busy session is in use, so not closed.
+            Open::Http(c) => c.try_lock().is_ok_and(|c| c.is_broken()),
             Open::Session(s) => s.dispatcher().is_closed(),
         }
     }
@@ -122,6 +144,11 @@ impl Open {
     pub async fn close(self) {
         match self {
             Open::Mux(c) => c.close(),
+            Open::Http(c) => {
+                if let Ok(c) = Arc::try_unwrap(c) {
+                    c.into_inner().close().await;
+                }
+            }
             Open::Session(s) => {
                 if let Ok(s) = Arc::try_unwrap(s) {
                     s.close().await;
@@ -134,6 +161,8 @@ impl Open {
 enum Route {
     /// `tcp://`: lean connections to this address.
     Line(SocketAddr),
+    /// `http://`: lean Streamable HTTP connections.
+    Http(Arc<HttpShared>),
     /// Any other transport, through the full client.
     Client(Target),
 }
@@ -164,8 +193,24 @@ impl Connector {
             protocol_version: plan.client.protocol_version.clone(),
             client_name: plan.client.client_name.clone(),
             auth_token: plan.client.auth_token.clone(),
+            headers: plan.client.headers.clone(),
+            // A load session reads replies to its own requests: no GET stream per session.
+            get_stream: false,
+            // Read again here: worker processes get the settings, not the coordinator's state.
+            tls: crate::net::tls::ClientTls::new(plan.client.tls.clone())
+                .map_err(|e| LoadError::Http { target: plan.target.clone(), detail: e.to_string() })?,
             ..ClientOptions::default()
         };
+        if target.is_tls() {
+            base.tls.warm().map_err(|detail| LoadError::Http { target: plan.target.clone(), detail })?;
+        }
+        let init_params = mcp::initialize_params(
+            &plan.client.protocol_version,
+            &plan.client.client_name,
+            env!("CARGO_PKG_VERSION"),
+            plan.client.auth_token.as_deref(),
+        );
+        let init = Encoded::new(methods::INITIALIZE, Some(&init_params));
         let (route, loopback) = match &target {
             Target::Tcp { host, port } => {
                 let addr = tokio::net::lookup_host((host.as_str(), *port))
@@ -176,6 +221,20 @@ impl Connector {
                 (Route::Line(addr), addr.ip().is_loopback() && addr.is_ipv4())
             }
             Target::Builtin => return Err(LoadError::BuiltinNotStarted),
+            Target::Http { url } if url.starts_with("http://") => {
+                let shared = HttpShared::new(
+                    url,
+                    plan.client.auth_token.as_deref(),
+                    &plan.client.headers,
+                    plan.client.max_message_size,
+                    false,
+                    init.clone(),
+                )
+                .await
+                .map_err(|detail| LoadError::Http { target: plan.target.clone(), detail })?;
+                let loopback = shared.addr().ip().is_loopback() && shared.addr().is_ipv4();
+                (Route::Http(Arc::new(shared.abortive(loopback))), loopback)
+            }
             Target::Stdio { .. } => (Route::Client(target.clone()), false),
             other => {
                 let loopback = match other.host_port() {
@@ -201,12 +260,6 @@ impl Connector {
                 Arc::new(base.clone())
             })
             .collect();
-        let init_params = mcp::initialize_params(
-            &plan.client.protocol_version,
-            &plan.client.client_name,
-            env!("CARGO_PKG_VERSION"),
-            plan.client.auth_token.as_deref(),
-        );
         let mut initialized = crate::protocol::Message::notification(methods::INITIALIZED, None).to_vec();
         initialized.push(b'\n');
         Ok(Connector {
@@ -214,7 +267,7 @@ impl Connector {
             route,
             opts,
             sources,
-            init: Encoded::new(methods::INITIALIZE, Some(&init_params)),
+            init,
             initialized,
             connect_timeout: plan.connect_timeout,
             max_message: plan.client.max_message_size,
@@ -229,6 +282,9 @@ impl Connector {
         let fut = async {
             match &self.route {
                 Route::Line(addr) => self.connect_line(*addr, self.sources[slot]).await.map(Exclusive::Line),
+                Route::Http(shared) => {
+                    HttpConn::connect(shared.clone(), self.sources[slot]).await.map(|c| Exclusive::Http(Box::new(c)))
+                }
                 Route::Client(t) => {
                     Session::connect(t, self.opts[slot].clone()).await.map(|s| Exclusive::Session(Box::new(s)))
                 }

@@ -1,9 +1,10 @@
 //! How load sessions survive faults, and how their recovery is measured.
 //!
-//! - [`Resilience`]: the plan's policy: reconnect with bounded exponential backoff and
-//!   seeded jitter ([`Backoff`]), resend idempotent requests that were in flight when the
-//!   connection broke (and, when asked, those that timed out), an optional client-side
-//!   circuit breaker ([`Breaker`]: closed, open, half-open).
+//! - [`Resilience`]: the plan's policy: the sessions' [`Policy`] (the one script sessions
+//!   use too: reconnect with bounded exponential backoff and seeded jitter, resend
+//!   idempotent requests that were in flight when the connection broke and, when asked,
+//!   those that timed out), an optional client-side circuit breaker ([`Breaker`]: closed,
+//!   open, half-open) and what counts as recovered.
 //! - [`Events`]: what happened during a phase on a shared clock: chaos actions the script
 //!   took ([`Events::mark`]: kill, restart, a fault added) and, per session, when its
 //!   connection broke and when it was re-established ([`Events::broke`],
@@ -21,8 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Methods resent by default when their connection broke: they change nothing on the server.
-pub use crate::client::resilient::DEFAULT_IDEMPOTENT;
+pub use crate::client::resilient::{Backoff, Failure, Policy, DEFAULT_IDEMPOTENT};
 
 /// A client-side circuit breaker's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,22 +48,12 @@ impl Default for BreakerPlan {
     }
 }
 
-/// The resilience policy of a phase.
+/// The resilience policy of a phase: the sessions' [`Policy`] (shared with script sessions:
+/// reconnect, backoff, resends) plus what only a phase has.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Resilience {
-    /// Reopen a session whose connection broke (on by default: a load tool keeps its load).
-    pub reconnect: bool,
-    /// First backoff between reconnect attempts; doubles per failure up to `backoff_max`.
-    pub backoff_initial: Duration,
-    pub backoff_max: Duration,
-    /// Each wait is drawn uniformly from [(1 - jitter) * backoff, backoff] (seeded per session).
-    pub jitter: f64,
-    /// Methods resent after their connection broke (idempotent ones).
-    pub resend: Vec<String>,
-    /// Also resend those methods after a timeout (off by default: timeouts are measured).
-    pub resend_on_timeout: bool,
-    /// Most extra attempts per request.
-    pub max_resends: u32,
+    #[serde(flatten)]
+    pub policy: Policy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breaker: Option<BreakerPlan>,
     /// Recovery is when this fraction of sessions is re-established and answering.
@@ -72,32 +62,14 @@ pub struct Resilience {
 
 impl Default for Resilience {
     fn default() -> Self {
-        Resilience {
-            reconnect: true,
-            backoff_initial: Duration::from_millis(50),
-            backoff_max: Duration::from_secs(1),
-            jitter: 0.5,
-            resend: DEFAULT_IDEMPOTENT.iter().map(|s| s.to_string()).collect(),
-            resend_on_timeout: false,
-            max_resends: 1,
-            breaker: None,
-            recovery_fraction: 0.99,
-        }
+        Resilience { policy: Policy::default(), breaker: None, recovery_fraction: 0.99 }
     }
 }
 
 impl Resilience {
     /// Why the policy cannot be used, naming the valid range.
     pub fn validate(&self) -> Result<(), LoadError> {
-        if self.backoff_initial.is_zero() || self.backoff_max < self.backoff_initial {
-            return Err(LoadError::Backoff { initial: self.backoff_initial, max: self.backoff_max });
-        }
-        if !(0.0..=1.0).contains(&self.jitter) {
-            return Err(LoadError::Jitter(self.jitter));
-        }
-        if self.max_resends > 100 {
-            return Err(LoadError::MaxResends(self.max_resends));
-        }
+        self.policy.validate()?;
         if !(self.recovery_fraction > 0.0 && self.recovery_fraction <= 1.0) {
             return Err(LoadError::RecoveryFraction(self.recovery_fraction));
         }
@@ -110,19 +82,6 @@ impl Resilience {
             }
         }
         Ok(())
-    }
-
-    pub fn resends(&self, method: &str) -> bool {
-        self.max_resends > 0 && self.resend.iter().any(|m| m == method)
-    }
-}
-
-pub use crate::client::resilient::Backoff;
-
-impl Resilience {
-    /// The reconnect backoff of one session, seeded.
-    pub fn backoff(&self, seed: u64) -> Backoff {
-        Backoff::new(self.backoff_initial, self.backoff_max, self.jitter, seed)
     }
 }
 

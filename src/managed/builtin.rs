@@ -13,7 +13,7 @@ use std::path::PathBuf;
 pub enum Builtin {
     /// In this process, with the limits and faults of the config (its listeners are
     /// replaced by the loopback port).
-    InProcess(ServerConfig),
+    InProcess(Box<ServerConfig>),
     /// As `workers` child processes (`exe serve` with the `serve` options `args`) the run
     /// may kill and restart.
     Processes { exe: PathBuf, workers: u32, args: Vec<String> },
@@ -37,7 +37,7 @@ pub enum BuiltinError {
 /// Starts the built-in server as `how` says; it listens once this returns.
 pub async fn start(how: Builtin) -> Result<BuiltinServer, BuiltinError> {
     Ok(match how {
-        Builtin::InProcess(config) => BuiltinServer::InProcess(start_in_process(config).await?),
+        Builtin::InProcess(config) => BuiltinServer::InProcess(start_in_process(*config).await?),
         Builtin::Processes { exe, workers, args } => {
             BuiltinServer::Processes(Box::new(ManagedServer::start_builtin(&exe, workers, &args).await?))
         }

@@ -1,6 +1,8 @@
 //! Sockets and framing shared by the client and the server: the bounded line reader
 //! behind newline-delimited JSON-RPC (tcp and stdio), SO_REUSEPORT listeners for
-//! multi-process servers, and client sockets bound to chosen loopback source addresses.
+//! multi-process servers, client sockets bound to chosen loopback source addresses, and
+//! TLS for both sides ([`tls`]).
 
 pub mod lines;
 pub mod socket;
+pub mod tls;

@@ -65,16 +65,29 @@ pub fn negotiate(requested: &str) -> &'static str {
     SUPPORTED_PROTOCOL_VERSIONS.iter().copied().find(|v| *v == requested).unwrap_or(LATEST_PROTOCOL_VERSION)
 }
 
-/// The `params` of a client's `initialize` request.
+/// The `params` of a client's `initialize` request, declaring no capabilities.
 pub fn initialize_params(
     protocol_version: &str,
     client_name: &str,
     client_version: &str,
     auth_token: Option<&str>,
 ) -> Value {
+    initialize_params_with(protocol_version, client_name, client_version, auth_token, json!({}))
+}
+
+/// The `params` of a client's `initialize` request with the client's `capabilities`
+/// (`sampling`, `elicitation`, `roots`: only what the session is configured to answer).
+/// `auth_token` goes in as `authToken` (for transports without headers).
+pub fn initialize_params_with(
+    protocol_version: &str,
+    client_name: &str,
+    client_version: &str,
+    auth_token: Option<&str>,
+    capabilities: Value,
+) -> Value {
     let mut params = json!({
         "protocolVersion": protocol_version,
-        "capabilities": {},
+        "capabilities": capabilities,
         "clientInfo": {"name": client_name, "version": client_version},
     });
     if let Some(token) = auth_token {

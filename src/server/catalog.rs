@@ -1,7 +1,8 @@
 //! The reference server's tools, resources and prompts. Tools: `echo` (argument `message`,
 //! answering `Echo: <message>` like the official reference server), `add`, `sleep`, `fail`,
 //! `payload` and `stats`. Resources: `mcpscript://readme`, `mcpscript://stats` and the
-//! template `mcpscript://payload/{size}`. Prompt: `greeting`.
+//! template `mcpscript://payload/{size}`. Prompt: `greeting`. Names none of these know
+//! fall through to the conformance fixtures ([`super::fixtures`]), listed after them.
 
 use crate::protocol::jsonrpc::{ErrorObject, INTERNAL_ERROR, INVALID_PARAMS};
 use crate::protocol::mcp::codes;
@@ -14,10 +15,12 @@ pub const MAX_SLEEP: Duration = Duration::from_secs(300);
 /// Largest `payload` the server produces.
 pub const MAX_PAYLOAD: u64 = 16 * 1024 * 1024;
 
-/// A tool's outcome, possibly only after a delay.
+/// A tool's outcome, possibly only after a delay, or a call that talks to the client
+/// while it runs (notifications, server requests: [`super::peer`]).
 pub enum ToolResult {
     Done(Result<Value, ErrorObject>),
     After(Duration, Result<Value, ErrorObject>),
+    Stream(super::peer::StreamingRun),
 }
 
 fn invalid(msg: impl Into<String>) -> ErrorObject {
@@ -33,7 +36,7 @@ pub fn tools_list() -> Value {
     static TOOLS: OnceLock<Value> = OnceLock::new();
     TOOLS
         .get_or_init(|| {
-            json!({"tools": [
+            let mut tools = json!({"tools": [
                 {"name": "echo", "description": "Echoes back the input message",
                  "inputSchema": {"type": "object", "properties": {"message": {"type": "string", "description": "Message to echo"}}, "required": ["message"]}},
                 {"name": "add", "description": "Adds two numbers",
@@ -46,7 +49,11 @@ pub fn tools_list() -> Value {
                  "inputSchema": {"type": "object", "properties": {"size": {"type": "integer", "minimum": 0, "maximum": MAX_PAYLOAD}}, "required": ["size"]}},
                 {"name": "stats", "description": "The server's counters and resident memory",
                  "inputSchema": {"type": "object", "properties": {}}}
-            ]})
+            ]});
+            if let Some(list) = tools["tools"].as_array_mut() {
+                list.extend(super::fixtures::tools());
+            }
+            tools
         })
         .clone()
 }
@@ -105,7 +112,8 @@ pub fn call_tool(params: Option<&Value>, stats: impl FnOnce() -> Value) -> ToolR
             r["structuredContent"] = s;
             done(Ok(r))
         }
-        other => done(Err(invalid(format!("Unknown tool: {other}")))),
+        other => super::fixtures::call_tool(other, params)
+            .unwrap_or_else(|| done(Err(invalid(format!("Unknown tool: {other}"))))),
     }
 }
 
@@ -130,16 +138,20 @@ pub fn payload(size: usize) -> String {
 }
 
 pub fn resources_list() -> Value {
-    json!({"resources": [
-        {"uri": "mcpscript://readme", "name": "readme", "title": "About this server", "mimeType": "text/plain"},
-        {"uri": "mcpscript://stats", "name": "stats", "title": "Server counters", "mimeType": "application/json"}
-    ]})
+    let mut resources = vec![
+        json!({"uri": "mcpscript://readme", "name": "readme", "title": "About this server", "mimeType": "text/plain"}),
+        json!({"uri": "mcpscript://stats", "name": "stats", "title": "Server counters", "mimeType": "application/json"}),
+    ];
+    resources.extend(super::fixtures::resources());
+    json!({"resources": resources})
 }
 
 pub fn resource_templates_list() -> Value {
-    json!({"resourceTemplates": [
+    let mut templates = vec![json!(
         {"uriTemplate": "mcpscript://payload/{size}", "name": "payload", "title": "A text of SIZE bytes", "mimeType": "text/plain"}
-    ]})
+    )];
+    templates.extend(super::fixtures::resource_templates());
+    json!({"resourceTemplates": templates})
 }
 
 pub fn read_resource(params: Option<&Value>, stats: impl FnOnce() -> Value) -> Result<Value, ErrorObject> {
@@ -155,6 +167,9 @@ pub fn read_resource(params: Option<&Value>, stats: impl FnOnce() -> Value) -> R
         _ => match uri.strip_prefix("mcpscript://payload/").map(str::parse::<u64>) {
             Some(Ok(size)) if size <= MAX_PAYLOAD => ("text/plain", payload(size as usize)),
             _ => {
+                if let Some(found) = super::fixtures::read_resource(uri) {
+                    return Ok(found);
+                }
                 return Err(
                     ErrorObject::new(codes::RESOURCE_NOT_FOUND, "Resource not found").with_data(json!({"uri": uri}))
                 );
@@ -165,10 +180,12 @@ pub fn read_resource(params: Option<&Value>, stats: impl FnOnce() -> Value) -> R
 }
 
 pub fn prompts_list() -> Value {
-    json!({"prompts": [
+    let mut prompts = vec![json!(
         {"name": "greeting", "title": "Greeting", "description": "Greets someone by name",
          "arguments": [{"name": "name", "description": "Who to greet", "required": true}]}
-    ]})
+    )];
+    prompts.extend(super::fixtures::prompts());
+    json!({"prompts": prompts})
 }
 
 pub fn get_prompt(params: Option<&Value>) -> Result<Value, ErrorObject> {
@@ -177,7 +194,8 @@ pub fn get_prompt(params: Option<&Value>) -> Result<Value, ErrorObject> {
         .and_then(Value::as_str)
         .ok_or_else(|| invalid("prompts/get needs params.name (a string)"))?;
     if name != "greeting" {
-        return Err(invalid(format!("Unknown prompt: {name}")));
+        return super::fixtures::get_prompt(name, params)
+            .unwrap_or_else(|| Err(invalid(format!("Unknown prompt: {name}"))));
     }
     let who = params
         .and_then(|p| p.get("arguments"))
@@ -198,6 +216,7 @@ mod tests {
         match call_tool(Some(&v), || json!({"requests": 1})) {
             ToolResult::Done(r) => r,
             ToolResult::After(_, r) => r,
+            ToolResult::Stream(_) => panic!("a streaming tool"),
         }
     }
 

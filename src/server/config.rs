@@ -1,22 +1,24 @@
-//! Server configuration: listen URLs (`http://`, `sse+http://`, `ws://`, `tcp://`), capacity
-//! limits, injected latency and errors, fault modes ([`Faults`]), auth and Origin rules.
-//! Validated once, up front.
+//! Server configuration: listen URLs (`http://`, `sse+http://`, `ws://`, their TLS forms
+//! `https://`, `sse+https://`, `wss://`, and `tcp://`), the TLS certificate and key,
+//! capacity limits, injected latency and errors, fault modes ([`Faults`]), auth and Origin
+//! rules. Validated once, up front.
 
 use super::ServerError;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-/// One address to serve and how.
+/// One address to serve and how. The `bool` of the HTTP-family listeners is TLS
+/// (`https://`, `sse+https://`, `wss://`: every connection starts with a TLS handshake).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listen {
     /// Streamable HTTP at this path (the same port also answers legacy SSE at `/sse` and
     /// WebSocket upgrades).
-    Http(SocketAddr, String),
+    Http(SocketAddr, String, bool),
     /// Legacy HTTP+SSE: the stream at this path, messages POSTed to `/message`.
-    LegacySse(SocketAddr, String),
+    LegacySse(SocketAddr, String, bool),
     /// WebSocket upgrades at this path.
-    Ws(SocketAddr, String),
+    Ws(SocketAddr, String, bool),
     /// Newline-delimited JSON-RPC.
     Tcp(SocketAddr),
 }
@@ -26,7 +28,7 @@ impl Listen {
         let bad = |reason: &str| ServerError::BadListen { url: url.to_string(), reason: reason.to_string() };
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| bad("expected SCHEME://HOST:PORT[/PATH] with scheme http, sse+http, ws or tcp"))?;
+            .ok_or_else(|| bad("expected SCHEME://HOST:PORT[/PATH] with scheme http(s), sse+http(s), ws(s) or tcp"))?;
         let (hostport, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
@@ -51,16 +53,26 @@ impl Listen {
         match scheme {
             "tcp" if path.is_none() || path.as_deref() == Some("/") => Ok(Listen::Tcp(addr)),
             "tcp" => Err(bad("tcp:// takes no path")),
-            "http" => Ok(Listen::Http(addr, path.unwrap_or_else(|| "/mcp".into()))),
-            "sse+http" => Ok(Listen::LegacySse(addr, path.unwrap_or_else(|| "/sse".into()))),
-            "ws" => Ok(Listen::Ws(addr, path.unwrap_or_else(|| "/ws".into()))),
-            _ => Err(bad("unknown scheme; use http, sse+http, ws or tcp")),
+            "http" | "https" => Ok(Listen::Http(addr, path.unwrap_or_else(|| "/mcp".into()), scheme == "https")),
+            "sse+http" | "sse+https" => {
+                Ok(Listen::LegacySse(addr, path.unwrap_or_else(|| "/sse".into()), scheme == "sse+https"))
+            }
+            "ws" | "wss" => Ok(Listen::Ws(addr, path.unwrap_or_else(|| "/ws".into()), scheme == "wss")),
+            _ => Err(bad("unknown scheme; use http(s), sse+http(s), ws(s) or tcp")),
         }
     }
 
     pub fn addr(&self) -> SocketAddr {
         match self {
-            Listen::Http(a, _) | Listen::LegacySse(a, _) | Listen::Ws(a, _) | Listen::Tcp(a) => *a,
+            Listen::Http(a, ..) | Listen::LegacySse(a, ..) | Listen::Ws(a, ..) | Listen::Tcp(a) => *a,
+        }
+    }
+
+    /// Whether connections start with a TLS handshake.
+    pub fn is_tls(&self) -> bool {
+        match self {
+            Listen::Http(.., tls) | Listen::LegacySse(.., tls) | Listen::Ws(.., tls) => *tls,
+            Listen::Tcp(_) => false,
         }
     }
 
@@ -68,7 +80,7 @@ impl Listen {
     pub fn with_port(&self, port: u16) -> Listen {
         let mut l = self.clone();
         match &mut l {
-            Listen::Http(a, _) | Listen::LegacySse(a, _) | Listen::Ws(a, _) | Listen::Tcp(a) => a.set_port(port),
+            Listen::Http(a, ..) | Listen::LegacySse(a, ..) | Listen::Ws(a, ..) | Listen::Tcp(a) => a.set_port(port),
         }
         l
     }
@@ -77,9 +89,9 @@ impl Listen {
 impl fmt::Display for Listen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Listen::Http(a, p) => write!(f, "http://{a}{p}"),
-            Listen::LegacySse(a, p) => write!(f, "sse+http://{a}{p}"),
-            Listen::Ws(a, p) => write!(f, "ws://{a}{p}"),
+            Listen::Http(a, p, tls) => write!(f, "http{}://{a}{p}", if *tls { "s" } else { "" }),
+            Listen::LegacySse(a, p, tls) => write!(f, "sse+http{}://{a}{p}", if *tls { "s" } else { "" }),
+            Listen::Ws(a, p, tls) => write!(f, "ws{}://{a}{p}", if *tls { "s" } else { "" }),
             Listen::Tcp(a) => write!(f, "tcp://{a}"),
         }
     }
@@ -112,6 +124,8 @@ pub struct ServerConfig {
     pub session_secret: u64,
     /// Ways to misbehave on purpose (all off by default).
     pub faults: Faults,
+    /// Certificate and key of the TLS listeners (`--tls-cert`, `--tls-key`).
+    pub tls: Option<crate::net::tls::ServerTlsFiles>,
 }
 
 /// Largest `leak` per request.
@@ -191,6 +205,7 @@ impl Default for ServerConfig {
             worker_index: 0,
             session_secret: rand::random(),
             faults: Faults::default(),
+            tls: None,
         }
     }
 }
@@ -216,6 +231,20 @@ impl ServerConfig {
                 });
             }
         }
+        match (self.listen.iter().find(|l| l.is_tls()), &self.tls) {
+            (Some(l), None) => {
+                return Err(ServerError::BadListen {
+                    url: l.to_string(),
+                    reason: "TLS needs a certificate and key: pass --tls-cert FILE and --tls-key FILE".into(),
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ServerError::Config(
+                    "--tls-cert and --tls-key need a TLS listener: --listen https://, sse+https:// or wss://".into(),
+                ))
+            }
+            _ => {}
+        }
         if !(0.0..=1.0).contains(&self.error_rate) {
             return Err(ServerError::Config(format!("--error-rate must be between 0 and 1, got {}", self.error_rate)));
         }
@@ -238,12 +267,28 @@ mod tests {
         assert_eq!(Listen::parse("tcp://127.0.0.1:7777").unwrap(), Listen::Tcp("127.0.0.1:7777".parse().unwrap()));
         assert_eq!(
             Listen::parse("http://localhost:0").unwrap(),
-            Listen::Http("127.0.0.1:0".parse().unwrap(), "/mcp".into())
+            Listen::Http("127.0.0.1:0".parse().unwrap(), "/mcp".into(), false)
         );
+        let https = Listen::parse("https://127.0.0.1:8443").unwrap();
+        assert_eq!(https, Listen::Http("127.0.0.1:8443".parse().unwrap(), "/mcp".into(), true));
+        assert_eq!(https.to_string(), "https://127.0.0.1:8443/mcp");
+        assert!(https.is_tls() && !Listen::parse("ws://127.0.0.1:1").unwrap().is_tls());
+        assert_eq!(Listen::parse("wss://127.0.0.1:1").unwrap().to_string(), "wss://127.0.0.1:1/ws");
+        assert_eq!(Listen::parse("sse+https://127.0.0.1:1").unwrap().to_string(), "sse+https://127.0.0.1:1/sse");
         assert_eq!(Listen::parse("ws://[::1]:9/x").unwrap().to_string(), "ws://[::1]:9/x");
         assert!(Listen::parse("tcp://example.com:1").unwrap_err().to_string().contains("IP address"));
         assert!(Listen::parse("udp://127.0.0.1:1").is_err());
         assert!(Listen::parse("tcp://127.0.0.1").unwrap_err().to_string().contains(":PORT"));
+    }
+
+    #[test]
+    fn tls_listeners_need_a_certificate() {
+        let mut c = ServerConfig::listening(&["https://127.0.0.1:0/mcp"]).unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("--tls-cert"));
+        c.tls = Some(crate::net::tls::ServerTlsFiles { cert: "c.pem".into(), key: "k.pem".into() });
+        assert!(c.validate().is_ok());
+        c.listen = vec![Listen::parse("http://127.0.0.1:0/mcp").unwrap()];
+        assert!(c.validate().unwrap_err().to_string().contains("need a TLS listener"));
     }
 
     #[test]

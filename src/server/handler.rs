@@ -4,10 +4,13 @@
 //! injected latency). Lifecycle, load shedding, latency and error injection and the fault
 //! modes ([`super::Faults`]) are enforced here, so every transport behaves the same. Every
 //! JSON-RPC error the server writes, the transports' own included, goes out through
-//! [`ServerState::outgoing`].
+//! [`ServerState::outgoing`]. Calls that talk to the client while they run (the conformance
+//! fixtures) come out as [`Outcome::Stream`]; the client's replies to the server's own
+//! requests are matched here ([`super::peer::Exchange::resolve`]).
 
 use super::catalog::{self, ToolResult};
 use super::config::DEFAULT_COLLAPSE_THRESHOLD;
+use super::peer::{Exchange, Streaming};
 use super::stats::Stats;
 use super::ServerConfig;
 use crate::protocol::jsonrpc::{
@@ -34,6 +37,10 @@ pub enum Outcome {
     Ready(Option<Vec<u8>>),
     /// The reply comes later; the transport awaits it without blocking other requests.
     Pending(BoxFuture<Option<Vec<u8>>>),
+    /// Messages for the client, then the reply: the transport starts the call
+    /// ([`Streaming::start`]) and forwards what it sends, or, when it has no way to send
+    /// anything but the reply, awaits [`Streaming::reply_only`].
+    Stream(Streaming),
 }
 
 /// One client session's protocol state (a tcp/ws/stdio connection, or an HTTP session id).
@@ -43,6 +50,8 @@ pub struct SessionState {
     version: OnceLock<&'static str>,
     /// The transport already authenticated this client (HTTP bearer token).
     pre_authorized: bool,
+    /// Server-to-client requests waiting for replies, log level, subscriptions.
+    exchange: Exchange,
 }
 
 impl SessionState {
@@ -56,7 +65,13 @@ impl SessionState {
         let s = SessionState { pre_authorized, ..Default::default() };
         let _ = s.version.set(version);
         s.initialized.store(true, Ordering::Release);
+        s.exchange.assume_every_capability();
         s
+    }
+
+    /// The session's side of server-to-client traffic.
+    pub fn exchange(&self) -> &Exchange {
+        &self.exchange
     }
 
     pub fn is_initialized(&self) -> bool {
@@ -91,6 +106,16 @@ enum Step {
     None,
     Now(Response),
     Later(BoxFuture<Response>),
+    Stream(Streaming),
+}
+
+/// The in-flight slot of a streaming call, released when the call ends or is dropped.
+struct OwnedInflight(Arc<ServerState>);
+
+impl Drop for OwnedInflight {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl ServerState {
@@ -183,6 +208,7 @@ impl ServerState {
                 Step::None => Outcome::Ready(None),
                 Step::Now(r) => Outcome::Ready(Some(Message::Response(r).to_vec())),
                 Step::Later(f) => Outcome::Pending(Box::pin(async move { Some(Message::Response(f.await).to_vec()) })),
+                Step::Stream(s) => Outcome::Stream(s),
             },
             Ok(Payload::Batch(items)) => self.handle_batch(session, items),
         }
@@ -207,7 +233,7 @@ impl ServerState {
             (!replies.is_empty())
                 .then(|| jsonrpc::batch_to_vec(&replies.into_iter().map(Message::Response).collect::<Vec<_>>()))
         };
-        if steps.iter().all(|s| !matches!(s, Step::Later(_))) {
+        if steps.iter().all(|s| matches!(s, Step::None | Step::Now(_))) {
             let replies = steps.into_iter().filter_map(|s| if let Step::Now(r) = s { Some(r) } else { None }).collect();
             return Outcome::Ready(encode(replies));
         }
@@ -218,6 +244,8 @@ impl ServerState {
                     Step::None => {}
                     Step::Now(r) => replies.push(r),
                     Step::Later(f) => replies.push(f.await),
+                    // A batch's reply is one array: nothing can reach the client before it.
+                    Step::Stream(s) => replies.push(s.reply_only().await),
                 }
             }
             encode(replies)
@@ -237,18 +265,19 @@ impl ServerState {
                 }
                 Step::None
             }
-            // Replies to server requests: this server sends none, so there is nothing to match.
-            Message::Response(_) => Step::None,
+            // The client's reply to one of the server's requests (sampling, elicitation).
+            Message::Response(reply) => {
+                if !session.exchange.resolve(reply) {
+                    tracing::debug!("a reply that answers no request of this server's is ignored");
+                }
+                Step::None
+            }
         }
     }
 
     fn handle_request(self: &Arc<Self>, session: &Arc<SessionState>, req: Request) -> Step {
         let id = req.id.clone();
-        let reply = |outcome: Result<Value, ErrorObject>| {
-            let stat = if outcome.is_ok() { &self.stats.responses_ok } else { &self.stats.responses_error };
-            Stats::inc(stat);
-            self.outgoing(Response { id: Some(id.clone()), outcome })
-        };
+        let reply = |outcome: Result<Value, ErrorObject>| self.reply(id.clone(), outcome);
         if req.method == methods::INITIALIZE {
             return Step::Now(reply(self.initialize(session, req.params.as_ref())));
         }
@@ -271,12 +300,16 @@ impl ServerState {
             Stats::inc(&self.stats.injected_errors);
             (Duration::ZERO, Err(ErrorObject::new(INTERNAL_ERROR, "injected error (--error-rate)")))
         } else {
-            match self.dispatch(&req) {
+            match self.dispatch(session, &req) {
                 ToolResult::Done(outcome) => (Duration::ZERO, outcome),
                 ToolResult::After(d, outcome) => (d, outcome),
+                ToolResult::Stream(run) => {
+                    std::mem::forget(guard);
+                    return Step::Stream(self.streaming(session, req.id, run, self.injected_delay(inflight)));
+                }
             }
         };
-        delay += self.config.latency.unwrap_or_default() + self.jitter() + self.collapse_delay(inflight);
+        delay += self.injected_delay(inflight);
         let response = reply(outcome);
         if delay.is_zero() {
             drop(guard);
@@ -289,6 +322,46 @@ impl ServerState {
             tokio::time::sleep(delay).await;
             response
         }))
+    }
+
+    /// A reply, counted by outcome, as this server sends it ([`Self::outgoing`]).
+    fn reply(&self, id: crate::protocol::Id, outcome: Result<Value, ErrorObject>) -> Response {
+        let stat = if outcome.is_ok() { &self.stats.responses_ok } else { &self.stats.responses_error };
+        Stats::inc(stat);
+        self.outgoing(Response { id: Some(id), outcome })
+    }
+
+    /// What `latency`, `jitter` and `collapse` add to a reply.
+    fn injected_delay(&self, inflight: usize) -> Duration {
+        self.config.latency.unwrap_or_default() + self.jitter() + self.collapse_delay(inflight)
+    }
+
+    /// A streaming call: holds its in-flight slot (already taken) until it ends; the
+    /// injected delay comes before its work.
+    fn streaming(
+        self: &Arc<Self>,
+        session: &Arc<SessionState>,
+        id: crate::protocol::Id,
+        run: super::peer::StreamingRun,
+        delay: Duration,
+    ) -> Streaming {
+        let slot = OwnedInflight(self.clone());
+        let run: super::peer::StreamingRun = if delay.is_zero() {
+            run
+        } else {
+            Box::new(move |peer| {
+                Box::pin(async move {
+                    tokio::time::sleep(delay).await;
+                    run(peer).await
+                })
+            })
+        };
+        let finish = Box::new(move |outcome| {
+            let state = slot.0.clone();
+            drop(slot);
+            state.reply(id, outcome)
+        });
+        Streaming::new(session.clone(), run, finish)
     }
 
     fn initialize(&self, session: &SessionState, params: Option<&Value>) -> Result<Value, ErrorObject> {
@@ -309,16 +382,18 @@ impl ServerState {
         }
         let version = mcp::negotiate(requested);
         let _ = session.version.set(version);
+        session.exchange.set_client_capabilities(params);
         Stats::inc(&self.stats.sessions_initialized);
         Ok(json!({
             "protocolVersion": version,
-            "capabilities": {"tools": {"listChanged": false}, "resources": {}, "prompts": {}, "logging": {}},
+            "capabilities": {"tools": {"listChanged": false}, "resources": {"subscribe": true, "listChanged": false},
+                "prompts": {"listChanged": false}, "logging": {}, "completions": {}},
             "serverInfo": {"name": "mcpscript", "title": "mcpscript reference server", "version": env!("CARGO_PKG_VERSION")},
-            "instructions": "mcpscript's reference server: tools echo, add, sleep, fail, payload, stats."
+            "instructions": "mcpscript's reference server: tools echo, add, sleep, fail, payload, stats, and the fixtures of the MCP conformance suite (test_*)."
         }))
     }
 
-    fn dispatch(&self, req: &Request) -> ToolResult {
+    fn dispatch(&self, session: &SessionState, req: &Request) -> ToolResult {
         let params = req.params.as_ref();
         let done = ToolResult::Done;
         match req.method.as_str() {
@@ -330,7 +405,10 @@ impl ServerState {
             methods::RESOURCES_READ => done(catalog::read_resource(params, || self.stats.snapshot())),
             methods::PROMPTS_LIST => done(Ok(catalog::prompts_list())),
             methods::PROMPTS_GET => done(catalog::get_prompt(params)),
-            methods::LOGGING_SET_LEVEL => done(Ok(json!({}))),
+            methods::LOGGING_SET_LEVEL => done(session.exchange.set_log_level(params)),
+            "resources/subscribe" => done(session.exchange.subscribe(params, true)),
+            "resources/unsubscribe" => done(session.exchange.subscribe(params, false)),
+            "completion/complete" => done(super::fixtures::complete(params)),
             other => done(Err(ErrorObject::new(METHOD_NOT_FOUND, format!("Method not found: {other}")))),
         }
     }

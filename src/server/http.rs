@@ -1,5 +1,8 @@
 //! HTTP-family serving: Streamable HTTP, legacy HTTP+SSE and WebSocket upgrades, all on
-//! every `http://`, `sse+http://` and `ws://` listener (hyper 1, HTTP/1.1, keep-alive).
+//! every `http://`, `sse+http://` and `ws://` listener (hyper 1, HTTP/1.1, keep-alive), and
+//! on their TLS forms `https://`, `sse+https://` and `wss://` (each connection's handshake
+//! runs in that connection's task, bounded by [`crate::net::tls::HANDSHAKE_TIMEOUT`], so a
+//! slow handshake never holds up accepting).
 //!
 //! Routes:
 //! - the Streamable HTTP path (`http://…/PATH`, default `/mcp`): POST, DELETE
@@ -29,6 +32,7 @@ mod upgrade;
 use super::handler::ServerState;
 use super::stats::Stats;
 use super::Listen;
+use crate::net::tls::{MaybeTls, TlsAcceptor};
 use crate::protocol::jsonrpc::{ErrorObject, Response as RpcResponse};
 use body::Body;
 use bytes::Bytes;
@@ -64,21 +68,25 @@ struct Shared {
     sse_path: String,
     /// `Bearer <token>`, when a token is required.
     bearer: Option<Vec<u8>>,
-    sessions: sessions::Sessions<Arc<super::SessionState>>,
+    sessions: sessions::Sessions<Arc<sessions::HttpSession>>,
     streams: sessions::Sessions<legacy::Stream>,
     shutdown: watch::Receiver<bool>,
+    /// The TLS acceptor of an `https://`, `sse+https://` or `wss://` listener.
+    tls: Option<TlsAcceptor>,
 }
 
-/// Serves one HTTP-family listener until `shutdown` turns true.
+/// Serves one HTTP-family listener until `shutdown` turns true; with `tls`, every
+/// connection starts with a TLS handshake.
 pub async fn serve(
     listener: TcpListener,
     listen: Listen,
+    tls: Option<TlsAcceptor>,
     state: Arc<ServerState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (mcp_path, sse_path) = match &listen {
-        Listen::Http(_, p) => (p.clone(), "/sse".to_string()),
-        Listen::LegacySse(_, p) => ("/mcp".to_string(), p.clone()),
+        Listen::Http(_, p, _) => (p.clone(), "/sse".to_string()),
+        Listen::LegacySse(_, p, _) => ("/mcp".to_string(), p.clone()),
         Listen::Ws(..) | Listen::Tcp(_) => ("/mcp".to_string(), "/sse".to_string()),
     };
     let shared = Arc::new(Shared {
@@ -89,6 +97,7 @@ pub async fn serve(
         sessions: sessions::Sessions::new(),
         streams: sessions::Sessions::new(),
         shutdown: shutdown.clone(),
+        tls,
     });
     while let Some(stream) = super::accept_or_stop(&listener, &mut shutdown).await {
         let _ = stream.set_nodelay(true);
@@ -100,11 +109,26 @@ pub async fn serve(
 
 async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
+    let stream = match &shared.tls {
+        None => MaybeTls::Plain(stream),
+        Some(acceptor) => {
+            let handshake = crate::net::tls::accept(acceptor, stream);
+            tokio::select! {
+                s = handshake => match s {
+                    Some(s) => s,
+                    None => return,
+                },
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
+    };
     let service = {
         let shared = shared.clone();
+        // The Streamable HTTP sessions this connection carries: released when it closes.
+        let attached = Arc::new(sessions::Attached::new(shared.state.clone()));
         hyper::service::service_fn(move |req| {
-            let shared = shared.clone();
-            async move { Ok::<_, Infallible>(shared.route(req).await) }
+            let (shared, attached) = (shared.clone(), attached.clone());
+            async move { Ok::<_, Infallible>(shared.route(req, &attached).await) }
         })
     };
     let conn =
@@ -119,7 +143,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
 }
 
 impl Shared {
-    async fn route(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    async fn route(self: &Arc<Self>, req: Request<Incoming>, attached: &sessions::Attached) -> Response<Body> {
         if let Some(origin) = req.headers().get(ORIGIN) {
             if !self.origin_allowed(origin) {
                 return self.error(StatusCode::FORBIDDEN, -32000, "Forbidden: Origin not allowed");
@@ -139,7 +163,7 @@ impl Shared {
         }
         match self.classify(req.uri().path()) {
             Route::Mcp => match *req.method() {
-                Method::POST => streamable::post(self, req).await,
+                Method::POST => streamable::post(self, req, attached).await,
                 Method::DELETE => streamable::delete(self, &req),
                 _ => self.method_not_allowed("POST, DELETE"),
             },

@@ -1,6 +1,8 @@
 //! Newline-delimited JSON-RPC serving: `tcp://` listeners and `--stdio`. Each connection is
 //! one task that reads lines, answers ready replies in one write per read burst, and spawns
-//! a task only for replies that wait (sleep, injected latency).
+//! a task only for replies that wait (sleep, injected latency) and for calls that talk to
+//! the client while they run (their notifications and requests go out as lines; the
+//! client's replies come back on the same connection).
 
 use super::handler::{Outcome, ServerState, SessionState};
 use super::stats::Stats;
@@ -70,6 +72,18 @@ where
                         if let Some(mut reply) = reply.await {
                             reply.push(b'\n');
                             let _ = writer.lock().await.write_all(&reply).await;
+                        }
+                    });
+                }
+                Outcome::Stream(call) => {
+                    let (writer, mut messages) = (writer.clone(), call.start());
+                    tokio::spawn(async move {
+                        while let Some(mut message) = messages.recv().await {
+                            message.push(b'\n');
+                            let mut w = writer.lock().await;
+                            if w.write_all(&message).await.is_err() || w.flush().await.is_err() {
+                                break;
+                            }
                         }
                     });
                 }

@@ -1,7 +1,9 @@
 //! The built-in reference server behind `mcpscript serve` and the `builtin` target: a
 //! spec-conformant MCP server over every transport. [`handler`] answers MCP requests
 //! (lifecycle, tools, resources, prompts, load shedding, injected latency and errors);
-//! [`catalog`] holds the tools, resources and prompts; [`lines`] serves newline-delimited
+//! [`catalog`] holds the tools, resources and prompts, [`fixtures`] those of the official
+//! conformance suite; [`peer`] carries notifications and the server's own requests to the
+//! client during a call; [`lines`] serves newline-delimited
 //! connections (tcp, stdio); [`http`] serves Streamable HTTP, legacy SSE and WebSocket;
 //! [`config`] parses listen URLs and limits; [`workers`] runs several SO_REUSEPORT processes.
 //!
@@ -30,9 +32,11 @@
 
 pub mod catalog;
 pub mod config;
+pub mod fixtures;
 pub mod handler;
 pub mod http;
 pub mod lines;
+pub mod peer;
 pub mod stats;
 pub mod workers;
 pub mod ws;
@@ -55,6 +59,9 @@ pub enum ServerError {
     Config(String),
     #[error("worker processes: {0}")]
     Workers(String),
+    /// The TLS certificate or key cannot be used (the message names the file).
+    #[error(transparent)]
+    Tls(#[from] crate::net::tls::TlsError),
 }
 
 /// The next accepted connection, or `None` once `shutdown` turns true. Accept errors
@@ -94,6 +101,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let (tx, rx) = watch::channel(false);
     let mut urls = Vec::new();
     let mut tasks = Vec::new();
+    // Checked before binding anything: a bad certificate or key fails the start.
+    let acceptor = match &state.config.tls {
+        Some(files) if state.config.listen.iter().any(Listen::is_tls) => Some(crate::net::tls::server_acceptor(files)?),
+        _ => None,
+    };
     for listen in state.config.listen.clone() {
         if state.config.worker_index == 0 && listen.addr().port() != 0 {
             // SO_REUSEPORT would let a second server silently share a taken port; only
@@ -111,7 +123,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         tasks.push(match bound {
             Listen::Tcp(_) => tokio::spawn(lines::serve_tcp(listener, state, rx)),
             Listen::Http(..) | Listen::LegacySse(..) | Listen::Ws(..) => {
-                tokio::spawn(http::serve(listener, bound, state, rx))
+                let tls = if bound.is_tls() { acceptor.clone() } else { None };
+                tokio::spawn(http::serve(listener, bound, tls, state, rx))
             }
         });
     }

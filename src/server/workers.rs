@@ -56,6 +56,9 @@ fn worker_args(config: &ServerConfig, urls: &[String], index: usize) -> Vec<Stri
         a.push("--allow-remote".into());
     }
     a.extend(["--max-message-size".into(), config.max_message_size.to_string()]);
+    if let Some(t) = &config.tls {
+        a.extend(["--tls-cert".into(), t.cert.display().to_string(), "--tls-key".into(), t.key.display().to_string()]);
+    }
     let f = &config.faults;
     if let Some(n) = f.leak {
         a.extend(["--fault-leak".into(), format!("{n}B")]);

@@ -8,12 +8,15 @@
 //! readable and flushed once per burst. Replies that wait (`sleep`, injected latency) are
 //! futures polled by the same task through a `FuturesUnordered`, so a slow request never
 //! holds up the ones behind it, and a connection that ends drops its waiting requests
-//! (releasing their in-flight slots) instead of leaving timers behind.
+//! (releasing their in-flight slots) instead of leaving timers behind. Calls that talk to
+//! the client while they run ([`Outcome::Stream`]) run in their own task; what they send
+//! (notifications, the server's requests, then the reply) is forwarded by the same loop,
+//! and the client's replies come back as frames like any other.
 
 use super::handler::{Outcome, ServerState, SessionState};
 use super::stats::Stats;
 use crate::protocol::jsonrpc::{self, ErrorObject, Response, INVALID_REQUEST, PARSE_ERROR};
-use futures_util::stream::FuturesUnordered;
+use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::future::Future;
 use std::pin::Pin;
@@ -226,6 +229,14 @@ impl Drop for OpenConnection<'_> {
 /// A reply that waits (the handler's [`Outcome::Pending`]).
 type Waiting = Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send>>;
 
+/// What the connection's streaming calls send, merged.
+type Streams = SelectAll<BoxStream<'static, Vec<u8>>>;
+
+/// The messages of a started streaming call, as a stream.
+fn messages_of(mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>) -> BoxStream<'static, Vec<u8>> {
+    Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+}
+
 /// Whether the session goes on after a frame.
 enum Flow {
     Continue,
@@ -281,6 +292,7 @@ pub async fn serve_websocket<S>(
     let _open = OpenConnection::new(&state.stats);
     let session = Arc::new(session);
     let mut waiting: FuturesUnordered<Waiting> = FuturesUnordered::new();
+    let mut streams = Streams::new();
     loop {
         let flow = tokio::select! {
             biased;
@@ -292,13 +304,17 @@ pub async fn serve_websocket<S>(
                 },
                 None => Flow::Continue,
             },
+            Some(message) = streams.next(), if !streams.is_empty() => match ws.send(text_frame(message)).await {
+                Ok(()) => Flow::Continue,
+                Err(_) => Flow::Stop(None),
+            },
             first = ws.next() => {
                 // Handle every frame that is already readable, then flush the replies in
                 // one write.
                 let mut next = first;
                 let mut flow;
                 loop {
-                    flow = on_frame(&mut ws, &state, &session, &mut waiting, next).await;
+                    flow = on_frame(&mut ws, &state, &session, (&mut waiting, &mut streams), next).await;
                     if !matches!(flow, Flow::Continue) {
                         break;
                     }
@@ -327,7 +343,7 @@ async fn on_frame<S>(
     ws: &mut WebSocketStream<S>,
     state: &Arc<ServerState>,
     session: &Arc<SessionState>,
-    waiting: &mut FuturesUnordered<Waiting>,
+    (waiting, streams): (&mut FuturesUnordered<Waiting>, &mut Streams),
     frame: Option<Result<Message, WsError>>,
 ) -> Flow
 where
@@ -339,6 +355,10 @@ where
             Outcome::Ready(None) => return Flow::Continue,
             Outcome::Pending(fut) => {
                 waiting.push(fut);
+                return Flow::Continue;
+            }
+            Outcome::Stream(call) => {
+                streams.push(messages_of(call.start()));
                 return Flow::Continue;
             }
         },

@@ -171,6 +171,10 @@ pub struct SuiteFile {
     /// process), as `--allow-spawn` lets them.
     #[serde(default)]
     pub allow_spawn: bool,
+    /// HTTP headers sent with every request of every scenario's sessions (HTTP, legacy SSE,
+    /// WebSocket); `--header` adds to them and wins for the same name.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
     /// The profile used without `--profile` (default `quick`).
     #[serde(default)]
     pub profile: Option<String>,

@@ -230,7 +230,7 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
                 Some(if chaos {
                     Builtin::Processes { exe: exe.clone(), workers, args: serve_args(s.server.as_ref()) }
                 } else {
-                    Builtin::InProcess(server_config(s.server.as_ref()))
+                    Builtin::InProcess(Box::new(server_config(s.server.as_ref())))
                 })
             } else {
                 None
@@ -245,7 +245,7 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
             };
             let opts = RunOptions {
                 target,
-                client: cfg.client.clone(),
+                client: with_suite_headers(&cfg.client, &plan.headers),
                 params: s.params.clone(),
                 seed: cfg.seed.wrapping_add(i as u64),
                 quiet: cfg.quiet,
@@ -623,4 +623,22 @@ fn apply_declared_metrics(r: &mut ScenarioResult, declared: &[super::manifest::M
         r.root.assertions.failed += 1;
         r.root.status = Status::Failed;
     }
+}
+
+/// The run's client options with the suite's `headers:` added (a `--header` of the same
+/// name wins).
+fn with_suite_headers(
+    client: &std::sync::Arc<crate::client::ClientOptions>,
+    headers: &[(String, String)],
+) -> std::sync::Arc<crate::client::ClientOptions> {
+    if headers.is_empty() {
+        return client.clone();
+    }
+    let mut opts = crate::client::ClientOptions::clone(client);
+    for (k, v) in headers {
+        if !opts.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case(k)) {
+            opts.headers.push((k.clone(), v.clone()));
+        }
+    }
+    std::sync::Arc::new(opts)
 }

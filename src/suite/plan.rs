@@ -74,6 +74,8 @@ pub struct SuitePlan {
     pub shared_server: bool,
     /// Scripts may spawn `stdio:` targets of their own (the suite's `allow_spawn: true`).
     pub allow_spawn: bool,
+    /// The suite's `headers:`, checked.
+    pub headers: Vec<(String, String)>,
     pub profile: String,
     pub parallelism: usize,
     /// Connections the running scenarios may hold together.
@@ -164,6 +166,12 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
                 .at(at_suite("server"))
                 .hint(Some("e.g. target: tcp://127.0.0.1:7801 with the server listening there".into())),
         );
+    }
+
+    for (k, v) in &suite.headers {
+        if let Err(e) = crate::client::auth::check_header(k, v) {
+            errors.push(ManifestError::new(&suite_file, format!("headers: {e}")).at(at_suite("headers")));
+        }
     }
 
     // The scenario manifests.
@@ -455,6 +463,7 @@ pub fn load(path: &Path, opts: &SuiteOptions) -> Result<SuitePlan, SuiteError> {
         server: suite.server,
         shared_server: suite.shared_server,
         allow_spawn: suite.allow_spawn,
+        headers: suite.headers.clone().into_iter().collect(),
         profile,
         parallelism,
         budget,

@@ -206,6 +206,38 @@ impl PyServer {
     }
 }
 
+/// A small interop server script in `tests/interop/` (`ts_server_requests.mjs` on Node,
+/// `py_sampling_server.py` on the venv's Python) that binds 127.0.0.1 on a port the OS
+/// picks and prints `listening http://127.0.0.1:PORT/mcp` once ready; killed (by PID) and
+/// reaped on drop.
+pub struct ScriptServer {
+    process: ServerProcess,
+    /// `http://127.0.0.1:PORT/mcp`.
+    pub url: String,
+}
+
+impl ScriptServer {
+    /// Starts `tests/interop/FILE` with node (`.mjs`) or the venv's Python (`.py`).
+    pub fn start(file: &str) -> ScriptServer {
+        ensure_setup();
+        start_retrying(file, 1, || {
+            let mut cmd = if file.ends_with(".py") { Command::new(venv_python()) } else { Command::new("node") };
+            cmd.arg(interop_dir().join(file)).current_dir(interop_dir()).env("PYTHONUNBUFFERED", "1");
+            let (process, line) = ServerProcess::launch(cmd, "listening http://", None)?;
+            let url = line.as_deref().and_then(|l| l.split_whitespace().nth(1)).unwrap_or_default().to_string();
+            if !url.starts_with("http://127.0.0.1:") {
+                return Err((format!("unexpected ready line {line:?}:\n{}", process.log_tail()), false));
+            }
+            Ok(ScriptServer { process, url })
+        })
+    }
+
+    /// The last lines the server printed, for diagnostics.
+    pub fn log_tail(&self) -> String {
+        self.process.log_tail()
+    }
+}
+
 /// Calls `attempt` up to `attempts` times while it fails with "worth retrying";
 /// panics with the last error.
 fn start_retrying<T>(what: &str, attempts: usize, mut attempt: impl FnMut() -> Result<T, (String, bool)>) -> T {

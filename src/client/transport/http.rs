@@ -12,11 +12,23 @@
 //! the session, and the transport re-initializes (with the params it remembered) and
 //! retries once. Requests of one session may overlap: each takes an idle keep-alive
 //! connection from the session's small pool, or opens one.
+//!
+//! What the server sends unasked: requests (sampling, elicitation, roots, ping) and
+//! notifications arrive on a POST's event stream or on the GET stream, which
+//! [`Transport::listen`] opens once the session is initialized (405: the server has none).
+//! Each answer to a server request goes out as its own POST as soon as it is ready, never
+//! after the reply to the client's own request (a server that waits for the answer before
+//! replying would deadlock otherwise). An event stream that ends before the reply it
+//! carries (a POST's) or at all (the GET stream) is resumed with a GET carrying
+//! `Last-Event-ID` after the server's `retry:` delay, when the server gave its events ids;
+//! a few attempts at most ([`MAX_RESUMES`]). Every request carries the session's extra
+//! headers and the `Authorization` value [`Auth`] gives for it.
 
 pub(crate) mod conn;
 pub mod events;
 
 use super::{BoxFuture, RawSent, Transport};
+use crate::client::auth::{self, Auth};
 use crate::client::{ClientError, ClientOptions, Dispatcher};
 use crate::protocol::jsonrpc::{self, Id, Message, Payload, Response};
 use crate::protocol::mcp::{methods, ServerInfo};
@@ -32,11 +44,29 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::AbortHandle;
 
 pub(crate) const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 pub(crate) const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+/// Times an event stream is resumed (`Last-Event-ID`) before the transport gives up: for a
+/// POST's stream, reconnections in a row without its reply; for the GET stream,
+/// reconnections in a row that delivered nothing.
+pub const MAX_RESUMES: u32 = 5;
+
+/// The delay before resuming a stream whose server gave no `retry:`.
+const DEFAULT_RETRY: Duration = Duration::from_secs(1);
+
+/// The longest `retry:` honoured (a server asking for more gets this).
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// How long `connect` waits for the server to answer the GET stream's request.
+const GET_STREAM_WAIT: Duration = Duration::from_secs(2);
 
 /// Replies to server-initiated requests sent on behalf of one message, at most.
 const MAX_REPLIES: usize = 64;
@@ -45,12 +75,21 @@ pub struct HttpTransport {
     inner: Arc<Inner>,
 }
 
+impl Drop for HttpTransport {
+    /// The GET stream and streams read in the background end with the transport.
+    fn drop(&mut self) {
+        self.inner.stop_streams();
+    }
+}
+
 struct Inner {
     dispatch: Arc<Dispatcher>,
     endpoint: Endpoint,
     pool: Pool,
     max_message: usize,
-    auth: Option<HeaderValue>,
+    auth: Auth,
+    /// Extra headers (`--header`) on every request.
+    headers: Vec<(HeaderName, HeaderValue)>,
     session: Mutex<Option<HeaderValue>>,
     version: Mutex<Option<HeaderValue>>,
     /// The params of the `initialize` this session sent, for re-initializing after a 404.
@@ -59,6 +98,8 @@ struct Inner {
     /// one new session instead of each making one.
     reinit: tokio::sync::Mutex<()>,
     reinit_seq: AtomicU64,
+    /// The GET stream and the event streams read in the background, ended on close.
+    streams: Mutex<Vec<AbortHandle>>,
 }
 
 /// Opens a Streamable HTTP session to `url` (one connection is opened up front, so an
@@ -71,9 +112,13 @@ pub async fn connect(
     let target = dispatch.target().to_string();
     let err = |detail: String| ClientError::Connect { target: target.clone(), detail };
     let parsed = url::Url::parse(url).map_err(|e| err(e.to_string()))?;
-    let endpoint = Endpoint::resolve(&parsed).await.map_err(err)?;
-    let auth = conn::bearer(opts.auth_token.as_deref()).map_err(err)?;
-    let pool = Pool::new(endpoint.addr, opts.source_addr);
+    let endpoint = Endpoint::resolve_with_tls(&parsed, &opts.tls).await.map_err(err)?;
+    let mut auth = Auth::bearer(opts.auth_token.as_deref()).map_err(err)?;
+    if let Some(oauth) = &opts.oauth {
+        auth = auth.with_oauth(oauth.cache_for(url).map_err(err)?);
+    }
+    auth::check_headers(&opts.headers).map_err(err)?;
+    let pool = Pool::new(&endpoint, opts.source_addr);
     pool.warm().await.map_err(err)?;
     Ok(Box::new(HttpTransport {
         inner: Arc::new(Inner {
@@ -82,11 +127,13 @@ pub async fn connect(
             pool,
             max_message: opts.max_message_size,
             auth,
+            headers: auth::header_pairs(&opts.headers),
             session: Mutex::new(None),
             version: Mutex::new(None),
             init_params: Mutex::new(None),
             reinit: tokio::sync::Mutex::new(()),
             reinit_seq: AtomicU64::new(0),
+            streams: Mutex::new(Vec::new()),
         }),
     }))
 }
@@ -97,12 +144,7 @@ impl HttpTransport {
     }
 
     async fn post_for(&self, body: Bytes, want: Want, is_init: bool) -> Result<Exchanged, ClientError> {
-        let mut done = self.inner.exchange(body, want, is_init).await?;
-        let replies = std::mem::take(&mut done.replies);
-        if !replies.is_empty() {
-            self.inner.clone().post_replies(replies).await;
-        }
-        Ok(done)
+        self.inner.exchange(body, want, is_init).await
     }
 }
 
@@ -114,10 +156,8 @@ enum Want {
     Raw,
 }
 
-/// The outcome of one POST.
+/// The outcome of one POST (answers to server requests in its reply went out already).
 struct Exchanged {
-    /// Replies owed to requests the server made in its reply.
-    replies: Vec<Message>,
     /// For a raw message the reply lacked: what the server answered instead.
     unanswered: Option<String>,
 }
@@ -169,6 +209,16 @@ impl Transport for HttpTransport {
         }
     }
 
+    /// Opens the GET stream for server-initiated messages; it is read in the background.
+    fn listen(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let (opened, answered) = tokio::sync::oneshot::channel();
+            let task = tokio::spawn(self.inner.clone().listen(opened));
+            self.inner.track(task.abort_handle());
+            let _ = tokio::time::timeout(GET_STREAM_WAIT, answered).await;
+        })
+    }
+
     /// DELETE the session (a 405 or any failure is ignored), then drop the connections.
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
@@ -184,6 +234,7 @@ impl Transport for HttpTransport {
                 };
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(2), delete).await;
             }
+            inner.stop_streams();
             inner.pool.clear();
             inner.dispatch.close("closed by the client");
         })
@@ -196,6 +247,19 @@ trait Sink {
     fn frame(&mut self, data: &[u8]);
     /// Whether every reply this POST waits for has come.
     fn satisfied(&self) -> bool;
+    /// The answers owed to server requests seen so far (taken: each is sent once).
+    fn take_replies(&mut self) -> Vec<Message> {
+        Vec::new()
+    }
+    /// Messages taken so far.
+    fn delivered(&self) -> u64 {
+        0
+    }
+    /// Whether a frame could not be read as JSON-RPC: the reply may have come garbled, and
+    /// resuming the stream after it would not bring it again.
+    fn garbled(&self) -> bool {
+        false
+    }
 }
 
 /// Normal operation: into the dispatcher, collecting replies owed to server requests.
@@ -204,9 +268,15 @@ struct ToDispatcher<'a> {
     /// Ids of the requests in the POST not answered yet.
     want: Vec<Id>,
     replies: Vec<Message>,
+    frames: u64,
+    garbled: bool,
 }
 
-impl ToDispatcher<'_> {
+impl<'a> ToDispatcher<'a> {
+    fn new(dispatch: &'a Dispatcher, want: Vec<Id>) -> Self {
+        ToDispatcher { dispatch, want, replies: Vec::new(), frames: 0, garbled: false }
+    }
+
     fn deliver(&mut self, msg: Message) {
         if let Message::Response(Response { id: Some(id), .. }) = &msg {
             if let Some(i) = self.want.iter().position(|w| w == id) {
@@ -219,6 +289,7 @@ impl ToDispatcher<'_> {
 
 impl Sink for ToDispatcher<'_> {
     fn frame(&mut self, data: &[u8]) {
+        self.frames += 1;
         match jsonrpc::parse(data) {
             Ok(Payload::Single(Ok(Message::Response(Response { id: None, outcome: Err(e) }))))
                 if self.want.len() == 1 =>
@@ -234,12 +305,27 @@ impl Sink for ToDispatcher<'_> {
             }
             // Invalid or unparseable: the dispatcher records the violation (and charges it
             // to its request when it can tell which).
-            _ => self.replies.extend(self.dispatch.deliver_frame(data)),
+            _ => {
+                self.garbled = true;
+                self.replies.extend(self.dispatch.deliver_frame(data))
+            }
         }
+    }
+
+    fn garbled(&self) -> bool {
+        self.garbled
     }
 
     fn satisfied(&self) -> bool {
         self.want.is_empty()
+    }
+
+    fn take_replies(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.replies)
+    }
+
+    fn delivered(&self) -> u64 {
+        self.frames
     }
 }
 
@@ -261,6 +347,10 @@ impl Sink for RawSink<'_> {
 
     fn satisfied(&self) -> bool {
         self.answered
+    }
+
+    fn take_replies(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.replies)
     }
 }
 
@@ -284,6 +374,26 @@ impl Sink for Capture<'_> {
     }
 }
 
+/// How reading one event stream body ended.
+enum StreamEnd {
+    /// The sink has every reply it waits for.
+    Satisfied,
+    /// The body ended first.
+    Ended,
+    /// The connection broke first.
+    Broken(String),
+}
+
+/// Whether a response carries an event stream.
+fn is_event_stream(headers: &hyper::HeaderMap) -> bool {
+    headers.get(CONTENT_TYPE).is_some_and(|ct| ct.as_bytes().starts_with(b"text/event-stream"))
+}
+
+/// How long to wait before resuming a stream: the server's `retry:`, bounded.
+fn retry_delay(parser: &EventParser) -> Duration {
+    parser.retry().unwrap_or(DEFAULT_RETRY).min(MAX_RETRY)
+}
+
 /// How reading a reply ended.
 enum Read {
     /// The wanted reply came (or nothing was wanted).
@@ -302,23 +412,56 @@ impl Inner {
     }
 
     fn request(&self, method: Method, body: Bytes, session: Option<&HeaderValue>) -> Request<ReqBody> {
+        let get = method == Method::GET;
         let mut req = Request::new(ReqBody::new(body));
         *req.method_mut() = method;
         *req.uri_mut() = self.endpoint.path.clone();
         let h = req.headers_mut();
         h.insert(HOST, self.endpoint.host.clone());
-        h.insert(ACCEPT, ACCEPT_BOTH);
-        h.insert(CONTENT_TYPE, JSON);
+        for (k, v) in &self.headers {
+            h.insert(k.clone(), v.clone());
+        }
+        if get {
+            h.insert(ACCEPT, EVENT_STREAM);
+        } else {
+            h.insert(ACCEPT, ACCEPT_BOTH);
+            h.insert(CONTENT_TYPE, JSON);
+        }
         if let Some(s) = session {
             h.insert(MCP_SESSION_ID, s.clone());
         }
         if let Some(v) = lock(&self.version).as_ref() {
             h.insert(MCP_PROTOCOL_VERSION, v.clone());
         }
-        if let Some(a) = &self.auth {
-            h.insert(AUTHORIZATION, a.clone());
+        if let Some(a) = self.auth.header() {
+            h.insert(AUTHORIZATION, a);
         }
         req
+    }
+
+    /// One request (`POST` with `body`, or a `GET` resuming after `last_event_id`) on a
+    /// pooled connection.
+    async fn round_trip_as(
+        &self,
+        method: Method,
+        body: Bytes,
+        session: Option<&HeaderValue>,
+        last_event_id: Option<&str>,
+    ) -> Result<(hyper::Response<Incoming>, Conn), ClientError> {
+        let last = last_event_id.and_then(|id| HeaderValue::try_from(id).ok());
+        let make = || {
+            let mut req = self.request(method.clone(), body.clone(), session);
+            if let Some(id) = &last {
+                req.headers_mut().insert(LAST_EVENT_ID, id.clone());
+            }
+            req
+        };
+        conn::round_trip(&self.pool, make).await.map_err(|e| match e {
+            RoundTripError::Connect(detail) => ClientError::Connect { target: self.target(), detail },
+            RoundTripError::Failed(e) => {
+                ClientError::Closed { target: self.target(), detail: format!("during an HTTP request: {e}") }
+            }
+        })
     }
 
     /// One POST on a pooled connection.
@@ -327,21 +470,18 @@ impl Inner {
         body: Bytes,
         session: Option<&HeaderValue>,
     ) -> Result<(hyper::Response<Incoming>, Conn), ClientError> {
-        conn::round_trip(&self.pool, || self.request(Method::POST, body.clone(), session)).await.map_err(|e| match e {
-            RoundTripError::Connect(detail) => ClientError::Connect { target: self.target(), detail },
-            RoundTripError::Failed(e) => {
-                ClientError::Closed { target: self.target(), detail: format!("during an HTTP request: {e}") }
-            }
-        })
+        self.round_trip_as(Method::POST, body, session, None).await
     }
 
     /// Sends one message (or batch, or raw text) and reads the replies to what it `want`s
-    /// into the dispatcher; returns the replies owed to requests the server made in its
-    /// reply.
+    /// into the dispatcher; answers to requests the server made meanwhile are sent as
+    /// they come.
     async fn exchange(self: &Arc<Self>, body: Bytes, want: Want, is_init: bool) -> Result<Exchanged, ClientError> {
         let mut renewed = false;
+        let mut authed = false;
         loop {
             let session = lock(&self.session).clone();
+            let sent = self.auth.header();
             let (resp, conn) = self.round_trip(body.clone(), session.as_ref()).await?;
             let status = resp.status();
             if status.is_success() {
@@ -361,13 +501,13 @@ impl Inner {
                             Read::Done => None,
                             Read::Missing(how) => Some(format!("HTTP {code}; {how} without a reply")),
                         };
-                        return Ok(Exchanged { replies: sink.replies, unanswered });
+                        return Ok(Exchanged { unanswered });
                     }
                 };
                 let wanted = !want.is_empty();
-                let mut sink = ToDispatcher { dispatch: &self.dispatch, want, replies: Vec::new() };
+                let mut sink = ToDispatcher::new(&self.dispatch, want);
                 return match self.read_reply(resp, conn, &mut sink, wanted).await? {
-                    Read::Done => Ok(Exchanged { replies: sink.replies, unanswered: None }),
+                    Read::Done => Ok(Exchanged { unanswered: None }),
                     Read::Missing(how) => {
                         let ids: Vec<String> = sink.want.iter().map(Id::to_string).collect();
                         let note = self.dispatch.violation_note();
@@ -384,14 +524,37 @@ impl Inner {
                     continue;
                 }
             }
+            if (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN) && !authed {
+                // OAuth (when configured): get a token for everyone, then retry once.
+                let code = status.as_u16();
+                match self.auth.on_refusal(code, &resp.headers().clone(), sent.as_ref()).await {
+                    Ok(false) => {}
+                    done => {
+                        let _ = resp.into_body().collect().await;
+                        self.pool.put(conn);
+                        done.map_err(|detail| ClientError::OAuth { target: self.target(), status: code, detail })?;
+                        authed = true;
+                        continue;
+                    }
+                }
+            }
             return Err(self.http_error(resp).await);
         }
     }
 
     /// An error status: [`ClientError::HttpRpc`] when the body is a JSON-RPC error that
-    /// answers it (see [`conn::rpc_status`]), else [`ClientError::Http`].
+    /// answers it (see [`conn::rpc_status`]), [`ClientError::Unauthorized`] for a 401,
+    /// else [`ClientError::Http`].
     async fn http_error(&self, resp: hyper::Response<Incoming>) -> ClientError {
         conn::status_error(self.target(), resp).await
+    }
+
+    /// Sends the answers `sink` collected, each as its own POST, without waiting.
+    fn flush<S: Sink>(self: &Arc<Self>, sink: &mut S) {
+        let replies = sink.take_replies();
+        if !replies.is_empty() {
+            tokio::spawn(self.clone().post_replies(replies));
+        }
     }
 
     /// Reads a successful reply into `sink` (`wanted`: the POST held requests). The
@@ -404,7 +567,7 @@ impl Inner {
         wanted: bool,
     ) -> Result<Read, ClientError> {
         let headers = resp.headers();
-        let is_stream = headers.get(CONTENT_TYPE).is_some_and(|ct| ct.as_bytes().starts_with(b"text/event-stream"));
+        let is_stream = is_event_stream(headers);
         let empty =
             resp.status() == StatusCode::ACCEPTED || headers.get(CONTENT_LENGTH).is_some_and(|l| l.as_bytes() == b"0");
         if !wanted {
@@ -435,22 +598,84 @@ impl Inner {
             return Ok(Read::Missing("the server answered with an empty body"));
         }
         sink.frame(&body);
+        self.flush(sink);
         Ok(if sink.satisfied() { Read::Done } else { Read::Missing("the server's JSON reply came") })
     }
 
-    /// Reads an event stream until `sink` has every reply it waits for; the rest of the
-    /// stream (if the server keeps it open) is read in the background.
+    /// Reads a POST's event stream until `sink` has every reply it waits for; the rest of
+    /// the stream (if the server keeps it open) is read in the background. A stream that
+    /// ends (or breaks) first is resumed with `Last-Event-ID` when its events had ids.
     async fn read_stream<S: Sink>(
         self: &Arc<Self>,
-        mut body: Incoming,
+        body: Incoming,
         conn: Conn,
         sink: &mut S,
     ) -> Result<Read, ClientError> {
         let mut parser = EventParser::new(self.max_message);
+        let mut end = self.read_events(body, conn, &mut parser, sink).await?;
+        let mut resumes = 0;
+        loop {
+            let broke = match end {
+                StreamEnd::Satisfied => return Ok(Read::Done),
+                StreamEnd::Ended => None,
+                StreamEnd::Broken(detail) => Some(detail),
+            };
+            // Resumed only when the events had ids, and not after a garbled frame (which
+            // may have been the reply: the server would not send it again).
+            let Some(last) = parser.last_event_id().filter(|_| !sink.garbled()).map(str::to_string) else {
+                return match broke {
+                    Some(detail) => Err(ClientError::Closed {
+                        target: self.target(),
+                        detail: format!("while reading an SSE reply: {detail}"),
+                    }),
+                    None => Ok(Read::Missing("the server's event stream ended")),
+                };
+            };
+            if resumes == MAX_RESUMES {
+                return Ok(Read::Missing("the server's event stream ended (and resuming it did not bring the reply)"));
+            }
+            resumes += 1;
+            tokio::time::sleep(retry_delay(&parser)).await;
+            let session = lock(&self.session).clone();
+            let (resp, conn) = self.round_trip_as(Method::GET, Bytes::new(), session.as_ref(), Some(&last)).await?;
+            if !resp.status().is_success() {
+                // The server cannot resume (405: no GET streams): what went wrong is still
+                // the stream that ended without its reply.
+                let status = resp.status();
+                let _ = resp.into_body().collect().await;
+                return match broke {
+                    Some(detail) => Err(ClientError::Closed {
+                        target: self.target(),
+                        detail: format!("while reading an SSE reply: {detail} (resuming it got HTTP {status})"),
+                    }),
+                    None => Ok(Read::Missing("the server's event stream ended (and it refused to resume it)")),
+                };
+            }
+            if !is_event_stream(resp.headers()) {
+                let status = resp.status();
+                let _ = resp.into_body().collect().await;
+                return Err(self.protocol(format!(
+                    "resuming an event stream (GET with Last-Event-ID) got HTTP {status} without an event stream"
+                )));
+            }
+            end = self.read_events(resp.into_body(), conn, &mut parser, sink).await?;
+        }
+    }
+
+    /// Reads events of one stream body into `sink` until it is satisfied (the rest is read
+    /// in the background) or the body ends or breaks.
+    async fn read_events<S: Sink>(
+        self: &Arc<Self>,
+        mut body: Incoming,
+        conn: Conn,
+        parser: &mut EventParser,
+        sink: &mut S,
+    ) -> Result<StreamEnd, ClientError> {
         let too_large = |limit| self.protocol(format!("an SSE event exceeded the limit of {limit} bytes"));
         loop {
             while let Some(event) = parser.next_event().map_err(|e| too_large(e.limit))? {
                 sink.frame(&event.data);
+                self.flush(sink);
                 if sink.satisfied() {
                     // Deliver what is already here; servers usually end the stream right
                     // after the reply: check without waiting, and read whatever else comes
@@ -458,25 +683,28 @@ impl Inner {
                     while let Ok(Some(event)) = parser.next_event() {
                         sink.frame(&event.data);
                     }
+                    self.flush(sink);
+                    let parser = std::mem::replace(parser, EventParser::new(self.max_message));
                     match body.frame().now_or_never() {
                         Some(None) => {
+                            let mut parser = parser;
                             if let Ok(Some(event)) = parser.finish() {
                                 sink.frame(&event.data);
+                                self.flush(sink);
                             }
                             self.pool.put(conn);
                         }
                         Some(Some(Err(_))) => {}
                         Some(Some(Ok(frame))) => {
+                            let mut parser = parser;
                             if let Ok(data) = frame.into_data() {
                                 parser.push(&data);
                             }
-                            tokio::spawn(self.clone().drain(body, parser, conn));
+                            self.background(body, parser, conn);
                         }
-                        None => {
-                            tokio::spawn(self.clone().drain(body, parser, conn));
-                        }
+                        None => self.background(body, parser, conn),
                     }
-                    return Ok(Read::Done);
+                    return Ok(StreamEnd::Satisfied);
                 }
             }
             match body.frame().await {
@@ -485,36 +713,49 @@ impl Inner {
                         parser.push(&data);
                     }
                 }
-                Some(Err(e)) => {
-                    return Err(ClientError::Closed {
-                        target: self.target(),
-                        detail: format!("while reading an SSE reply: {e}"),
-                    })
-                }
+                Some(Err(e)) => return Ok(StreamEnd::Broken(e.to_string())),
                 None => {
                     if let Some(event) = parser.finish().map_err(|e| too_large(e.limit))? {
                         sink.frame(&event.data);
+                        self.flush(sink);
                     }
                     self.pool.put(conn);
-                    return Ok(if sink.satisfied() {
-                        Read::Done
-                    } else {
-                        Read::Missing("the server's event stream ended")
-                    });
+                    return Ok(if sink.satisfied() { StreamEnd::Satisfied } else { StreamEnd::Ended });
                 }
             }
+        }
+    }
+
+    /// Reads the rest of a stream in the background (ended with the transport).
+    fn background(self: &Arc<Self>, body: Incoming, parser: EventParser, conn: Conn) {
+        let task = tokio::spawn(self.clone().drain(body, parser, conn));
+        self.track(task.abort_handle());
+    }
+
+    /// Remembers a background stream task, to end it on close.
+    fn track(&self, task: AbortHandle) {
+        let mut streams = lock(&self.streams);
+        streams.retain(|t| !t.is_finished());
+        streams.push(task);
+    }
+
+    /// Ends the GET stream and every stream read in the background.
+    fn stop_streams(&self) {
+        for t in lock(&self.streams).drain(..) {
+            t.abort();
         }
     }
 
     /// Delivers what an event stream sends after the reply (notifications, server
     /// requests), then returns the connection to the pool.
     async fn drain(self: Arc<Self>, mut body: Incoming, mut parser: EventParser, conn: Conn) {
-        let mut sink = ToDispatcher { dispatch: &self.dispatch, want: Vec::new(), replies: Vec::new() };
+        let mut sink = ToDispatcher::new(&self.dispatch, Vec::new());
         loop {
             loop {
                 match parser.next_event() {
                     Ok(Some(event)) => {
                         sink.frame(&event.data);
+                        self.flush(&mut sink);
                     }
                     Ok(None) => break,
                     Err(_) => return,
@@ -530,31 +771,70 @@ impl Inner {
                 None => {
                     if let Ok(Some(event)) = parser.finish() {
                         sink.frame(&event.data);
+                        self.flush(&mut sink);
                     }
                     self.pool.put(conn);
-                    break;
+                    return;
                 }
             }
         }
-        let replies = sink.replies;
-        if !replies.is_empty() {
-            self.clone().post_replies(replies).await;
+    }
+
+    /// The GET stream: server-initiated requests and notifications, for as long as the
+    /// session lives. A server without one (405, or any other refusal) is left alone; a
+    /// stream that ends is reopened after the server's `retry:` delay (with
+    /// `Last-Event-ID` when its events had ids), until [`MAX_RESUMES`] reopenings in a row
+    /// delivered nothing.
+    async fn listen(self: Arc<Self>, opened: tokio::sync::oneshot::Sender<()>) {
+        let mut opened = Some(opened);
+        let mut parser = EventParser::new(self.max_message);
+        let mut quiet = 0;
+        loop {
+            if self.dispatch.is_closed() {
+                return;
+            }
+            let session = lock(&self.session).clone();
+            let last = parser.last_event_id().map(str::to_string);
+            let resp = self.round_trip_as(Method::GET, Bytes::new(), session.as_ref(), last.as_deref()).await;
+            let (resp, conn) = match resp {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!("{}: GET stream: {e}", self.target());
+                    return;
+                }
+            };
+            let status = resp.status();
+            if let Some(tx) = opened.take() {
+                let _ = tx.send(());
+            }
+            if !status.is_success() || !is_event_stream(resp.headers()) {
+                let _ = resp.into_body().collect().await;
+                self.pool.put(conn);
+                tracing::debug!("{}: no GET stream (HTTP {status})", self.target());
+                return;
+            }
+            let mut sink = ToDispatcher::new(&self.dispatch, Vec::new());
+            match self.read_events(resp.into_body(), conn, &mut parser, &mut sink).await {
+                Ok(StreamEnd::Ended) | Ok(StreamEnd::Broken(_)) => {}
+                // Satisfied cannot happen without wanted replies; an oversized event ends it.
+                Ok(StreamEnd::Satisfied) | Err(_) => return,
+            }
+            quiet = if sink.delivered() > 0 { 0 } else { quiet + 1 };
+            if quiet > MAX_RESUMES {
+                tracing::debug!("{}: the GET stream keeps ending without messages; not reopened", self.target());
+                return;
+            }
+            tokio::time::sleep(retry_delay(&parser)).await;
         }
     }
 
-    /// Sends replies owed to server-initiated requests (failures are only logged: they
-    /// belong to no request of ours). Boxed: it re-enters `exchange`.
-    fn post_replies(self: Arc<Self>, mut replies: Vec<Message>) -> BoxFuture<'static, ()> {
+    /// Sends replies owed to server-initiated requests, one POST each (failures are only
+    /// logged: they belong to no request of ours). Boxed: it re-enters `exchange`.
+    fn post_replies(self: Arc<Self>, replies: Vec<Message>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            let mut sent = 0;
-            while let Some(reply) = replies.pop() {
-                sent += 1;
-                if sent > MAX_REPLIES {
-                    break;
-                }
-                match self.exchange(Bytes::from(reply.to_vec()), Want::Ids(Vec::new()), false).await {
-                    Ok(more) => replies.extend(more.replies),
-                    Err(e) => tracing::debug!("cannot answer a server request: {e}"),
+            for reply in replies.into_iter().take(MAX_REPLIES) {
+                if let Err(e) = self.exchange(Bytes::from(reply.to_vec()), Want::Ids(Vec::new()), false).await {
+                    tracing::debug!("cannot answer a server request: {e}");
                 }
             }
         })

@@ -47,6 +47,15 @@ pub trait Transport: Send + Sync {
     /// sends it as `MCP-Protocol-Version` from then on).
     fn set_protocol_version(&self, _version: &str) {}
 
+    /// Called once the session is initialized (after `notifications/initialized`):
+    /// Streamable HTTP opens its GET stream for server-initiated messages here, and the
+    /// future resolves once the server answered the GET (a message a server sends before
+    /// its stream exists is lost), or after a short while. Others receive those messages on
+    /// their one connection already.
+    fn listen(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
     /// Ends the session: DELETE for HTTP, closing the socket, ending a stdio child.
     fn close(&self) -> BoxFuture<'_, ()>;
 }

@@ -1,4 +1,4 @@
-//! `sse+http://`: the legacy HTTP+SSE transport (2024-11-05).
+//! `sse+http://` (and `sse+https://`): the legacy HTTP+SSE transport (2024-11-05).
 //!
 //! One long GET holds the event stream; its first `endpoint` event names (relative to the
 //! stream URL, or absolute) where to POST messages. Every reply arrives on the stream as a
@@ -30,7 +30,11 @@ pub struct SseTransport {
 struct Shared {
     dispatch: Arc<Dispatcher>,
     auth: Option<HeaderValue>,
+    /// Extra headers (`--header`), on the GET and every POST.
+    headers: Vec<(hyper::header::HeaderName, HeaderValue)>,
     source: Option<IpAddr>,
+    /// For an `https://` endpoint.
+    tls: crate::net::tls::ClientTls,
     /// Set once the `endpoint` event arrived.
     post: OnceLock<Poster>,
 }
@@ -50,26 +54,26 @@ pub async fn connect(
     let target = dispatch.target().to_string();
     let err = |detail: String| ClientError::Connect { target: target.clone(), detail };
     let stream_url = url::Url::parse(url).map_err(|e| err(e.to_string()))?;
-    let endpoint = Endpoint::resolve(&stream_url).await.map_err(err)?;
+    let endpoint = Endpoint::resolve_with_tls(&stream_url, &opts.tls).await.map_err(err)?;
     let auth = conn::bearer(opts.auth_token.as_deref()).map_err(err)?;
-    let mut tx = conn::open(endpoint.addr, opts.source_addr).await.map_err(err)?;
+    let mut tx = conn::open(endpoint.addr, endpoint.tls.as_ref(), opts.source_addr).await.map_err(err)?;
     let mut req = Request::new(ReqBody::new(Bytes::new()));
     *req.uri_mut() = endpoint.path.clone();
     let h = req.headers_mut();
     h.insert(HOST, endpoint.host.clone());
     h.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let headers = crate::client::auth::header_pairs(&opts.headers);
+    for (k, v) in &headers {
+        h.insert(k.clone(), v.clone());
+    }
     if let Some(a) = &auth {
         h.insert(AUTHORIZATION, a.clone());
     }
     let resp = tx.send_request(req).await.map_err(|e| err(format!("GET {stream_url}: {e}")))?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(ClientError::Http {
-            target,
-            status: status.as_u16(),
-            body: conn::error_snippet(resp.into_body()).await,
-        });
+        return Err(conn::status_error(target, resp).await);
     }
     let is_stream = resp.headers().get(CONTENT_TYPE).is_some_and(|ct| ct.as_bytes().starts_with(b"text/event-stream"));
     if !is_stream {
@@ -77,7 +81,14 @@ pub async fn connect(
             "GET {stream_url} answered {status} without an event stream (content-type text/event-stream)"
         )));
     }
-    let shared = Arc::new(Shared { dispatch, auth, source: opts.source_addr, post: OnceLock::new() });
+    let shared = Arc::new(Shared {
+        dispatch,
+        auth,
+        headers,
+        source: opts.source_addr,
+        tls: opts.tls.clone(),
+        post: OnceLock::new(),
+    });
     let (ready_tx, ready_rx) = oneshot::channel();
     // The request sender stays with the reader: dropping it early could end the stream.
     let reader =
@@ -164,8 +175,8 @@ impl Shared {
     async fn set_endpoint(&self, stream_url: &url::Url, data: &[u8]) -> Result<(), String> {
         let text = std::str::from_utf8(data).map_err(|_| "the endpoint event is not UTF-8".to_string())?;
         let url = stream_url.join(text.trim()).map_err(|e| format!("bad endpoint '{text}': {e}"))?;
-        let endpoint = Endpoint::resolve(&url).await?;
-        let pool = Pool::new(endpoint.addr, self.source);
+        let endpoint = Endpoint::resolve_with_tls(&url, &self.tls).await?;
+        let pool = Pool::new(&endpoint, self.source);
         let _ = self.post.set(Poster { endpoint, pool });
         Ok(())
     }
@@ -182,6 +193,9 @@ impl Shared {
             let h = req.headers_mut();
             h.insert(HOST, post.endpoint.host.clone());
             h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            for (k, v) in &self.headers {
+                h.insert(k.clone(), v.clone());
+            }
             if let Some(a) = &self.auth {
                 h.insert(AUTHORIZATION, a.clone());
             }

@@ -1,4 +1,5 @@
-//! `ws://`: WebSocket, subprotocol `mcp`, one JSON-RPC message per text frame.
+//! `ws://` (and `wss://`, over TLS): WebSocket, subprotocol `mcp`, one JSON-RPC message
+//! per text frame.
 //!
 //! One reader task per connection hands every inbound frame to the dispatcher. Writes go
 //! straight to the sink half from the sending task, under an async mutex (no writer task,
@@ -8,12 +9,12 @@
 
 use super::{BoxFuture, RawSent, Transport};
 use crate::client::{ClientError, ClientOptions, Dispatcher};
+use crate::net::tls::MaybeTls;
 use crate::protocol::Message;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError, SubProtocolError};
@@ -33,7 +34,7 @@ const READ_BUFFER: usize = 4096;
 /// How long a closing handshake may take before the socket is simply dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<MaybeTls>;
 type Sink = Arc<Mutex<Option<SplitSink<Ws, WsMessage>>>>;
 
 pub struct WsTransport {
@@ -59,9 +60,17 @@ pub async fn connect(
         .next()
         .ok_or_else(|| err(format!("{host} resolves to no address")))?;
     let stream = crate::net::socket::connect(addr, opts.source_addr).await.map_err(|e| err(e.to_string()))?;
+    let tls = match parsed.scheme() {
+        "wss" => Some(opts.tls.target(&host).map_err(err)?),
+        _ => None,
+    };
+    let stream = crate::net::tls::wrap(stream, tls.as_ref()).await.map_err(err)?;
 
     let uri: Uri = url.parse().map_err(|e| err(format!("invalid URL: {e}")))?;
     let mut request = ClientRequestBuilder::new(uri).with_sub_protocol(SUBPROTOCOL);
+    for (k, v) in &opts.headers {
+        request = request.with_header(k.clone(), v.clone());
+    }
     if let Some(token) = &opts.auth_token {
         request = request.with_header("Authorization", format!("Bearer {token}"));
     }

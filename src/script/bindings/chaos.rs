@@ -7,7 +7,7 @@
 //! (kill, stop, suspend, a restart of a running server, a fault) is marked on the run's
 //! event clock, so a load phase running at the time reports the recovery from it.
 
-use super::{bridge_error, duration_arg, host_error, module_fn, Namespace};
+use super::{bad_input, bridge_error, duration_arg, host_error, module_fn, Namespace};
 use crate::chaos::{Fault, FaultId, Proxy};
 use crate::client::Target;
 use crate::managed::{ManagedError, Which};
@@ -76,15 +76,17 @@ impl Resource for ProxySlot {
     }
 }
 
-/// A fault from a script value: a string (`drop:probability=0.05`) or a map.
-fn fault_of(nc: &NativeCallContext, what: &str, d: &Dynamic) -> Res<Fault> {
+/// A fault from a script value: a string (`drop:probability=0.05`) or a map; a malformed
+/// one is bad input (exit 2).
+fn fault_of(ctx: &ScriptCtx, nc: &NativeCallContext, what: &str, d: &Dynamic) -> Res<Fault> {
     let r = if let Some(s) = d.read_lock::<rhai::ImmutableString>() {
         Fault::parse(s.as_str())
     } else if d.is_map() {
-        let v = value::to_json(d).map_err(|e| host_error(nc, format!("{what}: {e}")))?;
+        let v = value::to_json(d).map_err(|e| bad_input(ctx, nc, format!("{what}: {e}")))?;
         Fault::from_json(&v)
     } else {
-        return Err(host_error(
+        return Err(bad_input(
+            ctx,
             nc,
             format!(
                 "{what}: a fault is a string like \"latency:latency=100ms\" or a map like #{{type: \"drop\", probability: 0.05}}, not {}",
@@ -92,16 +94,16 @@ fn fault_of(nc: &NativeCallContext, what: &str, d: &Dynamic) -> Res<Fault> {
             ),
         ));
     };
-    r.map_err(|e| host_error(nc, format!("{what}: {e}")))
+    r.map_err(|e| bad_input(ctx, nc, format!("{what}: {e}")))
 }
 
-fn faults_of(nc: &NativeCallContext, what: &str, d: &Dynamic) -> Res<Vec<Fault>> {
+fn faults_of(ctx: &ScriptCtx, nc: &NativeCallContext, what: &str, d: &Dynamic) -> Res<Vec<Fault>> {
     if d.is_unit() {
         return Ok(vec![]);
     }
     match d.read_lock::<Array>() {
-        Some(a) => a.iter().map(|f| fault_of(nc, what, f)).collect(),
-        None => Ok(vec![fault_of(nc, what, d)?]),
+        Some(a) => a.iter().map(|f| fault_of(ctx, nc, what, f)).collect(),
+        None => Ok(vec![fault_of(ctx, nc, what, d)?]),
     }
 }
 
@@ -114,14 +116,14 @@ fn stats_map(p: &Proxy) -> Map {
 
 fn start_proxy(ctx: &Arc<ScriptCtx>, nc: &NativeCallContext, target: &str, faults: &Dynamic) -> Res<ScriptProxy> {
     let what = "chaos::proxy";
-    let faults = faults_of(nc, what, faults)?;
+    let faults = faults_of(ctx, nc, what, faults)?;
     let t: Target = match target {
         "builtin" => ctx.target.clone().ok_or_else(|| host_error(nc, format!("{what}: no target in this engine")))?,
-        s => s.parse().map_err(|e: crate::client::target::TargetError| host_error(nc, format!("{what}: {e}")))?,
+        s => s.parse().map_err(|e: crate::client::target::TargetError| bad_input(ctx, nc, format!("{what}: {e}")))?,
     };
     ctx.allow_target(&t).map_err(|e| host_error(nc, format!("{what}: {e}")))?;
     for f in &faults {
-        f.validate().map_err(|e| host_error(nc, format!("{what}: {e}")))?;
+        f.validate().map_err(|e| bad_input(ctx, nc, format!("{what}: {e}")))?;
     }
     let seed = ctx.rng_seed();
     let up = t.clone();
@@ -362,17 +364,18 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     super::script_fn!(engine,
     /// Adds a fault now (a string or a map); returns its id for `update` and `remove`.
     "add"(proxy, fault) => move |nc: NativeCallContext, p: &mut ScriptProxy, fault: Dynamic| -> Res<i64> {
-        let f = fault_of(&nc, "proxy.add", &fault)?;
+        let f = fault_of(&c, &nc, "proxy.add", &fault)?;
         let name = f.to_string();
         let id = p.0.with(&nc, "proxy.add", |px| px.add_fault(f))?.map_err(|e| host_error(&nc, format!("proxy.add: {e}")))?;
         c.load.events.mark(format!("fault {name}"));
         Ok(id.0 as i64)
     });
 
+    let c = ctx.clone();
     super::script_fn!(engine,
     /// Replaces fault `id` with `fault`, effective for the next bytes and messages.
     "update"(proxy, id, fault) => move |nc: NativeCallContext, p: &mut ScriptProxy, id: i64, fault: Dynamic| -> Res<()> {
-        let f = fault_of(&nc, "proxy.update", &fault)?;
+        let f = fault_of(&c, &nc, "proxy.update", &fault)?;
         p.0.with(&nc, "proxy.update", |px| px.update_fault(FaultId(id.max(0) as u64), f))?
             .map_err(|e| host_error(&nc, format!("proxy.update: {e}")))
     });

@@ -5,8 +5,8 @@
 //! and timeouts as the measurements they are; a closed session, a bad argument or a
 //! failed connect raise a (catchable) script error naming the target.
 
-use super::{bridge_error, duration_arg, host_error, register_getter, script_fn, Namespace};
-use crate::client::resilient::SessionPolicy;
+use super::{bad_input, bridge_error, duration_arg, host_error, register_getter, script_fn, session_extras, Namespace};
+use crate::client::resilient::{Failure, SessionPolicy};
 use crate::client::{ClientError, ClientOptions, Session, Target};
 use crate::protocol::mcp::methods;
 use crate::script::bridge::Bridge;
@@ -54,6 +54,26 @@ type Res<T> = Result<T, Box<EvalAltResult>>;
 #[derive(Clone)]
 pub struct ScriptSession(Arc<SessionSlot>);
 
+/// What [`session_extras`] reads of a session.
+impl ScriptSession {
+    pub(super) fn session(&self) -> Option<Arc<Session>> {
+        self.0.get()
+    }
+
+    pub(super) fn target(&self) -> &str {
+        &self.0.target
+    }
+
+    pub(super) fn extras(&self) -> &session_extras::Extras {
+        &self.0.extras
+    }
+
+    /// A number unique within the session (progress tokens).
+    pub(super) fn next_token(&self) -> u64 {
+        self.0.tokens.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
 pub struct SessionSlot {
     target: String,
     server: Map,
@@ -61,6 +81,9 @@ pub struct SessionSlot {
     bridge: Bridge,
     /// Reopen the session when its connection breaks (`connect(target, #{reconnect: true})`).
     resilience: Option<Resilient>,
+    /// Callbacks for server requests and notification cursors (`session_extras`).
+    extras: session_extras::Extras,
+    tokens: AtomicU64,
 }
 
 /// A session that reopens itself: where to, how, and what it did.
@@ -139,11 +162,16 @@ async fn close_session(s: Arc<Session>) {
 /// The options map of `connect(target, options)`: the reconnect policy (`None`: do not
 /// reconnect) and whether to initialize.
 fn session_options(ctx: &ScriptCtx, nc: &NativeCallContext, o: &Map) -> Res<(Option<SessionPolicy>, bool)> {
-    const KEYS: &[&str] = &["initialize", "reconnect", "resend", "backoff", "give_up_after"];
-    let err = |m: String| host_error(nc, format!("connect: {m}"));
+    /// The options of `connect` besides the resilience ones ([`SessionPolicy::KEYS`]).
+    const OWN: &[&str] = &["initialize"];
+    let err = |m: String| bad_input(ctx, nc, format!("connect: {m}"));
+    let known: Vec<&str> = OWN.iter().chain(SessionPolicy::KEYS).chain(session_extras::KEYS).copied().collect();
     for k in o.keys() {
-        if !KEYS.contains(&k.as_str()) {
-            return Err(err(format!("unknown option '{k}'; options are {}", KEYS.join(", "))));
+        if !known.contains(&k.as_str()) {
+            let hint = crate::util::suggest(k, known.iter().copied())
+                .map(|s| format!(" (did you mean {s}?)"))
+                .unwrap_or_default();
+            return Err(err(format!("unknown option '{k}'{hint}; options are {}", known.join(", "))));
         }
     }
     let initialize = match o.get("initialize") {
@@ -154,56 +182,16 @@ fn session_options(ctx: &ScriptCtx, nc: &NativeCallContext, o: &Map) -> Res<(Opt
     Ok((policy, initialize))
 }
 
-/// The reconnect policy of `connect(target, options)`; keys already checked.
+/// The reconnect policy of `connect(target, options)`, read by the policy's own reader
+/// (the one load phases use); `None` when `reconnect: false`.
 fn session_policy(ctx: &ScriptCtx, nc: &NativeCallContext, o: &Map) -> Res<Option<SessionPolicy>> {
-    let err = |m: String| host_error(nc, format!("connect: {m}"));
-    let dur = |v: &Dynamic, k: &str| -> Res<Duration> {
-        crate::util::duration::parse_duration(&v.to_string()).map_err(|e| err(format!("{k}: {e}")))
-    };
-    if let Some(v) = o.get("reconnect") {
-        match v.as_bool() {
-            Ok(true) => {}
-            Ok(false) => return Ok(None),
-            Err(_) => return Err(err(format!("reconnect must be true or false, not {v}"))),
-        }
-    }
+    let err = |m: String| bad_input(ctx, nc, format!("connect: {m}"));
     let mut p = SessionPolicy { seed: ctx.rng_seed(), ..SessionPolicy::default() };
-    if let Some(v) = o.get("resend") {
-        if v.as_bool() == Ok(false) {
-            p.resend.clear();
-        } else {
-            let a = v
-                .read_lock::<rhai::Array>()
-                .map(|a| a.clone())
-                .ok_or_else(|| err(format!("resend must be an array of method names or false, not {v}")))?;
-            p.resend = a.iter().map(|m| m.to_string()).collect();
-        }
+    for (k, v) in o.iter().filter(|(k, v)| !v.is_unit() && SessionPolicy::KEYS.contains(&k.as_str())) {
+        let json = value::to_json(v).map_err(|e| err(format!("{k}: {e}")))?;
+        p.apply(k, &json).map_err(|e| err(e.to_string()))?;
     }
-    if let Some(v) = o.get("give_up_after") {
-        p.give_up_after = dur(v, "give_up_after")?;
-    }
-    if let Some(v) = o.get("backoff") {
-        let b = v
-            .read_lock::<Map>()
-            .map(|m| m.clone())
-            .ok_or_else(|| err("backoff must be a map #{initial, max, jitter}".into()))?;
-        for (k, v) in b.iter() {
-            match k.as_str() {
-                "initial" => p.backoff_initial = dur(v, "backoff.initial")?,
-                "max" => p.backoff_max = dur(v, "backoff.max")?,
-                "jitter" => {
-                    p.jitter = value::as_number(v)
-                        .filter(|j| (0.0..=1.0).contains(j))
-                        .ok_or_else(|| err(format!("backoff.jitter must be in [0, 1], got {v}")))?
-                }
-                k => return Err(err(format!("backoff: unknown key '{k}'; keys are initial, max, jitter"))),
-            }
-        }
-        if p.backoff_initial.is_zero() || p.backoff_max < p.backoff_initial {
-            return Err(err("backoff: initial must be above zero and max >= initial".into()));
-        }
-    }
-    Ok(Some(p))
+    Ok(p.policy.reconnect.then_some(p))
 }
 
 fn params_json(nc: &NativeCallContext, what: &str, params: &Dynamic) -> Res<Option<Value>> {
@@ -277,7 +265,7 @@ fn response_map(method: &str, outcome: Result<Value, ClientError>, latency: Dura
 /// Makes one request through the bridge and builds its response map. A resilient session
 /// whose connection broke is reopened first, and an idempotent request that broke with its
 /// connection is sent once more on the new session.
-fn request(
+pub(super) fn request(
     ctx: &ScriptCtx,
     nc: &NativeCallContext,
     s: &ScriptSession,
@@ -294,29 +282,44 @@ fn request(
     }
     let send = |session: Arc<Session>, params: Option<Value>| {
         let m = method.to_string();
-        ctx.bridge
-            .run_io(async move {
-                let t0 = Instant::now();
-                let r = match timeout {
-                    Some(t) => session.request_timeout(&m, params, t).await,
-                    None => session.request(&m, params).await,
-                };
-                (r, t0.elapsed())
-            })
-            .map_err(|e| bridge_error(nc, method, e))
+        session_extras::run_serving(&ctx.bridge, nc, &s.0.extras, async move {
+            let t0 = Instant::now();
+            let r = match timeout {
+                Some(t) => session.request_timeout(&m, params, t).await,
+                None => session.request(&m, params).await,
+            };
+            (r, t0.elapsed())
+        })
+        .map_err(|e| bridge_error(nc, method, e))
     };
     let (mut outcome, mut latency) = send(session, params.clone())?;
     let mut resent = false;
-    if let (Some(r), Err(e)) = (&s.0.resilience, &outcome) {
-        if crate::client::resilient::is_broken(e) {
-            if let Some(new) = s.0.reopen(nc)? {
-                if r.policy.resends(method) {
-                    r.resent.fetch_add(1, Ordering::Relaxed);
-                    resent = true;
-                    let (o, l) = send(new, params)?;
-                    (outcome, latency) = (o, latency + l);
-                }
+    if let Some(r) = &s.0.resilience {
+        // Another attempt, as the session's policy says: on a reopened session after the
+        // connection broke, or after a timeout when asked.
+        let mut attempts = 0;
+        while let Err(e) = &outcome {
+            let failure = match e {
+                e if crate::client::resilient::is_broken(e) => Failure::Broken,
+                ClientError::Timeout { .. } => Failure::Timeout,
+                _ => break,
+            };
+            // A broken session is reopened either way (the next request finds it up).
+            let session = match failure {
+                Failure::Broken => match s.0.reopen(nc)? {
+                    Some(new) => new,
+                    None => break,
+                },
+                Failure::Timeout => s.0.get().ok_or_else(closed)?,
+            };
+            if !r.policy.policy.again(method, attempts, failure) {
+                break;
             }
+            attempts += 1;
+            r.resent.fetch_add(1, Ordering::Relaxed);
+            resent = true;
+            let (o, l) = send(session, params.clone())?;
+            (outcome, latency) = (o, latency + l);
         }
     }
     ctx.rec().cover(method, outcome.as_ref().err().map(|e| e.kind().to_string()));
@@ -363,9 +366,9 @@ fn connect(
     target: Target,
     policy: Option<SessionPolicy>,
     initialize: bool,
+    (opts, extras): (Arc<ClientOptions>, session_extras::Extras),
 ) -> Res<ScriptSession> {
     ctx.allow_target(&target).map_err(|e| host_error(nc, format!("connect: {e}")))?;
-    let opts = ctx.client.clone();
     let name = target.to_string();
     let resilience = policy.map(|policy| Resilient {
         target: target.clone(),
@@ -401,6 +404,8 @@ fn connect(
         session: Mutex::new(Some(Arc::new(session))),
         bridge: ctx.bridge.clone(),
         resilience,
+        extras,
+        tokens: AtomicU64::new(0),
     });
     let weak: std::sync::Weak<dyn Resource> = Arc::downgrade(&slot) as std::sync::Weak<dyn Resource>;
     ctx.track(weak);
@@ -409,6 +414,7 @@ fn connect(
 
 pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     engine.register_type_with_name::<ScriptSession>("Session");
+    session_extras::register(engine, ctx);
     engine.register_fn("to_string", |s: &mut ScriptSession| format!("Session({})", s.0.target));
     engine.register_fn("to_debug", |s: &mut ScriptSession| format!("Session({})", s.0.target));
 
@@ -418,7 +424,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     /// naming the target (catch it with `try { } catch (e) { }`).
     "connect"() => move |nc: NativeCallContext| -> Res<ScriptSession> {
         let target = c.target.clone().ok_or_else(|| host_error(&nc, "connect: no target in this engine (check mode)"))?;
-        connect(&c, &nc, target, None, true)
+        connect(&c, &nc, target, None, true, (c.client.clone(), Default::default()))
     });
 
     let c = ctx.clone();
@@ -429,12 +435,12 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     /// the run allows it (`--allow-spawn`, a suite's `allow_spawn: true`); any other is a
     /// script error, also for load phases' `target` and chaos proxies.
     "connect"(target) => move |nc: NativeCallContext, target: &str| -> Res<ScriptSession> {
-        let t: Target = target.parse().map_err(|e: crate::client::target::TargetError| host_error(&nc, format!("connect: {e}")))?;
+        let t: Target = target.parse().map_err(|e: crate::client::target::TargetError| bad_input(&c, &nc, format!("connect: {e}")))?;
         let t = match t {
             Target::Builtin => c.target.clone().ok_or_else(|| host_error(&nc, "connect: no built-in server in this engine"))?,
             t => t,
         };
-        connect(&c, &nc, t, None, true)
+        connect(&c, &nc, t, None, true, (c.client.clone(), Default::default()))
     });
 
     let c = ctx.clone();
@@ -447,17 +453,20 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     /// `reconnect` (default true: when the connection breaks, the next request reopens the
     /// session, backing off), `resend` (methods sent again once on the reopened session when
     /// their connection broke; default `["ping", "tools/list", "resources/read"]`, false for none),
-    /// `backoff` (`#{initial: "50ms", max: "1s", jitter: 0.5}`), `give_up_after` ("10s").
+    /// `backoff` (`#{initial: "50ms", max: "1s", jitter: 0.5}`), `resend_on_timeout` (false),
+    /// `max_resends` (1), `give_up_after` ("10s"): the resilience options of load phases, read
+    /// the same way.
     /// `session.reconnects` and `session.resent` count what it did. A `stdio:` target follows
     /// the rule of `connect(target)`.
     "connect"(target, options) => move |nc: NativeCallContext, target: &str, options: Map| -> Res<ScriptSession> {
-        let t: Target = target.parse().map_err(|e: crate::client::target::TargetError| host_error(&nc, format!("connect: {e}")))?;
+        let t: Target = target.parse().map_err(|e: crate::client::target::TargetError| bad_input(&c, &nc, format!("connect: {e}")))?;
         let t = match t {
             Target::Builtin => c.target.clone().ok_or_else(|| host_error(&nc, "connect: no built-in server in this engine"))?,
             t => t,
         };
         let (policy, initialize) = session_options(&c, &nc, &options)?;
-        connect(&c, &nc, t, policy, initialize)
+        let extras = session_extras::read(&c, &nc, &options, &c.client)?;
+        connect(&c, &nc, t, policy, initialize, extras)
     });
 
     let c = ctx.clone();

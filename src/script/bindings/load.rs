@@ -167,6 +167,8 @@ fn common(ctx: &ScriptCtx, o: &Opts, model: Model, default_name: &str) -> Res<(P
             client_name: ctx.client.client_name.clone(),
             auth_token: ctx.client.auth_token.clone(),
             max_message_size: ctx.client.max_message_size,
+            headers: ctx.client.headers.clone(),
+            tls: ctx.client.tls.settings().clone(),
         },
         session_offset: 0,
         processes: o.read("processes", whole)?.unwrap_or(0).min(u32::MAX as u64) as u32,

@@ -5,7 +5,7 @@
 //! script that checks will not fail on them at run time.
 
 use crate::load::plan::{RequestTemplate, Stage};
-use crate::load::resilience::{BreakerPlan, Resilience};
+use crate::load::resilience::{BreakerPlan, Policy, Resilience};
 use crate::script::value;
 use crate::util::duration::parse_duration;
 use rhai::{Array, Dynamic, FnPtr, Map};
@@ -100,10 +100,6 @@ pub(super) fn duration_above_zero(k: &str, v: &Dynamic) -> Result<Duration, Stri
         d if d.is_zero() => Err(format!("{k} must be above zero, not {v}")),
         d => Ok(d),
     }
-}
-
-pub(super) fn boolean(k: &str, v: &Dynamic) -> Result<bool, String> {
-    v.as_bool().map_err(|_| format!("{k} must be true or false, not {v}"))
 }
 
 pub(super) fn text(k: &str, v: &Dynamic) -> Result<String, String> {
@@ -212,29 +208,11 @@ pub(super) fn metrics_prefix(k: &str, v: &Dynamic) -> Result<String, String> {
     Ok(p)
 }
 
-/// `backoff`: what it sets of `#{initial, max, jitter}`.
-pub(super) struct Backoff {
-    pub(super) initial: Option<Duration>,
-    pub(super) max: Option<Duration>,
-    pub(super) jitter: Option<f64>,
-}
-
-pub(super) fn backoff(k: &str, v: &Dynamic) -> Result<Backoff, String> {
-    let m = map_of(k, v, &["initial", "max", "jitter"])?;
-    Ok(Backoff {
-        initial: field(&m, "initial", duration)?,
-        max: field(&m, "max", duration)?,
-        jitter: field(&m, "jitter", number)?,
-    })
-}
-
-/// `resend`: method names, or false for none.
-pub(super) fn resend(k: &str, v: &Dynamic) -> Result<Vec<String>, String> {
-    if v.as_bool() == Ok(false) {
-        return Ok(vec![]);
-    }
-    let a = array(k, v, "an array of method names (e.g. [\"ping\", \"tools/list\"]) or false")?;
-    a.iter().map(|m| m.clone().into_string().map_err(|_| format!("{k}: {m} is not a method name"))).collect()
+/// A resilience option (`reconnect`, `backoff`, `resend`, `resend_on_timeout`,
+/// `max_resends`) applied over `policy` by the one reader script sessions use too.
+pub(super) fn policy_option(policy: &mut Policy, k: &str, v: &Dynamic) -> Result<(), String> {
+    let json = value::to_json(v).map_err(|e| format!("{k}: {e}"))?;
+    policy.apply(k, &json).map(drop).map_err(|e| e.to_string())
 }
 
 /// `breaker`: true, false or `#{error_rate, min_requests, window, cool_down}`.
@@ -326,18 +304,18 @@ pub(super) fn check_value(phase: &str, key: &str, v: &Dynamic) -> Result<(), Str
     match (phase, key) {
         (_, "name" | "target") => ok(text(key, v)),
         (_, "sessions" | "iterations" | "max_inflight") => ok(at_least_one(key, v)),
-        (_, "seed" | "processes" | "max_resends" | "ping_sample") => ok(whole(key, v)),
+        (_, "seed" | "processes" | "ping_sample") => ok(whole(key, v)),
         ("open", "rate") => ok(above_zero(key, v)),
         (_, "rate" | "connect_rate" | "start_rate" | "recovery_fraction") => ok(number(key, v)),
         (_, "duration" | "request_timeout" | "connect_timeout") => ok(duration_above_zero(key, v)),
         (_, "think" | "hold") => ok(duration(key, v)),
-        (_, "reconnect" | "resend_on_timeout") => ok(boolean(key, v)),
+        (_, "reconnect" | "resend_on_timeout" | "max_resends" | "backoff" | "resend") => {
+            policy_option(&mut Policy::default(), key, v)
+        }
         (_, "mix") => ok(mix(key, v)),
         (_, "request") => ok(request(key, v)),
         (_, "sample") => ok(sample(key, v)),
         (_, "metrics") => ok(metrics_prefix(key, v)),
-        (_, "backoff") => ok(backoff(key, v)),
-        (_, "resend") => ok(resend(key, v)),
         (_, "breaker") => ok(breaker(key, v)),
         (_, "schedule") => ok(schedule(key, v)),
         (_, "expect_errors") => ok(expect_errors(key, v)),
@@ -404,22 +382,8 @@ pub fn check_options(phase: &str, given: &[&str], known: &Map) -> Vec<OptionProb
 /// `max_resends`, `breaker`, `recovery_fraction`, over the defaults and checked together.
 pub(super) fn resilience(m: &Map) -> Result<Resilience, String> {
     let mut r = Resilience::default();
-    if let Some(b) = field(m, "reconnect", boolean)? {
-        r.reconnect = b;
-    }
-    if let Some(b) = field(m, "backoff", backoff)? {
-        r.backoff_initial = b.initial.unwrap_or(r.backoff_initial);
-        r.backoff_max = b.max.unwrap_or(r.backoff_max.max(r.backoff_initial));
-        r.jitter = b.jitter.unwrap_or(r.jitter);
-    }
-    if let Some(methods) = field(m, "resend", resend)? {
-        r.resend = methods;
-    }
-    if let Some(b) = field(m, "resend_on_timeout", boolean)? {
-        r.resend_on_timeout = b;
-    }
-    if let Some(n) = field(m, "max_resends", whole)? {
-        r.max_resends = n.min(u32::MAX as u64) as u32;
+    for (k, v) in m.iter().filter(|(k, v)| !v.is_unit() && Policy::KEYS.contains(&k.as_str())) {
+        policy_option(&mut r.policy, k, v)?;
     }
     if let Some(Some(b)) = field(m, "breaker", breaker)? {
         r.breaker = Some(b);

@@ -3,7 +3,9 @@
 //! sampled over time). Exporting a number for regression detection is `metric(...)` of
 //! the structure namespace; `metrics::export` does it for a counter or gauge.
 
-use super::{bridge_error, duration_arg, host_error, module_fn, register_getter, script_fn, site_string, Namespace};
+use super::{
+    bad_input, bridge_error, duration_arg, host_error, module_fn, register_getter, script_fn, site_string, Namespace,
+};
 use crate::load::result::{self as lr, LatencyStats};
 use crate::load::sampler::{self, Sampler};
 use crate::script::bridge::Bridge;
@@ -71,8 +73,8 @@ fn series_map(r: &lr::Resources, pid: u32) -> Map {
     value::to_dynamic(&v).try_cast::<Map>().unwrap_or_default()
 }
 
-fn pid_arg(nc: &NativeCallContext, what: &str, pid: i64) -> Res<u32> {
-    u32::try_from(pid).map_err(|_| host_error(nc, format!("{what}: {pid} is not a process id")))
+fn pid_arg(ctx: &ScriptCtx, nc: &NativeCallContext, what: &str, pid: i64) -> Res<u32> {
+    u32::try_from(pid).map_err(|_| bad_input(ctx, nc, format!("{what}: {pid} is not a process id")))
 }
 
 /// Adds `delta` to counter `name` (starting at 0); returns the new value.
@@ -273,25 +275,27 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
             Ok(out)
         },
     );
+    let c = ctx.clone();
     module_fn(
         engine,
         &mut m,
         "rss",
         &["pid"],
         &[" Resident memory of process `pid` in bytes (() when it is gone)."],
-        |nc: NativeCallContext, pid: i64| -> Res<Dynamic> {
-            let pid = pid_arg(&nc, "metrics::rss", pid)?;
+        move |nc: NativeCallContext, pid: i64| -> Res<Dynamic> {
+            let pid = pid_arg(&c, &nc, "metrics::rss", pid)?;
             Ok(crate::util::proc::rss_bytes(pid).map(|b| Dynamic::from_int(b as i64)).unwrap_or(Dynamic::UNIT))
         },
     );
+    let c = ctx.clone();
     module_fn(
         engine,
         &mut m,
         "cpu_seconds",
         &["pid"],
         &[" CPU time (user + system) process `pid` has used, in seconds (() when it is gone)."],
-        |nc: NativeCallContext, pid: i64| -> Res<Dynamic> {
-            let pid = pid_arg(&nc, "metrics::cpu_seconds", pid)?;
+        move |nc: NativeCallContext, pid: i64| -> Res<Dynamic> {
+            let pid = pid_arg(&c, &nc, "metrics::cpu_seconds", pid)?;
             Ok(sampler::cpu_seconds(pid).map(Dynamic::from_float).unwrap_or(Dynamic::UNIT))
         },
     );
@@ -308,7 +312,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
             " Sampling stops by itself when the script ends.",
         ],
         move |nc: NativeCallContext, pid: i64, interval: &str| -> Res<ScriptSampler> {
-            let pid = pid_arg(&nc, "metrics::sample", pid)?;
+            let pid = pid_arg(&c, &nc, "metrics::sample", pid)?;
             let every = duration_arg(&c, &nc, "metrics::sample", interval)?.max(Duration::from_millis(10));
             let watched: sampler::Watched = Arc::new(Mutex::new(vec![(pid, lr::ProcessRole::Process)]));
             let s = c

@@ -15,6 +15,7 @@ pub mod core;
 pub mod load;
 pub mod load_options;
 pub mod metrics;
+pub mod session_extras;
 pub mod structure;
 
 use super::bridge::BridgeError;

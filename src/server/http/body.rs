@@ -1,6 +1,7 @@
 //! The response body of every HTTP reply: a whole body, a one-reply event stream (a
-//! Streamable HTTP reply sent as SSE, possibly before the reply is ready), or a legacy
-//! SSE session stream fed by a channel. One enum, so no reply is boxed.
+//! Streamable HTTP reply sent as SSE, possibly before the reply is ready), the event
+//! stream of a call that talks to the client while it runs, or a legacy SSE session
+//! stream fed by a channel. One enum, so no reply is boxed.
 
 use super::legacy::StreamGuard;
 use bytes::Bytes;
@@ -23,6 +24,10 @@ pub enum Body {
     /// brings, until every sender is gone. The guard ends the session when the client
     /// goes away (hyper drops the body).
     Events { first: Option<Bytes>, rx: mpsc::Receiver<Bytes>, _guard: StreamGuard },
+    /// A streaming call ([`crate::server::peer::Streaming::start`]): `first`, then each
+    /// message as a `message` event; ends after the reply. Dropping it (the client went
+    /// away) stops the call.
+    Messages { first: Option<Bytes>, rx: mpsc::Receiver<Vec<u8>> },
 }
 
 impl Body {
@@ -86,6 +91,12 @@ impl hyper::body::Body for Body {
                     return data(f);
                 }
                 rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+            }
+            Body::Messages { first, rx } => {
+                if let Some(f) = first.take() {
+                    return data(f);
+                }
+                rx.poll_recv(cx).map(|o| o.map(|json| Ok(Frame::data(message_event(&json)))))
             }
         }
     }

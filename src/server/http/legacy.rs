@@ -91,6 +91,18 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body
                 }
             });
         }
+        // Notifications and the server's requests go onto the session's stream too; the
+        // client POSTs its replies like any other message.
+        Outcome::Stream(call) => {
+            let mut messages = call.start();
+            tokio::spawn(async move {
+                while let Some(message) = messages.recv().await {
+                    if stream.tx.send(body::message_event(&message)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
     }
     accepted()
 }

@@ -1,9 +1,19 @@
 //! Session tables of the HTTP transports: a map from session id to session, split into
 //! shards so concurrent requests of different sessions rarely meet on one lock. Ids are
 //! 128 random bits in hex; the first hex digit picks the shard.
+//!
+//! A Streamable HTTP session is not a connection, yet `connections_open` must fall back
+//! when its client goes away, DELETE or not (a client that aborts, a worker that took the
+//! session over while the DELETE went to a sibling). So a session counts as open while it
+//! is not ended and at least one TCP connection that carried it is still open: each
+//! connection keeps the sessions it carried ([`Attached`]), and each session how many
+//! connections carry it ([`HttpSession`]). A session whose connections all closed stays
+//! in the table (the client may come back on a new connection, and then counts again).
 
+use crate::server::handler::{ServerState, SessionState};
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 const SHARDS: usize = 16;
 
@@ -44,6 +54,77 @@ fn tag(secret: u64, base: &str) -> u64 {
     secret.hash(&mut h);
     base.hash(&mut h);
     h.finish()
+}
+
+/// A Streamable HTTP session and its presence.
+pub struct HttpSession {
+    pub state: Arc<SessionState>,
+    presence: Mutex<Presence>,
+}
+
+#[derive(Default)]
+struct Presence {
+    /// Open TCP connections that carried a request of this session.
+    connections: usize,
+    /// DELETE ended it.
+    ended: bool,
+}
+
+impl HttpSession {
+    pub fn new(state: Arc<SessionState>) -> Arc<HttpSession> {
+        Arc::new(HttpSession { state, presence: Mutex::new(Presence::default()) })
+    }
+
+    /// DELETE: no longer counted, whichever connections still carry it.
+    pub fn end(&self, server: &ServerState) {
+        let mut p = crate::util::lock(&self.presence);
+        if !p.ended {
+            p.ended = true;
+            if p.connections > 0 {
+                server.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The sessions one TCP connection carried; dropping it (the connection closed) releases
+/// them.
+pub struct Attached {
+    server: Arc<ServerState>,
+    sessions: Mutex<Vec<Arc<HttpSession>>>,
+}
+
+impl Attached {
+    pub fn new(server: Arc<ServerState>) -> Attached {
+        Attached { server, sessions: Mutex::new(Vec::new()) }
+    }
+
+    /// Notes that this connection carries `session` (once per connection and session).
+    pub fn attach(&self, session: &Arc<HttpSession>) {
+        let mut mine = crate::util::lock(&self.sessions);
+        if mine.iter().any(|s| Arc::ptr_eq(s, session)) {
+            return;
+        }
+        mine.push(session.clone());
+        let mut p = crate::util::lock(&session.presence);
+        p.connections += 1;
+        if p.connections == 1 && !p.ended {
+            self.server.stats.connections_open.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        let mine = std::mem::take(&mut *crate::util::lock(&self.sessions));
+        for session in mine {
+            let mut p = crate::util::lock(&session.presence);
+            p.connections -= 1;
+            if p.connections == 0 && !p.ended {
+                self.server.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl<V: Clone> Sessions<V> {

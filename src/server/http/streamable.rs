@@ -4,9 +4,13 @@
 //! unknown: 404). Replies are `application/json` unless the client asked for an event
 //! stream (`?sse=1` on the URL, or an `Accept` that lists `text/event-stream` without
 //! `application/json`); the event-stream reply starts with a priming event, so clients'
-//! SSE parsing gets exercised against this server too.
+//! SSE parsing gets exercised against this server too. A call that talks to the client
+//! while it runs (log and progress notifications, sampling and elicitation requests)
+//! answers with an event stream whenever the `Accept` allows one; the client POSTs its
+//! replies to the server's requests in the same session.
 
 use super::body::{self, Body, PendingReply};
+use super::sessions::{Attached, HttpSession};
 use super::{is_unattributed_error, json, status, Shared};
 use crate::protocol::jsonrpc::{self, Message, Payload};
 use crate::protocol::mcp::{self, methods};
@@ -16,16 +20,18 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 
-/// The priming event of an event-stream reply: an id and empty data.
-const PRIMING: &[u8] = b"id: 0\ndata:\n\n";
+/// The first event of an event-stream reply, sent at once: empty data and no id. A server
+/// primes with an event id so that the client can resume the stream with `Last-Event-ID`;
+/// this one cannot resume a stream (a GET is 405), so it gives no id and a client does not
+/// try.
+const PRIMING: &[u8] = b"data:\n\n";
 
-pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>, attached: &Attached) -> Response<Body> {
     let state = &shared.state;
     if state.overloaded() {
         return shared.shed("too many requests in flight");
@@ -47,13 +53,18 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body
     }
     let session_id = headers.get(MCP_SESSION_ID).cloned();
     let sse = wants_event_stream(req.uri().query(), headers);
+    let can_stream =
+        sse || headers.get_all(ACCEPT).iter().any(|a| contains_ignore_case(a.as_bytes(), b"text/event-stream"));
     let body = match shared.read_body(req.into_body()).await {
         Ok(b) => b,
         Err(resp) => return resp,
     };
     let (session, is_new) = match &session_id {
         Some(id) => match id.to_str().ok().and_then(|id| shared.sessions.get(id).or_else(|| adopt(shared, id))) {
-            Some(s) => (s, false),
+            Some(s) => {
+                attached.attach(&s);
+                (s.state.clone(), false)
+            }
             None => return shared.error(StatusCode::NOT_FOUND, -32001, "Session not found"),
         },
         None => match jsonrpc::parse(&body) {
@@ -88,14 +99,19 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body
             event_stream(Body::Deferred { first: Some(Bytes::from_static(PRIMING)), reply: Some(reply) })
         }
         Outcome::Pending(reply) => pending_json(reply).await,
+        Outcome::Stream(call) if can_stream => {
+            event_stream(Body::Messages { first: Some(Bytes::from_static(PRIMING)), rx: call.start() })
+        }
+        Outcome::Stream(call) => json(StatusCode::OK, Message::Response(call.reply_only().await).to_vec()),
     };
     if is_new {
         // Only a successful initialize makes a session.
         if let Some(version) = session.protocol_version() {
             let id = super::sessions::new_signed_id(state.config.session_secret, version);
-            shared.sessions.insert(&id, session);
+            let session = HttpSession::new(session);
+            shared.sessions.insert(&id, session.clone());
             Stats::inc(&state.stats.connections_total);
-            state.stats.connections_open.fetch_add(1, Ordering::Relaxed);
+            attached.attach(&session);
             if let Ok(v) = HeaderValue::try_from(id) {
                 resp.headers_mut().insert(MCP_SESSION_ID, v);
             }
@@ -108,7 +124,7 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body
 /// shared key); `None` for unknown ids, and always when this server has no siblings, so
 /// a session ended by DELETE stays ended. (Across workers, a DELETE reaches only one of
 /// them; another may still take the id over if the client kept using it.)
-fn adopt(shared: &Arc<Shared>, id: &str) -> Option<Arc<SessionState>> {
+fn adopt(shared: &Arc<Shared>, id: &str) -> Option<Arc<HttpSession>> {
     let state = &shared.state;
     if state.config.workers <= 1 && state.config.worker_index == 0 {
         return None;
@@ -117,10 +133,9 @@ fn adopt(shared: &Arc<Shared>, id: &str) -> Option<Arc<SessionState>> {
     if state.at_connection_limit() {
         return None;
     }
-    let session = Arc::new(SessionState::adopted(version, state.config.auth_token.is_some()));
+    let session = HttpSession::new(Arc::new(SessionState::adopted(version, state.config.auth_token.is_some())));
     shared.sessions.insert(id, session.clone());
     Stats::inc(&state.stats.connections_total);
-    state.stats.connections_open.fetch_add(1, Ordering::Relaxed);
     Some(session)
 }
 
@@ -130,8 +145,8 @@ pub fn delete(shared: &Arc<Shared>, req: &Request<Incoming>) -> Response<Body> {
         return shared.error(StatusCode::BAD_REQUEST, -32000, "Bad Request: Mcp-Session-Id header is required");
     };
     match id.to_str().ok().and_then(|id| shared.sessions.remove(id)) {
-        Some(_) => {
-            shared.state.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+        Some(session) => {
+            session.end(&shared.state);
             status(StatusCode::NO_CONTENT)
         }
         None => shared.error(StatusCode::NOT_FOUND, -32001, "Session not found"),

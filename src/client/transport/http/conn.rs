@@ -1,11 +1,13 @@
 //! HTTP/1.1 plumbing shared by the Streamable HTTP and legacy SSE transports: where a URL
 //! points ([`Endpoint`]), a small per-session pool of keep-alive connections ([`Pool`]),
 //! and bounded body reading. Each connection is one hyper `http1` connection over a
-//! socket from [`crate::net::socket::connect`] (so `source_addr` applies), driven by one
-//! small task; there is no shared, process-wide pool and no extra thread.
+//! socket from [`crate::net::socket::connect`] (so `source_addr` applies), with TLS on top
+//! for `https://` ([`crate::net::tls`]), driven by one small task; there is no shared,
+//! process-wide pool and no extra thread.
 
 use super::events::{EventParser, Kind};
 use crate::client::ClientError;
+use crate::net::tls::{ClientTls, TlsTarget};
 use crate::protocol::jsonrpc::{self, ErrorObject, Message, Payload, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -23,10 +25,12 @@ pub type ReqBody = Full<Bytes>;
 /// Idle connections a session keeps; more only exist while requests overlap.
 const MAX_IDLE: usize = 4;
 
-/// A resolved `http://` URL.
+/// A resolved `http://` or `https://` URL.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub addr: SocketAddr,
+    /// The server's TLS name and the run's connector, for `https://`.
+    pub tls: Option<TlsTarget>,
     /// The `Host` header.
     pub host: HeaderValue,
     /// Origin-form request target: path and query.
@@ -34,13 +38,21 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parses and resolves `url` (which must be `http://`).
+    /// Parses and resolves `url` (which must be `http://`, or `https://` verified against
+    /// the platform's root certificates).
     pub async fn resolve(url: &url::Url) -> Result<Endpoint, String> {
-        if url.scheme() != "http" {
-            return Err(format!("expected an http:// URL, got {url}"));
+        Self::resolve_with_tls(url, &ClientTls::default()).await
+    }
+
+    /// Parses and resolves `url` (which must be `http://` or `https://`; `tls`, the run's
+    /// `--ca-cert` and `--insecure`, serves the latter).
+    pub async fn resolve_with_tls(url: &url::Url, tls: &ClientTls) -> Result<Endpoint, String> {
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(format!("expected an http:// or https:// URL, got {url}"));
         }
         let host = url.host_str().ok_or("the URL has no host")?;
         let port = url.port_or_known_default().unwrap_or(80);
+        let tls = if url.scheme() == "https" { Some(tls.target(host)?) } else { None };
         let bare = host.trim_matches(['[', ']']);
         let addr = match bare.parse::<IpAddr>() {
             Ok(ip) => SocketAddr::new(ip, port),
@@ -60,6 +72,7 @@ impl Endpoint {
         };
         Ok(Endpoint {
             addr,
+            tls,
             host: HeaderValue::try_from(authority).map_err(|e| format!("bad host: {e}"))?,
             path: path.parse().map_err(|e| format!("bad path: {e}"))?,
         })
@@ -76,13 +89,14 @@ pub struct Conn {
 /// Keep-alive connections of one session to one address.
 pub struct Pool {
     addr: SocketAddr,
+    tls: Option<TlsTarget>,
     source: Option<IpAddr>,
     idle: Mutex<Vec<SendRequest<ReqBody>>>,
 }
 
 impl Pool {
-    pub fn new(addr: SocketAddr, source: Option<IpAddr>) -> Self {
-        Pool { addr, source, idle: Mutex::new(Vec::new()) }
+    pub fn new(endpoint: &Endpoint, source: Option<IpAddr>) -> Self {
+        Pool { addr: endpoint.addr, tls: endpoint.tls.clone(), source, idle: Mutex::new(Vec::new()) }
     }
 
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<SendRequest<ReqBody>>> {
@@ -100,7 +114,7 @@ impl Pool {
                 return Ok(Conn { tx, reused: true });
             }
         }
-        Ok(Conn { tx: open(self.addr, self.source).await?, reused: false })
+        Ok(Conn { tx: open(self.addr, self.tls.as_ref(), self.source).await?, reused: false })
     }
 
     /// Returns a connection whose response was read to the end.
@@ -116,7 +130,7 @@ impl Pool {
 
     /// Puts a freshly opened connection into the pool.
     pub async fn warm(&self) -> Result<(), String> {
-        let tx = open(self.addr, self.source).await?;
+        let tx = open(self.addr, self.tls.as_ref(), self.source).await?;
         self.idle().push(tx);
         Ok(())
     }
@@ -127,19 +141,21 @@ impl Pool {
     }
 }
 
-/// Opens one HTTP/1.1 connection and spawns the task that drives it.
-/// The `Authorization: Bearer` header value for an auth token, if one is set.
+/// The `Authorization: Bearer` header value for an auth token, if one is set (see
+/// [`crate::client::auth::Auth`], where sessions get it per request).
 pub fn bearer(token: Option<&str>) -> Result<Option<HeaderValue>, String> {
-    token
-        .map(|t| {
-            HeaderValue::try_from(format!("Bearer {t}"))
-                .map_err(|_| "the auth token is not a valid header value".into())
-        })
-        .transpose()
+    Ok(crate::client::auth::Auth::bearer(token)?.header())
 }
 
-pub async fn open(addr: SocketAddr, source: Option<IpAddr>) -> Result<SendRequest<ReqBody>, String> {
+/// Opens one HTTP/1.1 connection (with the TLS handshake when `tls` is given) and spawns
+/// the task that drives it.
+pub async fn open(
+    addr: SocketAddr,
+    tls: Option<&TlsTarget>,
+    source: Option<IpAddr>,
+) -> Result<SendRequest<ReqBody>, String> {
     let stream = crate::net::socket::connect(addr, source).await.map_err(|e| format!("{addr}: {e}"))?;
+    let stream = crate::net::tls::wrap(stream, tls).await?;
     let (tx, conn) = hyper::client::conn::http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
@@ -208,14 +224,6 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError>
 /// The most of an error body read (for its message or its JSON-RPC error).
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
-/// Reads an error body for a message: at most 200 characters, lossy UTF-8, trimmed.
-pub async fn error_snippet(body: Incoming) -> String {
-    match read_body(body, ERROR_BODY_LIMIT).await {
-        Ok(b) => snippet(&b),
-        Err(_) => String::new(),
-    }
-}
-
 /// At most 200 characters of `bytes`, lossy UTF-8, trimmed.
 fn snippet(bytes: &[u8]) -> String {
     const KEEP: usize = 200;
@@ -264,6 +272,11 @@ pub fn rpc_error_in(body: &[u8], event_stream: bool) -> Option<ErrorObject> {
 /// [`ClientError::Http`] with the start of the body.
 pub async fn status_error(target: String, resp: hyper::Response<Incoming>) -> ClientError {
     let status = resp.status().as_u16();
+    if status == 401 {
+        let e = crate::client::auth::unauthorized(target, resp.headers());
+        let _ = read_body(resp.into_body(), ERROR_BODY_LIMIT).await;
+        return e;
+    }
     let event_stream =
         resp.headers().get(CONTENT_TYPE).is_some_and(|ct| ct.as_bytes().starts_with(b"text/event-stream"));
     let body = read_body(resp.into_body(), ERROR_BODY_LIMIT).await.unwrap_or_default();

@@ -1,8 +1,11 @@
 //! An incremental `text/event-stream` parser (the WHATWG server-sent events format), used
 //! for Streamable HTTP replies and the legacy SSE stream. Lines end in CRLF, LF or CR;
 //! `data:` lines of one event are joined with `\n`; comments (`:`) and events without data
-//! (the priming events of Streamable HTTP) are skipped. An event with a single `data:`
-//! line (the usual case) is handed out as a slice of the input buffer, without a copy.
+//! (the priming events of Streamable HTTP) are skipped, but their `id:` still counts: the
+//! parser keeps the last event id and the last `retry:` delay, which is what a client needs
+//! to resume a stream (`Last-Event-ID`) after the server closed it. An event with a single
+//! `data:` line (the usual case) is handed out as a slice of the input buffer, without a
+//! copy.
 
 use bytes::{Bytes, BytesMut};
 
@@ -59,12 +62,39 @@ pub struct EventParser {
     /// Bytes at the start of `buf` already searched for a line end: a long line arriving in
     /// small chunks is searched once, not once per chunk.
     scanned: usize,
+    /// The `id:` of the event being read (set on dispatch, as the WHATWG algorithm does).
+    pending_id: Option<String>,
+    /// The id of the last dispatched event, priming events included.
+    last_id: Option<String>,
+    /// The last `retry:` field, in milliseconds.
+    retry: Option<u64>,
 }
 
 impl EventParser {
     /// `limit` bounds the data of one event (and any single line).
     pub fn new(limit: usize) -> Self {
-        EventParser { buf: BytesMut::new(), data: Data::None, kind: Kind::Message, limit, skip_lf: false, scanned: 0 }
+        EventParser {
+            buf: BytesMut::new(),
+            data: Data::None,
+            kind: Kind::Message,
+            limit,
+            skip_lf: false,
+            scanned: 0,
+            pending_id: None,
+            last_id: None,
+            retry: None,
+        }
+    }
+
+    /// The id of the last event dispatched so far (an event without data counts), for
+    /// `Last-Event-ID` when the stream is resumed.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.last_id.as_deref()
+    }
+
+    /// The reconnection delay the server asked for with `retry:`, if it did.
+    pub fn retry(&self) -> Option<std::time::Duration> {
+        self.retry.map(std::time::Duration::from_millis)
     }
 
     /// Appends a chunk of the stream.
@@ -161,13 +191,25 @@ impl EventParser {
                     _ => Kind::Other,
                 };
             }
-            // id, retry and unknown fields: no use without resumption.
+            // An id with a NUL is ignored, as the WHATWG algorithm says.
+            b"id" if !line[value_start..].contains(&0) => {
+                self.pending_id = Some(String::from_utf8_lossy(&line[value_start..]).into_owned());
+            }
+            b"retry" => {
+                let v = &line[value_start..];
+                if !v.is_empty() && v.iter().all(u8::is_ascii_digit) {
+                    self.retry = std::str::from_utf8(v).ok().and_then(|t| t.parse().ok());
+                }
+            }
             _ => {}
         }
         Ok(None)
     }
 
     fn dispatch(&mut self) -> Option<Event> {
+        if let Some(id) = self.pending_id.take() {
+            self.last_id = Some(id);
+        }
         let kind = std::mem::replace(&mut self.kind, Kind::Message);
         let data = match std::mem::replace(&mut self.data, Data::None) {
             Data::None => return None,
@@ -244,6 +286,19 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].data.len(), (4 << 20) - 6);
         assert!(t0.elapsed() < std::time::Duration::from_secs(10), "took {:?}", t0.elapsed());
+    }
+
+    #[test]
+    fn keeps_the_last_event_id_and_retry_delay() {
+        let mut p = EventParser::new(1024);
+        p.push(b"id: event-1\nretry: 500\ndata: \n\n");
+        assert_eq!(p.next_event().unwrap(), None);
+        assert_eq!(p.last_event_id(), Some("event-1"));
+        assert_eq!(p.retry(), Some(std::time::Duration::from_millis(500)));
+        p.push(b"retry: soon\nid: 7\ndata: {}\n\n");
+        assert!(p.next_event().unwrap().is_some());
+        assert_eq!(p.last_event_id(), Some("7"));
+        assert_eq!(p.retry(), Some(std::time::Duration::from_millis(500)), "a non-numeric retry is ignored");
     }
 
     #[test]

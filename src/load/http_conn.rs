@@ -1,0 +1,627 @@
+//! Lean load-only connections for Streamable HTTP targets (`http://`): one keep-alive
+//! HTTP/1.1 connection per session, owned by the task that uses it, with no task, buffer or
+//! timer of its own while idle. What a held session keeps is its socket, its
+//! `Mcp-Session-Id` and `MCP-Protocol-Version` header lines (one small allocation) and a
+//! few words; read and write buffers exist only while a request is in flight.
+//!
+//! A request is one POST (`Accept: application/json, text/event-stream`) whose head is
+//! pre-serialised per target ([`HttpShared`]); the body is the template's pre-serialised
+//! message ([`Encoded`]) with only the id written. The response head is parsed with
+//! `httparse`; the body (`Content-Length`, chunked or until close) is decoded
+//! incrementally: a JSON reply is read whole (bounded by the message limit), an event
+//! stream goes through the SSE [`EventParser`] so only a partial event is ever kept, and
+//! server requests in it are answered (`ping` with `{}`, anything else -32601) on a side
+//! connection. A 202 answers a notification; a 404 for a request carrying the session id
+//! means the server forgot the session: the connection initializes a new one and retries
+//! once. Error statuses are classified like the script client does ([`rpc_status`]: a
+//! 400/422/500 whose body is a JSON-RPC error counts as that error's code, any other
+//! status as `http_<status>`). A keep-alive connection the server closed meanwhile is
+//! reopened transparently, and an idempotent request that found it closed is sent again
+//! once. Closing DELETEs the session.
+
+use super::conn::{classify, itoa, Encoded, Line, Reply, PREFIX};
+use super::http_wire::{End, Reader};
+use super::recorder::Outcome;
+use crate::client::transport::http::conn::{rpc_error_in, rpc_status, Endpoint};
+use crate::client::transport::http::events::{EventParser, Kind};
+use crate::client::{ClientError, ErrorKind};
+use crate::protocol::mcp::{methods, ServerInfo};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// The most of an error status's body read (for its JSON-RPC error).
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// How long an event stream may stay open after it delivered the reply before the
+/// connection is given up (a new one is opened for the next request).
+const STREAM_END_GRACE: Duration = Duration::from_millis(100);
+/// A keep-alive connection idle this long is checked for a close by the server before
+/// it is used (servers commonly close idle connections after a few seconds).
+const STALE_CHECK_AFTER: Duration = Duration::from_secs(1);
+/// Time a DELETE at close gets.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What every session of one target shares: where to connect and the pre-serialised
+/// request heads.
+pub struct HttpShared {
+    target: String,
+    addr: SocketAddr,
+    /// `POST <path> HTTP/1.1` with Host, Accept, Content-Type and Authorization lines.
+    post_head: Box<[u8]>,
+    /// `DELETE <path> HTTP/1.1` with Host and Authorization lines.
+    delete_head: Box<[u8]>,
+    max_message: usize,
+    /// Close with SO_LINGER 0 (loopback targets): no TIME_WAIT on either side.
+    abortive: bool,
+    init: Encoded,
+}
+
+impl HttpShared {
+    /// Resolves `url` (an `http://` URL) and pre-serialises the request heads.
+    pub async fn new(
+        url: &str,
+        auth_token: Option<&str>,
+        headers: &[(String, String)],
+        max_message: usize,
+        abortive: bool,
+        init: Encoded,
+    ) -> Result<HttpShared, String> {
+        let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+        let ep = Endpoint::resolve(&parsed).await?;
+        let host = ep.host.to_str().map_err(|_| "the host is not a valid header value".to_string())?;
+        let mut common = format!("Host: {host}\r\n");
+        if let Some(t) = auth_token {
+            if t.bytes().any(|b| b.is_ascii_control()) {
+                return Err("the auth token is not a valid header value".into());
+            }
+            common.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        // Extra headers (`--header`), checked when the run read them.
+        for (k, v) in headers {
+            if k.bytes().chain(v.bytes()).any(|b| b.is_ascii_control()) {
+                return Err(format!("header '{k}' is not a valid header"));
+            }
+            common.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let path = ep.path.to_string();
+        let post_head = format!(
+            "POST {path} HTTP/1.1\r\n{common}Accept: application/json, text/event-stream\r\nContent-Type: application/json\r\n"
+        );
+        let delete_head = format!("DELETE {path} HTTP/1.1\r\n{common}");
+        Ok(HttpShared {
+            target: url.to_string(),
+            addr: ep.addr,
+            post_head: post_head.into_bytes().into_boxed_slice(),
+            delete_head: delete_head.into_bytes().into_boxed_slice(),
+            max_message,
+            abortive,
+            init,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Connections close with SO_LINGER 0 when `on` (loopback targets).
+    pub fn abortive(self, on: bool) -> HttpShared {
+        HttpShared { abortive: on, ..self }
+    }
+}
+
+/// Why an exchange got no usable response.
+#[derive(Debug)]
+pub(super) enum Fail {
+    /// The request could not be written, or the connection ended before any byte of the
+    /// response (on a reused keep-alive connection: the server had closed it).
+    Unanswered(String),
+    /// The connection failed mid-response.
+    Closed(String),
+    /// No connection could be opened.
+    Connect(String),
+    /// Not HTTP, or an oversized head, body or event.
+    Protocol(String),
+}
+
+impl Fail {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Fail::Protocol(_) => Outcome::Error(ErrorKind::Protocol),
+            _ => Outcome::Error(ErrorKind::Transport),
+        }
+    }
+
+    fn into_client_error(self, target: &str) -> ClientError {
+        let target = target.to_string();
+        match self {
+            Fail::Connect(detail) => ClientError::Connect { target, detail },
+            Fail::Unanswered(d) | Fail::Closed(d) => ClientError::Closed { target, detail: d },
+            Fail::Protocol(detail) => ClientError::Protocol { target, detail },
+        }
+    }
+}
+
+/// What one exchange brought back.
+#[derive(Default)]
+struct Exchanged {
+    status: u16,
+    /// A success status: what the reply to our request said (`None`: the body held none).
+    reply: Option<Reply>,
+    /// The reply message itself, when asked for (the handshake needs the result).
+    full: Option<Vec<u8>>,
+    /// An error status whose body is a JSON-RPC error that answers it: its code.
+    rpc: Option<i64>,
+    /// The `Mcp-Session-Id` of the response.
+    session: Option<String>,
+}
+
+/// A lean Streamable HTTP session owned by one task.
+pub struct HttpConn {
+    shared: Arc<HttpShared>,
+    /// The keep-alive connection; `None` until (re)opened on demand.
+    stream: Option<TcpStream>,
+    source: Option<IpAddr>,
+    /// `Mcp-Session-Id` and `MCP-Protocol-Version` lines of this session.
+    headers: Box<[u8]>,
+    has_session: bool,
+    next_id: u64,
+    /// When the connection was last used (stale keep-alive check).
+    last_used: Instant,
+    /// The session cannot go on (its connection cannot be reopened).
+    broken: bool,
+}
+
+impl HttpConn {
+    /// Opens a connection and initializes a session (`initialize`, then
+    /// `notifications/initialized`).
+    pub async fn connect(shared: Arc<HttpShared>, source: Option<IpAddr>) -> Result<HttpConn, ClientError> {
+        let mut c = HttpConn {
+            shared,
+            stream: None,
+            source,
+            headers: Box::default(),
+            has_session: false,
+            next_id: 1,
+            last_used: Instant::now(),
+            broken: false,
+        };
+        c.open().await.map_err(|f| f.into_client_error(&c.shared.target))?;
+        c.handshake().await?;
+        Ok(c)
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    fn target(&self) -> String {
+        self.shared.target.clone()
+    }
+
+    async fn open(&mut self) -> Result<(), Fail> {
+        let stream = crate::net::socket::connect(self.shared.addr, self.source)
+            .await
+            .map_err(|e| Fail::Connect(format!("{}: {e}", self.shared.addr)))?;
+        if self.shared.abortive {
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        }
+        self.stream = Some(stream);
+        self.last_used = Instant::now();
+        Ok(())
+    }
+
+    /// `initialize` and `notifications/initialized` on a session without id: the session id
+    /// and protocol version of the reply become this connection's header lines.
+    async fn handshake(&mut self) -> Result<(), ClientError> {
+        let id = self.take_id();
+        let body = body_of(&self.shared.init, id);
+        let target = self.target();
+        let ex = self.post_as(&body, Some(id), true, true, false).await.map_err(|f| f.into_client_error(&target))?;
+        if !(200..300).contains(&ex.status) {
+            return Err(match ex.rpc {
+                Some(code) => ClientError::HttpRpc {
+                    target,
+                    status: ex.status,
+                    error: crate::protocol::ErrorObject::new(code, "refused initialize"),
+                },
+                None => ClientError::Http { target, status: ex.status, body: String::new() },
+            });
+        }
+        let line = ex.full.ok_or_else(|| ClientError::Protocol {
+            target: target.clone(),
+            detail: "the initialize reply held no response to it".into(),
+        })?;
+        let v: Value = serde_json::from_slice(&line).map_err(|e| ClientError::Protocol {
+            target: target.clone(),
+            detail: format!("initialize reply is not JSON: {e}"),
+        })?;
+        if let Some(err) = v.get("error") {
+            let error: crate::protocol::ErrorObject = serde_json::from_value(err.clone()).unwrap_or_else(|_| {
+                crate::protocol::ErrorObject::new(crate::protocol::jsonrpc::INTERNAL_ERROR, err.to_string())
+            });
+            return Err(ClientError::Rpc { target, method: methods::INITIALIZE.into(), error });
+        }
+        let result = v.get("result").ok_or_else(|| ClientError::Protocol {
+            target: target.clone(),
+            detail: "initialize reply has neither result nor error".into(),
+        })?;
+        let info = ServerInfo::from_result(result)
+            .map_err(|detail| ClientError::Handshake { target: target.clone(), detail })?;
+        let mut headers = String::new();
+        if let Some(s) = ex.session.as_deref() {
+            headers.push_str(&format!("Mcp-Session-Id: {s}\r\n"));
+        }
+        if !info.protocol_version.bytes().any(|b| b.is_ascii_control()) {
+            headers.push_str(&format!("MCP-Protocol-Version: {}\r\n", info.protocol_version));
+        }
+        self.has_session = ex.session.is_some();
+        self.headers = headers.into_bytes().into_boxed_slice();
+        let note = crate::protocol::Message::notification(methods::INITIALIZED, None).to_vec();
+        let ex = self.post(&note, None, false, true).await.map_err(|f| f.into_client_error(&target))?;
+        if !(200..300).contains(&ex.status) {
+            return Err(ClientError::Http { target, status: ex.status, body: String::new() });
+        }
+        Ok(())
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Sends one request and waits for its reply, at most `timeout`. `idempotent`: it may be
+    /// sent again once on a fresh connection when the kept-alive one turns out closed.
+    pub async fn call(&mut self, enc: &Encoded, idempotent: bool, timeout: Duration) -> Outcome {
+        if self.broken {
+            return Outcome::Error(ErrorKind::Transport);
+        }
+        match tokio::time::timeout(timeout, self.call_once(enc, idempotent)).await {
+            Ok(out) => out,
+            Err(_) => {
+                // The reply may still come on this connection: it cannot be reused.
+                self.stream = None;
+                Outcome::Timeout
+            }
+        }
+    }
+
+    async fn call_once(&mut self, enc: &Encoded, idempotent: bool) -> Outcome {
+        let mut renewed = false;
+        loop {
+            let id = self.take_id();
+            let body = body_of(enc, id);
+            let ex = match self.post(&body, Some(id), false, idempotent).await {
+                Ok(ex) => ex,
+                Err(f) => return f.outcome(),
+            };
+            if (200..300).contains(&ex.status) {
+                return ex.reply.map_or(Outcome::Error(ErrorKind::Protocol), Reply::outcome);
+            }
+            if ex.status == 404 && self.has_session && !renewed {
+                // The server forgot the session: a new one, and this request once more.
+                renewed = true;
+                if let Err(e) = self.handshake().await {
+                    if e.is_fatal_to_session() {
+                        self.broken = true;
+                    }
+                    return super::pool::outcome_of(&e);
+                }
+                continue;
+            }
+            return match ex.rpc {
+                Some(code) => Outcome::Error(ErrorKind::Rpc(code)),
+                None => Outcome::Error(ErrorKind::Http(ex.status)),
+            };
+        }
+    }
+
+    /// One POST of `body`, on the kept-alive connection or a new one. A reused connection
+    /// that fails before any response byte is replaced and, when `retry`, the POST sent
+    /// again once. A connection that cannot be opened breaks the session.
+    async fn post(&mut self, body: &[u8], want: Option<u64>, full: bool, retry: bool) -> Result<Exchanged, Fail> {
+        self.post_as(body, want, full, retry, true).await
+    }
+
+    /// [`post`](Self::post), with or without the session's header lines (`initialize`
+    /// goes without: the session it renews stays in use until the new one is known).
+    async fn post_as(
+        &mut self,
+        body: &[u8],
+        want: Option<u64>,
+        full: bool,
+        retry: bool,
+        session: bool,
+    ) -> Result<Exchanged, Fail> {
+        let headers: &[u8] = if session { &self.headers } else { &[] };
+        let mut req = Vec::with_capacity(self.shared.post_head.len() + headers.len() + 40 + body.len());
+        req.extend_from_slice(&self.shared.post_head);
+        req.extend_from_slice(headers);
+        req.extend_from_slice(b"Content-Length: ");
+        req.extend_from_slice(itoa(body.len() as u64, &mut [0; 20]));
+        req.extend_from_slice(b"\r\n\r\n");
+        req.extend_from_slice(body);
+        let mut retried = false;
+        loop {
+            if self.stream.is_some() && self.last_used.elapsed() >= STALE_CHECK_AFTER && !self.idle_ok() {
+                self.stream = None;
+            }
+            let reused = self.stream.is_some();
+            if !reused {
+                if let Err(f) = self.open().await {
+                    self.broken = true;
+                    return Err(f);
+                }
+            }
+            let r = self.exchange(&req, want, full).await;
+            self.last_used = Instant::now();
+            match r {
+                Err(Fail::Unanswered(_)) if reused && retry && !retried => {
+                    self.stream = None;
+                    retried = true;
+                }
+                Err(f) => {
+                    self.stream = None;
+                    return Err(f);
+                }
+                Ok((ex, keep)) => {
+                    if !keep {
+                        self.stream = None;
+                    }
+                    return Ok(ex);
+                }
+            }
+        }
+    }
+
+    /// Whether the idle connection is still open (no close, error or stray bytes).
+    fn idle_ok(&self) -> bool {
+        let Some(s) = &self.stream else { return false };
+        let mut probe = [0u8; 64];
+        matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Writes `req` and reads its response. Returns what it said and whether the
+    /// connection can carry another request.
+    async fn exchange(&mut self, req: &[u8], want: Option<u64>, full: bool) -> Result<(Exchanged, bool), Fail> {
+        let shared = self.shared.clone();
+        let Some(stream) = self.stream.as_mut() else { return Err(Fail::Unanswered("no connection".into())) };
+        stream.write_all(req).await.map_err(|e| Fail::Unanswered(format!("while sending: {e}")))?;
+        let mut rd = Reader::default();
+        let head = rd.head(stream).await?;
+        let mut ex = Exchanged { status: head.status, session: head.session.clone(), ..Exchanged::default() };
+        let mut keep = !head.close;
+        if !(200..300).contains(&head.status) {
+            let mut body = Vec::new();
+            let ended = rd
+                .body(stream, head.framing, None, &mut |d| {
+                    if body.len() + d.len() > ERROR_BODY_LIMIT {
+                        return Err(Fail::Protocol("an error body is too large".into()));
+                    }
+                    body.extend_from_slice(d);
+                    Ok(false)
+                })
+                .await;
+            match ended {
+                Ok(End::Done) => {}
+                Ok(End::Open) | Err(_) => keep = false,
+            }
+            if rpc_status(head.status) {
+                ex.rpc = rpc_error_in(&body, head.event_stream).map(|e| e.code);
+            }
+            return Ok((ex, keep));
+        }
+        let Some(want) = want else {
+            // A notification: 202 and (normally) no body; whatever comes is dropped.
+            let limit = shared.max_message;
+            let mut seen = 0usize;
+            let ended = rd
+                .body(stream, head.framing, None, &mut |d| {
+                    seen += d.len();
+                    if seen > limit {
+                        return Err(Fail::Protocol("a notification's reply is too large".into()));
+                    }
+                    Ok(false)
+                })
+                .await?;
+            return Ok((ex, keep && ended == End::Done));
+        };
+        let mut found = Found { want, full, reply: None, message: None, answers: Vec::new() };
+        let ended = if head.event_stream {
+            let mut parser = EventParser::new(shared.max_message);
+            let end = rd
+                .body(stream, head.framing, Some(STREAM_END_GRACE), &mut |d| {
+                    parser.push(d);
+                    loop {
+                        match parser.next_event() {
+                            Ok(Some(ev)) if ev.kind == Kind::Message => found.message(&ev.data),
+                            Ok(Some(_)) => {}
+                            Ok(None) => break,
+                            Err(e) => {
+                                return Err(Fail::Protocol(format!(
+                                    "an SSE event exceeded the limit of {} bytes",
+                                    e.limit
+                                )))
+                            }
+                        }
+                    }
+                    Ok(found.reply.is_some())
+                })
+                .await?;
+            if end == End::Done {
+                if let Ok(Some(ev)) = parser.finish() {
+                    if ev.kind == Kind::Message {
+                        found.message(&ev.data);
+                    }
+                }
+            }
+            end
+        } else {
+            let limit = shared.max_message;
+            let mut body = Vec::new();
+            let end = rd
+                .body(stream, head.framing, None, &mut |d| {
+                    if body.len() + d.len() > limit {
+                        return Err(Fail::Protocol(format!("an HTTP reply exceeded the limit of {limit} bytes")));
+                    }
+                    body.extend_from_slice(d);
+                    Ok(false)
+                })
+                .await?;
+            found.message(&body);
+            end
+        };
+        if !found.answers.is_empty() {
+            spawn_answers(shared, self.source, self.headers.clone(), std::mem::take(&mut found.answers));
+        }
+        ex.reply = found.reply;
+        ex.full = found.message;
+        Ok((ex, keep && ended == End::Done))
+    }
+
+    /// What an idle session does once a second while held: a keep-alive connection the
+    /// server closed (or that received something unasked) is let go, to be reopened by the
+    /// next request. The session itself stays (it lives on the server, not the
+    /// connection). Returns whether the session can still be used.
+    pub fn sweep(&mut self) -> bool {
+        if self.stream.is_some() && !self.idle_ok() {
+            self.stream = None;
+        }
+        !self.broken
+    }
+
+    /// Ends the session: DELETE (when the server gave an id; failures ignored), then the
+    /// connection closes (abortively on loopback).
+    pub async fn close(mut self) {
+        if !self.has_session || self.broken {
+            return;
+        }
+        let mut req = Vec::with_capacity(self.shared.delete_head.len() + self.headers.len() + 24);
+        req.extend_from_slice(&self.shared.delete_head);
+        req.extend_from_slice(&self.headers);
+        req.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+        let delete = async {
+            for _ in 0..2 {
+                if self.stream.is_none() && self.open().await.is_err() {
+                    return;
+                }
+                match self.exchange(&req, None, false).await {
+                    Err(Fail::Unanswered(_)) => self.stream = None,
+                    _ => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DELETE_TIMEOUT, delete).await;
+    }
+}
+
+/// The body of request `id`: the template's line without its newline.
+fn body_of(enc: &Encoded, id: u64) -> Vec<u8> {
+    let suffix = enc.suffix.strip_suffix(b"\n").unwrap_or(&enc.suffix);
+    let mut digits = [0u8; 20];
+    let idb = itoa(id, &mut digits);
+    let mut b = Vec::with_capacity(PREFIX.len() + idb.len() + suffix.len());
+    b.extend_from_slice(PREFIX);
+    b.extend_from_slice(idb);
+    b.extend_from_slice(suffix);
+    b
+}
+
+/// The messages of a reply, sorted out.
+struct Found {
+    want: u64,
+    full: bool,
+    reply: Option<Reply>,
+    message: Option<Vec<u8>>,
+    /// Answers owed to server requests.
+    answers: Vec<Vec<u8>>,
+}
+
+impl Found {
+    /// One message (or a batch) of the reply.
+    fn message(&mut self, data: &[u8]) {
+        let data = data.trim_ascii();
+        if data.is_empty() {
+            return;
+        }
+        if data[0] == b'[' {
+            if let Ok(items) = serde_json::from_slice::<Vec<&RawValue>>(data) {
+                for item in items {
+                    self.message(item.get().as_bytes());
+                }
+                return;
+            }
+        }
+        match classify(data) {
+            Line::Reply(n, r) if n == self.want => {
+                self.reply = Some(r);
+                if self.full {
+                    self.message = Some(data.to_vec());
+                }
+            }
+            Line::Garbage(Some(n)) if n == self.want => self.reply = Some(Reply::Protocol),
+            // One request is in flight, so unattributable garbage is its answer.
+            Line::Garbage(None) => {
+                self.reply.get_or_insert(Reply::Protocol);
+            }
+            Line::Answer(mut a) => {
+                if a.last() == Some(&b'\n') {
+                    a.pop();
+                }
+                self.answers.push(a);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// POSTs answers to server requests on a connection of their own (the session's is busy
+/// reading the stream that carried the requests).
+fn spawn_answers(shared: Arc<HttpShared>, source: Option<IpAddr>, headers: Box<[u8]>, answers: Vec<Vec<u8>>) {
+    tokio::spawn(async move {
+        let mut side = HttpConn {
+            shared,
+            stream: None,
+            source,
+            headers,
+            has_session: false,
+            next_id: 1,
+            last_used: Instant::now(),
+            broken: false,
+        };
+        let work = async {
+            for a in answers {
+                if side.post(&a, None, false, true).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DELETE_TIMEOUT, work).await;
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_out_the_messages_of_a_reply() {
+        let mut f = Found { want: 3, full: true, reply: None, message: None, answers: vec![] };
+        f.message(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#);
+        f.message(br#"{"jsonrpc":"2.0","id":"s1","method":"ping"}"#);
+        f.message(br#"{"jsonrpc":"2.0","id":"s2","method":"sampling/createMessage"}"#);
+        assert_eq!(f.reply, None);
+        f.message(br#"[{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"bad"}}]"#);
+        assert_eq!(f.reply, Some(Reply::Rpc(-32602)));
+        assert!(f.message.as_deref().is_some_and(|m| m.starts_with(b"{\"jsonrpc\"")));
+        assert_eq!(f.answers[0], b"{\"jsonrpc\":\"2.0\",\"id\":\"s1\",\"result\":{}}");
+        assert!(String::from_utf8_lossy(&f.answers[1]).contains("-32601"));
+        let enc = Encoded::new("ping", None);
+        assert_eq!(body_of(&enc, 12), b"{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"ping\"}");
+    }
+}

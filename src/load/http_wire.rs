@@ -1,0 +1,281 @@
+//! The wire side of a lean HTTP exchange (see [`http_conn`](super::http_conn)): the
+//! response head parsed with `httparse`, and the body decoded incrementally
+//! (`Content-Length`, chunked, or until the connection closes) into a caller's sink, so
+//! only the undecoded rest of the last read is ever buffered.
+
+use super::http_conn::Fail;
+use std::io;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+/// Response head lines parsed at most.
+const MAX_HEADERS: usize = 48;
+/// Largest response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// Initial read buffer of a request in flight (grown only for large replies).
+const READ_CHUNK: usize = 2048;
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    Length(u64),
+    Chunked(Chunk),
+    UntilClose,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Chunk {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailer,
+}
+
+/// How reading a body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum End {
+    /// To its end: the connection can carry another request (unless told otherwise).
+    Done,
+    /// Stopped after the reply while the body went on: the connection is given up.
+    Open,
+}
+
+pub(super) struct Head {
+    pub(super) status: u16,
+    pub(super) framing: Framing,
+    pub(super) event_stream: bool,
+    pub(super) session: Option<String>,
+    /// The server closes the connection after this response.
+    pub(super) close: bool,
+}
+
+/// The read side of one exchange: bytes read and not yet consumed.
+#[derive(Default)]
+pub(super) struct Reader {
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    async fn fill(&mut self, stream: &mut TcpStream) -> io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < 512 {
+            self.buf.reserve(READ_CHUNK.max(self.buf.len()));
+        }
+        stream.read_buf(&mut self.buf).await
+    }
+
+    /// Reads and parses the response head (1xx interim responses are skipped).
+    pub(super) async fn head(&mut self, stream: &mut TcpStream) -> Result<Head, Fail> {
+        let mut got_any = false;
+        loop {
+            if !self.buf.is_empty() {
+                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let mut resp = httparse::Response::new(&mut headers);
+                match resp.parse(&self.buf) {
+                    Ok(httparse::Status::Complete(n)) => {
+                        let status = resp.code.unwrap_or(0);
+                        let head = parse_head(&resp, status)?;
+                        self.buf.drain(..n);
+                        if (100..200).contains(&status) && status != 101 {
+                            continue;
+                        }
+                        return Ok(head);
+                    }
+                    Ok(httparse::Status::Partial) if self.buf.len() <= MAX_HEAD => {}
+                    Ok(httparse::Status::Partial) => {
+                        return Err(Fail::Protocol("the HTTP response head is too large".into()))
+                    }
+                    Err(e) => return Err(Fail::Protocol(format!("not an HTTP response: {e}"))),
+                }
+            }
+            match self.fill(stream).await {
+                Ok(0) if !got_any => return Err(Fail::Unanswered("the server closed the connection".into())),
+                Ok(0) => return Err(Fail::Closed("the connection ended inside the response head".into())),
+                Ok(_) => got_any = true,
+                Err(e) if !got_any => return Err(Fail::Unanswered(format!("while reading: {e}"))),
+                Err(e) => return Err(Fail::Closed(format!("while reading the response head: {e}"))),
+            }
+        }
+    }
+
+    /// Decodes the body, handing its bytes to `out`; once `out` returns true (the reply is
+    /// in), the rest of the body gets `grace` to end (`None`: no limit).
+    pub(super) async fn body(
+        &mut self,
+        stream: &mut TcpStream,
+        mut framing: Framing,
+        grace: Option<Duration>,
+        out: &mut (dyn FnMut(&[u8]) -> Result<bool, Fail> + Send),
+    ) -> Result<End, Fail> {
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let (used, satisfied) = decode(&mut framing, &self.buf, out)?;
+            self.buf.drain(..used);
+            if framing == Framing::Done {
+                return Ok(End::Done);
+            }
+            if let (true, None, Some(g)) = (satisfied, deadline, grace) {
+                deadline = Some(tokio::time::Instant::now() + g);
+            }
+            let read = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, self.fill(stream)).await {
+                    Ok(r) => r,
+                    Err(_) => return Ok(End::Open),
+                },
+                None => self.fill(stream).await,
+            };
+            match read {
+                Ok(0) if framing == Framing::UntilClose => {
+                    // The end of such a body; the connection is gone with it.
+                    return Ok(End::Open);
+                }
+                Ok(0) => return Err(Fail::Closed("the connection ended inside the response body".into())),
+                Ok(_) => {}
+                Err(e) => return Err(Fail::Closed(format!("while reading the response body: {e}"))),
+            }
+        }
+    }
+}
+
+fn parse_head(resp: &httparse::Response<'_, '_>, status: u16) -> Result<Head, Fail> {
+    let mut length: Option<u64> = None;
+    let (mut chunked, mut event_stream, mut close, mut session) = (false, false, resp.version == Some(0), None);
+    for h in resp.headers.iter() {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            let v = std::str::from_utf8(h.value).ok().and_then(|s| s.trim().parse::<u64>().ok());
+            length = Some(v.ok_or_else(|| Fail::Protocol("a bad Content-Length".into()))?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h.value.trim_ascii().to_ascii_lowercase().ends_with(b"chunked");
+        } else if name.eq_ignore_ascii_case("content-type") {
+            event_stream = h.value.trim_ascii().to_ascii_lowercase().starts_with(b"text/event-stream");
+        } else if name.eq_ignore_ascii_case("connection") {
+            let v = h.value.to_ascii_lowercase();
+            close = close || memchr::memmem::find(&v, b"close").is_some();
+        } else if name.eq_ignore_ascii_case(SESSION_HEADER) {
+            let v = std::str::from_utf8(h.value).ok().map(str::trim).filter(|v| !v.is_empty());
+            session = v.filter(|v| v.bytes().all(|b| (0x21..0x7f).contains(&b))).map(str::to_string);
+        }
+    }
+    let framing = if status == 204 || status == 304 || (100..200).contains(&status) {
+        Framing::Done
+    } else if chunked {
+        Framing::Chunked(Chunk::Size)
+    } else {
+        match length {
+            Some(0) => Framing::Done,
+            Some(n) => Framing::Length(n),
+            None => Framing::UntilClose,
+        }
+    };
+    if framing == Framing::UntilClose {
+        close = true;
+    }
+    Ok(Head { status, framing, event_stream, session, close })
+}
+
+/// Decodes what `input` holds of the body, handing body bytes to `out`. Returns how much
+/// of `input` was consumed and whether `out` said the reply is in.
+pub(super) fn decode(
+    framing: &mut Framing,
+    input: &[u8],
+    out: &mut (dyn FnMut(&[u8]) -> Result<bool, Fail> + Send),
+) -> Result<(usize, bool), Fail> {
+    let mut pos = 0;
+    let mut satisfied = false;
+    loop {
+        let rest = &input[pos..];
+        match framing {
+            Framing::Done => break,
+            Framing::UntilClose => {
+                if !rest.is_empty() {
+                    satisfied |= out(rest)?;
+                }
+                pos = input.len();
+                break;
+            }
+            Framing::Length(left) | Framing::Chunked(Chunk::Data(left)) => {
+                if rest.is_empty() {
+                    break;
+                }
+                let n = (*left).min(rest.len() as u64) as usize;
+                satisfied |= out(&rest[..n])?;
+                pos += n;
+                *left -= n as u64;
+                if *left == 0 {
+                    *framing = match framing {
+                        Framing::Length(_) => Framing::Done,
+                        _ => Framing::Chunked(Chunk::DataEnd),
+                    };
+                }
+            }
+            Framing::Chunked(Chunk::Size) => match httparse::parse_chunk_size(rest) {
+                Ok(httparse::Status::Complete((used, size))) => {
+                    pos += used;
+                    *framing = Framing::Chunked(if size == 0 { Chunk::Trailer } else { Chunk::Data(size) });
+                }
+                Ok(httparse::Status::Partial) if rest.len() < 1024 => break,
+                _ => return Err(Fail::Protocol("a bad chunk size".into())),
+            },
+            Framing::Chunked(Chunk::DataEnd) => {
+                if rest.len() < 2 {
+                    break;
+                }
+                if &rest[..2] != b"\r\n" {
+                    return Err(Fail::Protocol("a chunk without its CRLF".into()));
+                }
+                pos += 2;
+                *framing = Framing::Chunked(Chunk::Size);
+            }
+            Framing::Chunked(Chunk::Trailer) => match memchr::memmem::find(rest, b"\r\n") {
+                // An empty line ends the trailer section (and the body).
+                Some(0) => {
+                    pos += 2;
+                    *framing = Framing::Done;
+                }
+                Some(i) => pos += i + 2,
+                None if rest.len() < MAX_HEAD => break,
+                None => return Err(Fail::Protocol("a chunk trailer is too large".into())),
+            },
+        }
+    }
+    Ok((pos, satisfied))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(framing: Framing, chunks: &[&[u8]]) -> (Vec<u8>, Framing) {
+        let mut f = framing;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut body = Vec::new();
+        for c in chunks {
+            buf.extend_from_slice(c);
+            let (used, _) = decode(&mut f, &buf, &mut |d| {
+                body.extend_from_slice(d);
+                Ok(false)
+            })
+            .unwrap();
+            buf.drain(..used);
+        }
+        (body, f)
+    }
+
+    #[test]
+    fn decodes_chunked_and_sized_bodies_split_anywhere() {
+        let wire: &[u8] = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-T: 1\r\n\r\n";
+        for cut in 0..wire.len() {
+            let (body, f) = decode_all(Framing::Chunked(Chunk::Size), &[&wire[..cut], &wire[cut..]]);
+            assert_eq!((body.as_slice(), f), (&b"hello, world"[..], Framing::Done), "cut at {cut}");
+        }
+        let bytes: Vec<&[u8]> = wire.chunks(1).collect();
+        assert_eq!(decode_all(Framing::Chunked(Chunk::Size), &bytes).0, b"hello, world");
+        let (body, f) = decode_all(Framing::Length(4), &[b"ab", b"cdEXTRA"]);
+        assert_eq!((body.as_slice(), f), (&b"abcd"[..], Framing::Done));
+        let mut f = Framing::Chunked(Chunk::Size);
+        assert!(decode(&mut f, b"zz\r\n", &mut |_| Ok(false)).is_err());
+    }
+}
