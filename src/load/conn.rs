@@ -12,9 +12,8 @@
 
 use super::recorder::Outcome;
 use crate::client::ErrorKind;
+use crate::protocol::jsonrpc::{self, Peek};
 use crate::protocol::mcp::methods;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
@@ -94,22 +93,6 @@ impl Reply {
     }
 }
 
-#[derive(Deserialize)]
-struct ErrLite {
-    code: i64,
-}
-
-/// Just enough of an inbound message: the rest is skipped by the parser.
-#[derive(Deserialize)]
-struct Incoming<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    method: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    error: Option<ErrLite>,
-}
-
 /// One inbound line, classified.
 pub enum Line {
     /// A reply to our request `id`.
@@ -122,23 +105,16 @@ pub enum Line {
     Garbage(Option<u64>),
 }
 
+/// One inbound line, classified by the protocol's lean reader ([`jsonrpc::peek`]), with
+/// the answer a load connection gives a server request (`ping` answered, the rest -32601).
 pub fn classify(line: &[u8]) -> Line {
-    let msg: Incoming = match serde_json::from_slice(line) {
-        Ok(m) => m,
-        Err(_) => {
-            let id = match crate::protocol::jsonrpc::scan_id(line) {
-                Some(crate::protocol::Id::Num(n)) => u64::try_from(n).ok(),
-                _ => None,
-            };
-            return Line::Garbage(id);
-        }
-    };
-    match (msg.method, msg.id) {
-        (Some(m), Some(id)) => {
+    match jsonrpc::peek(line) {
+        Peek::Reply { id, error } => Line::Reply(id, error.map(Reply::Rpc).unwrap_or(Reply::Ok)),
+        Peek::Request { id, ping } => {
             let mut out = Vec::with_capacity(96);
             out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-            out.extend_from_slice(id.get().as_bytes());
-            if m == methods::PING {
+            out.extend_from_slice(id.as_bytes());
+            if ping {
                 out.extend_from_slice(b",\"result\":{}}\n");
             } else {
                 out.extend_from_slice(
@@ -147,12 +123,8 @@ pub fn classify(line: &[u8]) -> Line {
             }
             Line::Answer(out)
         }
-        (Some(_), None) => Line::Other,
-        (None, Some(id)) => match id.get().parse::<u64>() {
-            Ok(n) => Line::Reply(n, msg.error.map(|e| Reply::Rpc(e.code)).unwrap_or(Reply::Ok)),
-            Err(_) => Line::Other,
-        },
-        (None, None) => Line::Other,
+        Peek::Other => Line::Other,
+        Peek::Garbage(id) => Line::Garbage(id),
     }
 }
 

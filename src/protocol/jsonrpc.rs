@@ -1,6 +1,8 @@
 //! JSON-RPC 2.0 messages: parsing (single messages and batches, with the distinction
 //! between unparseable input and structurally invalid requests that servers must report
-//! as -32700 and -32600), and serialisation into compact JSON bytes.
+//! as -32700 and -32600), serialisation into compact JSON bytes, and [`peek`]: the same
+//! reading done only as far as the load engine's hot path needs (the id, the method, the
+//! error code), borrowing from the input.
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -388,6 +390,24 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn peek_reads_what_matching_needs() {
+        assert_eq!(peek(br#"{"jsonrpc":"2.0","id":7,"result":{"big":[1,2,3]}}"#), Peek::Reply { id: 7, error: None });
+        assert_eq!(
+            peek(br#"{"jsonrpc":"2.0","id":8,"error":{"code":-32000,"message":"overloaded"}}"#),
+            Peek::Reply { id: 8, error: Some(-32000) }
+        );
+        assert_eq!(peek(br#"{"jsonrpc":"2.0","id":"s1","method":"ping"}"#), Peek::Request { id: "\"s1\"", ping: true });
+        assert_eq!(
+            peek(br#"{"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{}}"#),
+            Peek::Request { id: "3", ping: false }
+        );
+        assert_eq!(peek(br#"{"jsonrpc":"2.0","method":"notifications/progress"}"#), Peek::Other);
+        assert_eq!(peek(br#"{"jsonrpc":"2.0","id":"x","result":{}}"#), Peek::Other, "not an id this client sent");
+        assert_eq!(peek(br#"{"jsonrpc":"2.0","id":12,"resu"#), Peek::Garbage(Some(12)));
+        assert_eq!(peek(b"\x07garbage"), Peek::Garbage(None));
+    }
+
     fn single(s: &str) -> Result<Message, Invalid> {
         match parse(s.as_bytes()).unwrap() {
             Payload::Single(m) => m,
@@ -483,5 +503,58 @@ mod tests {
         assert_eq!(scan_id(br#"{"jsonrpc":"2.0","id": 42,"res"#), Some(Id::Num(42)));
         assert_eq!(scan_id(br#"{"id":"abc","x"#), Some(Id::Str("abc".into())));
         assert_eq!(scan_id(b"garbage"), None);
+    }
+}
+
+/// What [`peek`] read of one inbound message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Peek<'a> {
+    /// A reply to request `id` (a whole number), with its error code if it is an error.
+    Reply { id: u64, error: Option<i64> },
+    /// A request from the server: its id as written (JSON), and whether it is `ping`.
+    Request { id: &'a str, ping: bool },
+    /// A notification, a reply with an id that is no whole number, or an error without id.
+    Other,
+    /// Not JSON; `Some(id)` when a whole-number id could still be read ([`scan_id`]).
+    Garbage(Option<u64>),
+}
+
+#[derive(Deserialize)]
+struct PeekError {
+    code: i64,
+}
+
+/// Just enough of an inbound message: the rest is skipped by the parser.
+#[derive(Deserialize)]
+struct Peeked<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    error: Option<PeekError>,
+}
+
+/// Reads one message only as far as matching it needs: for a client that sent whole-number
+/// ids and answers server requests itself (the load engine's connections).
+pub fn peek(bytes: &[u8]) -> Peek<'_> {
+    let msg: Peeked = match serde_json::from_slice(bytes) {
+        Ok(m) => m,
+        Err(_) => {
+            let id = match scan_id(bytes) {
+                Some(Id::Num(n)) => u64::try_from(n).ok(),
+                _ => None,
+            };
+            return Peek::Garbage(id);
+        }
+    };
+    match (msg.method, msg.id) {
+        (Some(m), Some(id)) => Peek::Request { id: id.get(), ping: m == crate::protocol::mcp::methods::PING },
+        (Some(_), None) => Peek::Other,
+        (None, Some(id)) => match id.get().parse::<u64>() {
+            Ok(id) => Peek::Reply { id, error: msg.error.map(|e| e.code) },
+            Err(_) => Peek::Other,
+        },
+        (None, None) => Peek::Other,
     }
 }
