@@ -25,9 +25,8 @@ use super::recorder::Outcome;
 use crate::client::transport::http::conn::{rpc_error_in, rpc_status, Endpoint};
 use crate::client::transport::http::events::{EventParser, Kind};
 use crate::client::{ClientError, ErrorKind};
-use crate::protocol::mcp::{methods, ServerInfo};
+use crate::protocol::mcp::methods;
 use serde_json::value::RawValue;
-use serde_json::Value;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -236,22 +235,7 @@ impl HttpConn {
             target: target.clone(),
             detail: "the initialize reply held no response to it".into(),
         })?;
-        let v: Value = serde_json::from_slice(&line).map_err(|e| ClientError::Protocol {
-            target: target.clone(),
-            detail: format!("initialize reply is not JSON: {e}"),
-        })?;
-        if let Some(err) = v.get("error") {
-            let error: crate::protocol::ErrorObject = serde_json::from_value(err.clone()).unwrap_or_else(|_| {
-                crate::protocol::ErrorObject::new(crate::protocol::jsonrpc::INTERNAL_ERROR, err.to_string())
-            });
-            return Err(ClientError::Rpc { target, method: methods::INITIALIZE.into(), error });
-        }
-        let result = v.get("result").ok_or_else(|| ClientError::Protocol {
-            target: target.clone(),
-            detail: "initialize reply has neither result nor error".into(),
-        })?;
-        let info = ServerInfo::from_result(result)
-            .map_err(|detail| ClientError::Handshake { target: target.clone(), detail })?;
+        let info = super::pool::initialize_reply(&target, &line)?;
         let mut headers = String::new();
         if let Some(s) = ex.session.as_deref() {
             headers.push_str(&format!("Mcp-Session-Id: {s}\r\n"));

@@ -321,24 +321,25 @@ impl Connector {
             }
             _ => closed("before the initialize reply arrived"),
         })?;
-        let v: Value = serde_json::from_slice(&line).map_err(|e| ClientError::Protocol {
-            target: target.clone(),
-            detail: format!("initialize reply is not JSON: {e}"),
-        })?;
-        if let Some(err) = v.get("error") {
-            let error: crate::protocol::ErrorObject = serde_json::from_value(err.clone()).unwrap_or_else(|_| {
-                crate::protocol::ErrorObject::new(crate::protocol::jsonrpc::INTERNAL_ERROR, err.to_string())
-            });
-            return Err(ClientError::Rpc { target: target.clone(), method: methods::INITIALIZE.into(), error });
-        }
-        let result = v.get("result").ok_or_else(|| ClientError::Protocol {
-            target: target.clone(),
-            detail: "initialize reply has neither result nor error".into(),
-        })?;
-        ServerInfo::from_result(result).map_err(|detail| ClientError::Handshake { target: target.clone(), detail })?;
+        initialize_reply(target, &line)?;
         c.write_line(&self.initialized).await.map_err(|e| closed(&format!("while sending initialized: {e}")))?;
         Ok(c)
     }
+}
+
+/// What the reply to a lean connection's `initialize` said (tcp and Streamable HTTP): the
+/// server's info, or the error naming `target`.
+pub(super) fn initialize_reply(target: &str, line: &[u8]) -> Result<ServerInfo, ClientError> {
+    let protocol = |detail: String| ClientError::Protocol { target: target.to_string(), detail };
+    let v: Value = serde_json::from_slice(line).map_err(|e| protocol(format!("initialize reply is not JSON: {e}")))?;
+    if let Some(err) = v.get("error") {
+        let error: crate::protocol::ErrorObject = serde_json::from_value(err.clone()).unwrap_or_else(|_| {
+            crate::protocol::ErrorObject::new(crate::protocol::jsonrpc::INTERNAL_ERROR, err.to_string())
+        });
+        return Err(ClientError::Rpc { target: target.to_string(), method: methods::INITIALIZE.into(), error });
+    }
+    let result = v.get("result").ok_or_else(|| protocol("initialize reply has neither result nor error".into()))?;
+    ServerInfo::from_result(result).map_err(|detail| ClientError::Handshake { target: target.to_string(), detail })
 }
 
 /// Gives memory freed by the allocator back to the system (glibc keeps freed chunks of
