@@ -15,12 +15,18 @@ if [[ "${MCP_CONFORMANCE_SCENARIO:-}" == auth/* ]]; then
     ctx="${MCP_CONFORMANCE_CONTEXT:-}"
     [[ -n "$ctx" ]] || ctx='{}'
     oauth=(--oauth --oauth-client-metadata-url "https://conformance-test.local/client-metadata.json")
-    id="$(jq -r '.client_id // empty' <<<"$ctx")"
+    # field NAME: that field of the context (empty when absent), read with the Python the
+    # tests need anyway.
+    field() {
+        python3 -c 'import json, sys; v = json.loads(sys.argv[1]).get(sys.argv[2]); print(v if isinstance(v, str) else "", end="")' "$ctx" "$1"
+    }
+    id="$(field client_id)"
     [[ -n "$id" ]] && oauth+=(--oauth-client-id "$id")
-    secret="$(jq -r '.client_secret // empty' <<<"$ctx")"
+    secret="$(field client_secret)"
     [[ -n "$secret" ]] && export MCPSCRIPT_OAUTH_CLIENT_SECRET="$secret"
-    if [[ -n "$(jq -r '.private_key_pem // empty' <<<"$ctx")" ]]; then
-        jq -r '.private_key_pem' <<<"$ctx" >"$out/key.pem"
+    key="$(field private_key_pem)"
+    if [[ -n "$key" ]]; then
+        printf '%s\n' "$key" >"$out/key.pem"
         oauth+=(--oauth-private-key "$out/key.pem")
     fi
     "$bin" run "$here/auth.rhai" --quiet --target "$url" --out "$out/run" --request-timeout 10s "${oauth[@]}" \
