@@ -57,6 +57,23 @@ impl Drop for Serve {
 }
 
 #[test]
+fn a_closed_stdout_is_no_panic() {
+    // `mcpscript call ... | head -c 0`: the reader is gone before the result is printed.
+    let serve = Serve::start(&["--listen", "tcp://127.0.0.1:0"], 1);
+    let (r, w) = std::io::pipe().unwrap();
+    drop(r);
+    let out = std::process::Command::new(BIN)
+        .args(["call", &serve.urls[0], "tools/list"])
+        .stdout(w)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
+#[test]
 fn call_prints_results_and_uses_exit_codes() {
     let serve = Serve::start(&["--listen", "tcp://127.0.0.1:0"], 1);
     let url = serve.urls[0].clone();

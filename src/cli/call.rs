@@ -70,7 +70,7 @@ pub fn run(a: CallArgs) -> Result<Exit, CliError> {
             s.shutdown().await;
         }
         let value = result?;
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        crate::console::say(&format!("{}\n", serde_json::to_string_pretty(&value).unwrap_or_default()));
         Ok(Exit::Ok)
     })
 }

@@ -28,12 +28,12 @@ pub fn run(a: MergeArgs) -> Result<Exit, CliError> {
         .write_to(&a.out)
         .map_err(|e| CliError::failed(format!("cannot write results into {}: {e}", a.out.display())))?;
     let phases = count_phases(&merged);
-    println!(
-        "merged {} results ({phases} load phases) into {}: {}",
+    crate::console::say(&format!(
+        "merged {} results ({phases} load phases) into {}: {}\n",
         a.inputs.len(),
         path.display(),
         merged.status.as_str()
-    );
+    ));
     Ok(Exit::Ok)
 }
 

@@ -136,7 +136,7 @@ pub fn run(a: ProxyArgs) -> Result<Exit, CliError> {
         wait_for_stop_signal().await;
         let stats = proxy.shutdown().await;
         let json = serde_json::to_string(&stats).unwrap_or_default();
-        println!("{STATS}{json}");
+        crate::console::say(&format!("{STATS}{json}\n"));
         eprintln!("mcpscript proxy: {stats}");
         Ok(Exit::Ok)
     })

@@ -268,9 +268,9 @@ pub fn report_command(a: super::args::ReportCmdArgs) -> Result<Exit, CliError> {
     check_writable(&dir, a.out.is_some())?;
     let written = report::write(&r, &dir, &formats).map_err(CliError::failed)?;
     for f in &written.files {
-        println!("wrote {}", f.display());
+        crate::console::say(&format!("wrote {}\n", f.display()));
     }
-    println!("{} file(s) in {}", written.files.len(), human::ms(written.elapsed_ms));
+    crate::console::say(&format!("{} file(s) in {}\n", written.files.len(), human::ms(written.elapsed_ms)));
     Ok(Exit::Ok)
 }
 
@@ -323,7 +323,7 @@ pub fn compare_command(a: super::args::CompareArgs) -> Result<Exit, CliError> {
     };
     let rows: Vec<_> = comparison.rows.iter().collect();
     for line in text::table(&text::comparison_rows(&rows), text::COMPARISON_RIGHT) {
-        println!("{line}");
+        crate::console::say(&format!("{line}\n"));
     }
     print!("{}", verdict_lines(Some(&comparison), true));
     let fails = comparison.fails();
@@ -331,6 +331,6 @@ pub fn compare_command(a: super::args::CompareArgs) -> Result<Exit, CliError> {
     let dir = a.out.clone().unwrap_or_else(|| folder_of(&a.current));
     check_writable(&dir, a.out.is_some())?;
     let written = report::write(&current, &dir, &Format::ALL).map_err(CliError::failed)?;
-    println!("reports: {}/ ({} files)", dir.display(), written.files.len());
+    crate::console::say(&format!("reports: {}/ ({} files)\n", dir.display(), written.files.len()));
     Ok(if fails { Exit::Regression } else { Exit::Ok })
 }

@@ -106,7 +106,7 @@ pub fn run(a: ServeArgs) -> Result<Exit, CliError> {
             snaps.extend(w.stop().await);
         }
         let total = if snaps.len() == 1 { snaps.remove(0) } else { server::stats::sum_snapshots(&snaps) };
-        println!("{STATS}{total}");
+        crate::console::say(&format!("{STATS}{total}\n"));
         if config.worker_index == 0 {
             eprintln!("{}", summary(&total));
         }

@@ -61,11 +61,11 @@ pub fn run(a: WatchArgs) -> Result<Exit, CliError> {
         if a.max_runs.is_some_and(|m| runs >= m) {
             return Ok(Exit::Ok);
         }
-        println!("watching {} for changes (Ctrl-C stops)", a.run.file.display());
+        crate::console::say(&format!("watching {} for changes (Ctrl-C stops)\n", a.run.file.display()));
         match files.wait(&interrupt) {
             Some(Changed::Files(paths)) => {
                 let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-                println!("changed: {}", names.join(", "));
+                crate::console::say(&format!("changed: {}\n", names.join(", ")));
             }
             Some(Changed::Interrupted) => return Ok(Exit::Interrupted),
             None => return Ok(Exit::Ok),
