@@ -37,22 +37,6 @@ const SCENARIOS: [&str; 19] = [
     "auth/client-credentials-basic",
 ];
 
-/// `Passed: N/M, F failed, W warnings` from the suite's output.
-fn tally(text: &str) -> Option<(u32, u32, u32, u32)> {
-    let line = text.lines().find_map(|l| l.split_once("Passed: ").map(|(_, rest)| rest))?;
-    let line: String = line.chars().filter(|c| !c.is_control()).collect();
-    let nums: Vec<u32> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .take(4)
-        .collect();
-    match nums[..] {
-        [passed, total, failed, warnings] => Some((passed, total, failed, warnings)),
-        _ => None,
-    }
-}
-
 /// Every file named `name` under `dir`, concatenated.
 fn collect(dir: &Path, name: &str) -> String {
     let mut out = String::new();
@@ -88,7 +72,9 @@ fn passes_the_auth_scenarios_of_the_conformance_suite() {
             .current_dir(root);
         let out = interop::run_bounded(cmd, Duration::from_secs(120)).unwrap();
         let ok = out.status.is_some_and(|s| s.success());
-        let (passed, total, failed, warnings) = tally(&out.stdout).or_else(|| tally(&out.stderr)).unwrap_or_default();
+        let (passed, total, failed, warnings) = interop::conformance_tally(&out.stdout)
+            .or_else(|| interop::conformance_tally(&out.stderr))
+            .unwrap_or_default();
         let mut verdict = ok && failed == 0 && warnings == 0 && passed == total && total > 0;
         let client_stderr = collect(&dir, "stderr.txt");
         if scenario == "auth/resource-mismatch" {

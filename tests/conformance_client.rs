@@ -14,23 +14,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_mcpscript");
 
 const SCENARIOS: [&str; 4] = ["initialize", "tools_call", "elicitation-sep1034-client-defaults", "sse-retry"];
 
-/// `Passed: N/M, F failed, W warnings` from the suite's output.
-fn tally(stdout: &str) -> Option<(u32, u32, u32, u32)> {
-    // The line may carry colour codes: keep what follows "Passed: ".
-    let line = stdout.lines().find_map(|l| l.split_once("Passed: ").map(|(_, rest)| rest))?;
-    let line: String = line.chars().filter(|c| !c.is_control()).collect();
-    let nums: Vec<u32> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .take(4)
-        .collect();
-    match nums[..] {
-        [passed, total, failed, warnings] => Some((passed, total, failed, warnings)),
-        _ => None,
-    }
-}
-
 #[test]
 fn passes_the_client_scenarios_of_the_conformance_suite() {
     interop::ensure_setup();
@@ -50,7 +33,9 @@ fn passes_the_client_scenarios_of_the_conformance_suite() {
         let out = interop::run_bounded(cmd, Duration::from_secs(120)).unwrap();
         let ok = out.status.is_some_and(|s| s.success());
         // The suite prints its tally on stdout or stderr depending on the version.
-        let (passed, total, failed, warnings) = tally(&out.stdout).or_else(|| tally(&out.stderr)).unwrap_or_default();
+        let (passed, total, failed, warnings) = interop::conformance_tally(&out.stdout)
+            .or_else(|| interop::conformance_tally(&out.stderr))
+            .unwrap_or_default();
         let verdict = if ok && failed == 0 && warnings == 0 && passed == total && total > 0 { "PASS" } else { "FAIL" };
         table.push(format!("{scenario:<40} {passed:>3}/{total:<2} {failed:>6} {warnings:>8}  {verdict}"));
         if verdict == "FAIL" {

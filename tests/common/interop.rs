@@ -511,3 +511,21 @@ pub fn describe_status(status: Option<ExitStatus>) -> String {
         None => "timed out".to_string(),
     }
 }
+
+/// The official conformance suite's client-mode tally, `Passed: N/M, F failed, W
+/// warnings`, from its output: `(passed, total, failed, warnings)`.
+pub fn conformance_tally(text: &str) -> Option<(u32, u32, u32, u32)> {
+    // The line may carry colour codes: keep what follows "Passed: ".
+    let line = text.lines().find_map(|l| l.split_once("Passed: ").map(|(_, rest)| rest))?;
+    let line: String = line.chars().filter(|c| !c.is_control()).collect();
+    let nums: Vec<u32> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.parse().ok())
+        .take(4)
+        .collect();
+    match nums[..] {
+        [passed, total, failed, warnings] => Some((passed, total, failed, warnings)),
+        _ => None,
+    }
+}
