@@ -10,8 +10,6 @@ mod common;
 
 use common::interop;
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcpscript");
 
@@ -56,25 +54,15 @@ fn collect(dir: &Path, name: &str) -> String {
 #[test]
 fn passes_the_auth_scenarios_of_the_conformance_suite() {
     interop::ensure_setup();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let suite = format!("{root}/tests/interop/node_modules/.bin/conformance");
-    let client = format!("bash {root}/tests/conformance/client.sh");
     let out_dir = tempfile::tempdir().unwrap();
     let mut table =
         vec![format!("{:<44} {:>6} {:>6} {:>8}  {}", "scenario", "passed", "failed", "warnings", "verdict")];
     let mut failures = Vec::new();
     for scenario in SCENARIOS {
         let dir = out_dir.path().join(scenario.replace('/', "_"));
-        let mut cmd = Command::new(&suite);
-        cmd.args(["client", "--command", &client, "--scenario", scenario, "-o"])
-            .arg(&dir)
-            .env("MCPSCRIPT_BIN", BIN)
-            .current_dir(root);
-        let out = interop::run_bounded(cmd, Duration::from_secs(120)).unwrap();
+        let (out, tally) = interop::conformance_client(scenario, &dir, BIN);
         let ok = out.status.is_some_and(|s| s.success());
-        let (passed, total, failed, warnings) = interop::conformance_tally(&out.stdout)
-            .or_else(|| interop::conformance_tally(&out.stderr))
-            .unwrap_or_default();
+        let (passed, total, failed, warnings) = tally.unwrap_or_default();
         let mut verdict = ok && failed == 0 && warnings == 0 && passed == total && total > 0;
         let client_stderr = collect(&dir, "stderr.txt");
         if scenario == "auth/resource-mismatch" {

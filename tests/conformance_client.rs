@@ -7,8 +7,6 @@
 mod common;
 
 use common::interop;
-use std::process::Command;
-use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcpscript");
 
@@ -17,25 +15,14 @@ const SCENARIOS: [&str; 4] = ["initialize", "tools_call", "elicitation-sep1034-c
 #[test]
 fn passes_the_client_scenarios_of_the_conformance_suite() {
     interop::ensure_setup();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let suite = format!("{root}/tests/interop/node_modules/.bin/conformance");
-    let client = format!("bash {root}/tests/conformance/client.sh");
     let out_dir = tempfile::tempdir().unwrap();
     let mut table =
         vec![format!("{:<40} {:>6} {:>6} {:>8}  {}", "scenario", "passed", "failed", "warnings", "verdict")];
     let mut failures = Vec::new();
     for scenario in SCENARIOS {
-        let mut cmd = Command::new(&suite);
-        cmd.args(["client", "--command", &client, "--scenario", scenario, "-o"])
-            .arg(out_dir.path().join(scenario))
-            .env("MCPSCRIPT_BIN", BIN)
-            .current_dir(root);
-        let out = interop::run_bounded(cmd, Duration::from_secs(120)).unwrap();
+        let (out, tally) = interop::conformance_client(scenario, &out_dir.path().join(scenario), BIN);
         let ok = out.status.is_some_and(|s| s.success());
-        // The suite prints its tally on stdout or stderr depending on the version.
-        let (passed, total, failed, warnings) = interop::conformance_tally(&out.stdout)
-            .or_else(|| interop::conformance_tally(&out.stderr))
-            .unwrap_or_default();
+        let (passed, total, failed, warnings) = tally.unwrap_or_default();
         let verdict = if ok && failed == 0 && warnings == 0 && passed == total && total > 0 { "PASS" } else { "FAIL" };
         table.push(format!("{scenario:<40} {passed:>3}/{total:<2} {failed:>6} {warnings:>8}  {verdict}"));
         if verdict == "FAIL" {

@@ -529,3 +529,30 @@ pub fn conformance_tally(text: &str) -> Option<(u32, u32, u32, u32)> {
         _ => None,
     }
 }
+
+/// `conformance client` running `tests/conformance/client.sh` (with the mcpscript binary
+/// `bin`) for `scenario`, its results in `dir`: the output, bounded to two minutes, and its
+/// tally (`None` when the suite printed none).
+pub fn conformance_client(
+    scenario: &str,
+    dir: &std::path::Path,
+    bin: &str,
+) -> (BoundedOutput, Option<(u32, u32, u32, u32)>) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut cmd = Command::new(format!("{root}/tests/interop/node_modules/.bin/conformance"));
+    cmd.args([
+        "client",
+        "--command",
+        &format!("bash {root}/tests/conformance/client.sh"),
+        "--scenario",
+        scenario,
+        "-o",
+    ])
+    .arg(dir)
+    .env("MCPSCRIPT_BIN", bin)
+    .current_dir(root);
+    let out = run_bounded(cmd, Duration::from_secs(120)).unwrap();
+    // The suite prints its tally on stdout or stderr depending on the version.
+    let tally = conformance_tally(&out.stdout).or_else(|| conformance_tally(&out.stderr));
+    (out, tally)
+}
