@@ -1,7 +1,10 @@
 //! Interop with the official MCP implementations, both ways: mcpscript's client against
 //! `@modelcontextprotocol/server-everything` (Streamable HTTP, legacy SSE, stdio), and the
 //! official TypeScript and Python SDK clients against `mcpscript serve` (Streamable HTTP
-//! and stdio). The SDKs are installed by `tests/interop/setup.sh` (pinned versions).
+//! and stdio; the Python SDK 2.3.0 in both protocol eras: its default `mode="auto"`
+//! negotiates the stateless revision 2026-07-28 with `server/discover`, `mode="legacy"`
+//! the `initialize` handshake). The SDKs are installed by `tests/interop/setup.sh`
+//! (pinned versions).
 
 mod common;
 
@@ -93,4 +96,56 @@ fn typescript_sdk_client_against_our_stdio() {
 #[test]
 fn python_sdk_client_against_our_stdio() {
     assert_sdk_verdict(&interop::run_sdk_client("python", &["stdio", BIN, "serve", "--stdio"]));
+}
+
+/// What the Python SDK's stateless run must show against `mcpscript serve`: the revision
+/// it negotiated, calls, reads and prompts, progress and opted-in logs, the elicitation
+/// fixture answered through `input_required`, the sampling fixture failing (no
+/// back-channel), a missing resource as -32602.
+fn assert_stateless_verdict(v: &serde_json::Value) {
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(
+        (v["protocolVersion"].as_str(), v["serverName"].as_str()),
+        (Some("2026-07-28"), Some("mcpscript")),
+        "{v}"
+    );
+    assert_eq!(v["echo"], "Echo: stateless", "{v}");
+    assert!(v["readme"].as_str().unwrap_or_default().contains("reference server"), "{v}");
+    assert_eq!(v["prompt"], "Please greet Ada warmly.", "{v}");
+    assert_eq!((v["progress"].as_u64(), v["logs"].as_u64()), (Some(3), Some(3)), "{v}");
+    assert_eq!(
+        v["elicitation"]["text"],
+        r#"User response: action=accept, content={"email":"ada@example.com","username":"ada"}"#,
+        "{v}"
+    );
+    assert_eq!(v["sampling"]["code"], -32600, "{v}");
+    assert!(v["sampling"]["message"].as_str().unwrap_or_default().contains("no back-channel"), "{v}");
+    assert_eq!(v["missingResource"]["code"], -32602, "{v}");
+    assert_eq!(v["missingResource"]["data"], json!({"uri": "test://nope"}), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_client_negotiates_the_stateless_revision_over_our_streamable_http() {
+    let running = server::start(ServerConfig::listening(&["http://127.0.0.1:0/mcp"]).unwrap()).await.unwrap();
+    let url = running.url("http").unwrap().to_string();
+    let (stateless, legacy) = tokio::task::spawn_blocking(move || {
+        (
+            interop::run_sdk_client("python-stateless", &[&url]),
+            interop::run_sdk_client("python", &["--mode", "legacy", &url]),
+        )
+    })
+    .await
+    .unwrap();
+    assert_stateless_verdict(&stateless);
+    // The same server still speaks the handshake to the same client when asked to.
+    assert_sdk_verdict(&legacy);
+    assert_eq!(legacy["protocolVersion"], "2025-11-25", "{legacy}");
+    let stats = running.state.stats.snapshot();
+    assert_eq!(stats["sessions_initialized"], 1, "only the legacy run made a session: {stats}");
+    running.shutdown().await;
+}
+
+#[test]
+fn python_sdk_client_negotiates_the_stateless_revision_over_our_stdio() {
+    assert_stateless_verdict(&interop::run_sdk_client("python-stateless", &["stdio", BIN, "serve", "--stdio"]));
 }

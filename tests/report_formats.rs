@@ -3,6 +3,7 @@
 //! Markdown cap, results.csv and metrics.csv parsed back, junit.xml validated against the
 //! Jenkins JUnit schema (`tests/schema/junit.xsd`, with `xmllint`) and parsed back.
 
+use mcpscript::client::server_requests::RequestCounts;
 use mcpscript::load::bottleneck::CpuUse;
 use mcpscript::load::result::{Counts, LatencyStats, ProcessRole, ProcessSeries, Resources, TimelineEntry};
 use mcpscript::load::{ModelKind, PhaseResult, PhaseStatus};
@@ -145,6 +146,9 @@ fn phase() -> PhaseResult {
         }),
         ..Default::default()
     };
+    // What the server asked the sessions: shown when it asked something.
+    let asked = |received, refused| RequestCounts { received, answered: received - refused, refused };
+    p.server_requests = [("ping".to_string(), asked(12, 0)), ("roots/list".to_string(), asked(3, 3))].into();
     // Who limited it, as a sampled phase says: mcpscript had headroom, the server shed load.
     p.limited_by.mcpscript_cpu = Some(CpuUse::new(64.0, 96.0, 2.0));
     mcpscript::load::bottleneck::assess(&mut p);

@@ -226,6 +226,21 @@ fn each_phase_says_who_limited_it() {
 }
 
 #[test]
+fn a_phase_lists_what_the_server_asked_its_sessions() {
+    use mcpscript::client::server_requests::RequestCounts;
+    let mut r = sample();
+    let latency = r.scenarios.iter_mut().find(|s| s.root.name == "latency").unwrap();
+    let asked = |received, refused| RequestCounts { received, answered: received - refused, refused };
+    latency.root.phases[0].server_requests =
+        [("sampling/createMessage".to_string(), asked(1200, 0)), ("roots/list".to_string(), asked(3, 3))].into();
+    let page = html::render(&r, None).unwrap();
+    assert_self_contained(&page);
+    assert_eq!(page.matches("<span>server requests</span>").count(), 1, "only the phase that was asked");
+    assert!(page.contains("<span>sampling/createMessage: 1,200 received, 1,200 answered, 0 refused</span>"));
+    assert!(page.contains("<span>roots/list: 3 received, 0 answered, 3 refused</span>"));
+}
+
+#[test]
 fn user_template_overrides_and_broken_ones_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let r = sample();

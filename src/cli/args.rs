@@ -452,7 +452,8 @@ pub struct CallArgs {
     /// Deadline for the request (connecting has its own 10 s deadline).
     #[arg(long, default_value = "30s", value_name = "DURATION")]
     pub timeout: String,
-    /// Protocol revision to offer in initialize.
+    /// Protocol revision to offer in initialize; 2026-07-28 (stateless) is negotiated with
+    /// server/discover, falling back to initialize at 2025-11-25 when the server predates it.
     #[arg(long, value_name = "VERSION", default_value = crate::protocol::mcp::LATEST_PROTOCOL_VERSION)]
     pub protocol_version: String,
     /// Bearer token: `Authorization: Bearer TOKEN` on HTTP, legacy SSE and WebSocket (and
@@ -465,7 +466,7 @@ pub struct CallArgs {
     /// Largest accepted reply in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = crate::client::DEFAULT_MAX_MESSAGE)]
     pub max_message_size: usize,
-    /// Print the server's initialize answer to stderr as well.
+    /// Print what the server said of itself (initialize or server/discover) to stderr as well.
     #[arg(long)]
     pub show_server: bool,
     #[command(flatten)]

@@ -1,5 +1,6 @@
-//! `mcpscript call TARGET METHOD [PARAMS]`: initialize, one request, print the result as
-//! JSON. How a user checks a target before loading it.
+//! `mcpscript call TARGET METHOD [PARAMS]`: initialize (or, asked for the stateless
+//! revision, `server/discover`), one request, print the result as JSON. How a user checks a
+//! target before loading it.
 
 use super::args::CallArgs;
 use super::{runtime, CliError, Exit};
@@ -25,11 +26,11 @@ pub fn run(a: CallArgs) -> Result<Exit, CliError> {
             Err(e) => return Err(CliError::invalid(format!("PARAMS is not valid JSON: {e}"))),
         },
     };
-    if !mcp::is_supported(&a.protocol_version) {
+    if !mcp::is_known(&a.protocol_version) {
         return Err(CliError::invalid(format!(
             "--protocol-version {} is not one mcpscript speaks (supported: {})",
             a.protocol_version,
-            mcp::SUPPORTED_PROTOCOL_VERSIONS.join(", ")
+            mcp::known_versions().join(", ")
         )));
     }
     let opts = Arc::new(ClientOptions {

@@ -1,17 +1,19 @@
 //! The dispatcher sits between a transport and the session: transports hand it every
 //! inbound frame; it wakes the request waiting for each reply, answers server-initiated
 //! requests as the session's [`ServerRequests`] say (`ping` always; -32601 for what is not
-//! configured), keeps the last notifications (and counts them all) for scripts to read or
+//! configured) and counts them by method (into a load phase's tally too, when the requests
+//! name one), keeps the last notifications (and counts them all) for scripts to read or
 //! wait for, and keeps a record of protocol violations (unmatched ids, unparseable frames)
 //! so a timeout can say why. An answer that is not ready at once (a script callback) is
 //! sent later through the session's outbox ([`Dispatcher::set_outbox`]), never held back
-//! behind the client's own requests.
+//! behind the client's own requests. A stateless session's server asks inside a result
+//! instead (`input_required`): [`Dispatcher::answer_input`] answers those the same way.
 //! While a raw message (`Session::send_raw`) is outstanding, the raw waiter takes the
 //! reply with its id, and any reply without an id (a server's -32700 or -32600 has `id:
 //! null`) or unparseable frame, before the requests do.
 
 use super::error::ClientError;
-use super::server_requests::{self, Handling, ServerRequests};
+use super::server_requests::{self, Handling, ServerRequests, Tally};
 use crate::protocol::jsonrpc::{self, ErrorObject, Id, Message, Payload, Response, INTERNAL_ERROR};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -35,35 +37,34 @@ pub struct Notification {
     pub params: Value,
 }
 
-/// Server requests of one method: how many came and how they were answered.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RequestCounts {
-    pub received: u64,
-    /// Answered with a result.
-    pub answered: u64,
-    /// Answered with an error (not configured, callback failed or too slow).
-    pub refused: u64,
-}
-
-/// Counters shared with the tasks that answer server requests later.
-#[derive(Default)]
-struct Counts {
-    by_method: Mutex<BTreeMap<String, RequestCounts>>,
-}
-
-impl Counts {
-    fn update(&self, method: &str, f: impl FnOnce(&mut RequestCounts)) {
-        let mut m = self.by_method.lock().unwrap_or_else(|e| e.into_inner());
-        f(m.entry(method.to_string()).or_default());
-    }
-
-    fn outcome(&self, method: &str, ok: bool) {
-        self.update(method, |c| if ok { c.answered += 1 } else { c.refused += 1 });
-    }
-}
+pub use super::server_requests::RequestCounts;
 
 /// A reply as the waiting request sees it.
 pub type Reply = Result<Result<Value, ErrorObject>, ClientError>;
+
+/// The answer a callback gives to server request `method` within `limit` (zero: the
+/// default), completed ([`server_requests::finish`]); an error when it gave none in time.
+async fn answered_later(
+    method: &str,
+    params: &Value,
+    rx: oneshot::Receiver<Result<Value, ErrorObject>>,
+    limit: Duration,
+) -> Result<Value, ErrorObject> {
+    let limit = if limit.is_zero() { DEFAULT_ASK_TIMEOUT } else { limit };
+    match tokio::time::timeout(limit, rx).await {
+        Ok(Ok(Ok(result))) => Ok(server_requests::finish(method, params, result)),
+        Ok(Ok(Err(e))) => Err(e),
+        Ok(Err(_)) => Err(ErrorObject::new(INTERNAL_ERROR, format!("'{method}' was not answered"))),
+        Err(_) => Err(ErrorObject::new(
+            INTERNAL_ERROR,
+            format!(
+                "'{method}' was not answered within {} (a script callback runs only while the script waits on \
+                 its session)",
+                crate::util::human::duration(limit)
+            ),
+        )),
+    }
+}
 
 struct Inner {
     pending: HashMap<i64, oneshot::Sender<Reply>, std::hash::BuildHasherDefault<IdHasher>>,
@@ -112,7 +113,8 @@ pub struct Dispatcher {
     pub notifications: AtomicU64,
     /// What the session answers besides `ping`.
     requests: ServerRequests,
-    counts: Arc<Counts>,
+    /// This session's count; it feeds the load phase's when the requests say so.
+    counts: Arc<Tally>,
     /// The last [`KEPT_NOTIFICATIONS`] notifications.
     kept: Mutex<VecDeque<Notification>>,
     /// The sequence number of the last notification, for waiters.
@@ -134,8 +136,8 @@ impl Dispatcher {
             unmatched: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
             notifications: AtomicU64::new(0),
+            counts: Arc::new(Tally::feeding(requests.tally.clone())),
             requests,
-            counts: Arc::default(),
             kept: Mutex::new(VecDeque::new()),
             seq: watch::channel(0).0,
             outbox: Mutex::new(None),
@@ -150,7 +152,7 @@ impl Dispatcher {
 
     /// Server requests received so far, by method.
     pub fn server_requests(&self) -> BTreeMap<String, RequestCounts> {
-        self.counts.by_method.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.counts.snapshot()
     }
 
     /// The notifications kept (the last [`KEPT_NOTIFICATIONS`]), oldest first.
@@ -200,7 +202,7 @@ impl Dispatcher {
     /// Answers a server request: the reply now, or `None` when it is sent later.
     fn answer(&self, req: jsonrpc::Request) -> Option<Message> {
         let method = req.method.clone();
-        self.counts.update(&method, |c| c.received += 1);
+        self.counts.received(&method);
         match self.requests.handle(&method, req.params.as_ref()) {
             Handling::Now(outcome) => {
                 self.counts.outcome(&method, outcome.is_ok());
@@ -214,28 +216,28 @@ impl Dispatcher {
                     return Some(Message::Response(Response { id: Some(req.id), outcome: Err(e) }));
                 };
                 let counts = self.counts.clone();
-                let limit = if limit.is_zero() { DEFAULT_ASK_TIMEOUT } else { limit };
                 let params = req.params.unwrap_or(Value::Null);
                 rt.spawn(async move {
-                    let outcome = match tokio::time::timeout(limit, rx).await {
-                        Ok(Ok(Ok(result))) => Ok(server_requests::finish(&method, &params, result)),
-                        Ok(Ok(Err(e))) => Err(e),
-                        Ok(Err(_)) => Err(ErrorObject::new(INTERNAL_ERROR, format!("'{method}' was not answered"))),
-                        Err(_) => Err(ErrorObject::new(
-                            INTERNAL_ERROR,
-                            format!(
-                                "'{method}' was not answered within {} (a script callback runs only while the \
-                                 script waits on its session)",
-                                crate::util::human::duration(limit)
-                            ),
-                        )),
-                    };
+                    let outcome = answered_later(&method, &params, rx, limit).await;
                     counts.outcome(&method, outcome.is_ok());
                     let _ = outbox.send(Message::Response(Response { id: Some(req.id), outcome }));
                 });
                 None
             }
         }
+    }
+
+    /// Answers one of the `inputRequests` of a stateless session's input-required result
+    /// (a server request carried in a result, not sent on its own) as the session answers
+    /// server requests, counted with them; a callback's answer is awaited here.
+    pub async fn answer_input(&self, method: &str, params: Option<Value>) -> Result<Value, ErrorObject> {
+        self.counts.received(method);
+        let outcome = match self.requests.handle(method, params.as_ref()) {
+            Handling::Now(outcome) => outcome,
+            Handling::Later(rx, limit) => answered_later(method, &params.unwrap_or(Value::Null), rx, limit).await,
+        };
+        self.counts.outcome(method, outcome.is_ok());
+        outcome
     }
 
     pub fn target(&self) -> &str {

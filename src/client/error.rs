@@ -25,8 +25,10 @@ pub enum ClientError {
     /// An HTTP error status whose body is a JSON-RPC error response (official SDK servers
     /// answer malformed JSON or invalid params with HTTP 400 and a -32700 / -32602 body):
     /// counted as that JSON-RPC error, the status kept alongside. Only for 400, 422 and 500
-    /// (the statuses that say the message itself was refused or failed); on the others (401,
-    /// 404, 415, 503...) the status is the answer and the error stays [`ClientError::Http`].
+    /// (the statuses that say the message itself was refused or failed), and 404 in a
+    /// stateless session (-32601 for a removed method); on the others (401, 404 of a
+    /// session, 415, 503...) the status is the answer and the error stays
+    /// [`ClientError::Http`].
     #[error("{target}: HTTP {status} with {error}")]
     HttpRpc { target: String, status: u16, error: ErrorObject },
     #[error("{target}: initialize failed: {detail}")]

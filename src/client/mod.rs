@@ -1,5 +1,6 @@
 //! The MCP client: [`Target`] URLs, [`Session`] (one initialized MCP session with request
-//! ids, deadlines and cancellation) over any [`transport`], and the [`Dispatcher`] that
+//! ids, deadlines and cancellation; or, asked for the stateless revision 2026-07-28, one
+//! negotiated with `server/discover`) over any [`transport`], and the [`Dispatcher`] that
 //! matches replies to waiting requests and answers the server's own requests
 //! ([`server_requests`]: sampling, elicitation, roots); [`auth`] is where each request's
 //! `Authorization` and extra headers come from ([`oauth`] when the server asks for OAuth);
@@ -34,11 +35,13 @@ pub const DEFAULT_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 pub struct ClientOptions {
     /// Deadline of each request unless the call gives its own.
     pub request_timeout: Duration,
-    /// Deadline for connecting plus the `initialize` handshake.
+    /// Deadline for connecting plus the `initialize` handshake (or `server/discover`).
     pub connect_timeout: Duration,
     /// Largest inbound message; bigger ones fail the session with a protocol error.
     pub max_message_size: usize,
-    /// The revision offered in `initialize`.
+    /// The revision offered in `initialize`; a stateless one (2026-07-28) is negotiated with
+    /// `server/discover` instead, falling back to `initialize` at the latest handshake
+    /// revision when the server predates it ([`Session`]).
     pub protocol_version: String,
     pub client_name: String,
     pub client_version: String,

@@ -3,7 +3,8 @@
 //! reader of its options ([`Policy::apply`], also used by `mcpscript check`), one backoff
 //! ([`Backoff`]: exponential, bounded, with seeded jitter) and one retry loop
 //! ([`with_backoff`]). [`reopen`] connects and initializes a new session to the same target
-//! within a time budget ([`SessionPolicy`] adds that budget to the policy for script
+//! (a stateless one negotiates again with `server/discover`: it has nothing to
+//! re-initialize) within a time budget ([`SessionPolicy`] adds that budget to the policy for script
 //! sessions); the load engine's sessions retry until their phase ends (`load::exec`).
 
 use super::{ClientError, ClientOptions, Session, Target};
@@ -302,6 +303,15 @@ where
     }
 }
 
+/// The request that negotiates a session asking for `version`.
+fn negotiation(version: &str) -> &'static str {
+    if crate::protocol::stateless::is_stateless(version) {
+        crate::protocol::stateless::DISCOVER
+    } else {
+        crate::protocol::mcp::methods::INITIALIZE
+    }
+}
+
 /// Whether `e` means the connection is gone (as opposed to an answer or a timeout).
 pub fn is_broken(e: &ClientError) -> bool {
     matches!(e, ClientError::Closed { .. } | ClientError::Connect { .. })
@@ -321,12 +331,13 @@ pub async fn reopen(
     let attempt = || {
         let left = deadline.saturating_duration_since(Instant::now()).min(opts.connect_timeout);
         let opts = opts.clone();
+        let method = negotiation(&opts.protocol_version);
         async move {
             match tokio::time::timeout(left, Session::connect_with(target, opts, policy.initialize)).await {
                 Ok(r) => r,
                 Err(_) => Err(ClientError::Timeout {
                     target: target.to_string(),
-                    method: crate::protocol::mcp::methods::INITIALIZE.into(),
+                    method: method.into(),
                     after: left,
                     note: String::new(),
                 }),

@@ -3,13 +3,25 @@
 //! request that misses its deadline is cancelled with `notifications/cancelled` and
 //! reported as [`ClientError::Timeout`], never dropped. [`Session::send_raw`] sends text
 //! exactly as given (bad input on purpose) and waits for what the server answers.
+//!
+//! Asked for the stateless revision (`protocol_version` 2026-07-28), a session negotiates
+//! as the official SDKs do: `server/discover` first; a result listing the revision makes
+//! a stateless session (no handshake: every request carries the envelope in
+//! `params._meta`, see [`stateless`]); an `UNSUPPORTED_VERSION` error names what the server
+//! speaks (one more probe at a mutual revision, else an error); any other error, an HTTP
+//! 4xx or no answer within half the connect deadline means the server predates the
+//! revision, and the session falls back to the `initialize` handshake at
+//! [`mcp::LATEST_PROTOCOL_VERSION`]. A stateless result that asks for input first
+//! (`input_required`) is answered as server requests are ([`Dispatcher::answer_input`])
+//! and the request sent again, up to [`stateless::MAX_INPUT_ROUNDS`] times.
 
 use super::transport::{self, RawSent, Transport};
 use super::{ClientError, ClientOptions, Dispatcher, Target};
 use crate::protocol::jsonrpc;
 use crate::protocol::mcp::{self, methods, ServerInfo};
+use crate::protocol::stateless;
 use crate::protocol::{Id, Message};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +32,10 @@ pub struct Session {
     dispatch: Arc<Dispatcher>,
     next_id: AtomicI64,
     server: ServerInfo,
+    /// The revision was negotiated (`initialize`, or `server/discover` when stateless).
     initialized: bool,
+    /// In a stateless session, the envelope every request carries in `params._meta`.
+    envelope: Option<Map<String, Value>>,
     opts: Arc<ClientOptions>,
     /// Raw messages go one at a time (the dispatcher has one raw waiter per session).
     raw: tokio::sync::Mutex<()>,
@@ -35,7 +50,9 @@ impl Session {
     /// Opens the transport without the `initialize` handshake, within
     /// `opts.connect_timeout`: requests go out before initialize, as a test of how the
     /// server treats them. Over Streamable HTTP there is no session id then (the server
-    /// decides what to answer); [`Session::server`] holds only the offered revision.
+    /// decides what to answer); [`Session::server`] holds only the offered revision. Asked
+    /// for the stateless revision, the session is stateless without `server/discover`
+    /// (requests carry the envelope straight away).
     pub async fn connect_uninitialized(target: &Target, opts: Arc<ClientOptions>) -> Result<Session, ClientError> {
         Self::connect_with(target, opts, false).await
     }
@@ -87,22 +104,112 @@ impl Session {
                 instructions: None,
             },
             initialized: false,
+            envelope: None,
             opts,
             raw: tokio::sync::Mutex::new(()),
         };
-        if !initialize {
-            return Ok(session);
+        let requested = session.opts.protocol_version.clone();
+        if stateless::is_stateless(&requested) {
+            if !initialize {
+                session.go_stateless(&requested);
+                return Ok(session);
+            }
+            if let Some(info) = session.discover().await? {
+                session.server = info;
+                session.initialized = true;
+                return Ok(session);
+            }
+            session.handshake(target, mcp::LATEST_PROTOCOL_VERSION).await?;
+        } else if initialize {
+            session.handshake(target, &requested).await?;
         }
+        Ok(session)
+    }
+
+    /// From now on every request carries the envelope of stateless revision `version`
+    /// (and over HTTP the headers naming it).
+    fn go_stateless(&mut self, version: &str) {
+        let o = &self.opts;
+        self.envelope =
+            Some(stateless::envelope(version, &o.server_requests.capabilities(), &o.client_name, &o.client_version));
+        self.server.protocol_version = version.to_string();
+        self.transport.set_protocol_version(Some(version));
+    }
+
+    /// `server/discover`, as the official SDKs negotiate (see the module's doc):
+    /// `Some` server info for a stateless session, `None` when the session is to fall back
+    /// to the handshake (then the session is no longer stateless).
+    async fn discover(&mut self) -> Result<Option<ServerInfo>, ClientError> {
+        let wait = self.opts.request_timeout.min(self.opts.connect_timeout / 2);
+        let mut version = self.opts.protocol_version.clone();
+        let mut probes = 0;
+        let why = loop {
+            probes += 1;
+            self.go_stateless(&version);
+            let error = match self.request_timeout(stateless::DISCOVER, None, wait).await {
+                Ok(result) => {
+                    let offered = result
+                        .get("supportedVersions")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect::<Vec<_>>());
+                    match offered.as_deref().and_then(stateless::mutual) {
+                        Some(v) => {
+                            self.go_stateless(v);
+                            return Ok(Some(ServerInfo::from_discover(&result, v)));
+                        }
+                        None => break format!("its result offers no stateless revision mcpscript speaks: {result}"),
+                    }
+                }
+                Err(ClientError::Http { status, body, .. }) if (400..500).contains(&status) => {
+                    break format!("HTTP {status} {body}")
+                }
+                Err(e @ ClientError::Timeout { .. }) => break e.to_string(),
+                Err(e) => match e.rpc_error() {
+                    Some(error) => error.clone(),
+                    None => return Err(e),
+                },
+            };
+            if error.code != stateless::codes::UNSUPPORTED_VERSION {
+                break error.to_string();
+            }
+            let supported = stateless::supported_in(error.data.as_ref());
+            match stateless::mutual(&supported) {
+                Some(v) if probes == 1 && v != version => version = v.to_string(),
+                // Refused at the revision it names: the server contradicts itself.
+                Some(_) => break error.to_string(),
+                None if supported.iter().any(|v| mcp::is_supported(v)) => break error.to_string(),
+                None => {
+                    return Err(ClientError::Protocol {
+                        target: self.target().to_string(),
+                        detail: format!(
+                            "{}: the server speaks {} and mcpscript {} (no revision in common)",
+                            stateless::DISCOVER,
+                            if supported.is_empty() { "no revision it names".into() } else { supported.join(", ") },
+                            stateless::VERSIONS.join(", ")
+                        ),
+                    })
+                }
+            }
+        };
+        tracing::debug!("{}: {} failed ({why}); falling back to initialize", self.target(), stateless::DISCOVER);
+        self.envelope = None;
+        self.transport.set_protocol_version(None);
+        Ok(None)
+    }
+
+    /// The `initialize` handshake offering `version`, then `notifications/initialized` and
+    /// (when asked) the GET stream.
+    async fn handshake(&mut self, target: &Target, version: &str) -> Result<(), ClientError> {
         // Over HTTP, SSE and WebSocket the token travels as a bearer header only.
         let headers = matches!(target, Target::Http { .. } | Target::LegacySse { .. } | Target::Ws { .. });
         let params = mcp::initialize_params_with(
-            &session.opts.protocol_version,
-            &session.opts.client_name,
-            &session.opts.client_version,
-            session.opts.auth_token.as_deref().filter(|_| !headers),
-            session.opts.server_requests.capabilities(),
+            version,
+            &self.opts.client_name,
+            &self.opts.client_version,
+            self.opts.auth_token.as_deref().filter(|_| !headers),
+            self.opts.server_requests.capabilities(),
         );
-        let result = match session.request(methods::INITIALIZE, Some(params)).await {
+        let result = match self.request(methods::INITIALIZE, Some(params)).await {
             Ok(r) => r,
             Err(ClientError::Rpc { target, error, .. }) => {
                 return Err(ClientError::Handshake { target, detail: error.to_string() })
@@ -112,26 +219,33 @@ impl Session {
             }
             Err(e) => return Err(e),
         };
-        session.server = ServerInfo::from_result(&result)
-            .map_err(|detail| ClientError::Handshake { target: session.dispatch.target().to_string(), detail })?;
-        session.transport.set_protocol_version(&session.server.protocol_version);
-        session.notify(methods::INITIALIZED, None).await?;
-        session.initialized = true;
-        if session.opts.get_stream {
-            session.transport.listen().await;
+        self.server = ServerInfo::from_result(&result)
+            .map_err(|detail| ClientError::Handshake { target: self.dispatch.target().to_string(), detail })?;
+        self.transport.set_protocol_version(Some(&self.server.protocol_version));
+        self.notify(methods::INITIALIZED, None).await?;
+        self.initialized = true;
+        if self.opts.get_stream {
+            self.transport.listen().await;
         }
-        Ok(session)
+        Ok(())
     }
 
-    /// What the server said about itself in `initialize` (empty but for the offered
-    /// revision when the session was opened without it).
+    /// What the server said about itself in `initialize` or `server/discover` (empty but
+    /// for the offered revision when the session was opened without them).
     pub fn server(&self) -> &ServerInfo {
         &self.server
     }
 
-    /// Whether the session performed the `initialize` handshake.
+    /// Whether the session negotiated its revision: the `initialize` handshake, or
+    /// `server/discover` for a stateless session.
     pub fn is_initialized(&self) -> bool {
         self.initialized
+    }
+
+    /// Whether the session speaks the stateless revision (no handshake, an envelope on
+    /// every request).
+    pub fn is_stateless(&self) -> bool {
+        self.envelope.is_some()
     }
 
     pub fn target(&self) -> &str {
@@ -149,13 +263,69 @@ impl Session {
         self.request_timeout(method, params, self.opts.request_timeout).await
     }
 
-    /// A request with its own deadline.
+    /// A request with its own deadline. In a stateless session it carries the envelope,
+    /// and a result that asks for input is answered and the request sent again (each
+    /// round with its own deadline).
     pub async fn request_timeout(
         &self,
         method: &str,
         params: Option<Value>,
         timeout: Duration,
     ) -> Result<Value, ClientError> {
+        let Some(envelope) = &self.envelope else { return self.round_trip(method, params, timeout).await };
+        let params = Some(stateless::stamp(params, envelope));
+        let result = self.round_trip(method, params.clone(), timeout).await?;
+        self.give_input(method, params, result, timeout).await
+    }
+
+    /// Answers the input a stateless `result` of request `method` (sent with `params`)
+    /// asks for, and sends the request again (a new id, `inputResponses` and the
+    /// `requestState` unchanged) until its result is complete, at most
+    /// [`stateless::MAX_INPUT_ROUNDS`] times. A result with a `requestState` and no
+    /// requests means "try again later": the waits grow from 50 ms to 250 ms, as the SDKs'.
+    async fn give_input(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        mut result: Value,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
+        let mut later = Duration::from_millis(50);
+        for _ in 0..stateless::MAX_INPUT_ROUNDS {
+            if !stateless::is_input_required(&result) {
+                return Ok(result);
+            }
+            let asked = stateless::input_requests(&result);
+            if asked.is_empty() {
+                tokio::time::sleep(later).await;
+                later = (later * 2).min(Duration::from_millis(250));
+            }
+            let mut answers = Map::new();
+            for (key, asked_method, asked_params) in asked {
+                let answer = self.dispatch.answer_input(&asked_method, asked_params).await.map_err(|e| {
+                    ClientError::Protocol {
+                        target: self.target().to_string(),
+                        detail: format!(
+                            "'{method}' needs input '{key}' ({asked_method}) this session cannot give: {e}"
+                        ),
+                    }
+                })?;
+                answers.insert(key, answer);
+            }
+            let again = stateless::retry_params(params.clone(), answers, &result);
+            result = self.round_trip(method, Some(again), timeout).await?;
+        }
+        if stateless::is_input_required(&result) {
+            return Err(ClientError::Protocol {
+                target: self.target().to_string(),
+                detail: format!("'{method}' still asks for input after {} rounds", stateless::MAX_INPUT_ROUNDS),
+            });
+        }
+        Ok(result)
+    }
+
+    /// One request and its reply (or error), within `timeout`.
+    async fn round_trip(&self, method: &str, params: Option<Value>, timeout: Duration) -> Result<Value, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let rx = self.dispatch.register(id)?;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -227,7 +397,9 @@ impl Session {
     }
 
     /// Several requests sent as one JSON-RPC batch, each with the default deadline; the
-    /// results come back in the order of `calls`.
+    /// results come back in the order of `calls`. In a stateless session each carries the
+    /// envelope (the revision has no batches: the server decides what to answer), and
+    /// input-required results are returned as they are.
     pub async fn batch(&self, calls: Vec<(String, Option<Value>)>) -> Vec<Result<Value, ClientError>> {
         let timeout = self.opts.request_timeout;
         let mut ids = Vec::with_capacity(calls.len());
@@ -237,6 +409,10 @@ impl Session {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
             waiters.push((method.clone(), self.dispatch.register(id)));
             ids.push(id);
+            let params = match &self.envelope {
+                Some(envelope) => Some(stateless::stamp(params, envelope)),
+                None => params,
+            };
             msgs.push(Message::request(Id::Num(id), method, params));
         }
         let deadline = tokio::time::Instant::now() + timeout;
@@ -373,7 +549,8 @@ impl Session {
         self.request(methods::PROMPTS_GET, Some(json!({"name": name, "arguments": arguments}))).await
     }
 
-    /// Ends the session (DELETE for HTTP, close for sockets, ends a stdio child).
+    /// Ends the session (DELETE for HTTP unless stateless, close for sockets, ends a stdio
+    /// child).
     pub async fn close(self) {
         self.transport.close().await;
     }

@@ -3,17 +3,23 @@
 //! read buffer (reads go through a per-thread scratch buffer; only a partial line is kept),
 //! requests pre-serialised per template ([`Encoded`]: only the id is written per request,
 //! with one `writev`), replies parsed just far enough to learn the id and the error code.
+//! In the stateless revision (2026-07-28) the templates carry the envelope
+//! ([`Encoded::stateless`]) and a connection sends them with no handshake: the first
+//! enveloped request sets the connection's era on the server.
 //!
 //! [`LineConn`] is owned by one task that writes a request and reads its reply itself (the
 //! closed model: no reader task, no channel, one wake-up per reply); held sessions are
 //! swept instead of read by a task each; the open model turns it into a multiplexed
-//! [`MuxConn`](super::mux::MuxConn). All answer server `ping`s and close with SO_LINGER 0
-//! when asked (an RST: neither side keeps the socket in TIME_WAIT).
+//! [`MuxConn`](super::mux::MuxConn). All answer server requests ([`classify`]: `ping`, and
+//! the phase's canned sampling, elicitation and roots answers, counted by method) and close
+//! with SO_LINGER 0 when asked (an RST: neither side keeps the socket in TIME_WAIT).
 
 use super::recorder::Outcome;
+use crate::client::server_requests::ServerRequests;
 use crate::client::ErrorKind;
 use crate::protocol::jsonrpc::{self, Peek};
 use crate::protocol::mcp::methods;
+use crate::protocol::stateless;
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
@@ -35,6 +41,9 @@ thread_local! {
 #[derive(Debug, Clone)]
 pub struct Encoded {
     pub(crate) suffix: Box<[u8]>,
+    /// The HTTP header lines a request of the stateless revision carries (its revision,
+    /// `Mcp-Method`, `Mcp-Name`), each ending in CRLF; empty in the handshake era.
+    pub(crate) head: Box<[u8]>,
 }
 
 pub(crate) const PREFIX: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":";
@@ -49,7 +58,24 @@ impl Encoded {
             s.extend_from_slice(&serde_json::to_vec(p).unwrap_or_default());
         }
         s.extend_from_slice(b"}\n");
-        Encoded { suffix: s.into_boxed_slice() }
+        Encoded { suffix: s.into_boxed_slice(), head: Box::default() }
+    }
+
+    /// A request of stateless revision `version`: `envelope` stamped into its
+    /// `params._meta` and its HTTP header lines written here, once per template, so a
+    /// request costs what it costs in the handshake era (only the id is written).
+    pub fn stateless(
+        method: &str,
+        params: Option<&serde_json::Value>,
+        version: &str,
+        envelope: &serde_json::Map<String, serde_json::Value>,
+    ) -> Encoded {
+        let params = stateless::stamp(params.cloned(), envelope);
+        let head: String = stateless::request_headers(version, method, Some(&params))
+            .into_iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
+        Encoded { head: head.into_bytes().into_boxed_slice(), ..Encoded::new(method, Some(&params)) }
     }
 
     /// The whole line for `id` (for the rare slow path and tests).
@@ -106,26 +132,46 @@ pub enum Line {
 }
 
 /// One inbound line, classified by the protocol's lean reader ([`jsonrpc::peek`]), with
-/// the answer a load connection gives a server request (`ping` answered, the rest -32601).
-pub fn classify(line: &[u8]) -> Line {
+/// the answer a load connection gives a server request: as `requests` say (`ping` always;
+/// the phase's canned answers; -32601 for the rest), counted in their tally.
+pub fn classify(line: &[u8], requests: &ServerRequests) -> Line {
     match jsonrpc::peek(line) {
         Peek::Reply { id, error } => Line::Reply(id, error.map(Reply::Rpc).unwrap_or(Reply::Ok)),
-        Peek::Request { id, ping } => {
-            let mut out = Vec::with_capacity(96);
-            out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-            out.extend_from_slice(id.as_bytes());
-            if ping {
-                out.extend_from_slice(b",\"result\":{}}\n");
-            } else {
-                out.extend_from_slice(
-                    b",\"error\":{\"code\":-32601,\"message\":\"mcpscript load client handles only ping\"}}\n",
-                );
-            }
-            Line::Answer(out)
-        }
+        Peek::Request { id, method } => Line::Answer(answer(line, id, &method, requests)),
         Peek::Other => Line::Other,
         Peek::Garbage(id) => Line::Garbage(id),
     }
+}
+
+/// The line answering server request `id` (`line`, of `method`). Only a request other
+/// than `ping` is parsed whole, for its params: servers ask rarely.
+fn answer(line: &[u8], id: &str, method: &str, requests: &ServerRequests) -> Vec<u8> {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[serde(default)]
+        params: Option<serde_json::Value>,
+    }
+    let params = match method {
+        methods::PING => None,
+        _ => serde_json::from_slice::<Params>(line).ok().and_then(|p| p.params),
+    };
+    let outcome = requests.answer_now(method, params.as_ref());
+    let mut out = Vec::with_capacity(96);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id.as_bytes());
+    // A value (parsed from JSON or built) always serialises.
+    match &outcome {
+        Ok(result) => {
+            out.extend_from_slice(b",\"result\":");
+            serde_json::to_writer(&mut out, result).expect("serialising JSON");
+        }
+        Err(error) => {
+            out.extend_from_slice(b",\"error\":");
+            serde_json::to_writer(&mut out, error).expect("serialising JSON");
+        }
+    }
+    out.extend_from_slice(b"}\n");
+    out
 }
 
 /// Why a connection stopped delivering lines.
@@ -232,11 +278,13 @@ pub struct LineConn {
     /// The stream is unusable (I/O error, EOF, or a write cut off by a deadline).
     broken: bool,
     abortive_close: bool,
+    /// What server requests get (shared by the phase's connections).
+    requests: Arc<ServerRequests>,
 }
 
 impl LineConn {
-    pub fn new(stream: TcpStream, max: usize, abortive_close: bool) -> LineConn {
-        LineConn { stream, partial: Vec::new(), next_id: 1, max, broken: false, abortive_close }
+    pub fn new(stream: TcpStream, max: usize, abortive_close: bool, requests: Arc<ServerRequests>) -> LineConn {
+        LineConn { stream, partial: Vec::new(), next_id: 1, max, broken: false, abortive_close, requests }
     }
 
     pub fn is_broken(&self) -> bool {
@@ -288,9 +336,9 @@ impl LineConn {
         loop {
             let mut found = None;
             let mut answers: Vec<Vec<u8>> = Vec::new();
-            let (stream, partial, max) = (&mut self.stream, &mut self.partial, self.max);
+            let (stream, partial, max, requests) = (&mut self.stream, &mut self.partial, self.max, &*self.requests);
             poll_fn(|cx| {
-                poll_lines(cx, stream, partial, max, &mut |line| match classify(line) {
+                poll_lines(cx, stream, partial, max, &mut |line| match classify(line, requests) {
                     Line::Reply(n, r) if n == id => found = Some(r),
                     Line::Garbage(Some(n)) if n == id => found = Some(Reply::Protocol),
                     // One request is in flight, so unattributable garbage is its answer.
@@ -326,7 +374,7 @@ impl LineConn {
                 Ok(0) => Err(()),
                 Ok(n) => {
                     let mut f = |line: &[u8]| {
-                        if let Line::Answer(a) = classify(line) {
+                        if let Line::Answer(a) = classify(line, &self.requests) {
                             answers.push(a);
                         }
                     };
@@ -359,18 +407,22 @@ impl LineConn {
     }
 
     /// Reads until the reply to `id` and returns that line whole (the handshake needs the
-    /// `initialize` result itself).
+    /// `initialize` result itself); answers server requests on the way.
     pub async fn read_full_reply(&mut self, id: u64) -> Result<Vec<u8>, Broken> {
         loop {
             let mut found: Option<Vec<u8>> = None;
-            let (stream, partial, max) = (&mut self.stream, &mut self.partial, self.max);
+            let mut answers: Vec<Vec<u8>> = Vec::new();
+            let (stream, partial, max, requests) = (&mut self.stream, &mut self.partial, self.max, &*self.requests);
             poll_fn(|cx| {
                 poll_lines(cx, stream, partial, max, &mut |line| {
-                    let ours = match classify(line) {
+                    let ours = match classify(line, requests) {
                         Line::Reply(n, _) | Line::Garbage(Some(n)) => n == id,
                         // A refusal without id (a full server) answers the handshake.
                         Line::Garbage(None) | Line::Other => found.is_none(),
-                        Line::Answer(_) => false,
+                        Line::Answer(a) => {
+                            answers.push(a);
+                            false
+                        }
                     };
                     if ours {
                         found = Some(line.to_vec());
@@ -378,6 +430,9 @@ impl LineConn {
                 })
             })
             .await?;
+            for a in answers {
+                self.stream.write_all(&a).await.map_err(|_| Broken::Io)?;
+            }
             if let Some(l) = found {
                 return Ok(l);
             }
@@ -394,9 +449,9 @@ impl LineConn {
     /// Turns this connection into a multiplexed one reporting to `hooks` (starts its
     /// reader task).
     pub fn into_mux(self, hooks: Arc<super::mux::Hooks>) -> Arc<super::mux::MuxConn> {
-        let LineConn { stream, partial, next_id, max, abortive_close, .. } = self;
+        let LineConn { stream, partial, next_id, max, abortive_close, requests, .. } = self;
         let (rd, wr) = stream.into_split();
-        super::mux::MuxConn::start(rd, wr, partial, next_id, max, abortive_close, hooks)
+        super::mux::MuxConn::start(rd, wr, partial, next_id, max, abortive_close, hooks, requests)
     }
 
     /// Closes the connection (abortively when configured).
@@ -417,6 +472,8 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&line[..line.len() - 1]).unwrap();
         assert_eq!(v["id"], 42);
         assert_eq!(v["params"]["arguments"]["message"], "hi");
+        let none = ServerRequests::default();
+        let classify = |line: &[u8]| classify(line, &none);
         assert!(matches!(
             classify(br#"{"jsonrpc":"2.0","id":7,"result":{"x":[1,{"y":2}]}}"#),
             Line::Reply(7, Reply::Ok)
@@ -431,6 +488,75 @@ mod tests {
         }
         assert!(matches!(classify(br#"{"jsonrpc":"2.0","method":"notifications/progress"}"#), Line::Other));
         assert!(matches!(classify(br#"{"jsonrpc":"2.0","id":9,"resu"#), Line::Garbage(Some(9))));
+    }
+
+    #[test]
+    fn a_stateless_template_carries_the_envelope_and_names_itself() {
+        use crate::protocol::stateless::{envelope, meta, VERSION};
+        use serde_json::json;
+        let env = envelope(VERSION, &json!({}), "mcpscript", "1.0");
+        let params = json!({"uri": "test://héllo", "_meta": {"progressToken": 3}});
+        let enc = Encoded::stateless("resources/read", Some(&params), VERSION, &env);
+        let line = enc.line(9);
+        let v: serde_json::Value = serde_json::from_slice(&line[..line.len() - 1]).unwrap();
+        assert_eq!((v["id"].clone(), v["method"].clone()), (json!(9), json!("resources/read")));
+        assert_eq!(v["params"]["uri"], "test://héllo");
+        let m = &v["params"]["_meta"];
+        assert_eq!((m[meta::PROTOCOL_VERSION].clone(), m["progressToken"].clone()), (json!(VERSION), json!(3)));
+        assert_eq!(m[meta::CLIENT_CAPABILITIES], json!({}));
+        assert_eq!(m[meta::CLIENT_INFO]["name"], "mcpscript");
+        let head = std::str::from_utf8(&enc.head).unwrap();
+        assert_eq!(
+            head,
+            "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: resources/read\r\nMcp-Name: =?base64?dGVzdDovL2jDqWxsbw==?=\r\n"
+        );
+        // No params: an envelope alone; no Mcp-Name for methods without one.
+        let ping = Encoded::stateless("ping", None, VERSION, &env);
+        let v: serde_json::Value = serde_json::from_slice(ping.line(1).trim_ascii_end()).unwrap();
+        assert_eq!(v["params"]["_meta"][meta::PROTOCOL_VERSION], VERSION);
+        assert_eq!(&*ping.head, b"MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: ping\r\n");
+        assert!(Encoded::new("ping", None).head.is_empty(), "the handshake era has none");
+    }
+
+    /// The answer a line holds, parsed.
+    fn answered(line: &[u8], requests: &ServerRequests) -> serde_json::Value {
+        match classify(line, requests) {
+            Line::Answer(a) => {
+                assert_eq!(a.last(), Some(&b'\n'), "one line");
+                serde_json::from_slice(&a).unwrap()
+            }
+            _ => panic!("a server request must be answered"),
+        }
+    }
+
+    #[test]
+    fn server_requests_get_the_canned_answers_and_are_counted() {
+        use crate::client::server_requests::{CannedAnswers, RequestCounts, Tally};
+        use serde_json::json;
+        let tally = Arc::new(Tally::default());
+        let canned = CannedAnswers {
+            sampling: Some(json!({"role": "assistant", "content": {"type": "text", "text": "ok"}, "model": "m"})),
+            elicitation: Some(json!({"action": "accept", "content": {"name": "Ann"}})),
+            roots: None,
+        };
+        let requests = canned.requests(Some(tally.clone()));
+        let sampling = br#"{"jsonrpc":"2.0","id":5,"method":"sampling/createMessage","params":{"messages":[]}}"#;
+        let a = answered(sampling, &requests);
+        assert_eq!((a["id"].clone(), a["result"]["content"]["text"].clone()), (json!(5), json!("ok")), "{a}");
+        // The elicitation gets the requested schema's defaults for what the answer left out.
+        let elicit = br#"{"jsonrpc":"2.0","id":"e1","method":"elicitation/create","params":{"requestedSchema":{"properties":{"name":{"type":"string"},"age":{"type":"integer","default":30}}}}}"#;
+        let a = answered(elicit, &requests);
+        assert_eq!(a["id"], "e1");
+        assert_eq!(a["result"], json!({"action": "accept", "content": {"name": "Ann", "age": 30}}));
+        let roots = answered(br#"{"jsonrpc":"2.0","id":6,"method":"roots/list"}"#, &requests);
+        assert_eq!(roots["error"]["code"], -32601, "not configured: refused, {roots}");
+        answered(br#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#, &requests);
+        let counts = tally.snapshot();
+        let c = |received, answered, refused| RequestCounts { received, answered, refused };
+        assert_eq!(counts["sampling/createMessage"], c(1, 1, 0));
+        assert_eq!(counts["elicitation/create"], c(1, 1, 0));
+        assert_eq!(counts["roots/list"], c(1, 0, 1));
+        assert_eq!(counts["ping"], c(1, 1, 0));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! [`LoadError`]: what can go wrong in the load engine besides a plan that cannot run
 //! ([`PlanError`](super::PlanError)): a `--segment` that is not `I/N`, histograms that do not
-//! decode or merge, a resilience policy out of range, a target that cannot be reached, and
-//! worker processes that cannot be started or given their plan.
+//! decode or merge, a resilience policy out of range, a target that cannot be reached (or
+//! with which the asked revision cannot be negotiated), and worker processes that cannot be
+//! started or given their plan.
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -36,6 +37,10 @@ pub enum LoadError {
     Resolve { host: String, source: std::io::Error },
     #[error("cannot reach {target}: {detail}")]
     Http { target: String, detail: String },
+    /// The stateless revision a phase asked for could not be negotiated (the target
+    /// unreachable, no revision in common).
+    #[error("negotiating protocol {version}: {source}")]
+    Negotiate { version: String, source: Box<crate::client::ClientError> },
     #[error("{0} resolves to no address")]
     NoAddress(String),
     #[error("the built-in server must be started first")]

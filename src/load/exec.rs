@@ -61,7 +61,8 @@ pub struct Mix {
 }
 
 impl Mix {
-    pub fn new(plan: &PhasePlan) -> Mix {
+    /// The plan's mix as `connector`'s sessions send it.
+    pub fn new(plan: &PhasePlan, connector: &Connector) -> Mix {
         let mut acc = 0;
         let cumulative = plan
             .mix
@@ -71,7 +72,7 @@ impl Mix {
                 acc
             })
             .collect();
-        Mix { templates: plan.mix.iter().map(Template::new).collect(), cumulative }
+        Mix { templates: plan.mix.iter().map(|t| connector.template(t)).collect(), cumulative }
     }
 
     pub fn pick(&self, rng: &mut SmallRng) -> usize {
@@ -156,7 +157,7 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
             flags.stop_hard();
         });
     }
-    let mix = Arc::new(Mix::new(plan));
+    let mix = Arc::new(Mix::new(plan, &connector));
     let (result, cancelled) = match &plan.model {
         Model::Connect { sessions, hold, ping_sample } => {
             if let Some(f) = ctl.on_ready.take() {
@@ -175,7 +176,10 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
             let held_from = tokio::time::Instant::now();
             let ping = match *ping_sample {
                 0 => None,
-                k => Some(ping_sample_of(&mut held, k, plan.request_timeout, &stop).await),
+                k => {
+                    let ping = connector.template(&super::plan::RequestTemplate::new("ping", None, 1));
+                    Some(ping_sample_of(&mut held, k, &ping, plan.request_timeout, &stop).await)
+                }
             };
             let hold_left = hold.saturating_sub(held_from.elapsed());
             let lost = hold_sessions(&mut held, hold_left, &stop, &open).await;
@@ -281,6 +285,10 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
         }
     };
     let mut result = result;
+    result.server_requests = connector.server_requests();
+    if let Some(n) = connector.era_note() {
+        result.note(n);
+    }
     if cancelled {
         result.status = PhaseStatus::Cancelled;
     }
@@ -300,12 +308,17 @@ fn evenly(n: usize, k: usize) -> Vec<usize> {
     (0..k).map(|j| j * n / k).collect()
 }
 
-/// Sends one `ping` on each of `k` of the `held` sessions (at most all of them), spread
-/// evenly over them, all at once; each within `timeout`.
-async fn ping_sample_of(held: &mut [Exclusive], k: u64, timeout: Duration, stop: &watch::Receiver<bool>) -> PingResult {
+/// Sends `ping` (the template) on each of `k` of the `held` sessions (at most all of
+/// them), spread evenly over them, all at once; each within `timeout`.
+async fn ping_sample_of(
+    held: &mut [Exclusive],
+    k: u64,
+    ping: &Template,
+    timeout: Duration,
+    stop: &watch::Receiver<bool>,
+) -> PingResult {
     let n = held.len();
     let k = (k.min(n as u64)) as usize;
-    let ping = Template::new(&super::plan::RequestTemplate::new("ping", None, 1));
     let want = evenly(n, k);
     let mut next = want.iter().peekable();
     let picked: Vec<&mut Exclusive> = held
@@ -313,13 +326,10 @@ async fn ping_sample_of(held: &mut [Exclusive], k: u64, timeout: Duration, stop:
         .enumerate()
         .filter_map(|(i, c)| (next.peek() == Some(&&i)).then(|| next.next()).map(|_| c))
         .collect();
-    let calls = picked.into_iter().map(|c| {
-        let ping = &ping;
-        async move {
-            let t0 = Instant::now();
-            let out = c.call(ping, timeout).await;
-            (out, t0.elapsed())
-        }
+    let calls = picked.into_iter().map(|c| async move {
+        let t0 = Instant::now();
+        let out = c.call(ping, timeout).await;
+        (out, t0.elapsed())
     });
     let mut stop = stop.clone();
     let outcomes = tokio::select! {

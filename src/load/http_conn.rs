@@ -10,19 +10,28 @@
 //! `httparse`; the body (`Content-Length`, chunked or until close) is decoded
 //! incrementally: a JSON reply is read whole (bounded by the message limit), an event
 //! stream goes through the SSE [`EventParser`] so only a partial event is ever kept, and
-//! server requests in it are answered (`ping` with `{}`, anything else -32601) on a side
-//! connection. A 202 answers a notification; a 404 for a request carrying the session id
-//! means the server forgot the session: the connection initializes a new one and retries
-//! once. Error statuses are classified like the script client does ([`rpc_status`]: a
-//! 400/422/500 whose body is a JSON-RPC error counts as that error's code, any other
-//! status as `http_<status>`). A keep-alive connection the server closed meanwhile is
-//! reopened transparently, and an idempotent request that found it closed is sent again
-//! once. Closing DELETEs the session.
+//! server requests in it are answered as soon as they arrive (the server may wait for the
+//! answer to reply), POSTed on a side connection: `ping` with `{}`, the phase's canned
+//! answers (sampling, elicitation, roots), anything else -32601. A 202 answers a
+//! notification; a 404 for a request carrying the session id means the server forgot the
+//! session: the connection initializes a new one and retries once. Error statuses are
+//! classified like the script client does ([`rpc_status_in`]: a 400/422/500 whose body is a
+//! JSON-RPC error counts as that error's code, any other status as `http_<status>`). A
+//! keep-alive connection the server closed meanwhile is reopened transparently, and an
+//! idempotent request that found it closed is sent again once. Closing DELETEs the session.
+//!
+//! In the stateless revision (2026-07-28, [`HttpShared::stateless`]) a session has no
+//! state on the server: connecting opens the keep-alive connection and nothing more (no
+//! `initialize`, no `notifications/initialized`), every POST carries its template's header
+//! lines (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`: [`Encoded::stateless`], written
+//! once per template) and no `Mcp-Session-Id`, a 404 whose body is a JSON-RPC error is that
+//! error (a removed method's -32601: no session to renew), and closing sends no DELETE.
 
 use super::conn::{classify, itoa, Encoded, Line, Reply, PREFIX};
-use super::http_wire::{End, Reader};
+use super::http_wire::{End, Reader, Spare};
 use super::recorder::Outcome;
-use crate::client::transport::http::conn::{rpc_error_in, rpc_status, Endpoint};
+use crate::client::server_requests::ServerRequests;
+use crate::client::transport::http::conn::{rpc_error_in, rpc_status_in, Endpoint};
 use crate::client::transport::http::events::{EventParser, Kind};
 use crate::client::{ClientError, ErrorKind};
 use crate::protocol::mcp::methods;
@@ -58,6 +67,10 @@ pub struct HttpShared {
     /// Close with SO_LINGER 0 (loopback targets): no TIME_WAIT on either side.
     abortive: bool,
     init: Encoded,
+    /// What server requests get (the phase's canned answers).
+    requests: Arc<ServerRequests>,
+    /// Sessions speak the stateless revision (no handshake, no session id).
+    stateless: bool,
 }
 
 impl HttpShared {
@@ -100,6 +113,8 @@ impl HttpShared {
             max_message,
             abortive,
             init,
+            requests: Arc::default(),
+            stateless: false,
         })
     }
 
@@ -110,6 +125,17 @@ impl HttpShared {
     /// Connections close with SO_LINGER 0 when `on` (loopback targets).
     pub fn abortive(self, on: bool) -> HttpShared {
         HttpShared { abortive: on, ..self }
+    }
+
+    /// Server requests are answered as `requests` say (default: `ping` only).
+    pub fn answering(self, requests: Arc<ServerRequests>) -> HttpShared {
+        HttpShared { requests, ..self }
+    }
+
+    /// Sessions speak the stateless revision when `on` (the requests' templates carry the
+    /// envelope and header lines): no handshake, no session id, no DELETE.
+    pub fn stateless(self, on: bool) -> HttpShared {
+        HttpShared { stateless: on, ..self }
     }
 }
 
@@ -177,7 +203,7 @@ pub struct HttpConn {
 
 impl HttpConn {
     /// Opens a connection and initializes a session (`initialize`, then
-    /// `notifications/initialized`).
+    /// `notifications/initialized`); a stateless session only opens the connection.
     pub async fn connect(shared: Arc<HttpShared>, source: Option<IpAddr>) -> Result<HttpConn, ClientError> {
         let mut c = HttpConn {
             shared,
@@ -190,7 +216,9 @@ impl HttpConn {
             broken: false,
         };
         c.open().await.map_err(|f| f.into_client_error(&c.shared.target))?;
-        c.handshake().await?;
+        if !c.shared.stateless {
+            c.handshake().await?;
+        }
         Ok(c)
     }
 
@@ -218,9 +246,12 @@ impl HttpConn {
     /// and protocol version of the reply become this connection's header lines.
     async fn handshake(&mut self) -> Result<(), ClientError> {
         let id = self.take_id();
-        let body = body_of(&self.shared.init, id);
+        let shared = self.shared.clone();
         let target = self.target();
-        let ex = self.post_as(&body, Some(id), true, true, false).await.map_err(|f| f.into_client_error(&target))?;
+        let ex = self
+            .post_as(Body::Template(&shared.init, id), &[], Some(id), true, true, false)
+            .await
+            .map_err(|f| f.into_client_error(&target))?;
         if !(200..300).contains(&ex.status) {
             return Err(match ex.rpc {
                 Some(code) => ClientError::HttpRpc {
@@ -246,7 +277,8 @@ impl HttpConn {
         self.has_session = ex.session.is_some();
         self.headers = headers.into_bytes().into_boxed_slice();
         let note = crate::protocol::Message::notification(methods::INITIALIZED, None).to_vec();
-        let ex = self.post(&note, None, false, true).await.map_err(|f| f.into_client_error(&target))?;
+        let ex =
+            self.post(Body::Bytes(&note), &[], None, false, true).await.map_err(|f| f.into_client_error(&target))?;
         if !(200..300).contains(&ex.status) {
             return Err(ClientError::Http { target, status: ex.status, body: String::new() });
         }
@@ -279,8 +311,7 @@ impl HttpConn {
         let mut renewed = false;
         loop {
             let id = self.take_id();
-            let body = body_of(enc, id);
-            let ex = match self.post(&body, Some(id), false, idempotent).await {
+            let ex = match self.post(Body::Template(enc, id), &enc.head, Some(id), false, idempotent).await {
                 Ok(ex) => ex,
                 Err(f) => return f.outcome(),
             };
@@ -305,31 +336,33 @@ impl HttpConn {
         }
     }
 
-    /// One POST of `body`, on the kept-alive connection or a new one. A reused connection
+    /// One POST of `body` with the header `lines` of its template (stateless requests
+    /// name themselves), on the kept-alive connection or a new one. A reused connection
     /// that fails before any response byte is replaced and, when `retry`, the POST sent
     /// again once. A connection that cannot be opened breaks the session.
-    async fn post(&mut self, body: &[u8], want: Option<u64>, full: bool, retry: bool) -> Result<Exchanged, Fail> {
-        self.post_as(body, want, full, retry, true).await
+    async fn post(
+        &mut self,
+        body: Body<'_>,
+        lines: &[u8],
+        want: Option<u64>,
+        full: bool,
+        retry: bool,
+    ) -> Result<Exchanged, Fail> {
+        self.post_as(body, lines, want, full, retry, true).await
     }
 
     /// [`post`](Self::post), with or without the session's header lines (`initialize`
     /// goes without: the session it renews stays in use until the new one is known).
     async fn post_as(
         &mut self,
-        body: &[u8],
+        body: Body<'_>,
+        lines: &[u8],
         want: Option<u64>,
         full: bool,
         retry: bool,
         session: bool,
     ) -> Result<Exchanged, Fail> {
-        let headers: &[u8] = if session { &self.headers } else { &[] };
-        let mut req = Vec::with_capacity(self.shared.post_head.len() + headers.len() + 40 + body.len());
-        req.extend_from_slice(&self.shared.post_head);
-        req.extend_from_slice(headers);
-        req.extend_from_slice(b"Content-Length: ");
-        req.extend_from_slice(itoa(body.len() as u64, &mut [0; 20]));
-        req.extend_from_slice(b"\r\n\r\n");
-        req.extend_from_slice(body);
+        let req = self.post_request(body, lines, session);
         let mut retried = false;
         loop {
             if self.stream.is_some() && self.last_used.elapsed() >= STALE_CHECK_AFTER && !self.idle_ok() {
@@ -342,7 +375,7 @@ impl HttpConn {
                     return Err(f);
                 }
             }
-            let r = self.exchange(&req, want, full).await;
+            let r = self.exchange(&req.0, want, full).await;
             self.last_used = Instant::now();
             match r {
                 Err(Fail::Unanswered(_)) if reused && retry && !retried => {
@@ -363,6 +396,23 @@ impl HttpConn {
         }
     }
 
+    /// The bytes of a POST of `body`: the target's head, the session's header lines (when
+    /// `session`), the template's `lines`, then the body.
+    /// Built in a buffer borrowed from the thread's spares: no allocation per request.
+    fn post_request(&self, body: Body<'_>, lines: &[u8], session: bool) -> Spare {
+        let headers: &[u8] = if session { &self.headers } else { &[] };
+        let mut spare = Spare::default();
+        let req = &mut spare.0;
+        req.extend_from_slice(&self.shared.post_head);
+        req.extend_from_slice(headers);
+        req.extend_from_slice(lines);
+        req.extend_from_slice(b"Content-Length: ");
+        req.extend_from_slice(itoa(body.len() as u64, &mut [0; 20]));
+        req.extend_from_slice(b"\r\n\r\n");
+        body.write_into(req);
+        spare
+    }
+
     /// Whether the idle connection is still open (no close, error or stray bytes).
     fn idle_ok(&self) -> bool {
         let Some(s) = &self.stream else { return false };
@@ -377,8 +427,8 @@ impl HttpConn {
         let Some(stream) = self.stream.as_mut() else { return Err(Fail::Unanswered("no connection".into())) };
         stream.write_all(req).await.map_err(|e| Fail::Unanswered(format!("while sending: {e}")))?;
         let mut rd = Reader::default();
-        let head = rd.head(stream).await?;
-        let mut ex = Exchanged { status: head.status, session: head.session.clone(), ..Exchanged::default() };
+        let mut head = rd.head(stream, full).await?;
+        let mut ex = Exchanged { status: head.status, session: head.session.take(), ..Exchanged::default() };
         let mut keep = !head.close;
         if !(200..300).contains(&head.status) {
             let mut body = Vec::new();
@@ -395,7 +445,7 @@ impl HttpConn {
                 Ok(End::Done) => {}
                 Ok(End::Open) | Err(_) => keep = false,
             }
-            if rpc_status(head.status) {
+            if rpc_status_in(head.status, shared.stateless) {
                 ex.rpc = rpc_error_in(&body, head.event_stream).map(|e| e.code);
             }
             return Ok((ex, keep));
@@ -415,39 +465,18 @@ impl HttpConn {
                 .await?;
             return Ok((ex, keep && ended == End::Done));
         };
-        let mut found = Found { want, full, reply: None, message: None, answers: Vec::new() };
+        let mut found =
+            Found { want, full, reply: None, message: None, answers: Vec::new(), requests: &shared.requests };
+        // Answers go out as their requests arrive: the server may wait for them to reply.
+        let (source, headers) = (self.source, &self.headers);
         let ended = if head.event_stream {
-            let mut parser = EventParser::new(shared.max_message);
-            let end = rd
-                .body(stream, head.framing, Some(STREAM_END_GRACE), &mut |d| {
-                    parser.push(d);
-                    loop {
-                        match parser.next_event() {
-                            Ok(Some(ev)) if ev.kind == Kind::Message => found.message(&ev.data),
-                            Ok(Some(_)) => {}
-                            Ok(None) => break,
-                            Err(e) => {
-                                return Err(Fail::Protocol(format!(
-                                    "an SSE event exceeded the limit of {} bytes",
-                                    e.limit
-                                )))
-                            }
-                        }
-                    }
-                    Ok(found.reply.is_some())
-                })
-                .await?;
-            if end == End::Done {
-                if let Ok(Some(ev)) = parser.finish() {
-                    if ev.kind == Kind::Message {
-                        found.message(&ev.data);
-                    }
-                }
-            }
-            end
+            // Boxed: the event-stream reader is the rare path, and inline it would grow
+            // the future every request moves (twice: into its timeout and its await).
+            Box::pin(read_events(&mut rd, stream, head.framing, (&shared, source, headers), &mut found)).await?
         } else {
             let limit = shared.max_message;
-            let mut body = Vec::new();
+            let mut spare = Spare::default();
+            let body = &mut spare.0;
             let end = rd
                 .body(stream, head.framing, None, &mut |d| {
                     if body.len() + d.len() > limit {
@@ -457,12 +486,10 @@ impl HttpConn {
                     Ok(false)
                 })
                 .await?;
-            found.message(&body);
+            found.message(body);
             end
         };
-        if !found.answers.is_empty() {
-            spawn_answers(shared, self.source, self.headers.clone(), std::mem::take(&mut found.answers));
-        }
+        found.send_answers(&shared, source, headers);
         ex.reply = found.reply;
         ex.full = found.message;
         Ok((ex, keep && ended == End::Done))
@@ -504,29 +531,98 @@ impl HttpConn {
     }
 }
 
-/// The body of request `id`: the template's line without its newline.
-fn body_of(enc: &Encoded, id: u64) -> Vec<u8> {
-    let suffix = enc.suffix.strip_suffix(b"\n").unwrap_or(&enc.suffix);
-    let mut digits = [0u8; 20];
-    let idb = itoa(id, &mut digits);
-    let mut b = Vec::with_capacity(PREFIX.len() + idb.len() + suffix.len());
-    b.extend_from_slice(PREFIX);
-    b.extend_from_slice(idb);
-    b.extend_from_slice(suffix);
-    b
+/// The body of a POST: bytes as they are, or request `id` of a template (its line
+/// without the newline), written straight into the request buffer.
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    Bytes(&'a [u8]),
+    Template(&'a Encoded, u64),
+}
+
+impl Body<'_> {
+    fn suffix(enc: &Encoded) -> &[u8] {
+        enc.suffix.strip_suffix(b"\n").unwrap_or(&enc.suffix)
+    }
+
+    fn len(&self) -> usize {
+        match *self {
+            Body::Bytes(b) => b.len(),
+            Body::Template(enc, id) => PREFIX.len() + itoa(id, &mut [0; 20]).len() + Body::suffix(enc).len(),
+        }
+    }
+
+    fn write_into(&self, out: &mut Vec<u8>) {
+        match *self {
+            Body::Bytes(b) => out.extend_from_slice(b),
+            Body::Template(enc, id) => {
+                out.extend_from_slice(PREFIX);
+                out.extend_from_slice(itoa(id, &mut [0; 20]));
+                out.extend_from_slice(Body::suffix(enc));
+            }
+        }
+    }
+}
+
+/// Reads an event-stream body, handing each message to `found` and sending the answers
+/// its server requests are owed as they arrive (the server may wait for them before it
+/// replies), on a side connection of the session (`to`: target, source address, session
+/// header lines). Once the reply is in, the rest of the stream gets [`STREAM_END_GRACE`].
+async fn read_events(
+    rd: &mut Reader,
+    stream: &mut TcpStream,
+    framing: super::http_wire::Framing,
+    to: (&Arc<HttpShared>, Option<IpAddr>, &[u8]),
+    found: &mut Found<'_>,
+) -> Result<End, Fail> {
+    let (shared, source, headers) = to;
+    let mut parser = EventParser::new(shared.max_message);
+    let end = rd
+        .body(stream, framing, Some(STREAM_END_GRACE), &mut |d| {
+            parser.push(d);
+            loop {
+                match parser.next_event() {
+                    Ok(Some(ev)) if ev.kind == Kind::Message => found.message(&ev.data),
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        return Err(Fail::Protocol(format!("an SSE event exceeded the limit of {} bytes", e.limit)))
+                    }
+                }
+            }
+            found.send_answers(shared, source, headers);
+            Ok(found.reply.is_some())
+        })
+        .await?;
+    if end == End::Done {
+        if let Ok(Some(ev)) = parser.finish() {
+            if ev.kind == Kind::Message {
+                found.message(&ev.data);
+            }
+        }
+    }
+    Ok(end)
 }
 
 /// The messages of a reply, sorted out.
-struct Found {
+struct Found<'a> {
     want: u64,
     full: bool,
     reply: Option<Reply>,
     message: Option<Vec<u8>>,
     /// Answers owed to server requests.
     answers: Vec<Vec<u8>>,
+    /// What server requests get.
+    requests: &'a ServerRequests,
 }
 
-impl Found {
+impl Found<'_> {
+    /// Sends the answers owed so far, on a side connection of the session.
+    fn send_answers(&mut self, shared: &Arc<HttpShared>, source: Option<IpAddr>, headers: &[u8]) {
+        if !self.answers.is_empty() {
+            spawn_answers(shared.clone(), source, headers.into(), std::mem::take(&mut self.answers));
+        }
+    }
+
     /// One message (or a batch) of the reply.
     fn message(&mut self, data: &[u8]) {
         let data = data.trim_ascii();
@@ -541,7 +637,7 @@ impl Found {
                 return;
             }
         }
-        match classify(data) {
+        match classify(data, self.requests) {
             Line::Reply(n, r) if n == self.want => {
                 self.reply = Some(r);
                 if self.full {
@@ -580,7 +676,7 @@ fn spawn_answers(shared: Arc<HttpShared>, source: Option<IpAddr>, headers: Box<[
         };
         let work = async {
             for a in answers {
-                if side.post(&a, None, false, true).await.is_err() {
+                if side.post(Body::Bytes(&a), &[], None, false, true).await.is_err() {
                     return;
                 }
             }
@@ -595,7 +691,8 @@ mod tests {
 
     #[test]
     fn sorts_out_the_messages_of_a_reply() {
-        let mut f = Found { want: 3, full: true, reply: None, message: None, answers: vec![] };
+        let none = ServerRequests::default();
+        let mut f = Found { want: 3, full: true, reply: None, message: None, answers: vec![], requests: &none };
         f.message(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#);
         f.message(br#"{"jsonrpc":"2.0","id":"s1","method":"ping"}"#);
         f.message(br#"{"jsonrpc":"2.0","id":"s2","method":"sampling/createMessage"}"#);
@@ -606,6 +703,40 @@ mod tests {
         assert_eq!(f.answers[0], b"{\"jsonrpc\":\"2.0\",\"id\":\"s1\",\"result\":{}}");
         assert!(String::from_utf8_lossy(&f.answers[1]).contains("-32601"));
         let enc = Encoded::new("ping", None);
-        assert_eq!(body_of(&enc, 12), b"{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"ping\"}");
+        let (mut out, body) = (Vec::new(), Body::Template(&enc, 12));
+        body.write_into(&mut out);
+        assert_eq!(out, b"{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"ping\"}");
+        assert_eq!(body.len(), out.len());
+    }
+
+    #[tokio::test]
+    async fn a_stateless_post_names_its_method_and_target_and_carries_no_session() {
+        use crate::protocol::stateless::{envelope, VERSION};
+        let init = Encoded::new(methods::INITIALIZE, None);
+        let shared = HttpShared::new("http://127.0.0.1:9/mcp", None, &[], 1 << 20, false, init).await.unwrap();
+        let conn = HttpConn {
+            shared: Arc::new(shared.stateless(true)),
+            stream: None,
+            source: None,
+            headers: Box::default(),
+            has_session: false,
+            next_id: 1,
+            last_used: Instant::now(),
+            broken: false,
+        };
+        let env = envelope(VERSION, &serde_json::json!({}), "mcpscript", "1");
+        let enc = Encoded::stateless("tools/call", Some(&serde_json::json!({"name": "echo"})), VERSION, &env);
+        let mut body = Vec::new();
+        Body::Template(&enc, 7).write_into(&mut body);
+        let req = String::from_utf8(conn.post_request(Body::Template(&enc, 7), &enc.head, true).0.clone()).unwrap();
+        let (head, sent) = req.split_once("\r\n\r\n").unwrap();
+        let lines: Vec<&str> = head.split("\r\n").collect();
+        assert_eq!(lines[0], "POST /mcp HTTP/1.1");
+        for want in ["MCP-Protocol-Version: 2026-07-28", "Mcp-Method: tools/call", "Mcp-Name: echo"] {
+            assert!(lines.contains(&want), "{want} in {lines:?}");
+        }
+        assert!(!head.to_ascii_lowercase().contains("mcp-session-id"), "{head}");
+        assert_eq!(lines.last(), Some(&format!("Content-Length: {}", body.len()).as_str()));
+        assert_eq!(sent.as_bytes(), body);
     }
 }

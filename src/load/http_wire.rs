@@ -4,7 +4,9 @@
 //! only the undecoded rest of the last read is ever buffered.
 
 use super::http_conn::Fail;
+use std::cell::RefCell;
 use std::io;
+use std::mem::MaybeUninit;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -52,38 +54,46 @@ pub(super) struct Head {
     pub(super) close: bool,
 }
 
-/// The read side of one exchange: bytes read and not yet consumed.
+/// The read side of one exchange: bytes read and not yet consumed, in a buffer borrowed
+/// from the thread's spares ([`Spare`]) for the exchange and returned when it ends.
 #[derive(Default)]
 pub(super) struct Reader {
-    buf: Vec<u8>,
+    buf: Spare,
 }
 
 impl Reader {
     async fn fill(&mut self, stream: &mut TcpStream) -> io::Result<usize> {
-        if self.buf.capacity() - self.buf.len() < 512 {
-            self.buf.reserve(READ_CHUNK.max(self.buf.len()));
+        let buf = &mut self.buf.0;
+        if buf.capacity() - buf.len() < 512 {
+            buf.reserve(READ_CHUNK.max(buf.len()));
         }
-        stream.read_buf(&mut self.buf).await
+        stream.read_buf(buf).await
     }
 
     /// Reads and parses the response head (1xx interim responses are skipped).
-    pub(super) async fn head(&mut self, stream: &mut TcpStream) -> Result<Head, Fail> {
+    /// `session`: keep the `Mcp-Session-Id` (only a handshake needs it).
+    pub(super) async fn head(&mut self, stream: &mut TcpStream, session: bool) -> Result<Head, Fail> {
         let mut got_any = false;
         loop {
-            if !self.buf.is_empty() {
-                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut resp = httparse::Response::new(&mut headers);
-                match resp.parse(&self.buf) {
+            if !self.buf.0.is_empty() {
+                let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+                let mut resp = httparse::Response::new(&mut []);
+                let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                    &mut resp,
+                    &self.buf.0,
+                    &mut headers,
+                );
+                match parsed {
                     Ok(httparse::Status::Complete(n)) => {
                         let status = resp.code.unwrap_or(0);
-                        let head = parse_head(&resp, status)?;
-                        self.buf.drain(..n);
+                        let head = parse_head(&resp, status, session)?;
+                        self.buf.0.drain(..n);
                         if (100..200).contains(&status) && status != 101 {
                             continue;
                         }
                         return Ok(head);
                     }
-                    Ok(httparse::Status::Partial) if self.buf.len() <= MAX_HEAD => {}
+                    Ok(httparse::Status::Partial) if self.buf.0.len() <= MAX_HEAD => {}
                     Ok(httparse::Status::Partial) => {
                         return Err(Fail::Protocol("the HTTP response head is too large".into()))
                     }
@@ -111,8 +121,8 @@ impl Reader {
     ) -> Result<End, Fail> {
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
-            let (used, satisfied) = decode(&mut framing, &self.buf, out)?;
-            self.buf.drain(..used);
+            let (used, satisfied) = decode(&mut framing, &self.buf.0, out)?;
+            self.buf.0.drain(..used);
             if framing == Framing::Done {
                 return Ok(End::Done);
             }
@@ -120,7 +130,9 @@ impl Reader {
                 deadline = Some(tokio::time::Instant::now() + g);
             }
             let read = match deadline {
-                Some(d) => match tokio::time::timeout_at(d, self.fill(stream)).await {
+                // Boxed: only an event stream that goes on after its reply gets here, and
+                // a timer inline would grow every exchange's future.
+                Some(d) => match Box::pin(tokio::time::timeout_at(d, self.fill(stream))).await {
                     Ok(r) => r,
                     Err(_) => return Ok(End::Open),
                 },
@@ -139,23 +151,22 @@ impl Reader {
     }
 }
 
-fn parse_head(resp: &httparse::Response<'_, '_>, status: u16) -> Result<Head, Fail> {
+fn parse_head(resp: &httparse::Response<'_, '_>, status: u16, want_session: bool) -> Result<Head, Fail> {
     let mut length: Option<u64> = None;
     let (mut chunked, mut event_stream, mut close, mut session) = (false, false, resp.version == Some(0), None);
     for h in resp.headers.iter() {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            let v = std::str::from_utf8(h.value).ok().and_then(|s| s.trim().parse::<u64>().ok());
+        let (name, value) = (h.name.as_bytes(), h.value.trim_ascii());
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let v = std::str::from_utf8(value).ok().and_then(|s| s.parse::<u64>().ok());
             length = Some(v.ok_or_else(|| Fail::Protocol("a bad Content-Length".into()))?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = h.value.trim_ascii().to_ascii_lowercase().ends_with(b"chunked");
-        } else if name.eq_ignore_ascii_case("content-type") {
-            event_stream = h.value.trim_ascii().to_ascii_lowercase().starts_with(b"text/event-stream");
-        } else if name.eq_ignore_ascii_case("connection") {
-            let v = h.value.to_ascii_lowercase();
-            close = close || memchr::memmem::find(&v, b"close").is_some();
-        } else if name.eq_ignore_ascii_case(SESSION_HEADER) {
-            let v = std::str::from_utf8(h.value).ok().map(str::trim).filter(|v| !v.is_empty());
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            chunked = ends_with_ignore_case(value, b"chunked");
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            event_stream = value.len() >= 17 && value[..17].eq_ignore_ascii_case(b"text/event-stream");
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            close = close || value.windows(5).any(|w| w.eq_ignore_ascii_case(b"close"));
+        } else if want_session && name.eq_ignore_ascii_case(SESSION_HEADER.as_bytes()) {
+            let v = std::str::from_utf8(value).ok().filter(|v| !v.is_empty());
             session = v.filter(|v| v.bytes().all(|b| (0x21..0x7f).contains(&b))).map(str::to_string);
         }
     }
@@ -174,6 +185,46 @@ fn parse_head(resp: &httparse::Response<'_, '_>, status: u16) -> Result<Head, Fa
         close = true;
     }
     Ok(Head { status, framing, event_stream, session, close })
+}
+
+fn ends_with_ignore_case(v: &[u8], suffix: &[u8]) -> bool {
+    v.len() >= suffix.len() && v[v.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+}
+
+/// Buffers of finished exchanges kept per thread for the next ones: a request in flight
+/// borrows one for its bytes and gives it back, so the steady state allocates nothing.
+const SPARES_KEPT: usize = 64;
+/// Larger buffers are freed rather than kept.
+const SPARE_MAX: usize = 64 * 1024;
+
+thread_local! {
+    static SPARES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A byte buffer from the thread's spares, returned to them (emptied) on drop.
+pub(super) struct Spare(pub(super) Vec<u8>);
+
+impl Default for Spare {
+    fn default() -> Spare {
+        Spare(SPARES.with_borrow_mut(Vec::pop).unwrap_or_else(|| Vec::with_capacity(READ_CHUNK)))
+    }
+}
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        let mut v = std::mem::take(&mut self.0);
+        if v.capacity() == 0 || v.capacity() > SPARE_MAX {
+            return;
+        }
+        v.clear();
+        let _ = SPARES.try_with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                if s.len() < SPARES_KEPT {
+                    s.push(v);
+                }
+            }
+        });
+    }
 }
 
 /// Decodes what `input` holds of the body, handing body bytes to `out`. Returns how much

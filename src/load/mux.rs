@@ -12,6 +12,7 @@
 use super::conn::{cancel_line, classify, poll_lines, Encoded, Line, Reply, PREFIX};
 use super::recorder::{Outcome, PhaseRecorder};
 use super::resilience::Breaker;
+use crate::client::server_requests::ServerRequests;
 use crate::client::ErrorKind;
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -176,6 +177,8 @@ pub struct MuxConn {
     hooks: Arc<Hooks>,
     reader: Mutex<Option<tokio::task::AbortHandle>>,
     abortive: bool,
+    /// What server requests get (shared by the phase's connections).
+    requests: Arc<ServerRequests>,
 }
 
 /// A request could not be written: the connection is closed.
@@ -184,6 +187,7 @@ pub struct Closed;
 
 impl MuxConn {
     /// Takes over a connection after its handshake and starts its reader task.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         rd: OwnedReadHalf,
         wr: OwnedWriteHalf,
@@ -192,6 +196,7 @@ impl MuxConn {
         max: usize,
         abortive: bool,
         hooks: Arc<Hooks>,
+        requests: Arc<ServerRequests>,
     ) -> Arc<MuxConn> {
         let conn = Arc::new(MuxConn {
             wr: ManuallyDrop::new(wr),
@@ -199,6 +204,7 @@ impl MuxConn {
             hooks,
             reader: Mutex::new(None),
             abortive,
+            requests,
         });
         let task = tokio::spawn(reader(Arc::downgrade(&conn), rd, partial, max));
         *conn.reader.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
@@ -399,7 +405,7 @@ async fn reader(conn: Weak<MuxConn>, mut rd: OwnedReadHalf, mut partial: Vec<u8>
 
 fn deliver(conn: &Weak<MuxConn>, line: &[u8]) {
     let Some(c) = conn.upgrade() else { return };
-    let (entry, outcome) = match classify(line) {
+    let (entry, outcome) = match classify(line, &c.requests) {
         Line::Reply(id, reply) => (c.state().take(id), reply.outcome()),
         Line::Garbage(Some(id)) => (c.state().take(id), Reply::Protocol.outcome()),
         Line::Garbage(None) => (c.state().take_sole(), Reply::Protocol.outcome()),

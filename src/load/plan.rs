@@ -1,9 +1,11 @@
 //! What a load phase is: [`PhasePlan`] (target, [`Model`], weighted request mix, deadlines,
-//! connect rate, seed, segment), validated once by [`PhasePlan::validate`] so executors never
+//! connect rate, seed, segment, client settings with the canned answers to server
+//! requests), validated once by [`PhasePlan::validate`] so executors never
 //! re-check input; [`ModelKind`] names a model in results. Plans are serde types: the
 //! coordinator sends each worker process its [`share`](PhasePlan::share) as JSON over a pipe,
 //! and `--segment I/N` takes a share too.
 
+use crate::client::server_requests::CannedAnswers;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
@@ -155,6 +157,10 @@ pub struct ClientSettings {
     /// `--ca-cert` and `--insecure`, for `https://`, `sse+https://` and `wss://` targets.
     #[serde(default)]
     pub tls: crate::net::tls::TlsSettings,
+    /// What every session answers server requests with (`on_sampling`, `on_elicitation`,
+    /// `roots`), and so declares in `initialize`.
+    #[serde(default, skip_serializing_if = "CannedAnswers::is_empty")]
+    pub answers: CannedAnswers,
 }
 
 impl Default for ClientSettings {
@@ -167,6 +173,7 @@ impl Default for ClientSettings {
             max_message_size: o.max_message_size,
             headers: o.headers,
             tls: o.tls.settings().clone(),
+            answers: CannedAnswers::default(),
         }
     }
 }
@@ -180,6 +187,7 @@ impl std::fmt::Debug for ClientSettings {
             .field("max_message_size", &self.max_message_size)
             .field("headers", &self.headers.iter().map(|(k, _)| (k, "<redacted>")).collect::<Vec<_>>())
             .field("tls", &self.tls)
+            .field("answers", &self.answers)
             .finish()
     }
 }

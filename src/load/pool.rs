@@ -5,7 +5,21 @@
 //! addresses 127.0.0.2..=127.0.0.254 (IP_BIND_ADDRESS_NO_PORT, so the port is chosen per
 //! 4-tuple at connect time and ephemeral ports do not run out), and lean connections
 //! close abortively (SO_LINGER 0) so 100,000 closes leave nothing in TIME_WAIT.
+//! Every session, lean or not, answers server requests with the phase's canned answers,
+//! declares their capabilities in `initialize` and counts what it was asked in the
+//! connector's tally ([`Connector::server_requests`]).
 //! [`establish`] opens N sessions at a connect rate, timing each connect + initialize.
+//!
+//! Asked for the stateless revision (`protocol_version` 2026-07-28), sessions of the full
+//! client negotiate each, as [`Session::connect`] does. Lean sessions do not: the phase
+//! negotiates once, before its sessions open, with one client session (`server/discover`,
+//! the same fallback rules: [`negotiate`]); then either every lean session of the phase is
+//! stateless (its templates carry the envelope, [`Template::speaking`]; "connecting" is
+//! opening the connection, and its time is the connect time) or every one runs the
+//! `initialize` handshake at [`mcp::LATEST_PROTOCOL_VERSION`]. Lean stateless sessions
+//! declare no client capabilities (they answer no `input_required` result: a request that
+//! needs input is refused with -32021). A negotiation that fails (the target unreachable,
+//! no revision in common) fails the phase.
 
 use super::conn::{Broken, Encoded, LineConn};
 use super::error::LoadError;
@@ -13,9 +27,12 @@ use super::http_conn::{HttpConn, HttpShared};
 use super::mux::{Hooks, MuxConn};
 use super::plan::{PhasePlan, RequestTemplate};
 use super::recorder::{Outcome, PhaseRecorder};
+use crate::client::server_requests::{RequestCounts, ServerRequests, Tally};
 use crate::client::{ClientError, ClientOptions, ErrorKind, Session, Target};
 use crate::protocol::mcp::{self, methods, ServerInfo};
-use serde_json::Value;
+use crate::protocol::stateless;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -38,15 +55,35 @@ pub struct Template {
 }
 
 impl Template {
+    /// `t` for sessions of the handshake era.
     pub fn new(t: &RequestTemplate) -> Template {
+        Template::speaking(t, None)
+    }
+
+    /// `t` for lean sessions of the stateless revision when `stateless` says one (the
+    /// envelope stamped and the HTTP header lines written here, once), else of the
+    /// handshake era. Full client sessions stamp their requests themselves (`params`).
+    pub fn speaking(t: &RequestTemplate, stateless: Option<&Stateless>) -> Template {
+        let enc = match stateless {
+            Some(s) => Encoded::stateless(&t.method, t.params.as_ref(), &s.version, &s.envelope),
+            None => Encoded::new(&t.method, t.params.as_ref()),
+        };
         Template {
             name: t.name.clone(),
             method: t.method.clone(),
             params: t.params.clone(),
-            enc: Encoded::new(&t.method, t.params.as_ref()),
+            enc,
             idempotent: crate::client::resilient::DEFAULT_IDEMPOTENT.contains(&t.method.as_str()),
         }
     }
+}
+
+/// The stateless revision the lean sessions of a phase speak, as negotiated.
+#[derive(Debug, Clone)]
+pub struct Stateless {
+    pub version: String,
+    /// What every request carries in `params._meta`.
+    pub envelope: Map<String, Value>,
 }
 
 /// How a request that failed with `e` ended: a timeout, or an error of its kind.
@@ -180,6 +217,14 @@ pub struct Connector {
     max_message: usize,
     /// Close with SO_LINGER 0 (loopback targets).
     abortive: bool,
+    /// What lean connections answer server requests with (sessions have it in `opts`),
+    /// with the tally every connection counts them in.
+    requests: Arc<ServerRequests>,
+    /// Lean sessions speak the stateless revision (negotiated once for the phase).
+    stateless: Option<Stateless>,
+    /// What the phase's result says about the revision its lean sessions speak, when a
+    /// stateless one was asked for.
+    era_note: Option<String>,
 }
 
 impl Connector {
@@ -204,13 +249,31 @@ impl Connector {
         if target.is_tls() {
             base.tls.warm().map_err(|detail| LoadError::Http { target: plan.target.clone(), detail })?;
         }
-        let init_params = mcp::initialize_params(
-            &plan.client.protocol_version,
+        // Every connection answers (and counts) server requests alike, lean or not, and
+        // declares the capabilities of the answers it has.
+        base.server_requests = plan.client.answers.requests(Some(Arc::new(Tally::default())));
+        let requested = plan.client.protocol_version.as_str();
+        // Asked for the stateless revision, a session that falls back offers the newest
+        // handshake revision, as the client session does.
+        let offered = if stateless::is_stateless(requested) { mcp::LATEST_PROTOCOL_VERSION } else { requested };
+        let lean = match &target {
+            Target::Tcp { .. } => true,
+            Target::Http { url } => url.starts_with("http://"),
+            _ => false,
+        };
+        let negotiated =
+            if lean && stateless::is_stateless(requested) { Some(negotiate(&target, &base).await?) } else { None };
+        let era_note = negotiated.as_ref().map(|s| era_note(requested, s.as_ref()));
+        let speaking = negotiated.flatten();
+        let init_params = mcp::initialize_params_with(
+            offered,
             &plan.client.client_name,
             env!("CARGO_PKG_VERSION"),
             plan.client.auth_token.as_deref(),
+            base.server_requests.capabilities(),
         );
         let init = Encoded::new(methods::INITIALIZE, Some(&init_params));
+        let requests = Arc::new(base.server_requests.clone());
         let (route, loopback) = match &target {
             Target::Tcp { host, port } => {
                 let addr = tokio::net::lookup_host((host.as_str(), *port))
@@ -221,7 +284,7 @@ impl Connector {
                 (Route::Line(addr), addr.ip().is_loopback() && addr.is_ipv4())
             }
             Target::Builtin => return Err(LoadError::BuiltinNotStarted),
-            Target::Http { url } if url.starts_with("http://") => {
+            Target::Http { url } if lean => {
                 let shared = HttpShared::new(
                     url,
                     plan.client.auth_token.as_deref(),
@@ -233,7 +296,8 @@ impl Connector {
                 .await
                 .map_err(|detail| LoadError::Http { target: plan.target.clone(), detail })?;
                 let loopback = shared.addr().ip().is_loopback() && shared.addr().is_ipv4();
-                (Route::Http(Arc::new(shared.abortive(loopback))), loopback)
+                let shared = shared.abortive(loopback).answering(requests.clone()).stateless(speaking.is_some());
+                (Route::Http(Arc::new(shared)), loopback)
             }
             Target::Stdio { .. } => (Route::Client(target.clone()), false),
             other => {
@@ -272,7 +336,26 @@ impl Connector {
             connect_timeout: plan.connect_timeout,
             max_message: plan.client.max_message_size,
             abortive: loopback,
+            requests,
+            era_note,
+            stateless: speaking,
         })
+    }
+
+    /// Request template `t` as this connector's sessions send it ([`Template::speaking`]).
+    pub fn template(&self, t: &RequestTemplate) -> Template {
+        Template::speaking(t, self.stateless.as_ref())
+    }
+
+    /// What the result says about the revision the lean sessions speak (only when a
+    /// stateless one was asked for).
+    pub fn era_note(&self) -> Option<&str> {
+        self.era_note.as_deref()
+    }
+
+    /// Server requests received so far by the sessions this connector opened, by method.
+    pub fn server_requests(&self) -> BTreeMap<String, RequestCounts> {
+        self.requests.tally.as_ref().map(|t| t.snapshot()).unwrap_or_default()
     }
 
     /// Opens session number `index` (of the whole phase) and initializes it, within the
@@ -312,7 +395,11 @@ impl Connector {
             // aborted task), it ends with an RST and leaves no TIME_WAIT behind.
             let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
         }
-        let mut c = LineConn::new(stream, self.max_message, self.abortive);
+        let mut c = LineConn::new(stream, self.max_message, self.abortive, self.requests.clone());
+        if self.stateless.is_some() {
+            // No handshake: the first enveloped request opens the stateless era on the server.
+            return Ok(c);
+        }
         let id = c.take_id();
         c.write_line(&self.init.line(id)).await.map_err(|e| closed(&format!("while sending initialize: {e}")))?;
         let line = c.read_full_reply(id).await.map_err(|b| match b {
@@ -324,6 +411,40 @@ impl Connector {
         initialize_reply(target, &line)?;
         c.write_line(&self.initialized).await.map_err(|e| closed(&format!("while sending initialized: {e}")))?;
         Ok(c)
+    }
+}
+
+/// Negotiates the revision of a phase's lean sessions once, with one client session asked
+/// for `opts.protocol_version` (a stateless revision): `server/discover`, and on the rules
+/// of [`Session::connect`] a stateless revision, or `None` when the server predates it
+/// (the sessions run the handshake). The probe's server requests are not the phase's: not
+/// counted. The session is closed at once.
+async fn negotiate(target: &Target, opts: &ClientOptions) -> Result<Option<Stateless>, LoadError> {
+    let mut probe = opts.clone();
+    probe.server_requests.tally = None;
+    let session = Session::connect(target, Arc::new(probe))
+        .await
+        .map_err(|e| LoadError::Negotiate { version: opts.protocol_version.clone(), source: Box::new(e) })?;
+    let version = session.is_stateless().then(|| session.server().protocol_version.clone());
+    session.close().await;
+    Ok(version.map(|version| Stateless {
+        envelope: stateless::envelope(&version, &serde_json::json!({}), &opts.client_name, &opts.client_version),
+        version,
+    }))
+}
+
+/// The result's note on the revision a phase asked for (`requested`) and its lean
+/// sessions speak.
+fn era_note(requested: &str, speaking: Option<&Stateless>) -> String {
+    match speaking {
+        Some(s) => format!(
+            "sessions speak {} (negotiated once for the phase; no handshake: a connect is opening the connection)",
+            s.version
+        ),
+        None => format!(
+            "the target does not speak {requested}: sessions fell back to the initialize handshake at {}",
+            mcp::LATEST_PROTOCOL_VERSION
+        ),
     }
 }
 
@@ -430,4 +551,45 @@ pub async fn establish(
     let took = started.elapsed();
     release_free_memory();
     (out, took)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::server_requests::CannedAnswers;
+    use crate::load::plan::Model;
+    use serde_json::json;
+
+    /// The capabilities of the `initialize` a lean connection sends.
+    fn declared(c: &Connector) -> Value {
+        let line = c.init.line(1);
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        v["params"]["capabilities"].clone()
+    }
+
+    #[tokio::test]
+    async fn every_connection_declares_the_capabilities_of_its_answers() {
+        let model = Model::Connect { sessions: 1, hold: Duration::ZERO, ping_sample: 0 };
+        let mut plan = PhasePlan::new("p", "tcp://127.0.0.1:1", model);
+        let none = Connector::new(&plan).await.unwrap();
+        assert_eq!(declared(&none), json!({}), "nothing declared without answers");
+        assert!(!none.opts[0].server_requests.any());
+        plan.client.answers = CannedAnswers {
+            sampling: Some(json!({"role": "assistant", "content": {"type": "text", "text": "ok"}, "model": "m"})),
+            elicitation: Some(json!({"action": "accept"})),
+            roots: Some(vec![json!({"uri": "file:///work"})]),
+        };
+        let all = json!({"sampling": {}, "elicitation": {"form": {}}, "roots": {"listChanged": false}});
+        for target in ["tcp://127.0.0.1:1", "http://127.0.0.1:1/mcp", "ws://127.0.0.1:1/ws"] {
+            plan.target = target.into();
+            let c = Connector::new(&plan).await.unwrap();
+            // Lean tcp and http connections send `init`; sessions declare what their options answer.
+            assert_eq!(declared(&c), all, "{target}");
+            assert!(c.opts.iter().all(|o| o.server_requests.capabilities() == all), "{target}");
+            assert!(c.requests.any() && c.opts[0].server_requests.tally.is_some(), "{target}");
+        }
+        // Only what is configured.
+        plan.client.answers = CannedAnswers { elicitation: Some(json!({})), ..CannedAnswers::default() };
+        assert_eq!(declared(&Connector::new(&plan).await.unwrap()), json!({"elicitation": {"form": {}}}));
+    }
 }

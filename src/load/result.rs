@@ -1,12 +1,14 @@
 //! What a load phase measured: [`PhaseResult`] (counters, errors by kind, latency
 //! statistics in milliseconds, per request kind, connect statistics, a per-second timeline,
-//! resource samples) as serde types, with every HdrHistogram kept in V2 serialisation
-//! (base64) so that results merge exactly: [`merge`] sums counters, merges histograms and
-//! aligns timelines by second. Worker processes and `mcpscript merge` of segments use it.
+//! resource samples, server requests by method) as serde types, with every HdrHistogram
+//! kept in V2 serialisation (base64) so that results merge exactly: [`merge`] sums
+//! counters, merges histograms and aligns timelines by second. Worker processes and
+//! `mcpscript merge` of segments use it.
 //! Who limited a phase ([`LimitedBy`]) lives in [`bottleneck`](super::bottleneck).
 
 use super::error::LoadError;
 use super::plan::ModelKind;
+use crate::client::server_requests::RequestCounts;
 use crate::script::results::Better;
 use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
@@ -510,6 +512,11 @@ pub struct PhaseResult {
     /// Connect phases with `ping_sample`: pings sent on a sample of the held sessions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ping: Option<PingResult>,
+    /// Requests the server sent the sessions, by method (`sampling/createMessage`,
+    /// `elicitation/create`, `roots/list`, `ping`; past 32 methods, `other`): `received`,
+    /// `answered` (with a result) and `refused` (with an error: not configured).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub server_requests: BTreeMap<String, RequestCounts>,
 }
 
 /// The resilience policy a phase ran with, and what it did.
@@ -719,6 +726,9 @@ pub fn merge(a: &PhaseResult, b: &PhaseResult) -> Result<PhaseResult, LoadError>
         }
         (x, y) => x.clone().or_else(|| y.clone()),
     };
+    for (k, v) in &b.server_requests {
+        m.server_requests.entry(k.clone()).or_default().add(v);
+    }
     m.limited_by = LimitedBy::merged(&a.limited_by, &b.limited_by);
     m.refresh()?;
     super::bottleneck::assess(&mut m);
@@ -839,6 +849,10 @@ mod tests {
         let mut b = a.clone();
         b.limited_by.send_lag = lag(50_000);
         b.ping = Some(PingResult { attempted: 3, ok: 1, failed: 2, ..Default::default() });
+        let asked = |received, refused| RequestCounts { received, answered: received - refused, refused };
+        a.server_requests = [("sampling/createMessage".to_string(), asked(4, 1))].into();
+        b.server_requests =
+            [("sampling/createMessage".to_string(), asked(2, 0)), ("roots/list".to_string(), asked(1, 1))].into();
         assess(&mut a);
         assess(&mut b);
         assert_eq!(a.limited_by.verdict, Limiter::None, "{:?}", a.limited_by.reasons);
@@ -851,5 +865,7 @@ mod tests {
         assert_eq!(m.limited_by.verdict, Limiter::Mcpscript, "{:?}", m.limited_by.reasons);
         assert!(m.limited_by.send_lag.as_ref().unwrap().p99_ms >= 49.0);
         assert_eq!(m.ping.as_ref().map(|p| (p.attempted, p.ok, p.failed)), Some((5, 3, 2)));
+        assert_eq!(m.server_requests["sampling/createMessage"], asked(6, 1));
+        assert_eq!(m.server_requests["roots/list"], asked(1, 1));
     }
 }

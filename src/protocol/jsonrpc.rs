@@ -397,10 +397,22 @@ mod tests {
             peek(br#"{"jsonrpc":"2.0","id":8,"error":{"code":-32000,"message":"overloaded"}}"#),
             Peek::Reply { id: 8, error: Some(-32000) }
         );
-        assert_eq!(peek(br#"{"jsonrpc":"2.0","id":"s1","method":"ping"}"#), Peek::Request { id: "\"s1\"", ping: true });
         assert_eq!(
-            peek(br#"{"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{}}"#),
-            Peek::Request { id: "3", ping: false }
+            peek(br#"{"jsonrpc":"2.0","id":"s1","method":"ping"}"#),
+            Peek::Request { id: "\"s1\"", method: "ping".into() }
+        );
+        let sampling = br#"{"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{"x":[1,{"y":2}]}}"#;
+        match peek(sampling) {
+            Peek::Request { id, method } => {
+                assert_eq!((id, &*method), ("3", "sampling/createMessage"));
+                assert!(matches!(method, std::borrow::Cow::Borrowed(_)), "no copy of a plain method name");
+            }
+            other => panic!("a server request, not {other:?}"),
+        }
+        assert_eq!(
+            peek(br#"{"jsonrpc":"2.0","id":4,"method":"roots\/list"}"#),
+            Peek::Request { id: "4", method: "roots/list".into() },
+            "an escaped method name is read as the method"
         );
         assert_eq!(peek(br#"{"jsonrpc":"2.0","method":"notifications/progress"}"#), Peek::Other);
         assert_eq!(peek(br#"{"jsonrpc":"2.0","id":"x","result":{}}"#), Peek::Other, "not an id this client sent");
@@ -511,8 +523,9 @@ mod tests {
 pub enum Peek<'a> {
     /// A reply to request `id` (a whole number), with its error code if it is an error.
     Reply { id: u64, error: Option<i64> },
-    /// A request from the server: its id as written (JSON), and whether it is `ping`.
-    Request { id: &'a str, ping: bool },
+    /// A request from the server: its id as written (JSON) and its method (borrowed unless
+    /// it had escapes).
+    Request { id: &'a str, method: std::borrow::Cow<'a, str> },
     /// A notification, a reply with an id that is no whole number, or an error without id.
     Other,
     /// Not JSON; `Some(id)` when a whole-number id could still be read ([`scan_id`]).
@@ -529,10 +542,29 @@ struct PeekError {
 struct Peeked<'a> {
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
     method: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     error: Option<PeekError>,
+}
+
+/// A string borrowed from the input unless it has escapes (serde borrows a `Cow` by itself
+/// only outside an `Option`): notifications and server requests cost no allocation.
+fn borrowed_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<std::borrow::Cow<'de, str>>, D::Error> {
+    struct Str;
+    impl<'de> serde::de::Visitor<'de> for Str {
+        type Value = std::borrow::Cow<'de, str>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+            Ok(std::borrow::Cow::Borrowed(s))
+        }
+        fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(std::borrow::Cow::Owned(s.to_string()))
+        }
+    }
+    d.deserialize_str(Str).map(Some)
 }
 
 /// Reads one message only as far as matching it needs: for a client that sent whole-number
@@ -549,7 +581,7 @@ pub fn peek(bytes: &[u8]) -> Peek<'_> {
         }
     };
     match (msg.method, msg.id) {
-        (Some(m), Some(id)) => Peek::Request { id: id.get(), ping: m == crate::protocol::mcp::methods::PING },
+        (Some(method), Some(id)) => Peek::Request { id: id.get(), method },
         (Some(_), None) => Peek::Other,
         (None, Some(id)) => match id.get().parse::<u64>() {
             Ok(id) => Peek::Reply { id, error: msg.error.map(|e| e.code) },

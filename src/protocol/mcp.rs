@@ -60,6 +60,17 @@ pub fn is_supported(version: &str) -> bool {
     SUPPORTED_PROTOCOL_VERSIONS.contains(&version)
 }
 
+/// Whether `version` is a revision mcpscript can be asked for: one with the `initialize`
+/// handshake, or the stateless one ([`super::stateless`]).
+pub fn is_known(version: &str) -> bool {
+    is_supported(version) || super::stateless::is_stateless(version)
+}
+
+/// The revisions [`is_known`] accepts, newest first, for messages.
+pub fn known_versions() -> Vec<&'static str> {
+    super::stateless::VERSIONS.iter().chain(SUPPORTED_PROTOCOL_VERSIONS.iter()).copied().collect()
+}
+
 /// The server side of negotiation: the requested revision when supported, else the latest.
 pub fn negotiate(requested: &str) -> &'static str {
     SUPPORTED_PROTOCOL_VERSIONS.iter().copied().find(|v| *v == requested).unwrap_or(LATEST_PROTOCOL_VERSION)
@@ -127,6 +138,21 @@ impl ServerInfo {
             instructions: result.get("instructions").and_then(Value::as_str).map(str::to_string),
         })
     }
+
+    /// What a `server/discover` result says, for a session of the stateless revision
+    /// `version`: the server's name and version come from the result's
+    /// `_meta["io.modelcontextprotocol/serverInfo"]` (the result has no `serverInfo`).
+    pub fn from_discover(result: &Value, version: &str) -> ServerInfo {
+        let info = result.pointer("/_meta").and_then(|m| m.get(super::stateless::meta::SERVER_INFO));
+        let field = |k: &str| info.and_then(|i| i.get(k)).and_then(Value::as_str).unwrap_or_default().to_string();
+        ServerInfo {
+            protocol_version: version.to_string(),
+            name: field("name"),
+            version: field("version"),
+            capabilities: result.get("capabilities").cloned().unwrap_or(Value::Null),
+            instructions: result.get("instructions").and_then(Value::as_str).map(str::to_string),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -149,5 +175,17 @@ mod tests {
         let bad = json!({"protocolVersion":"2099-01-01","serverInfo":{"name":"s"}});
         assert!(ServerInfo::from_result(&bad).unwrap_err().contains("does not speak"));
         assert!(ServerInfo::from_result(&json!({})).is_err());
+    }
+
+    #[test]
+    fn reads_the_server_of_a_discover_result_from_its_meta() {
+        let r = json!({"supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}}, "instructions": "hi",
+            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "s", "version": "2"}}});
+        let info = ServerInfo::from_discover(&r, "2026-07-28");
+        assert_eq!(
+            (info.protocol_version.as_str(), info.name.as_str(), info.version.as_str()),
+            ("2026-07-28", "s", "2")
+        );
+        assert_eq!((info.capabilities, info.instructions), (json!({"tools": {}}), Some("hi".into())));
     }
 }

@@ -147,6 +147,8 @@ struct PhaseView {
     connect_p99: f64,
     connect_failed: u64,
     error_kinds: Vec<(String, u64)>,
+    /// What the server asked the phase's sessions, by method.
+    server_requests: Vec<ServerRequestView>,
     peak_rss: Option<f64>,
     notes: Vec<String>,
     recovery: Vec<RecoveryView>,
@@ -156,6 +158,14 @@ struct PhaseView {
     limited_by: &'static str,
     limited_by_evidence: String,
     limited_by_reasons: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ServerRequestView {
+    method: String,
+    received: u64,
+    answered: u64,
+    refused: u64,
 }
 
 #[derive(Serialize)]
@@ -533,6 +543,16 @@ fn phase_view(p: &PhaseResult, id: &str, path: &str) -> PhaseView {
         connect_p99: p.connect.latency.p99,
         connect_failed: p.connect.failed,
         error_kinds: p.counts.errors.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        server_requests: p
+            .server_requests
+            .iter()
+            .map(|(method, c)| ServerRequestView {
+                method: method.clone(),
+                received: c.received,
+                answered: c.answered,
+                refused: c.refused,
+            })
+            .collect(),
         peak_rss: p.resources.as_ref().map(|r| r.mcpscript_peak_rss_bytes as f64).filter(|b| *b > 0.0),
         notes: p.notes.clone(),
         recovery: p

@@ -1,7 +1,7 @@
 //! `summary.txt`: what a person reads in a terminal log. A header (what ran, against
 //! what, when), the totals, one line per scenario, the failed checks under their scenario,
-//! one line per load phase (with who limited it), the exported metrics and the comparison
-//! with the baseline. Every column is aligned and
+//! one line per load phase (with who limited it) and what servers asked its sessions, the
+//! exported metrics and the comparison with the baseline. Every column is aligned and
 //! every number rounded for reading ([`crate::util::human`]); a missing figure is `-` or
 //! `n/a`, never NaN.
 //!
@@ -182,6 +182,41 @@ fn load_phases(out: &mut String, r: &RunResults) {
     }
     out.push_str("Load phases\n");
     push_table(out, "  ", &rows, &[3, 4]);
+    out.push('\n');
+    server_requests(out, r);
+}
+
+/// What servers asked the sessions of load phases, one line per phase and method (only
+/// when one asked).
+fn server_requests(out: &mut String, r: &RunResults) {
+    let mut rows = vec![vec![
+        "SCENARIO".into(),
+        "PHASE".into(),
+        "METHOD".into(),
+        "RECEIVED".into(),
+        "ANSWERED".into(),
+        "REFUSED".into(),
+    ]];
+    for s in &r.scenarios {
+        for (stage, p) in phases_of(s) {
+            let name = if stage.is_empty() { p.name.clone() } else { format!("{stage}/{}", p.name) };
+            for (method, c) in &p.server_requests {
+                rows.push(vec![
+                    s.root.name.clone(),
+                    name.clone(),
+                    method.clone(),
+                    human::int(c.received),
+                    human::int(c.answered),
+                    human::int(c.refused),
+                ]);
+            }
+        }
+    }
+    if rows.len() == 1 {
+        return;
+    }
+    out.push_str("Server requests to load sessions\n");
+    push_table(out, "  ", &rows, &[3, 4, 5]);
     out.push('\n');
 }
 

@@ -7,7 +7,9 @@
 //! `test_embedded_resource`, `test_multiple_content_types`, `test_error_handling`,
 //! `test_tool_with_logging` and `test_tool_with_progress` (notifications while they run),
 //! `test_sampling`, `test_elicitation`, `test_elicitation_sep1034_defaults`,
-//! `test_elicitation_sep1330_enums` (server-to-client requests while they run),
+//! `test_elicitation_sep1330_enums` (server-to-client requests while they run; in the
+//! stateless era, which has none, the elicitation tools answer `input_required` and finish
+//! when the request comes again with the answer, and `test_sampling` fails),
 //! `json_schema_2020_12_tool` (a 2020-12 input schema), and `test_touch_watched_resource`
 //! (changes `test://watched-resource`; a session subscribed to it gets
 //! `notifications/resources/updated` on the call's stream). Resources:
@@ -17,7 +19,7 @@
 //! prompt's arguments and the template's `id`.
 
 use super::catalog::ToolResult;
-use super::peer::{Peer, StreamingRun};
+use super::peer::{Asked, Peer, StreamingRun};
 use crate::protocol::jsonrpc::{ErrorObject, INVALID_PARAMS};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -221,9 +223,15 @@ where
 }
 
 /// An `elicitation/create` with `schema`; the tool's text is `<label>: action=…, content=…`.
+/// In the stateless era the question goes out as an `input_required` result
+/// ([`Peer::ask`]).
 fn elicit(message: String, schema: Value, label: &'static str) -> Option<ToolResult> {
     stream(move |peer| async move {
-        let reply = peer.request("elicitation/create", json!({"message": message, "requestedSchema": schema})).await?;
+        let params = json!({"message": message, "requestedSchema": schema});
+        let reply = match peer.ask("elicitation/create", params).await? {
+            Asked::Answer(reply) => reply,
+            Asked::InputRequired(result) => return Ok(result),
+        };
         let action = reply["action"].as_str().unwrap_or("unknown");
         let content = reply.get("content").cloned().unwrap_or(Value::Null);
         Ok(text(format!("{label}: action={action}, content={content}")))

@@ -7,10 +7,18 @@
 //! [`ServerState::outgoing`]. Calls that talk to the client while they run (the conformance
 //! fixtures) come out as [`Outcome::Stream`]; the client's replies to the server's own
 //! requests are matched here ([`super::peer::Exchange::resolve`]).
+//!
+//! Both eras are served: the `initialize` handshake (a session's state lives as long as
+//! the session), and the stateless revision (2026-07-28, [`super::stateless`]), where
+//! every request carries its envelope and is handled with a state of its own
+//! ([`SessionState::for_request`]), so it needs no `initialize` first. A connection's era
+//! is opened by its first request; over Streamable HTTP each request's header picks it
+//! ([`ServerState::handle_stateless`]).
 
 use super::catalog::{self, ToolResult};
 use super::config::DEFAULT_COLLAPSE_THRESHOLD;
 use super::peer::{Exchange, Streaming};
+use super::stateless::{self, Envelope, Headers, Shape};
 use super::stats::Stats;
 use super::ServerConfig;
 use crate::protocol::jsonrpc::{
@@ -21,7 +29,7 @@ use crate::protocol::Request;
 use serde_json::{json, Value};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -43,7 +51,18 @@ pub enum Outcome {
     Stream(Streaming),
 }
 
-/// One client session's protocol state (a tcp/ws/stdio connection, or an HTTP session id).
+/// The name in `serverInfo` (and in the stateless era's result stamp).
+pub const SERVER_NAME: &str = "mcpscript";
+
+const INSTRUCTIONS: &str = "mcpscript's reference server: tools echo, add, sleep, fail, payload, stats, and the fixtures of the MCP conformance suite (test_*).";
+
+/// Values of [`SessionState::era`].
+const UNDECIDED: u8 = 0;
+const HANDSHAKE: u8 = 1;
+const STATELESS: u8 = 2;
+
+/// One client session's protocol state (a tcp/ws/stdio connection, or an HTTP session id),
+/// or the state of one stateless request ([`SessionState::for_request`]).
 #[derive(Default)]
 pub struct SessionState {
     initialized: AtomicBool,
@@ -52,6 +71,11 @@ pub struct SessionState {
     pre_authorized: bool,
     /// Server-to-client requests waiting for replies, log level, subscriptions.
     exchange: Exchange,
+    /// [`UNDECIDED`] until the first request opens an era ([`HANDSHAKE`] or
+    /// [`STATELESS`]); a stateless request's own state is [`STATELESS`] from the start.
+    era: AtomicU8,
+    /// A stateless request's answers to the server's questions ([`Envelope::input_responses`]).
+    input_responses: Option<serde_json::Map<String, Value>>,
 }
 
 impl SessionState {
@@ -67,6 +91,50 @@ impl SessionState {
         s.initialized.store(true, Ordering::Release);
         s.exchange.assume_every_capability();
         s
+    }
+
+    /// The state one stateless request is handled with, built from its envelope (the
+    /// client's capabilities and log opt-in, its answers): initialized at the stateless
+    /// revision, and gone with the request.
+    pub fn for_request(envelope: Envelope, pre_authorized: bool) -> Self {
+        let s = SessionState {
+            pre_authorized,
+            era: AtomicU8::new(STATELESS),
+            input_responses: envelope.input_responses,
+            ..Default::default()
+        };
+        let _ = s.version.set(crate::protocol::stateless::VERSION);
+        s.initialized.store(true, Ordering::Release);
+        s.exchange.declare(Some(&envelope.capabilities));
+        s.exchange.set_log_opt_in(envelope.log_level.as_deref());
+        s
+    }
+
+    /// The client's answer, brought by this stateless request, to the question under `key`.
+    pub fn input_response(&self, key: &str) -> Option<&Value> {
+        self.input_responses.as_ref()?.get(key)
+    }
+
+    /// Whether this serves the stateless revision (a connection it opened, or one
+    /// stateless request's own state).
+    pub fn is_stateless(&self) -> bool {
+        self.era.load(Ordering::Acquire) == STATELESS
+    }
+
+    /// Whether `req` belongs to the stateless era here: the session's first request opens
+    /// its era ([`stateless::opens_stateless`]), for good.
+    fn stateless_for(&self, req: &Request) -> bool {
+        let era = match self.era.load(Ordering::Acquire) {
+            UNDECIDED => {
+                let opened = if stateless::opens_stateless(req) { STATELESS } else { HANDSHAKE };
+                match self.era.compare_exchange(UNDECIDED, opened, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => opened,
+                    Err(era) => era,
+                }
+            }
+            era => era,
+        };
+        era == STATELESS
     }
 
     /// The session's side of server-to-client traffic.
@@ -204,13 +272,26 @@ impl ServerState {
                 Stats::inc(&self.stats.invalid_requests);
                 Outcome::Ready(Some(self.encode(invalid.to_response())))
             }
-            Ok(Payload::Single(Ok(msg))) => match self.handle_message(session, msg) {
-                Step::None => Outcome::Ready(None),
-                Step::Now(r) => Outcome::Ready(Some(Message::Response(r).to_vec())),
-                Step::Later(f) => Outcome::Pending(Box::pin(async move { Some(Message::Response(f.await).to_vec()) })),
-                Step::Stream(s) => Outcome::Stream(s),
-            },
+            Ok(Payload::Single(Ok(msg))) => Self::outcome(self.handle_message(session, msg)),
             Ok(Payload::Batch(items)) => self.handle_batch(session, items),
+        }
+    }
+
+    /// One request of the stateless revision over Streamable HTTP: the transport parsed
+    /// the body (one request) and gives its routing headers, which the ladder compares
+    /// with it ([`stateless::classify`]). Nothing of it outlives the request. The bearer
+    /// token, if one is required, was checked before.
+    pub fn handle_stateless(self: &Arc<Self>, req: Request, headers: &Headers) -> Outcome {
+        Stats::inc(&self.stats.requests);
+        Self::outcome(self.stateless_request(true, req, Some(headers)))
+    }
+
+    fn outcome(step: Step) -> Outcome {
+        match step {
+            Step::None => Outcome::Ready(None),
+            Step::Now(r) => Outcome::Ready(Some(Message::Response(r).to_vec())),
+            Step::Later(f) => Outcome::Pending(Box::pin(async move { Some(Message::Response(f.await).to_vec()) })),
+            Step::Stream(s) => Outcome::Stream(s),
         }
     }
 
@@ -276,20 +357,66 @@ impl ServerState {
     }
 
     fn handle_request(self: &Arc<Self>, session: &Arc<SessionState>, req: Request) -> Step {
-        let id = req.id.clone();
-        let reply = |outcome: Result<Value, ErrorObject>| self.reply(id.clone(), outcome);
-        if req.method == methods::INITIALIZE {
-            return Step::Now(reply(self.initialize(session, req.params.as_ref())));
+        if session.stateless_for(&req) {
+            return self.stateless_request(session.pre_authorized, req, None);
         }
+        let refuse = |e: ErrorObject| Step::Now(self.reply(req.id.clone(), Err(e)));
+        if req.method == methods::INITIALIZE {
+            return Step::Now(self.reply(req.id.clone(), self.initialize(session, req.params.as_ref())));
+        }
+        self.leak_fault();
+        if stateless::carries_envelope(req.params.as_ref()) {
+            return refuse(stateless::envelope_refused());
+        }
+        if session.version.get().is_none() && req.method != methods::PING {
+            return refuse(ErrorObject::new(
+                INVALID_REQUEST,
+                format!("session not initialized: send initialize before '{}'", req.method),
+            ));
+        }
+        self.serve(session, req, None)
+    }
+
+    /// A request in the stateless era: `initialize` is refused on a connection
+    /// (`headers` is `None`; over HTTP it is a removed method), then the ladder, then the
+    /// request is served with a state built from its envelope. A required auth token
+    /// travels in `initialize` on tcp, stdio and ws (without an `Authorization` header),
+    /// so there a stateless request cannot bring it and is refused.
+    fn stateless_request(self: &Arc<Self>, pre_authorized: bool, req: Request, headers: Option<&Headers>) -> Step {
+        let refuse = |e: ErrorObject| Step::Now(self.reply(req.id.clone(), Err(e)));
+        if headers.is_none() && req.method == methods::INITIALIZE {
+            return refuse(stateless::initialize_refused(req.params.as_ref()));
+        }
+        self.leak_fault();
+        let envelope = match stateless::classify(&req, headers) {
+            Ok(envelope) => envelope,
+            Err(e) => return refuse(e),
+        };
+        if self.config.auth_token.is_some() && !pre_authorized {
+            return refuse(ErrorObject::new(
+                codes::UNAUTHORIZED,
+                "unauthorized: this server needs its auth token, which travels in initialize here; \
+                 send stateless requests over HTTP with Authorization: Bearer <token>",
+            ));
+        }
+        let session = Arc::new(SessionState::for_request(envelope, pre_authorized));
+        let shape = Shape::of(&req.method);
+        self.serve(&session, req, Some(shape))
+    }
+
+    /// The `leak` fault: every request but `initialize` retains its share.
+    fn leak_fault(&self) {
         if let Some(bytes) = self.config.faults.leak {
             self.leak(bytes);
         }
-        if session.version.get().is_none() && req.method != methods::PING {
-            return Step::Now(reply(Err(ErrorObject::new(
-                INVALID_REQUEST,
-                format!("session not initialized: send initialize before '{}'", req.method),
-            ))));
-        }
+    }
+
+    /// Serves an admitted request (either era): load shedding, the in-flight gauge,
+    /// injected errors and delays, dispatch. `shape`: a stateless request's, whose
+    /// outcome goes out through [`stateless::finish`].
+    fn serve(self: &Arc<Self>, session: &Arc<SessionState>, req: Request, shape: Option<Shape>) -> Step {
+        let id = req.id.clone();
+        let reply = |outcome: Result<Value, ErrorObject>| self.reply(id.clone(), self.finish(shape, outcome));
         if self.overloaded() {
             Stats::inc(&self.stats.shed);
             return Step::Now(reply(Err(Self::overloaded_error("too many requests in flight"))));
@@ -305,7 +432,7 @@ impl ServerState {
                 ToolResult::After(d, outcome) => (d, outcome),
                 ToolResult::Stream(run) => {
                     std::mem::forget(guard);
-                    return Step::Stream(self.streaming(session, req.id, run, self.injected_delay(inflight)));
+                    return Step::Stream(self.streaming(session, req.id, run, self.injected_delay(inflight), shape));
                 }
             }
         };
@@ -331,6 +458,17 @@ impl ServerState {
         self.outgoing(Response { id: Some(id), outcome })
     }
 
+    /// A stateless request's outcome stamped as that era wants ([`stateless::finish`]);
+    /// a handshake-era one as it is.
+    fn finish(&self, shape: Option<Shape>, outcome: Result<Value, ErrorObject>) -> Result<Value, ErrorObject> {
+        match shape {
+            Some(shape) => {
+                stateless::finish(shape, json!({"name": SERVER_NAME, "version": env!("CARGO_PKG_VERSION")}), outcome)
+            }
+            None => outcome,
+        }
+    }
+
     /// What `latency`, `jitter` and `collapse` add to a reply.
     fn injected_delay(&self, inflight: usize) -> Duration {
         self.config.latency.unwrap_or_default() + self.jitter() + self.collapse_delay(inflight)
@@ -344,6 +482,7 @@ impl ServerState {
         id: crate::protocol::Id,
         run: super::peer::StreamingRun,
         delay: Duration,
+        shape: Option<Shape>,
     ) -> Streaming {
         let slot = OwnedInflight(self.clone());
         let run: super::peer::StreamingRun = if delay.is_zero() {
@@ -359,6 +498,7 @@ impl ServerState {
         let finish = Box::new(move |outcome| {
             let state = slot.0.clone();
             drop(slot);
+            let outcome = state.finish(shape, outcome);
             state.reply(id, outcome)
         });
         Streaming::new(session.clone(), run, finish)
@@ -386,16 +526,23 @@ impl ServerState {
         Stats::inc(&self.stats.sessions_initialized);
         Ok(json!({
             "protocolVersion": version,
-            "capabilities": {"tools": {"listChanged": false}, "resources": {"subscribe": true, "listChanged": false},
-                "prompts": {"listChanged": false}, "logging": {}, "completions": {}},
-            "serverInfo": {"name": "mcpscript", "title": "mcpscript reference server", "version": env!("CARGO_PKG_VERSION")},
-            "instructions": "mcpscript's reference server: tools echo, add, sleep, fail, payload, stats, and the fixtures of the MCP conformance suite (test_*)."
+            "capabilities": capabilities(false),
+            "serverInfo": {"name": SERVER_NAME, "title": "mcpscript reference server", "version": env!("CARGO_PKG_VERSION")},
+            "instructions": INSTRUCTIONS
         }))
     }
 
     fn dispatch(&self, session: &SessionState, req: &Request) -> ToolResult {
         let params = req.params.as_ref();
         let done = ToolResult::Done;
+        if session.is_stateless() {
+            if req.method == crate::protocol::stateless::DISCOVER {
+                return done(Ok(stateless::discover(capabilities(true), INSTRUCTIONS)));
+            }
+            if let Some(e) = stateless::removed(&req.method) {
+                return done(Err(e));
+            }
+        }
         match req.method.as_str() {
             methods::PING => done(Ok(json!({}))),
             methods::TOOLS_LIST => done(Ok(catalog::tools_list())),
@@ -412,4 +559,12 @@ impl ServerState {
             other => done(Err(ErrorObject::new(METHOD_NOT_FOUND, format!("Method not found: {other}")))),
         }
     }
+}
+
+/// What the server offers: the same in both eras, except resource subscriptions, which
+/// the stateless era has no method for (`resources/subscribe` is gone; mcpscript does not
+/// serve `subscriptions/listen`).
+fn capabilities(stateless: bool) -> Value {
+    json!({"tools": {"listChanged": false}, "resources": {"subscribe": !stateless, "listChanged": false},
+        "prompts": {"listChanged": false}, "logging": {}, "completions": {}})
 }

@@ -6,7 +6,9 @@
 //!
 //! Routes:
 //! - the Streamable HTTP path (`http://…/PATH`, default `/mcp`): POST, DELETE
-//!   ([`streamable`]); GET answers 405 (no server-initiated stream);
+//!   ([`streamable`]); GET answers 405 (no server-initiated stream); a request whose
+//!   `MCP-Protocol-Version` names no handshake revision is the stateless era's, one
+//!   exchange with no session ([`stateless`]: POST only);
 //! - `GET /sse` (or the `sse+http://` path) and `POST /message?sessionId=…` ([`legacy`]);
 //! - `GET /stats`: the server's counters as JSON;
 //! - any GET with `Upgrade: websocket`: the handshake here, then
@@ -16,16 +18,18 @@
 //! auth token configured, a request without `Authorization: Bearer <token>` gets 401
 //! (WebSocket upgrades excepted: there the token travels in `initialize`).
 //!
-//! Status codes: 202 for POSTs that need no reply; 400 for a missing session id, an
-//! unsupported `MCP-Protocol-Version`, and for a reply that answers no request (a
-//! malformed body's -32700, or a -32600 whose id could not be read; the body is that
-//! JSON-RPC error, as the official SDKs do); 404 for an unknown session; 405, 413, 415;
-//! 503 with `Retry-After: 1` when shedding load (`--max-inflight`) or refusing a session
-//! (`--max-connections`).
+//! Status codes: 202 for POSTs that need no reply; 400 for a missing session id and for
+//! a reply that answers no request (a malformed body's -32700, or a -32600 whose id could
+//! not be read; the body is that JSON-RPC error, as the official SDKs do); 404 for an
+//! unknown session; 405, 413, 415; 503 with `Retry-After: 1` when shedding load
+//! (`--max-inflight`) or refusing a session (`--max-connections`; a stateless request is
+//! no session and is never refused for it). A stateless request's status follows its
+//! reply's error code (400, 404, else 200).
 
 mod body;
 mod legacy;
 mod sessions;
+mod stateless;
 mod streamable;
 mod upgrade;
 
@@ -162,6 +166,10 @@ impl Shared {
             return resp;
         }
         match self.classify(req.uri().path()) {
+            Route::Mcp if stateless::is_stateless(req.headers()) => match *req.method() {
+                Method::POST => stateless::post(self, req).await,
+                _ => stateless::method_not_allowed(),
+            },
             Route::Mcp => match *req.method() {
                 Method::POST => streamable::post(self, req, attached).await,
                 Method::DELETE => streamable::delete(self, &req),

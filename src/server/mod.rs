@@ -6,6 +6,9 @@
 //! client during a call; [`lines`] serves newline-delimited
 //! connections (tcp, stdio); [`http`] serves Streamable HTTP, legacy SSE and WebSocket;
 //! [`config`] parses listen URLs and limits; [`workers`] runs several SO_REUSEPORT processes.
+//! Both protocol eras are served at once: the `initialize` handshake (2024-11-05 to
+//! 2025-11-25) and the stateless revision (2026-07-28, [`stateless`]), chosen per request
+//! over Streamable HTTP and per connection elsewhere.
 //!
 //! # Fault modes
 //!
@@ -37,6 +40,7 @@ pub mod handler;
 pub mod http;
 pub mod lines;
 pub mod peer;
+pub mod stateless;
 pub mod stats;
 pub mod workers;
 pub mod ws;

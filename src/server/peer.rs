@@ -12,7 +12,11 @@
 //! Each session keeps an [`Exchange`]: the ids of the server's requests still waiting for
 //! a reply, the log level the client set, its resource subscriptions and whether it
 //! declared the `sampling` and `elicitation` capabilities. The existing tools never touch
-//! any of it: only the conformance fixtures stream.
+//! any of it: only the conformance fixtures stream. In the stateless era a request's own
+//! state declares what its envelope does (capabilities, log opt-in), notifications go out
+//! as in the other era, and server requests fail at once: that era has none; a tool that
+//! [`Peer::ask`]s instead answers `input_required` and gets the client's answer with the
+//! request sent again.
 
 use super::handler::SessionState;
 use crate::protocol::jsonrpc::{ErrorObject, Id, Message, Response, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST};
@@ -55,7 +59,12 @@ pub struct Exchange {
 impl Exchange {
     /// Records what the client declared in `initialize` params (`capabilities`).
     pub fn set_client_capabilities(&self, params: &Value) {
-        let caps = params.get("capabilities");
+        self.declare(params.get("capabilities"));
+    }
+
+    /// Records the client's capabilities (`initialize`'s, or a stateless request's
+    /// envelope's).
+    pub fn declare(&self, caps: Option<&Value>) {
         let mut bits = 0;
         if caps.and_then(|c| c.get("sampling")).is_some() {
             bits |= SAMPLING;
@@ -90,6 +99,13 @@ impl Exchange {
         };
         self.log_level.store(index as u8, Ordering::Relaxed);
         Ok(json!({}))
+    }
+
+    /// A stateless request's log opt-in (its envelope's `logLevel`): without one, nothing
+    /// is logged to it (in the handshake era everything is, until `logging/setLevel`).
+    pub fn set_log_opt_in(&self, level: Option<&str>) {
+        let index = level.and_then(|l| LOG_LEVELS.iter().position(|x| *x == l)).unwrap_or(LOG_LEVELS.len());
+        self.log_level.store(index as u8, Ordering::Relaxed);
     }
 
     /// Whether a message at `level` passes the level the client set.
@@ -188,16 +204,15 @@ impl Peer {
     }
 
     /// Sends `method` to the client and waits (at most [`SERVER_REQUEST_TIMEOUT`]) for its
-    /// reply. Fails at once when the client did not declare the capability the method
-    /// needs, or when there is no way to reach it.
+    /// reply. Fails at once in the stateless era (it has no server-to-client requests),
+    /// when the client did not declare the capability the method needs, or when there is
+    /// no way to reach it.
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, ErrorObject> {
+        if self.session.is_stateless() {
+            return Err(super::stateless::no_back_channel(method));
+        }
         let exchange = self.session.exchange();
-        let needed = match method {
-            "sampling/createMessage" => Some((SAMPLING, "sampling")),
-            "elicitation/create" => Some((ELICITATION, "elicitation")),
-            _ => None,
-        };
-        if let Some((bit, name)) = needed {
+        if let Some((bit, name)) = capability_of(method) {
             if !exchange.has_capability(bit) {
                 // -32600, as the official SDKs answer a request the client cannot take.
                 return Err(ErrorObject::new(
@@ -232,6 +247,44 @@ impl Peer {
                 format!("{method}: no reply from the client within {}s", SERVER_REQUEST_TIMEOUT.as_secs()),
             )),
         }
+    }
+
+    /// Asks the client `method`: in the handshake era as [`Self::request`] does; in the
+    /// stateless era, which has no server requests, by the multi-round-trip: the answer
+    /// this request brought (`params.inputResponses`), else an `input_required` result
+    /// asking for it, which the tool returns (the client answers and sends the request
+    /// again). Without the capability the method needs: -32021.
+    pub async fn ask(&self, method: &str, params: Value) -> Result<Asked, ErrorObject> {
+        if !self.session.is_stateless() {
+            return self.request(method, params).await.map(Asked::Answer);
+        }
+        if let Some(answer) = self.session.input_response(method) {
+            return Ok(Asked::Answer(answer.clone()));
+        }
+        match capability_of(method) {
+            Some((bit, _)) if self.session.exchange().has_capability(bit) => {
+                Ok(Asked::InputRequired(super::stateless::input_required(method, params)))
+            }
+            Some((_, name)) => Err(super::stateless::missing_capability(name, method)),
+            None => Err(super::stateless::no_back_channel(method)),
+        }
+    }
+}
+
+/// What [`Peer::ask`] got.
+pub enum Asked {
+    /// The client's answer.
+    Answer(Value),
+    /// The result that asks for it instead (the stateless era's `input_required`).
+    InputRequired(Value),
+}
+
+/// The capability a client declares to take `method` from the server (bit and name).
+fn capability_of(method: &str) -> Option<(u8, &'static str)> {
+    match method {
+        "sampling/createMessage" => Some((SAMPLING, "sampling")),
+        "elicitation/create" => Some((ELICITATION, "elicitation")),
+        _ => None,
     }
 }
 

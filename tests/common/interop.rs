@@ -6,7 +6,8 @@
 //!   (`tests/interop/setup.sh`), once per test process.
 //! - [`Everything`] runs `@modelcontextprotocol/server-everything` on a free
 //!   127.0.0.1 port (Streamable HTTP or legacy SSE) and kills it on drop.
-//! - [`stdio_command`] is the command line that runs it over stdio.
+//! - [`stdio_command`] is the command line that runs it over stdio ([`py_stdio_command`]
+//!   one of the Python scripts).
 //! - [`PyServer`] runs `tests/interop/py_server.py`, a small third-party server on
 //!   the official Python SDK (Streamable HTTP, any free port), and kills it on drop.
 //! - [`run_sdk_client`] runs the TypeScript or Python SDK client script against
@@ -219,10 +220,15 @@ pub struct ScriptServer {
 impl ScriptServer {
     /// Starts `tests/interop/FILE` with node (`.mjs`) or the venv's Python (`.py`).
     pub fn start(file: &str) -> ScriptServer {
+        Self::start_with(file, &[])
+    }
+
+    /// [`ScriptServer::start`] with command-line arguments for the script.
+    pub fn start_with(file: &str, args: &[&str]) -> ScriptServer {
         ensure_setup();
         start_retrying(file, 1, || {
             let mut cmd = if file.ends_with(".py") { Command::new(venv_python()) } else { Command::new("node") };
-            cmd.arg(interop_dir().join(file)).current_dir(interop_dir()).env("PYTHONUNBUFFERED", "1");
+            cmd.arg(interop_dir().join(file)).args(args).current_dir(interop_dir()).env("PYTHONUNBUFFERED", "1");
             let (process, line) = ServerProcess::launch(cmd, "listening http://", None)?;
             let url = line.as_deref().and_then(|l| l.split_whitespace().nth(1)).unwrap_or_default().to_string();
             if !url.starts_with("http://127.0.0.1:") {
@@ -340,8 +346,22 @@ pub fn stdio_command() -> String {
     format!("node {} stdio", everything_entry().display())
 }
 
+/// The command line that runs `tests/interop/FILE` on the venv's Python with `args`, for
+/// the target syntax `stdio:COMMAND ARGS` (unquoted: the checkout path must not contain
+/// whitespace).
+pub fn py_stdio_command(file: &str, args: &[&str]) -> String {
+    ensure_setup();
+    let mut line = format!("{} {}", venv_python().display(), interop_dir().join(file).display());
+    for a in args {
+        line.push(' ');
+        line.push_str(a);
+    }
+    line
+}
+
 /// Runs an official-SDK client script (`"node"`: `sdk_client.mjs`, TypeScript SDK;
-/// `"python"`: `py_client.py`, Python SDK) with `args` (a URL such as
+/// `"python"`: `py_client.py`, Python SDK; `"python-stateless"`: `py_stateless_client.py`,
+/// the Python SDK in the stateless revision, printing more) with `args` (a URL such as
 /// `http://127.0.0.1:PORT/mcp` or `sse+http://...`, or `stdio COMMAND ARGS...`),
 /// bounded by 30 s, and returns its last stdout line parsed as JSON:
 /// `{"ok":true,"tools":[...],"echo":"...","serverName":"...","protocolVersion":"..."}`
@@ -363,7 +383,12 @@ pub fn run_sdk_client(lang: &str, args: &[&str]) -> serde_json::Value {
             c.arg(dir.join("py_client.py"));
             c
         }
-        other => panic!("run_sdk_client: unknown lang {other:?} (want \"node\" or \"python\")"),
+        "python-stateless" => {
+            let mut c = Command::new(venv_python());
+            c.arg(dir.join("py_stateless_client.py"));
+            c
+        }
+        other => panic!("run_sdk_client: unknown lang {other:?} (want \"node\", \"python\" or \"python-stateless\")"),
     };
     cmd.args(args)
         .current_dir(&dir)

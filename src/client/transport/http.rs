@@ -24,6 +24,14 @@
 //! a few attempts at most ([`MAX_RESUMES`]; the stream reading lives in `streams`). Every
 //! request carries the session's extra headers and the `Authorization` value [`Auth`]
 //! gives for it.
+//!
+//! A session of the stateless revision (2026-07-28, set with
+//! [`Transport::set_protocol_version`] before its first request) has no session to keep:
+//! every POST carries `MCP-Protocol-Version`, `Mcp-Method` and, for `tools/call`,
+//! `prompts/get` and `resources/read`, `Mcp-Name` ([`stateless::name_of`]); no
+//! `Mcp-Session-Id` is kept, so there is nothing to re-initialize and no DELETE on close,
+//! and a 404 whose body is a JSON-RPC error is that error (the -32601 of a removed method
+//! such as `ping`).
 
 pub(crate) mod conn;
 pub mod events;
@@ -36,6 +44,7 @@ use crate::client::auth::{self, Auth};
 use crate::client::{ClientError, ClientOptions, Dispatcher};
 use crate::protocol::jsonrpc::{self, Id, Message, Payload, Response};
 use crate::protocol::mcp::{methods, ServerInfo};
+use crate::protocol::stateless;
 use crate::util::lock;
 use bytes::Bytes;
 use conn::{BodyError, Conn, Endpoint, Pool, ReqBody, RoundTripError};
@@ -45,7 +54,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
 use serde_json::Value;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::AbortHandle;
@@ -56,6 +65,9 @@ const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, tex
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+/// Headers a request carries besides the session's own.
+type Extra = Vec<(HeaderName, HeaderValue)>;
 
 /// Times an event stream is resumed (`Last-Event-ID`) before the transport gives up: for a
 /// POST's stream, reconnections in a row without its reply; for the GET stream,
@@ -95,6 +107,9 @@ struct Inner {
     headers: Vec<(HeaderName, HeaderValue)>,
     session: Mutex<Option<HeaderValue>>,
     version: Mutex<Option<HeaderValue>>,
+    /// The version is a stateless revision: every POST names its method (and target), no
+    /// `Mcp-Session-Id` is kept, and a 404 with a JSON-RPC error body is that error.
+    stateless: AtomicBool,
     /// The params of the `initialize` this session sent, for re-initializing after a 404.
     init_params: Mutex<Option<Value>>,
     /// Serialises re-initialization: overlapping requests that all saw the 404 wait for
@@ -133,6 +148,7 @@ pub async fn connect(
             headers: auth::header_pairs(&opts.headers),
             session: Mutex::new(None),
             version: Mutex::new(None),
+            stateless: AtomicBool::new(false),
             init_params: Mutex::new(None),
             reinit: tokio::sync::Mutex::new(()),
             reinit_seq: AtomicU64::new(0),
@@ -142,12 +158,12 @@ pub async fn connect(
 }
 
 impl HttpTransport {
-    fn post(&self, body: Bytes, want: Vec<Id>, is_init: bool) -> BoxFuture<'_, Result<(), ClientError>> {
-        Box::pin(async move { self.post_for(body, Want::Ids(want), is_init).await.map(|_| ()) })
+    fn post(&self, body: Bytes, want: Vec<Id>, is_init: bool, route: Extra) -> BoxFuture<'_, Result<(), ClientError>> {
+        Box::pin(async move { self.post_for(body, Want::Ids(want), is_init, route).await.map(|_| ()) })
     }
 
-    async fn post_for(&self, body: Bytes, want: Want, is_init: bool) -> Result<Exchanged, ClientError> {
-        self.inner.exchange(body, want, is_init).await
+    async fn post_for(&self, body: Bytes, want: Want, is_init: bool, route: Extra) -> Result<Exchanged, ClientError> {
+        self.inner.exchange(body, want, is_init, &route).await
     }
 }
 
@@ -167,6 +183,7 @@ struct Exchanged {
 
 impl Transport for HttpTransport {
     fn send(&self, msg: Message) -> BoxFuture<'_, Result<(), ClientError>> {
+        let route = self.inner.route(&msg);
         let (want, is_init) = match &msg {
             Message::Request(r) => {
                 let is_init = r.method == methods::INITIALIZE;
@@ -177,28 +194,36 @@ impl Transport for HttpTransport {
             }
             _ => (Vec::new(), false),
         };
-        self.post(Bytes::from(msg.to_vec()), want, is_init)
+        self.post(Bytes::from(msg.to_vec()), want, is_init, route)
     }
 
     /// One POST with a JSON array; the reply is a batch (or one event per reply).
     fn send_batch(&self, msgs: Vec<Message>) -> BoxFuture<'_, Result<(), ClientError>> {
         let want =
             msgs.iter().filter_map(|m| if let Message::Request(r) = m { Some(r.id.clone()) } else { None }).collect();
-        self.post(Bytes::from(jsonrpc::batch_to_vec(&msgs)), want, false)
+        self.post(Bytes::from(jsonrpc::batch_to_vec(&msgs)), want, false, Extra::new())
     }
 
-    /// One POST with `bytes` as its body and the session's headers; the reply is read here
-    /// and handed to the dispatcher (a raw `initialize` is remembered like a normal one).
+    /// One POST with `bytes` as its body and the session's headers (in a stateless
+    /// session, also those naming the method and target when `bytes` is one message); the
+    /// reply is read here and handed to the dispatcher (a raw `initialize` is remembered
+    /// like a normal one).
     fn send_raw(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<RawSent, ClientError>> {
         Box::pin(async move {
-            let is_init = match jsonrpc::parse(&bytes) {
-                Ok(Payload::Single(Ok(Message::Request(r)))) if r.method == methods::INITIALIZE => {
-                    *lock(&self.inner.init_params) = r.params;
-                    true
+            let (is_init, route) = match jsonrpc::parse(&bytes) {
+                Ok(Payload::Single(Ok(msg))) => {
+                    let route = self.inner.route(&msg);
+                    match msg {
+                        Message::Request(r) if r.method == methods::INITIALIZE => {
+                            *lock(&self.inner.init_params) = r.params;
+                            (true, route)
+                        }
+                        _ => (false, route),
+                    }
                 }
-                _ => false,
+                _ => (false, Extra::new()),
             };
-            let done = self.post_for(Bytes::from(bytes), Want::Raw, is_init).await?;
+            let done = self.post_for(Bytes::from(bytes), Want::Raw, is_init, route).await?;
             // Without `unanswered`, a reply came: if the raw waiter did not claim it, it
             // carried an id other than the message's.
             let answer = done.unanswered.unwrap_or_else(|| "a reply with an id other than the message's".into());
@@ -206,10 +231,11 @@ impl Transport for HttpTransport {
         })
     }
 
-    fn set_protocol_version(&self, version: &str) {
-        if let Ok(v) = HeaderValue::try_from(version) {
-            *lock(&self.inner.version) = Some(v);
-        }
+    /// `None` drops the header (the `initialize` handshake goes without it); a stateless
+    /// revision makes the session stateless ([`Inner::route`]).
+    fn set_protocol_version(&self, version: Option<&str>) {
+        *lock(&self.inner.version) = version.and_then(|v| HeaderValue::try_from(v).ok());
+        self.inner.stateless.store(version.is_some_and(stateless::is_stateless), Ordering::Relaxed);
     }
 
     /// Opens the GET stream for server-initiated messages; it is read in the background.
@@ -431,11 +457,22 @@ impl Inner {
         session: Option<&HeaderValue>,
         last_event_id: Option<&str>,
     ) -> Result<(hyper::Response<Incoming>, Conn), ClientError> {
-        let last = last_event_id.and_then(|id| HeaderValue::try_from(id).ok());
+        let last = last_event_id.and_then(|id| HeaderValue::try_from(id).ok()).map(|id| (LAST_EVENT_ID, id));
+        self.round_trip_with(method, body, session, last.as_slice()).await
+    }
+
+    /// One request with `extra` headers on a pooled connection.
+    async fn round_trip_with(
+        &self,
+        method: Method,
+        body: Bytes,
+        session: Option<&HeaderValue>,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Result<(hyper::Response<Incoming>, Conn), ClientError> {
         let make = || {
             let mut req = self.request(method.clone(), body.clone(), session);
-            if let Some(id) = &last {
-                req.headers_mut().insert(LAST_EVENT_ID, id.clone());
+            for (k, v) in extra {
+                req.headers_mut().insert(k.clone(), v.clone());
             }
             req
         };
@@ -447,28 +484,62 @@ impl Inner {
         })
     }
 
-    /// One POST on a pooled connection.
+    /// One POST on a pooled connection, with the headers of its `route`.
     async fn round_trip(
         &self,
         body: Bytes,
         session: Option<&HeaderValue>,
+        route: &[(HeaderName, HeaderValue)],
     ) -> Result<(hyper::Response<Incoming>, Conn), ClientError> {
-        self.round_trip_as(Method::POST, body, session, None).await
+        self.round_trip_with(Method::POST, body, session, route).await
     }
 
-    /// Sends one message (or batch, or raw text) and reads the replies to what it `want`s
-    /// into the dispatcher; answers to requests the server made meanwhile are sent as
-    /// they come.
-    async fn exchange(self: &Arc<Self>, body: Bytes, want: Want, is_init: bool) -> Result<Exchanged, ClientError> {
+    fn is_stateless(&self) -> bool {
+        self.stateless.load(Ordering::Relaxed)
+    }
+
+    /// The headers that name what `msg` is, in a stateless session: `Mcp-Method`, and
+    /// `Mcp-Name` for `tools/call`, `prompts/get` and `resources/read` (the server checks
+    /// them against the body); none otherwise.
+    fn route(&self, msg: &Message) -> Extra {
+        let (method, params) = match msg {
+            Message::Request(r) => (&r.method, r.params.as_ref()),
+            Message::Notification(n) => (&n.method, n.params.as_ref()),
+            Message::Response(_) => return Extra::new(),
+        };
+        if !self.is_stateless() {
+            return Extra::new();
+        }
+        let header = |name: &str, value: &str| {
+            Some((HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::try_from(value).ok()?))
+        };
+        let name = stateless::name_of(method, params).map(stateless::header_value);
+        [header(stateless::headers::METHOD, &stateless::header_value(method))]
+            .into_iter()
+            .chain(name.map(|n| header(stateless::headers::NAME, &n)))
+            .flatten()
+            .collect()
+    }
+
+    /// Sends one message (or batch, or raw text) with the headers of its `route` and reads
+    /// the replies to what it `want`s into the dispatcher; answers to requests the server
+    /// made meanwhile are sent as they come.
+    async fn exchange(
+        self: &Arc<Self>,
+        body: Bytes,
+        want: Want,
+        is_init: bool,
+        route: &[(HeaderName, HeaderValue)],
+    ) -> Result<Exchanged, ClientError> {
         let mut renewed = false;
         let mut authed = false;
         loop {
             let session = lock(&self.session).clone();
             let sent = self.auth.header();
-            let (resp, conn) = self.round_trip(body.clone(), session.as_ref()).await?;
+            let (resp, conn) = self.round_trip(body.clone(), session.as_ref(), route).await?;
             let status = resp.status();
             if status.is_success() {
-                if let Some(id) = resp.headers().get(MCP_SESSION_ID) {
+                if let Some(id) = resp.headers().get(MCP_SESSION_ID).filter(|_| !self.is_stateless()) {
                     let mut current = lock(&self.session);
                     if is_init || current.is_none() {
                         *current = Some(id.clone());
@@ -526,10 +597,10 @@ impl Inner {
     }
 
     /// An error status: [`ClientError::HttpRpc`] when the body is a JSON-RPC error that
-    /// answers it (see [`conn::rpc_status`]), [`ClientError::Unauthorized`] for a 401,
+    /// answers it (see [`conn::rpc_status_in`]), [`ClientError::Unauthorized`] for a 401,
     /// else [`ClientError::Http`].
     async fn http_error(&self, resp: hyper::Response<Incoming>) -> ClientError {
-        conn::status_error(self.target(), resp).await
+        conn::status_error(self.target(), resp, self.is_stateless()).await
     }
 
     /// Sends the answers `sink` collected, each as its own POST, without waiting.
@@ -590,7 +661,7 @@ impl Inner {
     fn post_replies(self: Arc<Self>, replies: Vec<Message>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             for reply in replies.into_iter().take(MAX_REPLIES) {
-                if let Err(e) = self.exchange(Bytes::from(reply.to_vec()), Want::Ids(Vec::new()), false).await {
+                if let Err(e) = self.exchange(Bytes::from(reply.to_vec()), Want::Ids(Vec::new()), false, &[]).await {
                     tracing::debug!("cannot answer a server request: {e}");
                 }
             }
@@ -614,7 +685,7 @@ impl Inner {
         tracing::debug!("{}: session expired (HTTP 404); re-initializing (#{seq})", self.target());
         let id = Id::Str(format!("mcpscript-reinitialize-{seq}"));
         let body = Bytes::from(Message::request(id.clone(), methods::INITIALIZE, Some(params)).to_vec());
-        let (resp, conn) = self.round_trip(body, None).await?;
+        let (resp, conn) = self.round_trip(body, None, &[]).await?;
         if !resp.status().is_success() {
             return Err(self.http_error(resp).await);
         }
@@ -636,7 +707,7 @@ impl Inner {
         }
         *lock(&self.session) = session.clone();
         let note = Bytes::from(Message::notification(methods::INITIALIZED, None).to_vec());
-        let (resp, conn) = self.round_trip(note, session.as_ref()).await?;
+        let (resp, conn) = self.round_trip(note, session.as_ref(), &[]).await?;
         if !resp.status().is_success() {
             return Err(self.http_error(resp).await);
         }

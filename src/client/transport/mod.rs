@@ -43,9 +43,12 @@ pub trait Transport: Send + Sync {
     /// dispatcher as usual, where a raw waiter may claim it.
     fn send_raw(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<RawSent, ClientError>>;
 
-    /// Called once `initialize` succeeded, with the negotiated protocol revision (HTTP
-    /// sends it as `MCP-Protocol-Version` from then on).
-    fn set_protocol_version(&self, _version: &str) {}
+    /// Called with the protocol revision the session speaks from now on: the negotiated
+    /// one once `initialize` succeeded, the stateless one before `server/discover` (then
+    /// every request is stateless until told otherwise), `None` before falling back to the
+    /// handshake. HTTP sends it as `MCP-Protocol-Version`; line transports carry the
+    /// revision in the messages only.
+    fn set_protocol_version(&self, _version: Option<&str>) {}
 
     /// Called once the session is initialized (after `notifications/initialized`):
     /// Streamable HTTP opens its GET stream for server-initiated messages here, and the

@@ -73,7 +73,7 @@ pub async fn connect(
     let resp = tx.send_request(req).await.map_err(|e| err(format!("GET {stream_url}: {e}")))?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(conn::status_error(target, resp).await);
+        return Err(conn::status_error(target, resp, false).await);
     }
     let is_stream = resp.headers().get(CONTENT_TYPE).is_some_and(|ct| ct.as_bytes().starts_with(b"text/event-stream"));
     if !is_stream {
@@ -209,7 +209,7 @@ impl Shared {
         })?;
         if !resp.status().is_success() {
             // A JSON-RPC error in the body (a 400 with -32700 for bad JSON) is that error.
-            return Err(conn::status_error(self.target(), resp).await);
+            return Err(conn::status_error(self.target(), resp, false).await);
         }
         // The acknowledgement body ("Accepted") carries nothing; read it so the
         // connection can be reused.

@@ -370,6 +370,7 @@ fn connect(
 ) -> Res<ScriptSession> {
     ctx.allow_target(&target).map_err(|e| host_error(nc, format!("connect: {e}")))?;
     let name = target.to_string();
+    let requested = opts.protocol_version.clone();
     let resilience = policy.map(|policy| Resilient {
         target: target.clone(),
         opts: opts.clone(),
@@ -385,7 +386,13 @@ fn connect(
         let mut rec = ctx.rec();
         rec.cover_transport(&name);
         if initialize {
-            rec.cover("initialize", session.as_ref().err().map(|e| e.kind().to_string()));
+            // The method that negotiated (or failed to): `server/discover` for a stateless session.
+            let stateless = match &session {
+                Ok(s) => s.is_stateless(),
+                _ => crate::protocol::stateless::is_stateless(&requested),
+            };
+            let method = if stateless { crate::protocol::stateless::DISCOVER } else { methods::INITIALIZE };
+            rec.cover(method, session.as_ref().err().map(|e| e.kind().to_string()));
         }
     }
     let session = session.map_err(|e| host_error(nc, format!("connect: {e}")))?;
@@ -450,6 +457,12 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
     /// handshake, so requests and `send_raw` go out before it, as a test of what the server
     /// answers then: over Streamable HTTP there is no session id, `session.server` is an empty
     /// map, and a reopened session is not initialized either),
+    /// `protocol_version` (the revision to ask for, default "2025-11-25"; "2026-07-28", the
+    /// stateless revision, is negotiated with `server/discover`, falling back to the
+    /// `initialize` handshake at 2025-11-25 when the server predates it:
+    /// `session.server.protocol_version` says which; a stateless session sends the envelope in
+    /// every request's `_meta`, and a stateless server answers `ping` with -32601; with
+    /// `initialize: false` it skips `server/discover`),
     /// `reconnect` (default true: when the connection breaks, the next request reopens the
     /// session, backing off), `resend` (methods sent again once on the reopened session when
     /// their connection broke; default `["ping", "tools/list", "resources/read"]`, false for none),
@@ -624,7 +637,8 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
         engine,
         "server",
         &[
-            " What the server said in `initialize`: `#{name, version, protocol_version, capabilities, instructions}`",
+            " What the server said in `initialize` (or `server/discover`): `#{name, version, protocol_version,",
+            " capabilities, instructions}`; `protocol_version` is the revision negotiated",
             " (an empty map for a session opened with `#{initialize: false}`).",
         ],
         |s: &mut ScriptSession| s.0.server.clone(),

@@ -7,6 +7,7 @@
 //! still recorded, and the script then ends.
 
 use super::{host_error, module_fn, site_string, Namespace};
+use crate::client::server_requests::RequestCounts;
 use crate::client::Target;
 use crate::load::plan::{mix_seed, ClientSettings, Model, PhasePlan, RequestTemplate, Stage};
 use crate::load::{ModelKind, PhaseResult, PhaseStatus, RunEnv};
@@ -27,12 +28,24 @@ pub const NAMESPACE: Namespace = Namespace {
           `connect_timeout`, `connect_rate` (sessions/s, 0 = unlimited), `seed`, `processes` (worker processes, \
           0 = from the open-file budget), `sample` (RSS/CPU sampling interval, or false), `metrics` (a metric name \
           prefix: exports PREFIX_throughput, PREFIX_p50_ms, PREFIX_p99_ms, PREFIX_error_rate for regression \
-          detection). Result keys: \
+          detection), `on_sampling` and `on_elicitation` (the result map every such server request is \
+          answered with, as `connect` takes it; a function works only in `connect` sessions), `roots` \
+          (URIs or `#{uri, name}` maps for `roots/list`): every session declares the capabilities of these \
+          answers in `initialize`. `protocol_version` (as `connect` takes it; default the run's): with \
+          `\"2026-07-28\"` the phase speaks the stateless revision: `tcp://` and `http://` sessions negotiate \
+          once for the phase (`server/discover`; a server that predates it makes every session run \
+          `initialize` at 2025-11-25, and a note says so; no revision in common fails the phase), then send \
+          every request with the envelope (and over HTTP its headers) and no handshake, so a connect is \
+          opening the connection; they declare no capabilities (a request needing input is -32021). \
+          Other targets negotiate per session, as `connect` does. `ping` is refused then (`rpc_-32601`). \
+          Result keys: \
           `sent`, `ok`, `errors` (a map by kind: `rpc_-32000`, `transport`, `protocol`, `http_503`...), \
           `timeouts`, `cancelled`, `dropped`, `error_rate`, `throughput`, `send_rate`, `intended_rate`, \
           `duration_s`, `latency` (ms: `p50 p90 p95 p99 p999 max mean stddev min count`), `per_kind`, `connect`, \
           `timeline` (per second), `resources`, `workers`, `status`, `notes`, `resent`, `resilience`, \
-          `recovery`, `limited_by`, `ping` (connect phases with `ping_sample`). Always \
+          `recovery`, `limited_by`, `ping` (connect phases with `ping_sample`), `server_requests` (what the \
+          server asked the sessions, by method: `#{\"sampling/createMessage\": #{received, answered, refused}}`; \
+          absent when it asked nothing). Always \
           `sent = ok + errors + timeouts + cancelled` (resends are extra attempts of one request: counted \
           in `resent`, never as sent twice). Resilience options: `reconnect` \
           (default true), `backoff` (`#{initial: \"50ms\", max: \"1s\", jitter: 0.5}`), `resend` (methods \
@@ -163,12 +176,15 @@ fn common(ctx: &ScriptCtx, o: &Opts, model: Model, default_name: &str) -> Res<(P
         seed,
         segment: ctx.load.segment,
         client: ClientSettings {
-            protocol_version: ctx.client.protocol_version.clone(),
+            protocol_version: o
+                .read("protocol_version", protocol_version)?
+                .unwrap_or_else(|| ctx.client.protocol_version.clone()),
             client_name: ctx.client.client_name.clone(),
             auth_token: ctx.client.auth_token.clone(),
             max_message_size: ctx.client.max_message_size,
             headers: ctx.client.headers.clone(),
             tls: ctx.client.tls.settings().clone(),
+            answers: answers(&o.map).map_err(|e| o.err(e))?,
         },
         session_offset: 0,
         processes: o.read("processes", whole)?.unwrap_or(0).min(u32::MAX as u64) as u32,
@@ -336,6 +352,19 @@ fn errors_text(errors: &std::collections::BTreeMap<String, u64>, expected: &[Str
     format!("{} errors ({})", human::int(total), parts.join("; "))
 }
 
+/// What the server asked, by method: `sampling/createMessage 12 answered; roots/list 3 refused`.
+fn server_requests_text(asked: &std::collections::BTreeMap<String, RequestCounts>) -> String {
+    let parts: Vec<String> = asked
+        .iter()
+        .map(|(method, c)| match (c.answered, c.refused) {
+            (a, 0) => format!("{method} {} answered", human::int(a)),
+            (0, r) => format!("{method} {} refused", human::int(r)),
+            (a, r) => format!("{method} {} answered, {} refused", human::int(a), human::int(r)),
+        })
+        .collect();
+    parts.join("; ")
+}
+
 /// One line per phase for the log, its figures as a person reads them: exact counts,
 /// three significant figures for rates and times.
 fn summary_line(r: &PhaseResult, expected: &[String]) -> String {
@@ -370,6 +399,9 @@ fn summary_line(r: &PhaseResult, expected: &[String]) -> String {
     if let Some(p) = &r.ping {
         let (ok, of, p99) = (human::int(p.ok), human::int(p.attempted), human::ms(p.latency.p99));
         s.push_str(&format!(", ping {ok} of {of} ok (p99 {p99})"));
+    }
+    if !r.server_requests.is_empty() {
+        s.push_str(&format!(", server requests: {}", server_requests_text(&r.server_requests)));
     }
     if let Some(res) = &r.resources {
         s.push_str(&format!(", mcpscript rss {}", human::bytes(res.mcpscript_peak_rss_bytes as f64)));
@@ -523,6 +555,7 @@ fn default_inflight(rate: f64) -> u64 {
 mod tests {
     use super::*;
     use rhai::Array;
+    use serde_json::json;
     use std::collections::BTreeMap;
 
     fn problems(phase: &str, src: &[(&str, Dynamic)]) -> Vec<String> {
@@ -562,6 +595,54 @@ mod tests {
     }
 
     #[test]
+    fn canned_answers_are_read_like_connects() {
+        let s = |t: &str| Dynamic::from(t.to_string());
+        let map = |pairs: &[(&str, Dynamic)]| -> Dynamic {
+            Dynamic::from_map(pairs.iter().map(|(k, v)| ((*k).into(), v.clone())).collect::<Map>())
+        };
+        let closed = |extra: (&str, Dynamic)| problems("closed", &[("iterations", Dynamic::from(1_i64)), extra]);
+        let sampling = map(&[("role", s("assistant")), ("content", map(&[("type", s("text")), ("text", s("ok"))]))]);
+        let roots: Array = vec![s("file:///work"), map(&[("uri", s("file:///tmp")), ("name", s("scratch"))])];
+        for ok in [("on_sampling", sampling.clone()), ("on_elicitation", map(&[])), ("roots", roots.clone().into())] {
+            assert!(closed(ok.clone()).is_empty(), "{}: {:?}", ok.0, closed(ok.clone()));
+        }
+        let p = closed(("on_sampling", s("yes")));
+        assert!(p[0].starts_with("on_sampling must be a map (the result every request is answered with, e.g. #{role:"));
+        assert!(p[0].ends_with("not string"), "{p:?}");
+        let f = Dynamic::from(rhai::FnPtr::new("answer").unwrap());
+        let p = closed(("on_elicitation", f));
+        assert!(p[0].starts_with("on_elicitation: a function answers only in connect() sessions"), "{p:?}");
+        let p = closed(("roots", Dynamic::from(vec![Dynamic::from(1_i64)])));
+        assert_eq!(p, ["roots: each root must be a URI string or a map with a uri, not 1"]);
+        let m: Map = [("on_sampling".into(), sampling), ("roots".into(), roots.into())].into_iter().collect();
+        let a = answers(&m).unwrap();
+        assert_eq!(a.sampling.unwrap()["content"]["text"], "ok");
+        assert_eq!(a.elicitation, None);
+        assert_eq!(
+            a.roots.unwrap(),
+            [json!({"uri": "file:///work"}), json!({"uri": "file:///tmp", "name": "scratch"})]
+        );
+    }
+
+    #[test]
+    fn protocol_version_is_read_like_connects() {
+        let closed = |v: Dynamic| problems("closed", &[("iterations", Dynamic::from(1_i64)), ("protocol_version", v)]);
+        for ok in ["2026-07-28", "2025-11-25", "2024-11-05"] {
+            assert!(closed(Dynamic::from(ok.to_string())).is_empty(), "{ok}");
+        }
+        let p = closed(Dynamic::from("2099-01-01".to_string()));
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].starts_with(
+                "protocol_version \"2099-01-01\" is not one mcpscript speaks; it speaks 2026-07-28, 2025-11-25"
+            ),
+            "{p:?}"
+        );
+        let p = closed(Dynamic::from(2026_i64));
+        assert!(p[0].starts_with("protocol_version must be a string"), "{p:?}");
+    }
+
+    #[test]
     fn errors_are_counted_by_kind_with_what_they_mean() {
         let shed = BTreeMap::from([("rpc_-32000".to_string(), 283_705)]);
         assert_eq!(errors_text(&shed, &[]), "283,705 errors (shed -32000 overloaded)");
@@ -589,6 +670,16 @@ mod tests {
         assert_eq!(
             summary_line(&r, &[]),
             "load baseline (closed): 218,171 sent, 218,171 ok, 0 errors, 0 timeouts, 72.7K req/s, p50 130 us, p99 20.5 ms"
+        );
+        let asked = |received, answered, refused| RequestCounts { received, answered, refused };
+        r.server_requests =
+            [("sampling/createMessage".into(), asked(1200, 1200, 0)), ("roots/list".into(), asked(3, 1, 2))].into();
+        assert!(
+            summary_line(&r, &[]).ends_with(
+                "p99 20.5 ms, server requests: roots/list 1 answered, 2 refused; sampling/createMessage 1,200 answered"
+            ),
+            "{}",
+            summary_line(&r, &[])
         );
     }
 }

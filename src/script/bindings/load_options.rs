@@ -4,6 +4,7 @@
 //! the same ones on the literal values of an options map (through [`check_options`]), so a
 //! script that checks will not fail on them at run time.
 
+use crate::client::server_requests::CannedAnswers;
 use crate::load::plan::{RequestTemplate, Stage};
 use crate::load::resilience::{BreakerPlan, Policy, Resilience};
 use crate::script::value;
@@ -34,6 +35,10 @@ pub(super) const COMMON: &[&str] = &[
     "recovery_fraction",
     "schedule",
     "expect_errors",
+    "on_sampling",
+    "on_elicitation",
+    "roots",
+    "protocol_version",
 ];
 
 /// The phase functions (`load::NAME`) and the options each takes besides [`COMMON`].
@@ -296,6 +301,51 @@ pub(super) fn stages(k: &str, v: &Dynamic) -> Result<Vec<Stage>, String> {
     Ok(out)
 }
 
+/// `on_sampling`, `on_elicitation`: the result map every such server request is answered
+/// with, read like `connect`'s; a function (a callback) works only in `connect` sessions.
+pub(super) fn canned_answer(k: &str, v: &Dynamic) -> Result<Value, String> {
+    use super::session_extras::{answer_option, AnswerOption};
+    match answer_option(k, v) {
+        Ok(AnswerOption::Canned(result)) => Ok(result),
+        Ok(AnswerOption::Callback(_)) => Err(format!(
+            "{k}: a function answers only in connect() sessions (a load phase's sessions answer without the \
+             script, in worker processes too); give the result map every request is answered with, e.g. {}",
+            answer_example(k)
+        )),
+        Err(_) => Err(format!(
+            "{k} must be a map (the result every request is answered with, e.g. {}), not {}",
+            answer_example(k),
+            value::type_name(v)
+        )),
+    }
+}
+
+fn answer_example(k: &str) -> &'static str {
+    match k {
+        "on_elicitation" => "#{action: \"accept\", content: #{name: \"load\"}}",
+        _ => "#{role: \"assistant\", content: #{type: \"text\", text: \"ok\"}, model: \"canned\"}",
+    }
+}
+
+/// `protocol_version`: a revision mcpscript speaks, read like `connect`'s.
+pub(super) fn protocol_version(_k: &str, v: &Dynamic) -> Result<String, String> {
+    super::session_extras::protocol_version(v)
+}
+
+/// `roots`: URIs or `#{uri, name}` maps, read like `connect`'s.
+pub(super) fn roots(k: &str, v: &Dynamic) -> Result<Vec<Value>, String> {
+    super::session_extras::roots(k, v)
+}
+
+/// The canned answers of a phase's sessions: `on_sampling`, `on_elicitation`, `roots`.
+pub(super) fn answers(m: &Map) -> Result<CannedAnswers, String> {
+    Ok(CannedAnswers {
+        sampling: field(m, "on_sampling", canned_answer)?,
+        elicitation: field(m, "on_elicitation", canned_answer)?,
+        roots: field(m, "roots", roots)?,
+    })
+}
+
 /// Checks the value of option `key` of `load::PHASE` (the key known to be an option).
 pub(super) fn check_value(phase: &str, key: &str, v: &Dynamic) -> Result<(), String> {
     fn ok<T>(r: Result<T, String>) -> Result<(), String> {
@@ -320,6 +370,9 @@ pub(super) fn check_value(phase: &str, key: &str, v: &Dynamic) -> Result<(), Str
         (_, "schedule") => ok(schedule(key, v)),
         (_, "expect_errors") => ok(expect_errors(key, v)),
         (_, "stages") => ok(stages(key, v)),
+        (_, "on_sampling" | "on_elicitation") => ok(canned_answer(key, v)),
+        (_, "roots") => ok(roots(key, v)),
+        (_, "protocol_version") => ok(protocol_version(key, v)),
         _ => Ok(()),
     }
 }

@@ -1,5 +1,6 @@
 //! What a session does besides the script's own requests: the `connect` options that
-//! shape it (`headers`, `on_sampling`, `on_elicitation`, `roots`, `get_stream`), the
+//! shape it (`headers`, `on_sampling`, `on_elicitation`, `roots`, `get_stream`,
+//! `protocol_version`), the
 //! script callbacks that answer server requests, and the session methods that read what the
 //! server sent unasked (`notifications()`, `wait_notification`, `server_requests()`) or
 //! ask for progress (`tool(name, args, #{progress: true})`).
@@ -33,7 +34,7 @@ use tokio::sync::mpsc;
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
 /// The `connect` options read here.
-pub const KEYS: &[&str] = &["headers", "on_sampling", "on_elicitation", "roots", "get_stream"];
+pub const KEYS: &[&str] = &["headers", "on_sampling", "on_elicitation", "roots", "get_stream", "protocol_version"];
 
 /// The script's side of a session's server requests and notifications.
 #[derive(Default)]
@@ -77,45 +78,26 @@ pub fn read(
     if let Some(v) = o.get("get_stream").filter(|v| !v.is_unit()) {
         opts.get_stream = v.as_bool().map_err(|_| err(format!("get_stream must be true or false, not {v}")))?;
     }
+    if let Some(v) = o.get("protocol_version").filter(|v| !v.is_unit()) {
+        opts.protocol_version = protocol_version(v).map_err(err)?;
+    }
     if let Some(r) = o.get("roots").filter(|v| !v.is_unit()) {
-        let roots = r.read_lock::<Array>().map(|a| a.clone()).ok_or_else(|| {
-            err(format!("roots must be an array of URIs or #{{uri, name}} maps, not {}", value::type_name(r)))
-        })?;
-        let roots = roots
-            .iter()
-            .map(|root| match root.clone().into_string() {
-                Ok(uri) => Ok(json!({"uri": uri})),
-                Err(_) => {
-                    let j = value::to_json(root).map_err(|e| err(format!("roots: {e}")))?;
-                    if j.get("uri").is_some_and(Value::is_string) {
-                        Ok(j)
-                    } else {
-                        Err(err(format!("roots: each root must be a URI string or a map with a uri, not {root}")))
-                    }
-                }
-            })
-            .collect::<Res<Vec<Value>>>()?;
-        opts.server_requests.roots = Some(roots);
+        opts.server_requests.roots = Some(roots("roots", r).map_err(err)?);
     }
     let (tx, rx) = mpsc::unbounded_channel();
     let mut callbacks = Callbacks { rx: Arc::new(tokio::sync::Mutex::new(rx)), sampling: None, elicitation: None };
     for (key, slot) in [("on_sampling", 0), ("on_elicitation", 1)] {
         let Some(v) = o.get(key).filter(|v| !v.is_unit()) else { continue };
-        let answer = if let Some(f) = v.read_lock::<FnPtr>().map(|f| f.clone()) {
-            if slot == 0 {
-                callbacks.sampling = Some(f);
-            } else {
-                callbacks.elicitation = Some(f);
+        let answer = match answer_option(key, v).map_err(err)? {
+            AnswerOption::Callback(f) => {
+                if slot == 0 {
+                    callbacks.sampling = Some(f);
+                } else {
+                    callbacks.elicitation = Some(f);
+                }
+                Answer::Ask(tx.clone())
             }
-            Answer::Ask(tx.clone())
-        } else if v.is_map() {
-            Answer::Canned(value::to_json(v).map_err(|e| err(format!("{key}: {e}")))?)
-        } else {
-            return Err(err(format!(
-                "{key} must be a map (the result to answer with) or a function (called with the request's params), \
-                 not {}",
-                value::type_name(v)
-            )));
+            AnswerOption::Canned(result) => Answer::Canned(result),
         };
         if slot == 0 {
             opts.server_requests.sampling = Some(answer);
@@ -125,6 +107,66 @@ pub fn read(
     }
     let callbacks = (callbacks.sampling.is_some() || callbacks.elicitation.is_some()).then_some(callbacks);
     Ok((Arc::new(opts), Extras { callbacks, cursors: Mutex::default() }))
+}
+
+/// `protocol_version`: a revision mcpscript speaks, the stateless one included (of
+/// `connect`, and of load phases).
+pub(super) fn protocol_version(v: &Dynamic) -> Result<String, String> {
+    let known = || crate::protocol::mcp::known_versions().join(", ");
+    let version = v
+        .clone()
+        .into_string()
+        .map_err(|_| format!("protocol_version must be a string, one of {}; not {}", known(), value::type_name(v)))?;
+    if !crate::protocol::mcp::is_known(&version) {
+        return Err(format!("protocol_version {version:?} is not one mcpscript speaks; it speaks {}", known()));
+    }
+    Ok(version)
+}
+
+/// `roots` (of `connect` and of load phases): an array of URIs or `#{uri, name}` maps, as
+/// `roots/list` answers them (`{uri, name?}` objects).
+pub(super) fn roots(k: &str, v: &Dynamic) -> Result<Vec<Value>, String> {
+    let roots = v
+        .read_lock::<Array>()
+        .map(|a| a.clone())
+        .ok_or_else(|| format!("{k} must be an array of URIs or #{{uri, name}} maps, not {}", value::type_name(v)))?;
+    roots
+        .iter()
+        .map(|root| match root.clone().into_string() {
+            Ok(uri) => Ok(json!({"uri": uri})),
+            Err(_) => {
+                let j = value::to_json(root).map_err(|e| format!("{k}: {e}"))?;
+                if j.get("uri").is_some_and(Value::is_string) {
+                    Ok(j)
+                } else {
+                    Err(format!("{k}: each root must be a URI string or a map with a uri, not {root}"))
+                }
+            }
+        })
+        .collect()
+}
+
+/// How `on_sampling` or `on_elicitation` answers.
+pub(super) enum AnswerOption {
+    /// A script function called with the request's params (`connect` sessions only).
+    Callback(FnPtr),
+    /// The result to answer every request with.
+    Canned(Value),
+}
+
+/// `on_sampling`, `on_elicitation` (of `connect` and of load phases): a map (the result to
+/// answer with) or a function.
+pub(super) fn answer_option(k: &str, v: &Dynamic) -> Result<AnswerOption, String> {
+    if let Some(f) = v.read_lock::<FnPtr>().map(|f| f.clone()) {
+        Ok(AnswerOption::Callback(f))
+    } else if v.is_map() {
+        value::to_json(v).map(AnswerOption::Canned).map_err(|e| format!("{k}: {e}"))
+    } else {
+        Err(format!(
+            "{k} must be a map (the result to answer with) or a function (called with the request's params), not {}",
+            value::type_name(v)
+        ))
+    }
 }
 
 /// Runs `fut` (one of this session's requests) through the bridge; meanwhile, server

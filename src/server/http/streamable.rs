@@ -1,19 +1,20 @@
 //! Streamable HTTP (2025-11-25) on the MCP path: POST carries one message or a batch,
-//! DELETE ends a session. `initialize` without a session id creates a session (its id
-//! goes out in `Mcp-Session-Id`); every later POST must carry a known id (missing: 400,
-//! unknown: 404). Replies are `application/json` unless the client asked for an event
-//! stream (`?sse=1` on the URL, or an `Accept` that lists `text/event-stream` without
-//! `application/json`); the event-stream reply starts with a priming event, so clients'
-//! SSE parsing gets exercised against this server too. A call that talks to the client
-//! while it runs (log and progress notifications, sampling and elicitation requests)
-//! answers with an event stream whenever the `Accept` allows one; the client POSTs its
-//! replies to the server's requests in the same session.
+//! DELETE ends a session. (A request whose `MCP-Protocol-Version` names no handshake
+//! revision is the stateless era's: [`super::stateless`].) `initialize` without a session
+//! id creates a session (its id goes out in `Mcp-Session-Id`); every later POST must carry
+//! a known id (missing: 400, unknown: 404). Replies are `application/json` unless the
+//! client asked for an event stream (`?sse=1` on the URL, or an `Accept` that lists
+//! `text/event-stream` without `application/json`); the event-stream reply starts with a
+//! priming event, so clients' SSE parsing gets exercised against this server too. A call
+//! that talks to the client while it runs (log and progress notifications, sampling and
+//! elicitation requests) answers with an event stream whenever the `Accept` allows one;
+//! the client POSTs its replies to the server's requests in the same session.
 
 use super::body::{self, Body, PendingReply};
 use super::sessions::{Attached, HttpSession};
 use super::{is_unattributed_error, json, status, Shared};
 use crate::protocol::jsonrpc::{self, Message, Payload};
-use crate::protocol::mcp::{self, methods};
+use crate::protocol::mcp::methods;
 use crate::server::handler::{Outcome, SessionState};
 use crate::server::stats::Stats;
 use bytes::Bytes;
@@ -23,7 +24,7 @@ use hyper::{Request, Response, StatusCode};
 use std::sync::Arc;
 
 const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
-const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+pub(super) const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 
 /// The first event of an event-stream reply, sent at once: empty data and no id. A server
 /// primes with an event id so that the client can resume the stream with `Last-Event-ID`;
@@ -37,19 +38,8 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>, attached: &Attac
         return shared.shed("too many requests in flight");
     }
     let headers = req.headers();
-    if let Some(ct) = headers.get(CONTENT_TYPE) {
-        if !starts_with_ignore_case(ct.as_bytes(), b"application/json") {
-            return shared.error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                -32000,
-                "Unsupported Media Type: Content-Type must be application/json",
-            );
-        }
-    }
-    if let Some(v) = headers.get(MCP_PROTOCOL_VERSION) {
-        if !v.to_str().is_ok_and(mcp::is_supported) {
-            return shared.error(StatusCode::BAD_REQUEST, -32000, "Bad Request: unsupported MCP-Protocol-Version");
-        }
+    if let Some(refused) = unsupported_media_type(shared, headers) {
+        return refused;
     }
     let session_id = headers.get(MCP_SESSION_ID).cloned();
     let sse = wants_event_stream(req.uri().query(), headers);
@@ -118,6 +108,18 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>, attached: &Attac
         }
     }
     resp
+}
+
+/// 415 for a body that says it is not JSON (no `Content-Type` is taken as JSON).
+pub(super) fn unsupported_media_type(shared: &Shared, headers: &HeaderMap) -> Option<Response<Body>> {
+    let ct = headers.get(CONTENT_TYPE)?;
+    (!starts_with_ignore_case(ct.as_bytes(), b"application/json")).then(|| {
+        shared.error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            -32000,
+            "Unsupported Media Type: Content-Type must be application/json",
+        )
+    })
 }
 
 /// Takes over a session that a sibling worker initialized (its id verifies with the

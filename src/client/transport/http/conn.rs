@@ -243,6 +243,13 @@ pub fn rpc_status(status: u16) -> bool {
     matches!(status, 400 | 422 | 500)
 }
 
+/// [`rpc_status`] in a session of the given era: a stateless server (2026-07-28) also
+/// answers -32601 (a removed or unknown method) with 404 and the error in the body, so
+/// there 404 is the message's answer too (no session to lose).
+pub fn rpc_status_in(status: u16, stateless: bool) -> bool {
+    rpc_status(status) || (stateless && status == 404)
+}
+
 /// The JSON-RPC error response in an error body: the body itself (`application/json`, a
 /// single response or a batch of one), or the first event of an event stream.
 pub fn rpc_error_in(body: &[u8], event_stream: bool) -> Option<ErrorObject> {
@@ -268,9 +275,9 @@ pub fn rpc_error_in(body: &[u8], event_stream: bool) -> Option<ErrorObject> {
 }
 
 /// The error for an HTTP reply with an error status: [`ClientError::HttpRpc`] when the
-/// status is one of [`rpc_status`] and the body is a JSON-RPC error response, else
-/// [`ClientError::Http`] with the start of the body.
-pub async fn status_error(target: String, resp: hyper::Response<Incoming>) -> ClientError {
+/// status is one of [`rpc_status_in`] (for a `stateless` session or not) and the body is a
+/// JSON-RPC error response, else [`ClientError::Http`] with the start of the body.
+pub async fn status_error(target: String, resp: hyper::Response<Incoming>, stateless: bool) -> ClientError {
     let status = resp.status().as_u16();
     if status == 401 {
         let e = crate::client::auth::unauthorized(target, resp.headers());
@@ -280,7 +287,7 @@ pub async fn status_error(target: String, resp: hyper::Response<Incoming>) -> Cl
     let event_stream =
         resp.headers().get(CONTENT_TYPE).is_some_and(|ct| ct.as_bytes().starts_with(b"text/event-stream"));
     let body = read_body(resp.into_body(), ERROR_BODY_LIMIT).await.unwrap_or_default();
-    if rpc_status(status) {
+    if rpc_status_in(status, stateless) {
         if let Some(error) = rpc_error_in(&body, event_stream) {
             return ClientError::HttpRpc { target, status, error };
         }
@@ -310,5 +317,6 @@ mod tests {
         }
         assert!(rpc_status(400) && rpc_status(422) && rpc_status(500));
         assert!(!rpc_status(401) && !rpc_status(404) && !rpc_status(503));
+        assert!(rpc_status_in(404, true) && !rpc_status_in(404, false) && rpc_status_in(400, false));
     }
 }
