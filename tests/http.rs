@@ -199,10 +199,12 @@ async fn session_id_is_required_checked_and_ended_by_delete() {
     assert_eq!(stat(&server, "connections_open"), 0);
     assert_eq!(raw_with_session(&addr, &id, ping).await.status, 404);
     assert_eq!(raw(&addr, "DELETE", "/mcp", &[("mcp-session-id", id.as_str())], "").await.status, 404);
-    // GET on the MCP path: no server-initiated stream here.
+    // GET on the MCP path opens a session's event stream: it needs a session id.
     let r = raw(&addr, "GET", "/mcp", &[("accept", "text/event-stream")], "").await;
-    assert_eq!(r.status, 405);
-    assert_eq!(r.headers["allow"], "POST, DELETE");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("Mcp-Session-Id"), "{}", r.body);
+    let r = raw(&addr, "PUT", "/mcp", &[], "").await;
+    assert_eq!((r.status, r.headers["allow"].to_str().unwrap()), (405, "GET, POST, DELETE"));
     server.shutdown().await;
 }
 

@@ -1,12 +1,17 @@
 //! `mcpscript run --oauth` end to end against a small in-test MCP server and authorization
-//! server on loopback: a 401 without a challenge and without `--oauth` is one clear error,
-//! a token endpoint answering garbage (or nothing) is one clear error naming it (within the
-//! deadline), and a successful flow leaves neither the token nor the client secret in any
-//! output (stdout, stderr with trace logging, every file of `--out`).
+//! server on loopback (`tests/common/oauth.rs`): a 401 without a challenge and without
+//! `--oauth` is one clear error, a token endpoint answering garbage (or nothing) is one
+//! clear error naming it (within the deadline), and a successful flow leaves neither the
+//! token nor the client secret in any output (stdout, stderr with trace logging, every
+//! file of `--out`). The Streamable HTTP GET stream and legacy SSE (its GET and its POSTs)
+//! carry the token, and get a new one when the server refuses theirs.
 
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
+use common::oauth::{
+    assert_no_secrets, json_reply, mcp, serve, Answer, Config, Protected, Req, Seen, CC, CLIENT_SECRET,
+};
+use serde_json::json;
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -14,110 +19,6 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcpscript");
 const TOKEN: &str = "tok-7f3c9e-SECRET-ACCESS";
-const CLIENT_SECRET: &str = "sec-91ab4d-SECRET-CLIENT";
-
-/// A request as the fake servers see it.
-struct Req {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Req {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-/// What to answer: status, extra headers, body; `None`: never answer (hold the socket).
-type Answer = Option<(u16, Vec<(&'static str, String)>, String)>;
-
-/// Serves `handler` on 127.0.0.1 (a thread per connection) until the test ends.
-fn serve(handler: impl Fn(&Req, u16) -> Answer + Send + Sync + 'static) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let handler = Arc::new(handler);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let h = handler.clone();
-            std::thread::spawn(move || connection(stream, &*h, port));
-        }
-    });
-    port
-}
-
-fn connection(stream: TcpStream, handler: &dyn Fn(&Req, u16) -> Answer, port: u16) {
-    stream.set_read_timeout(Some(Duration::from_secs(20))).ok();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((n, v)) = h.split_once(':') {
-                headers.push((n.trim().to_string(), v.trim().to_string()));
-            }
-        }
-        let len = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.parse::<usize>().ok())
-            .unwrap_or(0);
-        let mut body = vec![0u8; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let req = Req { method, path, headers, body: String::from_utf8_lossy(&body).into_owned() };
-        let Some((status, extra, body)) = handler(&req, port) else {
-            std::thread::sleep(Duration::from_secs(30));
-            return;
-        };
-        let mut head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
-        for (n, v) in extra {
-            head.push_str(&format!("{n}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        if out.write_all(head.as_bytes()).and_then(|_| out.write_all(body.as_bytes())).is_err() {
-            return;
-        }
-    }
-}
-
-fn json_reply(v: Value) -> Answer {
-    Some((200, vec![("content-type", "application/json".into())], v.to_string()))
-}
-
-/// A minimal MCP server at /mcp (initialize, notifications, tools/list).
-fn mcp(req: &Req) -> Answer {
-    if req.method != "POST" {
-        return Some((405, vec![], String::new()));
-    }
-    let msg: Value = serde_json::from_str(&req.body).unwrap_or(Value::Null);
-    let Some(id) = msg.get("id").cloned() else { return Some((202, vec![], String::new())) };
-    let result = match msg["method"].as_str() {
-        Some("initialize") => {
-            json!({"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
-            "serverInfo": {"name": "oauth-test", "version": "1"}})
-        }
-        Some("tools/list") => json!({"tools": []}),
-        _ => json!({}),
-    };
-    json_reply(json!({"jsonrpc": "2.0", "id": id, "result": result}))
-}
 
 /// An MCP server behind OAuth (client credentials) whose token endpoint answers with `token`.
 fn protected(token: fn(&Req) -> Answer, seen: Arc<Mutex<Vec<String>>>) -> u16 {
@@ -131,7 +32,7 @@ fn protected(token: fn(&Req) -> Answer, seen: Arc<Mutex<Vec<String>>>) -> u16 {
                 }
                 let challenge =
                     format!(r#"Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp""#);
-                Some((401, vec![("www-authenticate", challenge)], String::new()))
+                Answer::Reply(401, vec![("www-authenticate", challenge)], String::new())
             }
             "/.well-known/oauth-protected-resource/mcp" => {
                 json_reply(json!({"resource": format!("{base}/mcp"), "authorization_servers": [base]}))
@@ -142,7 +43,7 @@ fn protected(token: fn(&Req) -> Answer, seen: Arc<Mutex<Vec<String>>>) -> u16 {
                 "token_endpoint_auth_methods_supported": ["client_secret_basic"],
             })),
             "/token" => token(req),
-            _ => Some((404, vec![], "not found".into())),
+            _ => Answer::Reply(404, vec![], "not found".into()),
         }
     })
 }
@@ -174,11 +75,9 @@ fn run(dir: &Path, port: u16, extra: &[&str]) -> (Option<i32>, String, String, D
     (out.status.code(), o, e, start.elapsed())
 }
 
-const CC: [&str; 4] = ["--oauth-client-id", "cid", "--oauth-grant", "client_credentials"];
-
 #[test]
 fn a_401_without_a_challenge_and_without_oauth_is_one_clear_error() {
-    let port = serve(|_, _| Some((401, vec![], String::new())));
+    let port = serve(|_, _| Answer::Reply(401, vec![], String::new()));
     let dir = tempfile::tempdir().unwrap();
     let (code, _, err, _) = run(dir.path(), port, &[]);
     assert_eq!(code, Some(1), "{err}");
@@ -189,11 +88,11 @@ fn a_401_without_a_challenge_and_without_oauth_is_one_clear_error() {
 #[test]
 fn a_token_endpoint_answering_garbage_is_named() {
     let port = protected(
-        |_| Some((200, vec![("content-type", "text/html".into())], "<html>oops</html>".into())),
+        |_| Answer::Reply(200, vec![("content-type", "text/html".into())], "<html>oops</html>".into()),
         Default::default(),
     );
     let dir = tempfile::tempdir().unwrap();
-    let mut args = CC.to_vec();
+    let mut args = CC[1..].to_vec();
     args.extend(["--oauth-client-secret", CLIENT_SECRET]);
     let (code, _, err, _) = run(dir.path(), port, &args);
     assert_eq!(code, Some(1), "{err}");
@@ -203,9 +102,9 @@ fn a_token_endpoint_answering_garbage_is_named() {
 
 #[test]
 fn a_token_endpoint_that_never_answers_fails_within_the_deadline() {
-    let port = protected(|_| None, Default::default());
+    let port = protected(|_| Answer::Hold, Default::default());
     let dir = tempfile::tempdir().unwrap();
-    let mut args = CC.to_vec();
+    let mut args = CC[1..].to_vec();
     args.extend(["--oauth-client-secret", CLIENT_SECRET]);
     let (code, _, err, took) = run(dir.path(), port, &args);
     assert_eq!(code, Some(1), "{err}");
@@ -230,14 +129,12 @@ fn the_token_and_the_client_secret_never_show_in_any_output() {
         seen.clone(),
     );
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd_args = CC.to_vec();
-    cmd_args.push("--oauth");
     let mut cmd = Command::new(BIN);
     cmd.arg("run")
         .arg(script(dir.path()))
         .args(["--target", &format!("http://127.0.0.1:{port}/mcp"), "--out"])
         .arg(dir.path().join("out"))
-        .args(&cmd_args)
+        .args(CC)
         .env("RUST_LOG", "trace")
         .env("MCPSCRIPT_OAUTH_CLIENT_SECRET", CLIENT_SECRET);
     let out = cmd.output().unwrap();
@@ -245,23 +142,72 @@ fn the_token_and_the_client_secret_never_show_in_any_output() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     // The flow really ran: the server saw requests carrying the token.
     assert!(seen.lock().unwrap().iter().any(|b| b.contains("tools/list")));
-    let mut outputs = vec![("stdout".to_string(), stdout.into_owned()), ("stderr".to_string(), stderr.into_owned())];
-    let mut stack = vec![dir.path().join("out")];
-    while let Some(p) = stack.pop() {
-        for e in std::fs::read_dir(&p).unwrap().flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                outputs.push((
-                    e.path().display().to_string(),
-                    String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()).into_owned(),
-                ));
-            }
-        }
-    }
-    assert!(outputs.len() > 2, "the run wrote no files");
-    for (name, text) in &outputs {
-        assert!(!text.contains(TOKEN), "{name} shows the access token");
-        assert!(!text.contains(CLIENT_SECRET), "{name} shows the client secret");
-    }
+    assert_no_secrets(&stdout, &stderr, &dir.path().join("out"));
+}
+
+/// Runs `script` against `target` with `--oauth` (client credentials); returns the exit
+/// code and stderr, having checked that no output shows a token or the secret.
+fn run_oauth(target: &str, script: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.rhai");
+    std::fs::write(&file, script).unwrap();
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg(&file)
+        .args(["--target", target, "--request-timeout", "5s", "--out"])
+        .arg(dir.path().join("out"))
+        .args(CC)
+        .env("RUST_LOG", "debug")
+        .env("MCPSCRIPT_OAUTH_CLIENT_SECRET", CLIENT_SECRET)
+        .env_remove("MCPSCRIPT_BEARER")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_no_secrets(&stdout, &stderr, &dir.path().join("out"));
+    (out.status.code(), stderr.into_owned())
+}
+
+/// How each `method` request to `path` (query aside) went, in order.
+fn requests_to(p: &Protected, method: &str, path: &str) -> Vec<Seen> {
+    let log = p.state.log();
+    log.into_iter().filter(|(m, pa, _, _)| m == method && pa.split('?').next() == Some(path)).map(|r| r.3).collect()
+}
+
+/// Token 1 is accepted for 1.5 s, later ones for a minute.
+fn first_for_1500ms(n: usize) -> Duration {
+    Duration::from_millis(if n == 1 { 1500 } else { 60_000 })
+}
+
+#[test]
+fn the_get_stream_carries_the_token_and_gets_a_new_one_when_refused() {
+    // The first token is good for 1.5 s and says nothing of it: the GET stream (reopened
+    // every 200 ms) learns of the expiry by a 401 and must get a new token itself.
+    let p = Protected::start(Config { expires_in: None, valid_for: first_for_1500ms });
+    let script = "let s = connect();\nsleep(\"2500ms\");\nlet t = s.tools_list();\ncheck(t.ok, `tools/list: ${t.error}`);\ns.close();\n";
+    let (code, err) = run_oauth(&p.url("/mcp"), script);
+    assert_eq!(code, Some(0), "{err}");
+    let gets = requests_to(&p, "GET", "/mcp");
+    assert!(!gets.contains(&Seen::Missing), "a GET went without the token: {gets:?}");
+    assert!(gets.contains(&Seen::Token(1)) && gets.contains(&Seen::Token(2)), "{gets:?}");
+    assert_eq!(gets.iter().filter(|s| matches!(s, Seen::Stale(_))).count(), 1, "one refusal, then token 2: {gets:?}");
+    // Token 2 was fetched for the GET stream's refusal, and the POST after the sleep used it.
+    assert_eq!(p.state.tokens(), 2);
+    let posts = requests_to(&p, "POST", "/mcp");
+    assert_eq!(posts.last(), Some(&Seen::Token(2)), "{posts:?}");
+}
+
+#[test]
+fn legacy_sse_gets_a_token_for_its_stream_and_its_posts() {
+    let p = Protected::start(Config { expires_in: None, valid_for: first_for_1500ms });
+    let script = "let s = connect();\nlet t = s.tools_list();\ncheck(t.ok, `first: ${t.error}`);\n\
+        sleep(\"2s\");\nlet u = s.tools_list();\ncheck(u.ok, `after expiry: ${u.error}`);\ns.close();\n";
+    let (code, err) = run_oauth(&format!("sse+{}", p.url("/sse")), script);
+    assert_eq!(code, Some(0), "{err}");
+    // The first GET of the stream was refused (no token yet), then opened with token 1.
+    assert_eq!(requests_to(&p, "GET", "/sse"), vec![Seen::Missing, Seen::Token(1)]);
+    // Every POST carried a token; the one after the expiry was refused and sent again with token 2.
+    let posts = requests_to(&p, "POST", "/message");
+    assert!(!posts.contains(&Seen::Missing), "{posts:?}");
+    assert!(posts.contains(&Seen::Stale(1)) && posts.last() == Some(&Seen::Token(2)), "{posts:?}");
+    assert_eq!(p.state.tokens(), 2);
 }

@@ -3,7 +3,10 @@
 //! OAuth flow can refresh a token there) and extra headers (`--header 'K: V'`,
 //! `headers:` in suites, `connect(target, #{headers: ...})`), validated once
 //! ([`parse_header`], [`check_headers`]). A 401 becomes [`ClientError::Unauthorized`]
-//! with the server's `WWW-Authenticate` challenge ([`unauthorized`]).
+//! with the server's `WWW-Authenticate` challenge ([`unauthorized`]). With OAuth, a
+//! refused request goes to [`Auth::on_refusal`] (the one policy every HTTP request of a
+//! run follows: Streamable HTTP POSTs and GET streams, legacy SSE, lean load
+//! connections): a new token, then the request once more.
 
 use super::ClientError;
 use hyper::header::{HeaderName, HeaderValue};
@@ -45,17 +48,57 @@ impl Auth {
         self
     }
 
-    /// A 401 or 403 came for a request that carried `sent`: with OAuth, runs the flow (once
-    /// for every session waiting on it). `Ok(true)`: retry the request once; `Ok(false)`:
-    /// nothing to do (no OAuth, or a 403 that is not about scope); `Err`: why OAuth failed.
-    pub async fn on_refusal(
+    /// The `Authorization` of a session of the server at `url`: the static token
+    /// (`--bearer`), and with `oauth` (`--oauth`) the run's token cache for that server,
+    /// which every session of the run (in this process) that talks to it shares.
+    pub fn for_server(
+        token: Option<&str>,
+        oauth: Option<&std::sync::Arc<super::oauth::OAuth>>,
+        url: &str,
+    ) -> Result<Auth, String> {
+        let auth = Auth::bearer(token)?;
+        Ok(match oauth {
+            Some(o) => auth.with_oauth(o.cache_for(url)?),
+            None => auth,
+        })
+    }
+
+    /// Whether the value can change from one request to the next (OAuth): it must be read
+    /// per request, not written once into a pre-serialised head.
+    pub fn is_oauth(&self) -> bool {
+        self.oauth.is_some()
+    }
+
+    /// A request that carried `sent` was refused with `status` and the `WWW-Authenticate`
+    /// `challenge`: with OAuth, a 401 or 403 runs the flow (once for every session waiting
+    /// on it). `Ok(true)`: retry the request once; `Ok(false)`: nothing to do (no OAuth,
+    /// another status, a 403 that is not about scope); `Err`: why OAuth failed.
+    pub async fn on_refusal(&self, status: u16, challenge: &str, sent: Option<&HeaderValue>) -> Result<bool, String> {
+        let Some(cache) = &self.oauth else { return Ok(false) };
+        if status != 401 && status != 403 {
+            return Ok(false);
+        }
+        cache.challenge(status, challenge, sent).await
+    }
+
+    /// [`on_refusal`](Self::on_refusal) for an HTTP response of the client transports (its
+    /// `headers` hold the challenge); OAuth's failure is [`ClientError::OAuth`] for `target`.
+    pub async fn retry_refused(
         &self,
-        status: u16,
+        target: &str,
+        status: hyper::StatusCode,
         headers: &hyper::HeaderMap,
         sent: Option<&HeaderValue>,
-    ) -> Result<bool, String> {
-        let Some(cache) = &self.oauth else { return Ok(false) };
-        cache.challenge(status, &challenge_of(headers), sent).await
+    ) -> Result<bool, ClientError> {
+        if self.oauth.is_none() {
+            return Ok(false);
+        }
+        let status = status.as_u16();
+        self.on_refusal(status, &challenge_of(headers), sent).await.map_err(|detail| ClientError::OAuth {
+            target: target.to_string(),
+            status,
+            detail,
+        })
     }
 
     /// The `Authorization` value for the next request. Called once per request: the seam

@@ -62,8 +62,9 @@ pub struct ClientOptions {
     /// TLS for `https://`, `sse+https://` and `wss://` (`--ca-cert`, `--insecure`); its
     /// configuration is built once and shared by every clone.
     pub tls: crate::net::tls::ClientTls,
-    /// OAuth (`--oauth`): on a 401 or 403 `insufficient_scope` over Streamable HTTP, get a
-    /// token and retry; one token cache per server, shared by every session of the run.
+    /// OAuth (`--oauth`): on a 401 or 403 `insufficient_scope` over Streamable HTTP or
+    /// legacy SSE, get a token and retry; one token cache per server, shared by every
+    /// session of the run.
     pub oauth: Option<std::sync::Arc<oauth::OAuth>>,
 }
 

@@ -26,15 +26,24 @@
 //! lines (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`: [`Encoded::stateless`], written
 //! once per template) and no `Mcp-Session-Id`, a 404 whose body is a JSON-RPC error is that
 //! error (a removed method's -32601: no session to renew), and closing sends no DELETE.
+//!
+//! A static token (`--bearer`) is part of the pre-serialised heads. With `--oauth` the
+//! `Authorization` line is written into each request instead, from the run's token cache
+//! for the target ([`Auth`]; the cache refreshes the token in the background before it
+//! expires), and a 401 (or 403 `insufficient_scope`) hands the server's challenge to the
+//! cache as the client transports do (sessions refused meanwhile wait for the one flow),
+//! then sends that request once more.
 
 use super::conn::{classify, itoa, Encoded, Line, Reply, PREFIX};
 use super::http_wire::{End, Reader, Spare};
 use super::recorder::Outcome;
+use crate::client::auth::Auth;
 use crate::client::server_requests::ServerRequests;
 use crate::client::transport::http::conn::{rpc_error_in, rpc_status_in, Endpoint};
 use crate::client::transport::http::events::{EventParser, Kind};
 use crate::client::{ClientError, ErrorKind};
 use crate::protocol::mcp::methods;
+use hyper::header::HeaderValue;
 use serde_json::value::RawValue;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -54,15 +63,19 @@ const STALE_CHECK_AFTER: Duration = Duration::from_secs(1);
 /// Time a DELETE at close gets.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What every session of one target shares: where to connect and the pre-serialised
-/// request heads.
+/// What every session of one target shares: where to connect, the pre-serialised
+/// request heads and, with OAuth, where each request's `Authorization` comes from.
 pub struct HttpShared {
     target: String,
     addr: SocketAddr,
-    /// `POST <path> HTTP/1.1` with Host, Accept, Content-Type and Authorization lines.
+    /// `POST <path> HTTP/1.1` with Host, Accept, Content-Type and (a static token's)
+    /// Authorization lines.
     post_head: Box<[u8]>,
-    /// `DELETE <path> HTTP/1.1` with Host and Authorization lines.
+    /// `DELETE <path> HTTP/1.1` with Host and (a static token's) Authorization lines.
     delete_head: Box<[u8]>,
+    /// OAuth: the run's token cache for this target, read per request (its token is
+    /// refreshed, or replaced after a 401); `None` when the heads carry the Authorization.
+    auth: Option<Auth>,
     max_message: usize,
     /// Close with SO_LINGER 0 (loopback targets): no TIME_WAIT on either side.
     abortive: bool,
@@ -74,10 +87,12 @@ pub struct HttpShared {
 }
 
 impl HttpShared {
-    /// Resolves `url` (an `http://` URL) and pre-serialises the request heads.
+    /// Resolves `url` (an `http://` URL) and pre-serialises the request heads. A static
+    /// token (`auth` without OAuth) goes into the heads, at no cost per request; OAuth's
+    /// token is written into each request as it goes.
     pub async fn new(
         url: &str,
-        auth_token: Option<&str>,
+        auth: Auth,
         headers: &[(String, String)],
         max_message: usize,
         abortive: bool,
@@ -87,12 +102,16 @@ impl HttpShared {
         let ep = Endpoint::resolve(&parsed).await?;
         let host = ep.host.to_str().map_err(|_| "the host is not a valid header value".to_string())?;
         let mut common = format!("Host: {host}\r\n");
-        if let Some(t) = auth_token {
-            if t.bytes().any(|b| b.is_ascii_control()) {
-                return Err("the auth token is not a valid header value".into());
+        let auth = match auth.is_oauth() {
+            true => Some(auth),
+            false => {
+                if let Some(v) = auth.header() {
+                    let v = v.to_str().map_err(|_| "the bearer token is not a valid header value".to_string())?;
+                    common.push_str(&format!("Authorization: {v}\r\n"));
+                }
+                None
             }
-            common.push_str(&format!("Authorization: Bearer {t}\r\n"));
-        }
+        };
         // Extra headers (`--header`), checked when the run read them.
         for (k, v) in headers {
             if k.bytes().chain(v.bytes()).any(|b| b.is_ascii_control()) {
@@ -110,6 +129,7 @@ impl HttpShared {
             addr: ep.addr,
             post_head: post_head.into_bytes().into_boxed_slice(),
             delete_head: delete_head.into_bytes().into_boxed_slice(),
+            auth,
             max_message,
             abortive,
             init,
@@ -137,6 +157,36 @@ impl HttpShared {
     pub fn stateless(self, on: bool) -> HttpShared {
         HttpShared { stateless: on, ..self }
     }
+
+    /// The `Authorization` of the next request when it is read per request (OAuth);
+    /// `None` when the heads carry it (a static token) or there is none.
+    fn authorization(&self) -> Option<HeaderValue> {
+        self.auth.as_ref().and_then(Auth::header)
+    }
+
+    /// Whether a response of `status` is for OAuth to answer (a 401 or 403 under OAuth).
+    fn refused(&self, status: u16) -> bool {
+        matches!(status, 401 | 403) && self.auth.is_some()
+    }
+
+    /// A request that carried `sent` was refused (`ex`): the challenge goes to the run's
+    /// token cache, as the client transports hand it ([`Auth::on_refusal`]: one flow for
+    /// every session refused meanwhile). `Ok(true)`: a new token, send the request again;
+    /// `Ok(false)`: not OAuth's matter; `Err`: OAuth failed, saying why.
+    async fn reauthorize(&self, ex: &Exchanged, sent: Option<&HeaderValue>) -> Result<bool, Fail> {
+        let Some(auth) = &self.auth else { return Ok(false) };
+        let challenge = ex.challenge.as_deref().unwrap_or("");
+        auth.on_refusal(ex.status, challenge, sent).await.map_err(|detail| Fail::Refused { status: ex.status, detail })
+    }
+}
+
+/// Writes the `Authorization` line of `auth` (read per request: OAuth) into a request head.
+fn authorization_line(out: &mut Vec<u8>, auth: Option<&HeaderValue>) {
+    if let Some(a) = auth {
+        out.extend_from_slice(b"Authorization: ");
+        out.extend_from_slice(a.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// Why an exchange got no usable response.
@@ -151,12 +201,15 @@ pub(super) enum Fail {
     Connect(String),
     /// Not HTTP, or an oversized head, body or event.
     Protocol(String),
+    /// Refused with `status` (401 or 403) and OAuth could not get a usable token.
+    Refused { status: u16, detail: String },
 }
 
 impl Fail {
     fn outcome(&self) -> Outcome {
         match self {
             Fail::Protocol(_) => Outcome::Error(ErrorKind::Protocol),
+            Fail::Refused { status, .. } => Outcome::Error(ErrorKind::Http(*status)),
             _ => Outcome::Error(ErrorKind::Transport),
         }
     }
@@ -167,6 +220,7 @@ impl Fail {
             Fail::Connect(detail) => ClientError::Connect { target, detail },
             Fail::Unanswered(d) | Fail::Closed(d) => ClientError::Closed { target, detail: d },
             Fail::Protocol(detail) => ClientError::Protocol { target, detail },
+            Fail::Refused { status, detail } => ClientError::OAuth { target, status, detail },
         }
     }
 }
@@ -183,6 +237,8 @@ struct Exchanged {
     rpc: Option<i64>,
     /// The `Mcp-Session-Id` of the response.
     session: Option<String>,
+    /// A 401 or 403: its `WWW-Authenticate` challenge (where OAuth starts).
+    challenge: Option<String>,
 }
 
 /// A lean Streamable HTTP session owned by one task.
@@ -205,21 +261,26 @@ impl HttpConn {
     /// Opens a connection and initializes a session (`initialize`, then
     /// `notifications/initialized`); a stateless session only opens the connection.
     pub async fn connect(shared: Arc<HttpShared>, source: Option<IpAddr>) -> Result<HttpConn, ClientError> {
-        let mut c = HttpConn {
-            shared,
-            stream: None,
-            source,
-            headers: Box::default(),
-            has_session: false,
-            next_id: 1,
-            last_used: Instant::now(),
-            broken: false,
-        };
+        let mut c = HttpConn::unopened(shared, source, Box::default());
         c.open().await.map_err(|f| f.into_client_error(&c.shared.target))?;
         if !c.shared.stateless {
             c.handshake().await?;
         }
         Ok(c)
+    }
+
+    /// A connection of a session whose header lines are `headers`, opened on first use.
+    fn unopened(shared: Arc<HttpShared>, source: Option<IpAddr>, headers: Box<[u8]>) -> HttpConn {
+        HttpConn {
+            shared,
+            stream: None,
+            source,
+            headers,
+            has_session: false,
+            next_id: 1,
+            last_used: Instant::now(),
+            broken: false,
+        }
     }
 
     pub fn is_broken(&self) -> bool {
@@ -353,6 +414,9 @@ impl HttpConn {
 
     /// [`post`](Self::post), with or without the session's header lines (`initialize`
     /// goes without: the session it renews stays in use until the new one is known).
+    /// Under OAuth each POST carries the current token; one refused with 401 (or 403
+    /// `insufficient_scope`) gets a new token ([`HttpShared::reauthorize`]) and is sent
+    /// once more.
     async fn post_as(
         &mut self,
         body: Body<'_>,
@@ -362,7 +426,28 @@ impl HttpConn {
         retry: bool,
         session: bool,
     ) -> Result<Exchanged, Fail> {
-        let req = self.post_request(body, lines, session);
+        let mut authed = false;
+        loop {
+            let sent = self.shared.authorization();
+            let req = self.post_request(body, lines, session, sent.as_ref());
+            let ex = self.send(&req.0, want, full, retry).await?;
+            if authed || !self.shared.refused(ex.status) {
+                return Ok(ex);
+            }
+            drop(req);
+            // Boxed: the rare path, and the flow's future is large.
+            if !Box::pin(self.shared.reauthorize(&ex, sent.as_ref())).await? {
+                return Ok(ex);
+            }
+            authed = true;
+        }
+    }
+
+    /// Sends the request bytes `req` on the kept-alive connection or a new one and reads
+    /// its response. A reused connection that fails before any response byte is replaced
+    /// and, when `retry`, the request sent again once. A connection that cannot be opened
+    /// breaks the session.
+    async fn send(&mut self, req: &[u8], want: Option<u64>, full: bool, retry: bool) -> Result<Exchanged, Fail> {
         let mut retried = false;
         loop {
             if self.stream.is_some() && self.last_used.elapsed() >= STALE_CHECK_AFTER && !self.idle_ok() {
@@ -375,7 +460,7 @@ impl HttpConn {
                     return Err(f);
                 }
             }
-            let r = self.exchange(&req.0, want, full).await;
+            let r = self.exchange(req, want, full).await;
             self.last_used = Instant::now();
             match r {
                 Err(Fail::Unanswered(_)) if reused && retry && !retried => {
@@ -396,14 +481,15 @@ impl HttpConn {
         }
     }
 
-    /// The bytes of a POST of `body`: the target's head, the session's header lines (when
-    /// `session`), the template's `lines`, then the body.
+    /// The bytes of a POST of `body`: the target's head, OAuth's `auth` line, the session's
+    /// header lines (when `session`), the template's `lines`, then the body.
     /// Built in a buffer borrowed from the thread's spares: no allocation per request.
-    fn post_request(&self, body: Body<'_>, lines: &[u8], session: bool) -> Spare {
+    fn post_request(&self, body: Body<'_>, lines: &[u8], session: bool, auth: Option<&HeaderValue>) -> Spare {
         let headers: &[u8] = if session { &self.headers } else { &[] };
         let mut spare = Spare::default();
         let req = &mut spare.0;
         req.extend_from_slice(&self.shared.post_head);
+        authorization_line(req, auth);
         req.extend_from_slice(headers);
         req.extend_from_slice(lines);
         req.extend_from_slice(b"Content-Length: ");
@@ -428,7 +514,12 @@ impl HttpConn {
         stream.write_all(req).await.map_err(|e| Fail::Unanswered(format!("while sending: {e}")))?;
         let mut rd = Reader::default();
         let mut head = rd.head(stream, full).await?;
-        let mut ex = Exchanged { status: head.status, session: head.session.take(), ..Exchanged::default() };
+        let mut ex = Exchanged {
+            status: head.status,
+            session: head.session.take(),
+            challenge: head.challenge.take(),
+            ..Exchanged::default()
+        };
         let mut keep = !head.close;
         if !(200..300).contains(&head.status) {
             let mut body = Vec::new();
@@ -506,14 +597,15 @@ impl HttpConn {
         !self.broken
     }
 
-    /// Ends the session: DELETE (when the server gave an id; failures ignored), then the
-    /// connection closes (abortively on loopback).
+    /// Ends the session: DELETE (when the server gave an id; failures, a refused token's
+    /// too, ignored), then the connection closes (abortively on loopback).
     pub async fn close(mut self) {
         if !self.has_session || self.broken {
             return;
         }
         let mut req = Vec::with_capacity(self.shared.delete_head.len() + self.headers.len() + 24);
         req.extend_from_slice(&self.shared.delete_head);
+        authorization_line(&mut req, self.shared.authorization().as_ref());
         req.extend_from_slice(&self.headers);
         req.extend_from_slice(b"Content-Length: 0\r\n\r\n");
         let delete = async {
@@ -664,16 +756,7 @@ impl Found<'_> {
 /// reading the stream that carried the requests).
 fn spawn_answers(shared: Arc<HttpShared>, source: Option<IpAddr>, headers: Box<[u8]>, answers: Vec<Vec<u8>>) {
     tokio::spawn(async move {
-        let mut side = HttpConn {
-            shared,
-            stream: None,
-            source,
-            headers,
-            has_session: false,
-            next_id: 1,
-            last_used: Instant::now(),
-            broken: false,
-        };
+        let mut side = HttpConn::unopened(shared, source, headers);
         let work = async {
             for a in answers {
                 if side.post(Body::Bytes(&a), &[], None, false, true).await.is_err() {
@@ -713,22 +796,15 @@ mod tests {
     async fn a_stateless_post_names_its_method_and_target_and_carries_no_session() {
         use crate::protocol::stateless::{envelope, VERSION};
         let init = Encoded::new(methods::INITIALIZE, None);
-        let shared = HttpShared::new("http://127.0.0.1:9/mcp", None, &[], 1 << 20, false, init).await.unwrap();
-        let conn = HttpConn {
-            shared: Arc::new(shared.stateless(true)),
-            stream: None,
-            source: None,
-            headers: Box::default(),
-            has_session: false,
-            next_id: 1,
-            last_used: Instant::now(),
-            broken: false,
-        };
+        let shared =
+            HttpShared::new("http://127.0.0.1:9/mcp", Auth::default(), &[], 1 << 20, false, init).await.unwrap();
+        let conn = HttpConn::unopened(Arc::new(shared.stateless(true)), None, Box::default());
         let env = envelope(VERSION, &serde_json::json!({}), "mcpscript", "1");
         let enc = Encoded::stateless("tools/call", Some(&serde_json::json!({"name": "echo"})), VERSION, &env);
         let mut body = Vec::new();
         Body::Template(&enc, 7).write_into(&mut body);
-        let req = String::from_utf8(conn.post_request(Body::Template(&enc, 7), &enc.head, true).0.clone()).unwrap();
+        let req =
+            String::from_utf8(conn.post_request(Body::Template(&enc, 7), &enc.head, true, None).0.clone()).unwrap();
         let (head, sent) = req.split_once("\r\n\r\n").unwrap();
         let lines: Vec<&str> = head.split("\r\n").collect();
         assert_eq!(lines[0], "POST /mcp HTTP/1.1");
@@ -738,5 +814,31 @@ mod tests {
         assert!(!head.to_ascii_lowercase().contains("mcp-session-id"), "{head}");
         assert_eq!(lines.last(), Some(&format!("Content-Length: {}", body.len()).as_str()));
         assert_eq!(sent.as_bytes(), body);
+    }
+
+    #[tokio::test]
+    async fn a_static_token_is_in_the_heads_and_an_oauth_token_is_written_per_request() {
+        use crate::client::oauth::{OAuth, OAuthConfig};
+        let (url, init) = ("http://127.0.0.1:9/mcp", Encoded::new(methods::INITIALIZE, None));
+        let has = |bytes: &[u8], what: &str| String::from_utf8_lossy(bytes).matches(what).count();
+        let line = "Authorization: Bearer s3cret\r\n";
+        let fixed = Auth::bearer(Some("s3cret")).unwrap();
+        let fixed = HttpShared::new(url, fixed, &[], 1 << 20, false, init.clone()).await.unwrap();
+        assert_eq!((has(&fixed.post_head, line), has(&fixed.delete_head, line)), (1, 1));
+        assert!(fixed.authorization().is_none() && !fixed.refused(401), "nothing to do per request");
+        let oauth = OAuth::new(OAuthConfig::default(), crate::net::tls::ClientTls::default()).unwrap();
+        let auth = Auth::for_server(Some("s3cret"), Some(&oauth), url).unwrap();
+        let shared = HttpShared::new(url, auth, &[], 1 << 20, false, init).await.unwrap();
+        assert_eq!((has(&shared.post_head, "Authorization"), has(&shared.delete_head, "Authorization")), (0, 0));
+        assert!(shared.refused(401) && shared.refused(403) && !shared.refused(404));
+        // Before the first flow the static token stands in; each request carries what the
+        // cache gives at the time, once.
+        let sent = shared.authorization();
+        assert_eq!(sent.as_ref().map(|v| v.as_bytes()), Some(&b"Bearer s3cret"[..]));
+        let conn = HttpConn::unopened(Arc::new(shared), None, Box::default());
+        let req = conn.post_request(Body::Bytes(b"{}"), &[], true, sent.as_ref());
+        let req = String::from_utf8(req.0.clone()).unwrap();
+        assert_eq!(has(req.as_bytes(), "Authorization"), 1, "{req}");
+        assert!(req.starts_with("POST /mcp HTTP/1.1\r\n") && req.contains(line), "{req}");
     }
 }

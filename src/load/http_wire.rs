@@ -18,6 +18,7 @@ const MAX_HEAD: usize = 64 * 1024;
 /// Initial read buffer of a request in flight (grown only for large replies).
 const READ_CHUNK: usize = 2048;
 const SESSION_HEADER: &str = "mcp-session-id";
+const WWW_AUTHENTICATE: &str = "www-authenticate";
 
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,8 @@ pub(super) struct Head {
     pub(super) framing: Framing,
     pub(super) event_stream: bool,
     pub(super) session: Option<String>,
+    /// A 401 or 403: its `WWW-Authenticate` challenges, comma-joined.
+    pub(super) challenge: Option<String>,
     /// The server closes the connection after this response.
     pub(super) close: bool,
 }
@@ -154,6 +157,8 @@ impl Reader {
 fn parse_head(resp: &httparse::Response<'_, '_>, status: u16, want_session: bool) -> Result<Head, Fail> {
     let mut length: Option<u64> = None;
     let (mut chunked, mut event_stream, mut close, mut session) = (false, false, resp.version == Some(0), None);
+    let mut challenge: Option<String> = None;
+    let refused = status == 401 || status == 403;
     for h in resp.headers.iter() {
         let (name, value) = (h.name.as_bytes(), h.value.trim_ascii());
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -168,6 +173,15 @@ fn parse_head(resp: &httparse::Response<'_, '_>, status: u16, want_session: bool
         } else if want_session && name.eq_ignore_ascii_case(SESSION_HEADER.as_bytes()) {
             let v = std::str::from_utf8(value).ok().filter(|v| !v.is_empty());
             session = v.filter(|v| v.bytes().all(|b| (0x21..0x7f).contains(&b))).map(str::to_string);
+        } else if refused && name.eq_ignore_ascii_case(WWW_AUTHENTICATE.as_bytes()) {
+            let v = String::from_utf8_lossy(value);
+            match &mut challenge {
+                Some(c) => {
+                    c.push_str(", ");
+                    c.push_str(&v);
+                }
+                None => challenge = Some(v.into_owned()),
+            }
         }
     }
     let framing = if status == 204 || status == 304 || (100..200).contains(&status) {
@@ -184,7 +198,7 @@ fn parse_head(resp: &httparse::Response<'_, '_>, status: u16, want_session: bool
     if framing == Framing::UntilClose {
         close = true;
     }
-    Ok(Head { status, framing, event_stream, session, close })
+    Ok(Head { status, framing, event_stream, session, challenge, close })
 }
 
 fn ends_with_ignore_case(v: &[u8], suffix: &[u8]) -> bool {
@@ -328,5 +342,25 @@ mod tests {
         assert_eq!((body.as_slice(), f), (&b"abcd"[..], Framing::Done));
         let mut f = Framing::Chunked(Chunk::Size);
         assert!(decode(&mut f, b"zz\r\n", &mut |_| Ok(false)).is_err());
+    }
+
+    #[test]
+    fn a_refusal_keeps_its_challenges_and_nothing_else_does() {
+        let head = |raw: &[u8]| {
+            let mut headers = [httparse::EMPTY_HEADER; 8];
+            let mut resp = httparse::Response::new(&mut headers);
+            resp.parse(raw).unwrap();
+            let status = resp.code.unwrap();
+            parse_head(&resp, status, false).unwrap()
+        };
+        let refused = head(
+            b"HTTP/1.1 401 X\r\nWWW-Authenticate: Bearer resource_metadata=\"http://a/b\"\r\n\
+              www-authenticate: Basic realm=x\r\ncontent-length: 0\r\n\r\n",
+        );
+        assert_eq!(refused.challenge.as_deref(), Some("Bearer resource_metadata=\"http://a/b\", Basic realm=x"));
+        let scope = head(b"HTTP/1.1 403 X\r\nWWW-Authenticate: Bearer error=insufficient_scope\r\n\r\n");
+        assert_eq!(scope.challenge.as_deref(), Some("Bearer error=insufficient_scope"));
+        let ok = head(b"HTTP/1.1 200 X\r\nWWW-Authenticate: Bearer\r\ncontent-length: 0\r\n\r\n");
+        assert_eq!(ok.challenge, None);
     }
 }

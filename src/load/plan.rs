@@ -3,11 +3,15 @@
 //! requests), validated once by [`PhasePlan::validate`] so executors never
 //! re-check input; [`ModelKind`] names a model in results. Plans are serde types: the
 //! coordinator sends each worker process its [`share`](PhasePlan::share) as JSON over a pipe,
-//! and `--segment I/N` takes a share too.
+//! and `--segment I/N` takes a share too. With `--oauth` a plan carries the run's OAuth
+//! ([`PlanOAuth`]): shared in this process, its configuration for a worker.
 
+use crate::client::oauth::{OAuth, OAuthConfig};
 use crate::client::server_requests::CannedAnswers;
+use crate::net::tls::ClientTls;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Longest time a connect rate may take to open a plan's sessions (about 30 years): a rate
@@ -142,7 +146,7 @@ impl Model {
 }
 
 /// Client settings a worker process needs to open sessions like the coordinator would.
-/// Its `Debug` output hides the token and the header values.
+/// Its `Debug` output hides the token, the header values and OAuth's secrets.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientSettings {
     pub protocol_version: String,
@@ -161,6 +165,63 @@ pub struct ClientSettings {
     /// `roots`), and so declares in `initialize`.
     #[serde(default, skip_serializing_if = "CannedAnswers::is_empty")]
     pub answers: CannedAnswers,
+    /// `--oauth`: every session, lean or not, gets its token from the run's cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<PlanOAuth>,
+}
+
+/// `--oauth` for a phase's sessions. In the process that made the plan it is the run's own
+/// [`OAuth`], so a phase shares the script sessions' token (one per run and server). A
+/// worker process gets the configuration (secrets included: plans travel to workers over
+/// their stdin pipe, never into a report or a log) and makes one [`OAuth`] of it for its
+/// plan, so each process fetches and refreshes one token per server, whatever its
+/// sessions.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(from = "OAuthConfig", into = "OAuthConfig")]
+pub struct PlanOAuth {
+    config: OAuthConfig,
+    made: Arc<OnceLock<Arc<OAuth>>>,
+}
+
+impl PlanOAuth {
+    /// The run's OAuth, shared with the phases it runs in this process.
+    pub fn of_run(oauth: Arc<OAuth>) -> PlanOAuth {
+        PlanOAuth { config: oauth.config().clone(), made: Arc::new(OnceLock::from(oauth)) }
+    }
+
+    /// The OAuth of this plan's sessions: the run's, or (in a worker) the one made from the
+    /// configuration on first use, with `tls` for its own HTTP calls.
+    pub fn oauth(&self, tls: &ClientTls) -> Result<Arc<OAuth>, String> {
+        if let Some(o) = self.made.get() {
+            return Ok(o.clone());
+        }
+        let made = OAuth::new(self.config.clone(), tls.clone())?;
+        Ok(self.made.get_or_init(|| made).clone())
+    }
+}
+
+impl From<OAuthConfig> for PlanOAuth {
+    fn from(config: OAuthConfig) -> PlanOAuth {
+        PlanOAuth { config, made: Arc::default() }
+    }
+}
+
+impl From<PlanOAuth> for OAuthConfig {
+    fn from(p: PlanOAuth) -> OAuthConfig {
+        p.config
+    }
+}
+
+impl PartialEq for PlanOAuth {
+    fn eq(&self, other: &PlanOAuth) -> bool {
+        self.config == other.config
+    }
+}
+
+impl std::fmt::Debug for PlanOAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.config.fmt(f)
+    }
 }
 
 impl Default for ClientSettings {
@@ -174,6 +235,7 @@ impl Default for ClientSettings {
             headers: o.headers,
             tls: o.tls.settings().clone(),
             answers: CannedAnswers::default(),
+            oauth: None,
         }
     }
 }
@@ -188,6 +250,7 @@ impl std::fmt::Debug for ClientSettings {
             .field("headers", &self.headers.iter().map(|(k, _)| (k, "<redacted>")).collect::<Vec<_>>())
             .field("tls", &self.tls)
             .field("answers", &self.answers)
+            .field("oauth", &self.oauth)
             .finish()
     }
 }
@@ -547,6 +610,28 @@ mod tests {
             assert!(e.contains(needle), "{e}");
         }
         assert!(plan(open(10, 5.0)).validate().is_ok());
+    }
+
+    #[test]
+    fn oauth_is_the_runs_in_this_process_and_one_per_plan_in_a_worker() {
+        use crate::client::oauth::Secret;
+        let tls = ClientTls::default();
+        let config = OAuthConfig { client_secret: Some(Secret::new("hunter2")), ..OAuthConfig::default() };
+        let run = OAuth::new(config, tls.clone()).unwrap();
+        let mut p = plan(open(4, 10.0));
+        p.client.oauth = Some(PlanOAuth::of_run(run.clone()));
+        // Every share run here takes the run's own (its token caches are the script's).
+        let here = p.share(1, 2).client.oauth.unwrap().oauth(&tls).unwrap();
+        assert!(Arc::ptr_eq(&here, &run));
+        // A worker reads its share from JSON and makes one OAuth for it.
+        let json = serde_json::to_string(&p.share(0, 2)).unwrap();
+        assert!(json.contains("hunter2"), "the worker needs the secret");
+        let worker: PhasePlan = serde_json::from_str(&json).unwrap();
+        assert_eq!(worker, p.share(0, 2));
+        let o = worker.client.oauth.clone().unwrap();
+        let (a, b) = (o.oauth(&tls).unwrap(), worker.client.oauth.as_ref().unwrap().oauth(&tls).unwrap());
+        assert!(Arc::ptr_eq(&a, &b) && !Arc::ptr_eq(&a, &run));
+        assert!(!format!("{worker:?}").contains("hunter2"), "{worker:?}");
     }
 
     #[test]

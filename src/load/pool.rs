@@ -7,7 +7,9 @@
 //! close abortively (SO_LINGER 0) so 100,000 closes leave nothing in TIME_WAIT.
 //! Every session, lean or not, answers server requests with the phase's canned answers,
 //! declares their capabilities in `initialize` and counts what it was asked in the
-//! connector's tally ([`Connector::server_requests`]).
+//! connector's tally ([`Connector::server_requests`]). With `--oauth` every session, lean
+//! or not, takes its `Authorization` from the run's token cache for the target (one per
+//! process: a worker makes its own from the plan, [`PlanOAuth`](super::plan::PlanOAuth)).
 //! [`establish`] opens N sessions at a connect rate, timing each connect + initialize.
 //!
 //! Asked for the stateless revision (`protocol_version` 2026-07-28), sessions of the full
@@ -27,6 +29,7 @@ use super::http_conn::{HttpConn, HttpShared};
 use super::mux::{Hooks, MuxConn};
 use super::plan::{PhasePlan, RequestTemplate};
 use super::recorder::{Outcome, PhaseRecorder};
+use crate::client::auth::Auth;
 use crate::client::server_requests::{RequestCounts, ServerRequests, Tally};
 use crate::client::{ClientError, ClientOptions, ErrorKind, Session, Target};
 use crate::protocol::mcp::{self, methods, ServerInfo};
@@ -231,6 +234,11 @@ impl Connector {
     /// Resolves the plan's target. Errors name the target.
     pub async fn new(plan: &PhasePlan) -> Result<Connector, LoadError> {
         let target: Target = plan.target.parse()?;
+        let cannot = |detail: String| LoadError::Http { target: plan.target.clone(), detail };
+        // Read again here: worker processes get the settings, not the coordinator's state.
+        let tls = crate::net::tls::ClientTls::new(plan.client.tls.clone()).map_err(|e| cannot(e.to_string()))?;
+        // `--oauth`: the run's own in this process, one made for the plan in a worker.
+        let oauth = plan.client.oauth.as_ref().map(|o| o.oauth(&tls)).transpose().map_err(cannot)?;
         let mut base = ClientOptions {
             request_timeout: plan.request_timeout,
             connect_timeout: plan.connect_timeout,
@@ -241,13 +249,12 @@ impl Connector {
             headers: plan.client.headers.clone(),
             // A load session reads replies to its own requests: no GET stream per session.
             get_stream: false,
-            // Read again here: worker processes get the settings, not the coordinator's state.
-            tls: crate::net::tls::ClientTls::new(plan.client.tls.clone())
-                .map_err(|e| LoadError::Http { target: plan.target.clone(), detail: e.to_string() })?,
+            tls,
+            oauth,
             ..ClientOptions::default()
         };
         if target.is_tls() {
-            base.tls.warm().map_err(|detail| LoadError::Http { target: plan.target.clone(), detail })?;
+            base.tls.warm().map_err(cannot)?;
         }
         // Every connection answers (and counts) server requests alike, lean or not, and
         // declares the capabilities of the answers it has.
@@ -285,16 +292,12 @@ impl Connector {
             }
             Target::Builtin => return Err(LoadError::BuiltinNotStarted),
             Target::Http { url } if lean => {
-                let shared = HttpShared::new(
-                    url,
-                    plan.client.auth_token.as_deref(),
-                    &plan.client.headers,
-                    plan.client.max_message_size,
-                    false,
-                    init.clone(),
-                )
-                .await
-                .map_err(|detail| LoadError::Http { target: plan.target.clone(), detail })?;
+                let auth =
+                    Auth::for_server(plan.client.auth_token.as_deref(), base.oauth.as_ref(), url).map_err(cannot)?;
+                let shared =
+                    HttpShared::new(url, auth, &plan.client.headers, plan.client.max_message_size, false, init.clone())
+                        .await
+                        .map_err(cannot)?;
                 let loopback = shared.addr().ip().is_loopback() && shared.addr().is_ipv4();
                 let shared = shared.abortive(loopback).answering(requests.clone()).stateless(speaking.is_some());
                 (Route::Http(Arc::new(shared)), loopback)

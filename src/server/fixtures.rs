@@ -10,9 +10,12 @@
 //! `test_elicitation_sep1330_enums` (server-to-client requests while they run; in the
 //! stateless era, which has none, the elicitation tools answer `input_required` and finish
 //! when the request comes again with the answer, and `test_sampling` fails),
-//! `json_schema_2020_12_tool` (a 2020-12 input schema), and `test_touch_watched_resource`
+//! `json_schema_2020_12_tool` (a 2020-12 input schema), `test_touch_watched_resource`
 //! (changes `test://watched-resource`; a session subscribed to it gets
-//! `notifications/resources/updated` on the call's stream). Resources:
+//! `notifications/resources/updated` on the call's stream), and `test_reconnection` (ends
+//! its Streamable HTTP event stream mid-call, with `retry:`, and replies 100 ms later, so
+//! the reply reaches the client on the stream it resumes with `Last-Event-ID`; on a
+//! transport that cannot resume streams it just replies after the pause). Resources:
 //! `test://static-text`, `test://static-binary`, `test://watched-resource` and the template
 //! `test://template/{id}/data`. Prompts: `test_simple_prompt`, `test_prompt_with_arguments`,
 //! `test_prompt_with_embedded_resource`, `test_prompt_with_image`. Completions for the
@@ -39,6 +42,12 @@ static WATCHED_VERSION: AtomicU64 = AtomicU64::new(0);
 
 /// The pause between the notifications of the logging and progress tools.
 const STEP: Duration = Duration::from_millis(50);
+
+/// How long `test_reconnection` works on after it ended its stream.
+const RECONNECTION_PAUSE: Duration = Duration::from_millis(100);
+
+/// What `test_reconnection` answers (the reference server's words).
+pub const RECONNECTION_TEXT: &str = "Reconnection test completed successfully. If you received this, the client properly reconnected after stream closure.";
 
 fn text(s: impl Into<String>) -> Value {
     json!({"content": [{"type": "text", "text": s.into()}]})
@@ -94,6 +103,12 @@ pub fn tools() -> Vec<Value> {
             "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"}},
             "additionalProperties": false
         }}),
+        tool(
+            "test_reconnection",
+            "Conformance fixture (SEP-1699): closes the SSE stream mid-call; the result comes on the stream the \
+             client resumes with Last-Event-ID",
+            no_args(),
+        ),
     ]
 }
 
@@ -204,6 +219,11 @@ pub fn call_tool(name: &str, params: Option<&Value>) -> Option<ToolResult> {
                 peer.notify("notifications/resources/updated", json!({"uri": WATCHED})).await;
             }
             Ok(text(format!("{WATCHED} is now at version {version}")))
+        }),
+        "test_reconnection" => stream(|peer| async move {
+            peer.close_stream();
+            tokio::time::sleep(RECONNECTION_PAUSE).await;
+            Ok(text(RECONNECTION_TEXT))
         }),
         _ => None,
     }

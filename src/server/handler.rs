@@ -17,7 +17,7 @@
 
 use super::catalog::{self, ToolResult};
 use super::config::DEFAULT_COLLAPSE_THRESHOLD;
-use super::peer::{Exchange, Streaming};
+use super::peer::{Exchange, Resolved, Streaming};
 use super::stateless::{self, Envelope, Headers, Shape};
 use super::stats::Stats;
 use super::ServerConfig;
@@ -156,6 +156,8 @@ impl SessionState {
 pub struct ServerState {
     pub config: ServerConfig,
     pub stats: Stats,
+    /// The sibling worker processes of `serve --workers N` (`None` for a lone server).
+    pub siblings: Option<Arc<super::siblings::Siblings>>,
     inflight: AtomicUsize,
     /// What the `leak` fault retained: never freed while the server lives.
     leaked: Mutex<Vec<Vec<u8>>>,
@@ -188,7 +190,13 @@ impl Drop for OwnedInflight {
 
 impl ServerState {
     pub fn new(config: ServerConfig) -> Self {
-        ServerState { config, stats: Stats::default(), inflight: AtomicUsize::new(0), leaked: Mutex::new(Vec::new()) }
+        ServerState {
+            siblings: super::siblings::Siblings::new(&config).map(Arc::new),
+            config,
+            stats: Stats::default(),
+            inflight: AtomicUsize::new(0),
+            leaked: Mutex::new(Vec::new()),
+        }
     }
 
     /// Requests being worked on right now.
@@ -346,10 +354,19 @@ impl ServerState {
                 }
                 Step::None
             }
-            // The client's reply to one of the server's requests (sampling, elicitation).
+            // The client's reply to one of the server's requests (sampling, elicitation);
+            // with worker processes, possibly to a sibling's request.
             Message::Response(reply) => {
-                if !session.exchange.resolve(reply) {
-                    tracing::debug!("a reply that answers no request of this server's is ignored");
+                match session.exchange.resolve(reply) {
+                    Resolved::Here => {}
+                    Resolved::Unknown => tracing::debug!("a reply that answers no request of this server's is ignored"),
+                    Resolved::Elsewhere(forward) => match &self.siblings {
+                        Some(siblings) => {
+                            Stats::inc(&self.stats.replies_forwarded);
+                            siblings.forward(forward);
+                        }
+                        None => tracing::debug!("a reply for another worker process, but there are none: ignored"),
+                    },
                 }
                 Step::None
             }

@@ -5,10 +5,11 @@
 //! slow handshake never holds up accepting).
 //!
 //! Routes:
-//! - the Streamable HTTP path (`http://…/PATH`, default `/mcp`): POST, DELETE
-//!   ([`streamable`]); GET answers 405 (no server-initiated stream); a request whose
-//!   `MCP-Protocol-Version` names no handshake revision is the stateless era's, one
-//!   exchange with no session ([`stateless`]: POST only);
+//! - the Streamable HTTP path (`http://…/PATH`, default `/mcp`): POST, GET (a session's
+//!   standalone stream, or the resumption of a stream with `Last-Event-ID`: [`streams`]),
+//!   DELETE ([`streamable`]); a request whose `MCP-Protocol-Version` names no handshake
+//!   revision is the stateless era's, one exchange with no session ([`stateless`]: POST
+//!   only, GET and DELETE 405);
 //! - `GET /sse` (or the `sse+http://` path) and `POST /message?sessionId=…` ([`legacy`]);
 //! - `GET /stats`: the server's counters as JSON;
 //! - any GET with `Upgrade: websocket`: the handshake here, then
@@ -21,16 +22,21 @@
 //! Status codes: 202 for POSTs that need no reply; 400 for a missing session id and for
 //! a reply that answers no request (a malformed body's -32700, or a -32600 whose id could
 //! not be read; the body is that JSON-RPC error, as the official SDKs do); 404 for an
-//! unknown session; 405, 413, 415; 503 with `Retry-After: 1` when shedding load
+//! unknown session; 405, 406, 413, 415; 503 with `Retry-After: 1` when shedding load
 //! (`--max-inflight`) or refusing a session (`--max-connections`; a stateless request is
 //! no session and is never refused for it). A stateless request's status follows its
 //! reply's error code (400, 404, else 200).
+//!
+//! With sibling worker processes, each Streamable HTTP listener also listens on a Unix
+//! socket for the replies to its requests that reached a sibling
+//! ([`crate::server::siblings`]).
 
 mod body;
 mod legacy;
 mod sessions;
 mod stateless;
 mod streamable;
+mod streams;
 mod upgrade;
 
 use super::handler::ServerState;
@@ -68,6 +74,8 @@ enum Route {
 /// What every connection of one listener shares.
 struct Shared {
     state: Arc<ServerState>,
+    /// This listener's index in `--listen` order (the same in every worker process).
+    listener: usize,
     mcp_path: String,
     sse_path: String,
     /// `Bearer <token>`, when a token is required.
@@ -79,10 +87,11 @@ struct Shared {
     tls: Option<TlsAcceptor>,
 }
 
-/// Serves one HTTP-family listener until `shutdown` turns true; with `tls`, every
-/// connection starts with a TLS handshake.
+/// Serves one HTTP-family listener (the `index`th) until `shutdown` turns true; with
+/// `tls`, every connection starts with a TLS handshake.
 pub async fn serve(
     listener: TcpListener,
+    index: usize,
     listen: Listen,
     tls: Option<TlsAcceptor>,
     state: Arc<ServerState>,
@@ -96,6 +105,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         bearer: state.config.auth_token.as_ref().map(|t| format!("Bearer {t}").into_bytes()),
         state,
+        listener: index,
         mcp_path,
         sse_path,
         sessions: sessions::Sessions::new(),
@@ -103,12 +113,30 @@ pub async fn serve(
         shutdown: shutdown.clone(),
         tls,
     });
+    if let Some(siblings) = &shared.state.siblings {
+        match siblings.bind(index) {
+            Ok(socket) => {
+                let lookup: crate::server::siblings::Lookup = {
+                    let shared = Arc::downgrade(&shared);
+                    Arc::new(move |id: &str| Some(shared.upgrade()?.sessions.get(id)?.state.clone()))
+                };
+                tokio::spawn(crate::server::siblings::serve(socket, lookup, shutdown.clone()));
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for sibling workers ({e}): replies that reach another worker are lost")
+            }
+        }
+    }
     while let Some(stream) = super::accept_or_stop(&listener, &mut shutdown).await {
         let _ = stream.set_nodelay(true);
         tokio::spawn(serve_connection(stream, shared.clone()));
     }
-    // Ending the legacy streams lets their connections finish.
+    // Ending the legacy streams and the Streamable HTTP standalone streams lets their
+    // connections finish (calls' streams finish with their calls, within the grace).
     drop(shared.streams.drain());
+    for session in shared.sessions.values() {
+        session.streams.end_standalone();
+    }
 }
 
 async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
@@ -172,8 +200,9 @@ impl Shared {
             },
             Route::Mcp => match *req.method() {
                 Method::POST => streamable::post(self, req, attached).await,
+                Method::GET => streamable::get(self, &req, attached),
                 Method::DELETE => streamable::delete(self, &req),
-                _ => self.method_not_allowed("POST, DELETE"),
+                _ => self.method_not_allowed("GET, POST, DELETE"),
             },
             Route::Stream => match *req.method() {
                 Method::GET => legacy::open(self),

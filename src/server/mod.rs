@@ -5,7 +5,8 @@
 //! conformance suite; [`peer`] carries notifications and the server's own requests to the
 //! client during a call; [`lines`] serves newline-delimited
 //! connections (tcp, stdio); [`http`] serves Streamable HTTP, legacy SSE and WebSocket;
-//! [`config`] parses listen URLs and limits; [`workers`] runs several SO_REUSEPORT processes.
+//! [`config`] parses listen URLs and limits; [`workers`] runs several SO_REUSEPORT processes,
+//! which hand each other the client's replies to the server's requests ([`siblings`]).
 //! Both protocol eras are served at once: the `initialize` handshake (2024-11-05 to
 //! 2025-11-25) and the stateless revision (2026-07-28, [`stateless`]), chosen per request
 //! over Streamable HTTP and per connection elsewhere.
@@ -40,6 +41,7 @@ pub mod handler;
 pub mod http;
 pub mod lines;
 pub mod peer;
+pub mod siblings;
 pub mod stateless;
 pub mod stats;
 pub mod workers;
@@ -110,7 +112,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         Some(files) if state.config.listen.iter().any(Listen::is_tls) => Some(crate::net::tls::server_acceptor(files)?),
         _ => None,
     };
-    for listen in state.config.listen.clone() {
+    for (index, listen) in state.config.listen.clone().into_iter().enumerate() {
         if state.config.worker_index == 0 && listen.addr().port() != 0 {
             // SO_REUSEPORT would let a second server silently share a taken port; only
             // our own workers may join, so the first process insists on a free one.
@@ -128,7 +130,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             Listen::Tcp(_) => tokio::spawn(lines::serve_tcp(listener, state, rx)),
             Listen::Http(..) | Listen::LegacySse(..) | Listen::Ws(..) => {
                 let tls = if bound.is_tls() { acceptor.clone() } else { None };
-                tokio::spawn(http::serve(listener, bound, tls, state, rx))
+                tokio::spawn(http::serve(listener, index, bound, tls, state, rx))
             }
         });
     }

@@ -17,6 +17,14 @@
 //! as in the other era, and server requests fail at once: that era has none; a tool that
 //! [`Peer::ask`]s instead answers `input_required` and gets the client's answer with the
 //! request sent again.
+//!
+//! A transport that can resume its streams (Streamable HTTP) gives the call a
+//! [`StreamCloser`] ([`Streaming::start_with`]): [`Peer::close_stream`] ends the stream the
+//! client reads now, and what the call sends afterwards waits for the client to resume it
+//! (the `test_reconnection` fixture). When several worker processes serve one port, a
+//! session's request ids name the worker that sent them ([`Exchange::route_to_workers`]),
+//! and a reply that reached another worker is handed to that one ([`Resolved::Elsewhere`],
+//! [`super::siblings`]).
 
 use super::handler::SessionState;
 use crate::protocol::jsonrpc::{ErrorObject, Id, Message, Response, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST};
@@ -26,7 +34,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -44,6 +52,44 @@ pub const LOG_LEVELS: [&str; 8] = ["debug", "info", "notice", "warning", "error"
 const SAMPLING: u8 = 1;
 const ELICITATION: u8 = 2;
 
+/// Worker slots in a routed request id: `sequence * WORKER_SLOTS + worker` (`--workers` is
+/// at most 64; ids stay far below 2^53, so JavaScript clients echo them exactly).
+pub const WORKER_SLOTS: i64 = 64;
+
+/// Where the client's replies to a session's requests belong when several worker
+/// processes serve the port.
+struct Route {
+    /// This process's worker index: the one its request ids name.
+    worker: usize,
+    /// Index of the listener (`--listen` order, the same in every worker) and the HTTP
+    /// session id, with which another worker finds the session.
+    listener: usize,
+    session: Box<str>,
+}
+
+/// What became of a client's reply to one of the server's requests.
+pub enum Resolved {
+    /// The waiting request has it.
+    Here,
+    /// No request of this session waits for that id (unknown, answered already, or timed out).
+    Unknown,
+    /// Its id names another worker process, which sent the request: hand it over.
+    Elsewhere(Forward),
+}
+
+/// A reply for the worker process whose request it answers.
+pub struct Forward {
+    pub worker: usize,
+    pub listener: usize,
+    pub session: Box<str>,
+    pub reply: Response,
+}
+
+/// What a transport that can resume its streams lets a call do: end the stream the client
+/// reads now (with `retry:`); the client resumes it and gets the rest. False when no
+/// client is reading it at the moment.
+pub type StreamCloser = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// One session's side of the server-to-client exchange.
 #[derive(Default)]
 pub struct Exchange {
@@ -54,6 +100,9 @@ pub struct Exchange {
     subscriptions: Mutex<HashSet<String>>,
     /// [`SAMPLING`] | [`ELICITATION`], as the client declared them.
     client_caps: AtomicU8,
+    /// Set when several worker processes serve the session ([`Self::route_to_workers`]);
+    /// boxed, so that sessions without it (and stateless requests' states) stay small.
+    route: OnceLock<Box<Route>>,
 }
 
 impl Exchange {
@@ -135,9 +184,47 @@ impl Exchange {
         crate::util::lock(&self.subscriptions).contains(uri)
     }
 
-    /// A reply from the client to one of the server's requests. False when no request of
-    /// this session waits for that id (unknown, answered already, or timed out).
-    pub fn resolve(&self, reply: Response) -> bool {
+    /// Several worker processes serve this session (a Streamable HTTP session, whose
+    /// requests may land on any of them): from now on its request ids name `worker`, this
+    /// process, so that whichever worker gets the client's reply knows whose it is.
+    /// `listener` and `session` let the other workers find the session here.
+    pub fn route_to_workers(&self, worker: usize, listener: usize, session: &str) {
+        let _ = self.route.set(Box::new(Route { worker, listener, session: session.into() }));
+    }
+
+    /// The id of the server's next request: 1, 2, 3… or, routed, `n * WORKER_SLOTS + worker`.
+    fn next_request_id(&self) -> i64 {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        match self.route.get() {
+            Some(r) => n * WORKER_SLOTS + r.worker as i64,
+            None => n,
+        }
+    }
+
+    /// A reply from the client to one of the server's requests: delivered to the request
+    /// that waits for it, or, when its id names another worker process, to be handed over.
+    pub fn resolve(&self, reply: Response) -> Resolved {
+        if let (Some(route), Some(Id::Num(id))) = (self.route.get(), &reply.id) {
+            let worker = id.rem_euclid(WORKER_SLOTS) as usize;
+            if worker != route.worker {
+                return Resolved::Elsewhere(Forward {
+                    worker,
+                    listener: route.listener,
+                    session: route.session.clone(),
+                    reply,
+                });
+            }
+        }
+        if self.resolve_here(reply) {
+            Resolved::Here
+        } else {
+            Resolved::Unknown
+        }
+    }
+
+    /// Delivers a reply to the request of this process that waits for its id. False when
+    /// none does (unknown, answered already, or timed out).
+    pub fn resolve_here(&self, reply: Response) -> bool {
         let Some(Id::Num(id)) = reply.id else { return false };
         match crate::util::lock(&self.pending).remove(&id) {
             Some(waiter) => waiter.send(reply.outcome).is_ok(),
@@ -148,6 +235,14 @@ impl Exchange {
     /// Requests still waiting for the client's reply.
     pub fn pending(&self) -> usize {
         crate::util::lock(&self.pending).len()
+    }
+
+    /// Registers a request waiting for `waiter`'s reply, as [`Peer::request`] does; its id.
+    #[cfg(test)]
+    pub(crate) fn wait_for_test(&self, waiter: oneshot::Sender<Result<Value, ErrorObject>>) -> i64 {
+        let id = self.next_request_id();
+        crate::util::lock(&self.pending).insert(id, waiter);
+        id
     }
 }
 
@@ -169,16 +264,26 @@ pub struct Peer {
     session: Arc<SessionState>,
     /// `None`: no way to the client (a JSON reply, a batch).
     tx: Option<mpsc::Sender<Vec<u8>>>,
+    /// Ends the stream the client reads (transports that can resume their streams).
+    closer: Option<StreamCloser>,
 }
 
 impl Peer {
     /// A peer with no way to the client, for tests and [`Streaming::reply_only`].
     pub fn detached(session: Arc<SessionState>) -> Peer {
-        Peer { session, tx: None }
+        Peer { session, tx: None, closer: None }
     }
 
     pub fn session(&self) -> &SessionState {
         &self.session
+    }
+
+    /// Ends the event stream the client reads now, mid-call (with `retry:`, so that it
+    /// comes back with `Last-Event-ID`); what the call sends afterwards, its reply too,
+    /// waits for the resumed stream. False, and nothing happens, on a transport that
+    /// cannot resume streams or when no client reads the stream at the moment.
+    pub fn close_stream(&self) -> bool {
+        self.closer.as_ref().is_some_and(|close| close())
     }
 
     /// Sends a notification (dropped when there is no way to the client).
@@ -232,7 +337,7 @@ impl Peer {
                 ),
             ));
         };
-        let id = exchange.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = exchange.next_request_id();
         let (waiter, reply) = oneshot::channel();
         crate::util::lock(&exchange.pending).insert(id, waiter);
         let _guard = PendingGuard { exchange, id };
@@ -310,10 +415,16 @@ impl Streaming {
     /// (serialised), the final reply last, and then ends. Dropping it stops the call at
     /// its next message.
     pub fn start(self) -> mpsc::Receiver<Vec<u8>> {
+        self.start_with(None)
+    }
+
+    /// [`Self::start`] on a transport that can end the client's stream mid-call and resume
+    /// it later ([`Peer::close_stream`]).
+    pub fn start_with(self, closer: Option<StreamCloser>) -> mpsc::Receiver<Vec<u8>> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let Streaming { session, run, finish } = self;
         tokio::spawn(async move {
-            let peer = Peer { session, tx: Some(tx.clone()) };
+            let peer = Peer { session, tx: Some(tx.clone()), closer };
             let work = run(peer);
             let outcome = tokio::select! {
                 outcome = work => outcome,
@@ -382,6 +493,23 @@ mod tests {
             let line = tokio::time::timeout(WAIT, self.read.next_line()).await.unwrap().unwrap().unwrap();
             serde_json::from_str(&line).unwrap()
         }
+    }
+
+    #[test]
+    fn routed_request_ids_name_their_worker() {
+        let e = Exchange::default();
+        let (tx, _one) = oneshot::channel();
+        assert_eq!(e.wait_for_test(tx), 1, "a lone server's ids: 1, 2, 3…");
+        e.route_to_workers(3, 1, "sid");
+        let (tx, _two) = oneshot::channel();
+        let id = e.wait_for_test(tx);
+        assert_eq!(id, 2 * WORKER_SLOTS + 3);
+        match e.resolve(Response::ok(Id::Num(5 * WORKER_SLOTS + 7), json!({}))) {
+            Resolved::Elsewhere(f) => assert_eq!((f.worker, f.listener, &*f.session), (7, 1, "sid")),
+            _ => panic!("worker 7's reply is handed over"),
+        }
+        assert!(matches!(e.resolve(Response::ok(Id::Num(id), json!({}))), Resolved::Here));
+        assert!(matches!(e.resolve(Response::ok(Id::Num(id), json!({}))), Resolved::Unknown));
     }
 
     #[tokio::test]

@@ -18,6 +18,12 @@ pub struct Stats {
     pub notifications: AtomicU64,
     pub parse_errors: AtomicU64,
     pub invalid_requests: AtomicU64,
+    /// Streamable HTTP call streams held: read by a client, or waiting for it to resume
+    /// them (a gauge).
+    pub streams_held: AtomicU64,
+    /// Client replies to the server's requests handed to the sibling worker process that
+    /// sent the request (`serve --workers N`).
+    pub replies_forwarded: AtomicU64,
 }
 
 impl Stats {
@@ -43,6 +49,8 @@ impl Stats {
             "notifications": g(&self.notifications),
             "parse_errors": g(&self.parse_errors),
             "invalid_requests": g(&self.invalid_requests),
+            "streams_held": g(&self.streams_held),
+            "replies_forwarded": g(&self.replies_forwarded),
         })
     }
 }

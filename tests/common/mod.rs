@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod interop;
+pub mod oauth;
 
 use mcpscript::client::{ClientError, ClientOptions};
 use serde_json::Value;

@@ -11,8 +11,11 @@
 //! `client_secret_post`, `none` or `private_key_jwt`; refresh tokens). Every OAuth HTTP
 //! call ([`http`]) has its own deadline. One [`TokenCache`] per run and server is shared
 //! by every session (an `Arc`): concurrent 401s wait for one fetch, and the token is
-//! refreshed in the background before it expires. Secrets and tokens never show in
-//! `Debug` output or logs ([`Secret`]).
+//! refreshed in the background before it expires. Every HTTP request of a run reads its
+//! `Authorization` from there (`client::auth::Auth`): Streamable HTTP POSTs and GET
+//! streams, legacy SSE, and the lean connections of load phases; a phase run by worker
+//! processes ships the [`OAuthConfig`] to them and each keeps one cache per server.
+//! Secrets and tokens never show in `Debug` output or logs ([`Secret`]).
 
 pub mod cache;
 pub mod challenge;
@@ -48,7 +51,8 @@ impl std::fmt::Debug for Secret {
 }
 
 /// Which grant gets tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum GrantKind {
     /// Authorization code with PKCE (S256), the redirect read headlessly.
     AuthorizationCode,
@@ -67,15 +71,19 @@ impl std::str::FromStr for GrantKind {
     }
 }
 
-/// How the run gets OAuth tokens (`--oauth*` options).
-#[derive(Debug, Clone)]
+/// How the run gets OAuth tokens (`--oauth*` options). Serialized with its secrets in
+/// clear ([`exposed`]): only to hand a load phase's plan to its worker processes over
+/// their stdin pipe, never into a report or a log (`Debug` redacts them).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OAuthConfig {
     /// A pre-registered client ID (else CIMD or dynamic registration).
     pub client_id: Option<String>,
+    #[serde(with = "exposed")]
     pub client_secret: Option<Secret>,
     /// Scopes to ask for (space-separated); else the challenge's, else `scopes_supported`.
     pub scope: Option<String>,
     /// A PEM private key (PKCS#8 EC P-256, or RSA) for `private_key_jwt`.
+    #[serde(with = "exposed")]
     pub private_key: Option<Secret>,
     /// The grant; `None` picks one (see [`grant::choose`]).
     pub grant: Option<GrantKind>,
@@ -104,6 +112,24 @@ impl Default for OAuthConfig {
     }
 }
 
+/// A secret of [`OAuthConfig`] as its plain string, for the worker pipe only: [`Secret`]
+/// itself has no `Serialize`, so nothing else can write one out by accident.
+mod exposed {
+    use super::Secret;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &Option<Secret>, out: S) -> Result<S::Ok, S::Error> {
+        match s {
+            Some(s) => out.serialize_some(s.expose()),
+            None => out.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.map(Secret::new))
+    }
+}
+
 /// The redirect URI used when none is given.
 pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:8976/callback";
 
@@ -121,6 +147,11 @@ impl std::fmt::Debug for OAuth {
 }
 
 impl OAuth {
+    /// The configuration this OAuth was made from (a worker process makes its own from it).
+    pub fn config(&self) -> &OAuthConfig {
+        &self.config
+    }
+
     /// Checks the configuration (the private key parses, the grant has what it needs).
     pub fn new(config: OAuthConfig, tls: crate::net::tls::ClientTls) -> Result<Arc<OAuth>, String> {
         if let Some(key) = &config.private_key {
@@ -170,6 +201,19 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(shown.contains("id-1"));
         assert!(!shown.contains("hunter2") && !shown.contains("BEGIN"));
+    }
+
+    #[test]
+    fn a_configuration_crosses_the_worker_pipe_whole() {
+        let c = OAuthConfig {
+            client_id: Some("id-1".into()),
+            client_secret: Some(Secret::new("hunter2")),
+            grant: Some(GrantKind::ClientCredentials),
+            ..OAuthConfig::default()
+        };
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(json.contains("\"hunter2\"") && json.contains("\"client_credentials\""), "{json}");
+        assert_eq!(serde_json::from_str::<OAuthConfig>(&json).unwrap(), c);
     }
 
     #[test]

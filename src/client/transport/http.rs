@@ -22,8 +22,9 @@
 //! carries (a POST's) or at all (the GET stream) is resumed with a GET carrying
 //! `Last-Event-ID` after the server's `retry:` delay, when the server gave its events ids;
 //! a few attempts at most ([`MAX_RESUMES`]; the stream reading lives in `streams`). Every
-//! request carries the session's extra headers and the `Authorization` value [`Auth`]
-//! gives for it.
+//! request, POST or GET, carries the session's extra headers and the `Authorization`
+//! value [`Auth`] gives for it; with OAuth, one refused with 401 (or 403
+//! `insufficient_scope`) gets a token ([`Auth::retry_refused`]) and is sent once more.
 //!
 //! A session of the stateless revision (2026-07-28, set with
 //! [`Transport::set_protocol_version`] before its first request) has no session to keep:
@@ -131,10 +132,7 @@ pub async fn connect(
     let err = |detail: String| ClientError::Connect { target: target.clone(), detail };
     let parsed = url::Url::parse(url).map_err(|e| err(e.to_string()))?;
     let endpoint = Endpoint::resolve_with_tls(&parsed, &opts.tls).await.map_err(err)?;
-    let mut auth = Auth::bearer(opts.auth_token.as_deref()).map_err(err)?;
-    if let Some(oauth) = &opts.oauth {
-        auth = auth.with_oauth(oauth.cache_for(url).map_err(err)?);
-    }
+    let auth = Auth::for_server(opts.auth_token.as_deref(), opts.oauth.as_ref(), url).map_err(err)?;
     auth::check_headers(&opts.headers).map_err(err)?;
     let pool = Pool::new(&endpoint, opts.source_addr);
     pool.warm().await.map_err(err)?;
@@ -571,29 +569,26 @@ impl Inner {
             }
             if status == StatusCode::NOT_FOUND && !renewed && !is_init {
                 if let Some(stale) = session {
-                    let _ = resp.into_body().collect().await;
-                    self.pool.put(conn);
+                    self.release(resp, conn).await;
                     self.reinitialize(&stale).await?;
                     renewed = true;
                     continue;
                 }
             }
-            if (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN) && !authed {
-                // OAuth (when configured): get a token for everyone, then retry once.
-                let code = status.as_u16();
-                match self.auth.on_refusal(code, &resp.headers().clone(), sent.as_ref()).await {
-                    Ok(false) => {}
-                    done => {
-                        let _ = resp.into_body().collect().await;
-                        self.pool.put(conn);
-                        done.map_err(|detail| ClientError::OAuth { target: self.target(), status: code, detail })?;
-                        authed = true;
-                        continue;
-                    }
-                }
+            if !authed && self.auth.retry_refused(&self.target(), status, resp.headers(), sent.as_ref()).await? {
+                // OAuth got a token for everyone: the request once more.
+                self.release(resp, conn).await;
+                authed = true;
+                continue;
             }
             return Err(self.http_error(resp).await);
         }
+    }
+
+    /// Reads the rest of a response nobody needs, then gives its connection back.
+    async fn release(&self, resp: hyper::Response<Incoming>, conn: Conn) {
+        let _ = resp.into_body().collect().await;
+        self.pool.put(conn);
     }
 
     /// An error status: [`ClientError::HttpRpc`] when the body is a JSON-RPC error that

@@ -4,12 +4,16 @@
 //! stream URL, or absolute) where to POST messages. Every reply arrives on the stream as a
 //! `message` event and goes to the [`Dispatcher`]; the POSTs themselves are only
 //! acknowledged (202); a POST refused with an error status fails the send that made it
-//! (a JSON-RPC error body on a 400 is that error). One reader task per session reads the stream; POSTs use a small
-//! keep-alive pool like Streamable HTTP. The end of the stream closes the session.
+//! (a JSON-RPC error body on a 400 is that error). One reader task per session reads the
+//! stream; POSTs use a small keep-alive pool like Streamable HTTP. The end of the stream
+//! closes the session. The GET and every POST carry the `Authorization` value [`Auth`]
+//! gives for it; with OAuth, one refused with 401 (or 403 `insufficient_scope`) gets a
+//! token ([`Auth::retry_refused`]) and is sent once more (the GET on a new connection).
 
 use super::http::conn::{self, BodyError, Endpoint, Pool, ReqBody, RoundTripError};
 use super::http::events::{EventParser, Kind};
 use super::{BoxFuture, RawSent, Transport};
+use crate::client::auth::Auth;
 use crate::client::{ClientError, ClientOptions, Dispatcher};
 use crate::protocol::Message;
 use bytes::Bytes;
@@ -29,7 +33,8 @@ pub struct SseTransport {
 
 struct Shared {
     dispatch: Arc<Dispatcher>,
-    auth: Option<HeaderValue>,
+    /// The `Authorization` of the GET and every POST, read per request.
+    auth: Auth,
     /// Extra headers (`--header`), on the GET and every POST.
     headers: Vec<(hyper::header::HeaderName, HeaderValue)>,
     source: Option<IpAddr>,
@@ -55,22 +60,21 @@ pub async fn connect(
     let err = |detail: String| ClientError::Connect { target: target.clone(), detail };
     let stream_url = url::Url::parse(url).map_err(|e| err(e.to_string()))?;
     let endpoint = Endpoint::resolve_with_tls(&stream_url, &opts.tls).await.map_err(err)?;
-    let auth = conn::bearer(opts.auth_token.as_deref()).map_err(err)?;
-    let mut tx = conn::open(endpoint.addr, endpoint.tls.as_ref(), opts.source_addr).await.map_err(err)?;
-    let mut req = Request::new(ReqBody::new(Bytes::new()));
-    *req.uri_mut() = endpoint.path.clone();
-    let h = req.headers_mut();
-    h.insert(HOST, endpoint.host.clone());
-    h.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let auth = Auth::for_server(opts.auth_token.as_deref(), opts.oauth.as_ref(), url).map_err(err)?;
     let headers = crate::client::auth::header_pairs(&opts.headers);
-    for (k, v) in &headers {
-        h.insert(k.clone(), v.clone());
-    }
-    if let Some(a) = &auth {
-        h.insert(AUTHORIZATION, a.clone());
-    }
-    let resp = tx.send_request(req).await.map_err(|e| err(format!("GET {stream_url}: {e}")))?;
+    let mut authed = false;
+    let (resp, tx) = loop {
+        let mut tx = conn::open(endpoint.addr, endpoint.tls.as_ref(), opts.source_addr).await.map_err(err)?;
+        let sent = auth.header();
+        let req = stream_request(&endpoint, &headers, sent.clone());
+        let resp = tx.send_request(req).await.map_err(|e| err(format!("GET {stream_url}: {e}")))?;
+        // OAuth got a token for everyone: the GET once more, on a new connection.
+        if !authed && auth.retry_refused(&target, resp.status(), resp.headers(), sent.as_ref()).await? {
+            authed = true;
+            continue;
+        }
+        break (resp, tx);
+    };
     let status = resp.status();
     if !status.is_success() {
         return Err(conn::status_error(target, resp, false).await);
@@ -101,6 +105,27 @@ pub async fn connect(
         }
         Err(_) => Err(err("the event stream ended before the endpoint event".into())),
     }
+}
+
+/// The GET of the event stream, carrying `auth`.
+fn stream_request(
+    endpoint: &Endpoint,
+    headers: &[(hyper::header::HeaderName, HeaderValue)],
+    auth: Option<HeaderValue>,
+) -> Request<ReqBody> {
+    let mut req = Request::new(ReqBody::new(Bytes::new()));
+    *req.uri_mut() = endpoint.path.clone();
+    let h = req.headers_mut();
+    h.insert(HOST, endpoint.host.clone());
+    h.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    for (k, v) in headers {
+        h.insert(k.clone(), v.clone());
+    }
+    if let Some(a) = auth {
+        h.insert(AUTHORIZATION, a);
+    }
+    req
 }
 
 /// Reads the event stream until it ends: the first `endpoint` event sets up posting,
@@ -181,11 +206,45 @@ impl Shared {
         Ok(())
     }
 
-    /// POSTs one message or batch; the replies (if any) come on the stream.
+    /// POSTs one message or batch; the replies (if any) come on the stream. Refused with
+    /// 401 (or 403 `insufficient_scope`) under OAuth, it gets a token and goes once more.
     async fn post(&self, body: Bytes) -> Result<(), ClientError> {
         let Some(post) = self.post.get() else {
             return Err(ClientError::Closed { target: self.target(), detail: "before the endpoint event".into() });
         };
+        let mut authed = false;
+        loop {
+            let sent = self.auth.header();
+            let (resp, conn) = self.round_trip(post, &body, sent.as_ref()).await?;
+            let status = resp.status();
+            if !authed && self.auth.retry_refused(&self.target(), status, resp.headers(), sent.as_ref()).await? {
+                if conn::read_body(resp.into_body(), 64 * 1024).await.is_ok() {
+                    post.pool.put(conn);
+                }
+                authed = true;
+                continue;
+            }
+            if !status.is_success() {
+                // A JSON-RPC error in the body (a 400 with -32700 for bad JSON) is that error.
+                return Err(conn::status_error(self.target(), resp, false).await);
+            }
+            // The acknowledgement body ("Accepted") carries nothing; read it so the
+            // connection can be reused.
+            match conn::read_body(resp.into_body(), 64 * 1024).await {
+                Ok(_) => post.pool.put(conn),
+                Err(BodyError::TooLarge) | Err(BodyError::Io(_)) => {}
+            }
+            return Ok(());
+        }
+    }
+
+    /// One POST of `body` carrying `auth`, on a pooled connection.
+    async fn round_trip(
+        &self,
+        post: &Poster,
+        body: &Bytes,
+        auth: Option<&HeaderValue>,
+    ) -> Result<(hyper::Response<Incoming>, conn::Conn), ClientError> {
         let make = || {
             let mut req = Request::new(ReqBody::new(body.clone()));
             *req.method_mut() = Method::POST;
@@ -196,28 +255,17 @@ impl Shared {
             for (k, v) in &self.headers {
                 h.insert(k.clone(), v.clone());
             }
-            if let Some(a) = &self.auth {
+            if let Some(a) = auth {
                 h.insert(AUTHORIZATION, a.clone());
             }
             req
         };
-        let (resp, conn) = conn::round_trip(&post.pool, make).await.map_err(|e| match e {
+        conn::round_trip(&post.pool, make).await.map_err(|e| match e {
             RoundTripError::Connect(detail) => ClientError::Connect { target: self.target(), detail },
             RoundTripError::Failed(e) => {
                 ClientError::Closed { target: self.target(), detail: format!("during an HTTP request: {e}") }
             }
-        })?;
-        if !resp.status().is_success() {
-            // A JSON-RPC error in the body (a 400 with -32700 for bad JSON) is that error.
-            return Err(conn::status_error(self.target(), resp, false).await);
-        }
-        // The acknowledgement body ("Accepted") carries nothing; read it so the
-        // connection can be reused.
-        match conn::read_body(resp.into_body(), 64 * 1024).await {
-            Ok(_) => post.pool.put(conn),
-            Err(BodyError::TooLarge) | Err(BodyError::Io(_)) => {}
-        }
-        Ok(())
+        })
     }
 }
 

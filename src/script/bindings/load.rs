@@ -9,7 +9,7 @@
 use super::{host_error, module_fn, site_string, Namespace};
 use crate::client::server_requests::RequestCounts;
 use crate::client::Target;
-use crate::load::plan::{mix_seed, ClientSettings, Model, PhasePlan, RequestTemplate, Stage};
+use crate::load::plan::{mix_seed, ClientSettings, Model, PhasePlan, PlanOAuth, RequestTemplate, Stage};
 use crate::load::{ModelKind, PhaseResult, PhaseStatus, RunEnv};
 use crate::script::ctx::ScriptCtx;
 use crate::script::value;
@@ -185,6 +185,7 @@ fn common(ctx: &ScriptCtx, o: &Opts, model: Model, default_name: &str) -> Res<(P
             headers: ctx.client.headers.clone(),
             tls: ctx.client.tls.settings().clone(),
             answers: answers(&o.map).map_err(|e| o.err(e))?,
+            oauth: ctx.client.oauth.clone().map(PlanOAuth::of_run),
         },
         session_offset: 0,
         processes: o.read("processes", whole)?.unwrap_or(0).min(u32::MAX as u64) as u32,

@@ -1,7 +1,8 @@
 //! The response body of every HTTP reply: a whole body, a one-reply event stream (a
 //! Streamable HTTP reply sent as SSE, possibly before the reply is ready), the event
-//! stream of a call that talks to the client while it runs, or a legacy SSE session
-//! stream fed by a channel. One enum, so no reply is boxed.
+//! stream of a call that talks to the client while it runs (resumable over Streamable
+//! HTTP: [`super::streams`]), or a legacy SSE session stream fed by a channel. One enum,
+//! so no reply is boxed.
 
 use super::legacy::StreamGuard;
 use bytes::Bytes;
@@ -28,6 +29,8 @@ pub enum Body {
     /// message as a `message` event; ends after the reply. Dropping it (the client went
     /// away) stops the call.
     Messages { first: Option<Bytes>, rx: mpsc::Receiver<Vec<u8>> },
+    /// A resumable event stream of a Streamable HTTP session, as one client reads it.
+    Resumable(super::streams::Reader),
 }
 
 impl Body {
@@ -98,6 +101,7 @@ impl hyper::body::Body for Body {
                 }
                 rx.poll_recv(cx).map(|o| o.map(|json| Ok(Frame::data(message_event(&json)))))
             }
+            Body::Resumable(reader) => reader.poll_next(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
         }
     }
 

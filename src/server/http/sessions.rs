@@ -56,10 +56,12 @@ fn tag(secret: u64, base: &str) -> u64 {
     h.finish()
 }
 
-/// A Streamable HTTP session and its presence.
+/// A Streamable HTTP session, its presence and its event streams.
 pub struct HttpSession {
     pub state: Arc<SessionState>,
     presence: Mutex<Presence>,
+    /// Its resumable event streams ([`super::streams`]).
+    pub streams: super::streams::StreamTable,
 }
 
 #[derive(Default)]
@@ -72,11 +74,13 @@ struct Presence {
 
 impl HttpSession {
     pub fn new(state: Arc<SessionState>) -> Arc<HttpSession> {
-        Arc::new(HttpSession { state, presence: Mutex::new(Presence::default()) })
+        Arc::new(HttpSession { state, presence: Mutex::new(Presence::default()), streams: Default::default() })
     }
 
-    /// DELETE: no longer counted, whichever connections still carry it.
+    /// DELETE: no longer counted, whichever connections still carry it; its streams end
+    /// and the calls behind them stop.
     pub fn end(&self, server: &ServerState) {
+        self.streams.close_all();
         let mut p = crate::util::lock(&self.presence);
         if !p.ended {
             p.ended = true;
@@ -148,6 +152,15 @@ impl<V: Clone> Sessions<V> {
 
     pub fn remove(&self, id: &str) -> Option<V> {
         self.shard(id).remove(id)
+    }
+
+    /// Every session (a snapshot).
+    pub fn values(&self) -> Vec<V> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            out.extend(shard.lock().unwrap_or_else(|e| e.into_inner()).values().cloned());
+        }
+        out
     }
 
     /// Removes every session and returns them.

@@ -141,12 +141,6 @@ impl Pool {
     }
 }
 
-/// The `Authorization: Bearer` header value for an auth token, if one is set (see
-/// [`crate::client::auth::Auth`], where sessions get it per request).
-pub fn bearer(token: Option<&str>) -> Result<Option<HeaderValue>, String> {
-    Ok(crate::client::auth::Auth::bearer(token)?.header())
-}
-
 /// Opens one HTTP/1.1 connection (with the TLS handshake when `tls` is given) and spawns
 /// the task that drives it.
 pub async fn open(

@@ -1,7 +1,9 @@
 //! Event streams of a Streamable HTTP session: a POST's stream read until its replies
 //! came (the rest in the background), resumed with `Last-Event-ID` after the server's
 //! `retry:` when it ended first and its events had ids; and the GET stream, which carries
-//! the server's own requests and notifications for as long as the session lives.
+//! the server's own requests and notifications for as long as the session lives. Every GET
+//! carries the session's `Authorization` and, under OAuth, is retried once with a new
+//! token when refused, like the POSTs ([`Inner::get`]).
 
 use super::conn::Conn;
 use super::events::EventParser;
@@ -25,6 +27,32 @@ pub(super) fn is_event_stream(headers: &hyper::HeaderMap) -> bool {
 /// How long to wait before resuming a stream: the server's `retry:`, bounded.
 fn retry_delay(parser: &EventParser) -> Duration {
     parser.retry().unwrap_or(DEFAULT_RETRY).min(MAX_RETRY)
+}
+
+/// Where the GET stream's events go: into the dispatcher, as a POST's do, but it waits for
+/// no reply and so is never satisfied: the stream is read to its end, then reopened.
+struct Listening<'a>(ToDispatcher<'a>);
+
+impl Sink for Listening<'_> {
+    fn frame(&mut self, data: &[u8]) {
+        self.0.frame(data)
+    }
+
+    fn satisfied(&self) -> bool {
+        false
+    }
+
+    fn take_replies(&mut self) -> Vec<Message> {
+        self.0.take_replies()
+    }
+
+    fn delivered(&self) -> u64 {
+        self.0.delivered()
+    }
+
+    fn garbled(&self) -> bool {
+        self.0.garbled()
+    }
 }
 
 impl Inner {
@@ -63,7 +91,7 @@ impl Inner {
             resumes += 1;
             tokio::time::sleep(retry_delay(&parser)).await;
             let session = lock(&self.session).clone();
-            let (resp, conn) = self.round_trip_as(Method::GET, Bytes::new(), session.as_ref(), Some(&last)).await?;
+            let (resp, conn) = self.get(session.as_ref(), Some(&last)).await?;
             if !resp.status().is_success() {
                 // The server cannot resume (405: no GET streams): what went wrong is still
                 // the stream that ended without its reply.
@@ -86,6 +114,23 @@ impl Inner {
             }
             end = self.read_events(resp.into_body(), conn, &mut parser, sink).await?;
         }
+    }
+
+    /// A GET with the session's headers and `Authorization`: the GET stream, or a stream
+    /// resumed after `last_event_id`. Refused with 401 (or 403 `insufficient_scope`) under
+    /// OAuth, it gets a token and is sent once more, as a POST would be.
+    async fn get(
+        &self,
+        session: Option<&HeaderValue>,
+        last_event_id: Option<&str>,
+    ) -> Result<(hyper::Response<Incoming>, Conn), ClientError> {
+        let sent = self.auth.header();
+        let (resp, conn) = self.round_trip_as(Method::GET, Bytes::new(), session, last_event_id).await?;
+        if self.auth.retry_refused(&self.target(), resp.status(), resp.headers(), sent.as_ref()).await? {
+            self.release(resp, conn).await;
+            return self.round_trip_as(Method::GET, Bytes::new(), session, last_event_id).await;
+        }
+        Ok((resp, conn))
     }
 
     /// Reads events of one stream body into `sink` until it is satisfied (the rest is read
@@ -221,7 +266,7 @@ impl Inner {
             }
             let session = lock(&self.session).clone();
             let last = parser.last_event_id().map(str::to_string);
-            let resp = self.round_trip_as(Method::GET, Bytes::new(), session.as_ref(), last.as_deref()).await;
+            let resp = self.get(session.as_ref(), last.as_deref()).await;
             let (resp, conn) = match resp {
                 Ok(r) => r,
                 Err(e) => {
@@ -239,10 +284,10 @@ impl Inner {
                 tracing::debug!("{}: no GET stream (HTTP {status})", self.target());
                 return;
             }
-            let mut sink = ToDispatcher::new(&self.dispatch, Vec::new());
+            let mut sink = Listening(ToDispatcher::new(&self.dispatch, Vec::new()));
             match self.read_events(resp.into_body(), conn, &mut parser, &mut sink).await {
                 Ok(StreamEnd::Ended) | Ok(StreamEnd::Broken(_)) => {}
-                // Satisfied cannot happen without wanted replies; an oversized event ends it.
+                // Satisfied cannot happen (the sink waits for no reply); an oversized event ends it.
                 Ok(StreamEnd::Satisfied) | Err(_) => return,
             }
             quiet = if sink.delivered() > 0 { 0 } else { quiet + 1 };
