@@ -8,6 +8,7 @@
 mod common;
 
 use common::interop::{Everything, PyServer};
+use common::raw_http;
 use mcpscript::load::exec::{run_local, Control};
 use mcpscript::load::pool::{Connector, Template};
 use mcpscript::load::recorder::Outcome;
@@ -18,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcpscript");
 
@@ -199,38 +200,9 @@ async fn tiny_server(seen: Arc<Mutex<Vec<Seen>>>) -> u16 {
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 loop {
-                    // One request: head, then Content-Length bytes of body.
-                    let head_end = loop {
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                        let mut chunk = [0u8; 4096];
-                        match sock.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                    let mut lines = head.split("\r\n");
-                    let method = lines.next().unwrap_or("").split(' ').next().unwrap_or("").to_string();
-                    let headers: Vec<(String, String)> = lines
-                        .filter_map(|l| l.split_once(':'))
-                        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-                        .collect();
-                    let len: usize = headers
-                        .iter()
-                        .find(|(n, _)| n == "content-length")
-                        .and_then(|(_, v)| v.parse().ok())
-                        .unwrap_or(0);
-                    while buf.len() < head_end + len {
-                        let mut chunk = [0u8; 4096];
-                        match sock.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string();
-                    buf.drain(..head_end + len);
+                    let Some(req) = raw_http::read_request(&mut sock, &mut buf).await else { return };
+                    let (method, headers) = (req.method, req.headers);
+                    let body = String::from_utf8_lossy(&req.body).to_string();
                     seen.lock().unwrap().push(Seen { method: method.clone(), headers, body: body.clone() });
                     let msg: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
                     let id = msg["id"].clone();

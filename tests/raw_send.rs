@@ -3,6 +3,8 @@
 //! stdio; and HTTP error statuses whose body is a JSON-RPC error, from a tiny local
 //! responder, both through the client API and through a script.
 
+mod common;
+
 use mcpscript::client::{ClientError, ClientOptions, ErrorKind, Session, Target};
 use mcpscript::script::results::{ScenarioResult, Status};
 use mcpscript::script::{runner, RunOptions, Script, ScriptEnv};
@@ -13,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -201,30 +203,9 @@ async fn responder(replies: Vec<Canned>) -> String {
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 loop {
-                    // Read one request: the head, then Content-Length bytes of body.
-                    let head_end = loop {
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break i + 4;
-                        }
-                        let mut chunk = [0u8; 4096];
-                        match sock.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .map_or(0, |v| v.trim().parse().unwrap());
-                    while buf.len() < head_end + len {
-                        let mut chunk = [0u8; 4096];
-                        match sock.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
+                    if common::raw_http::read_request(&mut sock, &mut buf).await.is_none() {
+                        return;
                     }
-                    buf.drain(..head_end + len);
                     let Some((status, ctype, body)) = replies.lock().unwrap().pop_front() else { return };
                     let reply = format!(
                         "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\n\r\n{body}",

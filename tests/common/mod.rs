@@ -5,6 +5,7 @@
 
 pub mod interop;
 pub mod oauth;
+pub mod raw_http;
 
 use mcpscript::client::{ClientError, ClientOptions};
 use serde_json::Value;
