@@ -118,11 +118,7 @@ pub(super) async fn run_open(env: Arc<Env>, conns: Vec<Option<Exclusive>>) -> (D
             let sent = match next_live(&env, &slots, &mut rr, &hooks) {
                 Some(Open::Mux(c)) => c.send(&env.mix.templates[kind].enc, kind, k - 1, at_ns).is_ok(),
                 Some(c @ (Open::Session(_) | Open::Http(_))) => {
-                    let turn = match &c {
-                        Open::Http(h) => free_http(h, &slots, &mut rr),
-                        _ => None,
-                    };
-                    spawn_request(&env, c, turn, kind, n, t0 + at, &tasks);
+                    spawn_request(&env, c, kind, n, t0 + at, &tasks);
                     true
                 }
                 None => false,
@@ -194,54 +190,9 @@ fn curve_length(stages: &[super::plan::Stage]) -> Duration {
     stages.iter().map(|s| s.duration).sum()
 }
 
-/// Sessions looked at past a busy lean HTTP session for a free one.
-const FREE_SCAN: usize = 8;
-
-/// A lean HTTP session free to send now: `first` (the round-robin pick) or one of the next
-/// [`FREE_SCAN`]. An HTTP/1.1 connection carries one request at a time, so a request given
-/// to a busy session waits in a task of its own behind the one in flight: under a backlog
-/// that is latency and memory (a task per queued request) while other sessions idle.
-/// `None`: all busy, the request queues on `first`.
-fn free_http(
-    first: &Arc<tokio::sync::Mutex<super::http_conn::HttpConn>>,
-    slots: &Arc<Vec<Slot>>,
-    rr: &mut usize,
-) -> Option<HttpTurn> {
-    let usable = |h: &Arc<tokio::sync::Mutex<super::http_conn::HttpConn>>| {
-        h.clone().try_lock_owned().ok().filter(|g| !g.is_broken())
-    };
-    if let Some(g) = usable(first) {
-        return Some(g);
-    }
-    let n = slots.len();
-    for _ in 0..FREE_SCAN.min(n) {
-        let i = *rr % n;
-        *rr = rr.wrapping_add(1);
-        let c = slots[i].conn.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(Open::Http(h)) = c {
-            if let Some(g) = usable(&h) {
-                return Some(g);
-            }
-        }
-    }
-    None
-}
-
-/// A lean HTTP session held for one request.
-type HttpTurn = tokio::sync::OwnedMutexGuard<super::http_conn::HttpConn>;
-
 /// A request over a full client session or a lean HTTP connection, in a task of its own
-/// (on a lean HTTP connection: on `turn` when one was free, else after the request in
-/// flight on `c`).
-fn spawn_request(
-    env: &Arc<Env>,
-    c: Open,
-    turn: Option<HttpTurn>,
-    kind: usize,
-    n: usize,
-    intended: Instant,
-    tasks: &Arc<AtomicU64>,
-) {
+/// (on a lean HTTP connection it waits for the request before it to finish).
+fn spawn_request(env: &Arc<Env>, c: Open, kind: usize, n: usize, intended: Instant, tasks: &Arc<AtomicU64>) {
     // AcqRel: the drain loop must see every increment before the matching decrement.
     tasks.fetch_add(1, Ordering::AcqRel);
     let (env, tasks) = (env.clone(), tasks.clone());
@@ -254,10 +205,7 @@ fn spawn_request(
                     Err(e) => super::pool::outcome_of(&e),
                 },
                 Open::Http(h) => {
-                    let mut h = match turn {
-                        Some(g) => g,
-                        None => h.lock_owned().await,
-                    };
+                    let mut h = h.lock().await;
                     // The timeout counts from the intended send time, queueing included.
                     let left = env.timeout().saturating_sub(intended.elapsed());
                     if left.is_zero() {
