@@ -34,8 +34,8 @@
 //! cache as the client transports do (sessions refused meanwhile wait for the one flow),
 //! then sends that request once more.
 
-use super::conn::{classify, itoa, Encoded, Line, Reply, PREFIX};
-use super::http_wire::{End, Reader, Spare};
+use super::conn::{itoa, Encoded, Reply};
+use super::http_wire::{Body, End, Found, Reader, Spare};
 use super::recorder::Outcome;
 use crate::client::auth::Auth;
 use crate::client::server_requests::ServerRequests;
@@ -44,7 +44,6 @@ use crate::client::transport::http::events::{EventParser, Kind};
 use crate::client::{ClientError, ErrorKind};
 use crate::protocol::mcp::methods;
 use hyper::header::HeaderValue;
-use serde_json::value::RawValue;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -623,38 +622,6 @@ impl HttpConn {
     }
 }
 
-/// The body of a POST: bytes as they are, or request `id` of a template (its line
-/// without the newline), written straight into the request buffer.
-#[derive(Clone, Copy)]
-enum Body<'a> {
-    Bytes(&'a [u8]),
-    Template(&'a Encoded, u64),
-}
-
-impl Body<'_> {
-    fn suffix(enc: &Encoded) -> &[u8] {
-        enc.suffix.strip_suffix(b"\n").unwrap_or(&enc.suffix)
-    }
-
-    fn len(&self) -> usize {
-        match *self {
-            Body::Bytes(b) => b.len(),
-            Body::Template(enc, id) => PREFIX.len() + itoa(id, &mut [0; 20]).len() + Body::suffix(enc).len(),
-        }
-    }
-
-    fn write_into(&self, out: &mut Vec<u8>) {
-        match *self {
-            Body::Bytes(b) => out.extend_from_slice(b),
-            Body::Template(enc, id) => {
-                out.extend_from_slice(PREFIX);
-                out.extend_from_slice(itoa(id, &mut [0; 20]));
-                out.extend_from_slice(Body::suffix(enc));
-            }
-        }
-    }
-}
-
 /// Reads an event-stream body, handing each message to `found` and sending the answers
 /// its server requests are owed as they arrive (the server may wait for them before it
 /// replies), on a side connection of the session (`to`: target, source address, session
@@ -695,59 +662,11 @@ async fn read_events(
     Ok(end)
 }
 
-/// The messages of a reply, sorted out.
-struct Found<'a> {
-    want: u64,
-    full: bool,
-    reply: Option<Reply>,
-    message: Option<Vec<u8>>,
-    /// Answers owed to server requests.
-    answers: Vec<Vec<u8>>,
-    /// What server requests get.
-    requests: &'a ServerRequests,
-}
-
 impl Found<'_> {
     /// Sends the answers owed so far, on a side connection of the session.
     fn send_answers(&mut self, shared: &Arc<HttpShared>, source: Option<IpAddr>, headers: &[u8]) {
         if !self.answers.is_empty() {
             spawn_answers(shared.clone(), source, headers.into(), std::mem::take(&mut self.answers));
-        }
-    }
-
-    /// One message (or a batch) of the reply.
-    fn message(&mut self, data: &[u8]) {
-        let data = data.trim_ascii();
-        if data.is_empty() {
-            return;
-        }
-        if data[0] == b'[' {
-            if let Ok(items) = serde_json::from_slice::<Vec<&RawValue>>(data) {
-                for item in items {
-                    self.message(item.get().as_bytes());
-                }
-                return;
-            }
-        }
-        match classify(data, self.requests) {
-            Line::Reply(n, r) if n == self.want => {
-                self.reply = Some(r);
-                if self.full {
-                    self.message = Some(data.to_vec());
-                }
-            }
-            Line::Garbage(Some(n)) if n == self.want => self.reply = Some(Reply::Protocol),
-            // One request is in flight, so unattributable garbage is its answer.
-            Line::Garbage(None) => {
-                self.reply.get_or_insert(Reply::Protocol);
-            }
-            Line::Answer(mut a) => {
-                if a.last() == Some(&b'\n') {
-                    a.pop();
-                }
-                self.answers.push(a);
-            }
-            _ => {}
         }
     }
 }

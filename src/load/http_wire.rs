@@ -1,9 +1,14 @@
 //! The wire side of a lean HTTP exchange (see [`http_conn`](super::http_conn)): the
 //! response head parsed with `httparse`, and the body decoded incrementally
 //! (`Content-Length`, chunked, or until the connection closes) into a caller's sink, so
-//! only the undecoded rest of the last read is ever buffered.
+//! only the undecoded rest of the last read is ever buffered; the POST body written
+//! straight into the request buffer ([`Body`]); the messages of a reply sorted out
+//! ([`Found`]: the reply to the request in flight, answers owed to server requests).
 
+use super::conn::{classify, itoa, Encoded, Line, Reply, PREFIX};
 use super::http_conn::Fail;
+use crate::client::server_requests::ServerRequests;
+use serde_json::value::RawValue;
 use std::cell::RefCell;
 use std::io;
 use std::mem::MaybeUninit;
@@ -307,6 +312,88 @@ pub(super) fn decode(
         }
     }
     Ok((pos, satisfied))
+}
+
+/// The body of a POST: bytes as they are, or request `id` of a template (its line
+/// without the newline), written straight into the request buffer.
+#[derive(Clone, Copy)]
+pub(super) enum Body<'a> {
+    Bytes(&'a [u8]),
+    Template(&'a Encoded, u64),
+}
+
+impl Body<'_> {
+    fn suffix(enc: &Encoded) -> &[u8] {
+        enc.suffix.strip_suffix(b"\n").unwrap_or(&enc.suffix)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        match *self {
+            Body::Bytes(b) => b.len(),
+            Body::Template(enc, id) => PREFIX.len() + itoa(id, &mut [0; 20]).len() + Body::suffix(enc).len(),
+        }
+    }
+
+    pub(super) fn write_into(&self, out: &mut Vec<u8>) {
+        match *self {
+            Body::Bytes(b) => out.extend_from_slice(b),
+            Body::Template(enc, id) => {
+                out.extend_from_slice(PREFIX);
+                out.extend_from_slice(itoa(id, &mut [0; 20]));
+                out.extend_from_slice(Body::suffix(enc));
+            }
+        }
+    }
+}
+
+/// The messages of a reply, sorted out.
+pub(super) struct Found<'a> {
+    pub(super) want: u64,
+    pub(super) full: bool,
+    pub(super) reply: Option<Reply>,
+    pub(super) message: Option<Vec<u8>>,
+    /// Answers owed to server requests.
+    pub(super) answers: Vec<Vec<u8>>,
+    /// What server requests get.
+    pub(super) requests: &'a ServerRequests,
+}
+
+impl Found<'_> {
+    /// One message (or a batch) of the reply.
+    pub(super) fn message(&mut self, data: &[u8]) {
+        let data = data.trim_ascii();
+        if data.is_empty() {
+            return;
+        }
+        if data[0] == b'[' {
+            if let Ok(items) = serde_json::from_slice::<Vec<&RawValue>>(data) {
+                for item in items {
+                    self.message(item.get().as_bytes());
+                }
+                return;
+            }
+        }
+        match classify(data, self.requests) {
+            Line::Reply(n, r) if n == self.want => {
+                self.reply = Some(r);
+                if self.full {
+                    self.message = Some(data.to_vec());
+                }
+            }
+            Line::Garbage(Some(n)) if n == self.want => self.reply = Some(Reply::Protocol),
+            // One request is in flight, so unattributable garbage is its answer.
+            Line::Garbage(None) => {
+                self.reply.get_or_insert(Reply::Protocol);
+            }
+            Line::Answer(mut a) => {
+                if a.last() == Some(&b'\n') {
+                    a.pop();
+                }
+                self.answers.push(a);
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
