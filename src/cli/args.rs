@@ -387,6 +387,11 @@ pub struct ServeArgs {
     /// Processes sharing each port through SO_REUSEPORT.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    /// Runtime threads per process; 0 divides the machine's cores among the --workers
+    /// processes (at least 1 each). A process with one thread runs a single-threaded
+    /// runtime: no wake-ups between threads, the cheapest way to serve many processes.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
     /// The certificate chain (PEM, the server's certificate first) of https://,
     /// sse+https:// and wss:// listeners.
     #[arg(long, value_name = "FILE", requires = "tls_key")]

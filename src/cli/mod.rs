@@ -73,5 +73,21 @@ pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, CliError> {
     if threads > 0 {
         b.worker_threads(threads);
     }
-    b.enable_all().build().map_err(|e| CliError::failed(format!("cannot start the async runtime: {e}")))
+    b.enable_all().build().map_err(runtime_error)
+}
+
+/// The runtime of a process that serves or generates load among several like it (server
+/// workers, load workers): with one thread, a single-threaded runtime, where tasks and the
+/// I/O driver share the thread that blocks on the main future (a multi-threaded runtime
+/// with one worker would still hand work between that thread and its worker, a futex
+/// wake-up and a context switch each time); with more, [`runtime`].
+pub fn process_runtime(threads: usize) -> Result<tokio::runtime::Runtime, CliError> {
+    if threads == 1 {
+        return tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(runtime_error);
+    }
+    runtime(threads)
+}
+
+fn runtime_error(e: std::io::Error) -> CliError {
+    CliError::failed(format!("cannot start the async runtime: {e}"))
 }

@@ -5,7 +5,7 @@
 //! ([`crate::managed::RESTARTS_ENV`] at 1 or more) exits with status 1 before listening.
 
 use super::args::ServeArgs;
-use super::{runtime, CliError, Exit};
+use super::{process_runtime, CliError, Exit};
 use crate::net::tls::ServerTlsFiles;
 use crate::server::workers::{self, LISTENING, STATS};
 use crate::server::{self, Faults, Listen, ServerConfig, ServerState};
@@ -37,6 +37,12 @@ pub fn config_from(a: &ServeArgs) -> Result<ServerConfig, CliError> {
     let config = ServerConfig {
         listen: if a.stdio { vec![] } else { a.listen.iter().map(|u| Listen::parse(u)).collect::<Result<_, _>>()? },
         workers: a.workers,
+        threads: if a.threads > 0 {
+            a.threads
+        } else {
+            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            (cores / a.workers.max(1)).max(1)
+        },
         max_connections: a.max_connections,
         max_inflight: a.max_inflight,
         latency,
@@ -81,7 +87,7 @@ pub fn run(a: ServeArgs) -> Result<Exit, CliError> {
             )));
         }
     }
-    let rt = runtime(0)?;
+    let rt = process_runtime(config.threads)?;
     rt.block_on(async move {
         if a.stdio {
             let state = Arc::new(ServerState::new(config));

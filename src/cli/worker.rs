@@ -17,7 +17,7 @@ pub fn run(_a: WorkerArgs) -> Result<Exit, CliError> {
     }
     crate::util::proc::raise_nofile_limit();
     let threads = std::env::var(THREADS_ENV).ok().and_then(|t| t.parse::<usize>().ok()).unwrap_or(1).max(1);
-    let rt = super::runtime(threads)?;
+    let rt = super::process_runtime(threads)?;
     let served = rt.block_on(serve(tokio::io::stdin(), tokio::io::stdout()));
     // Sessions are closed; do not wait for stray tasks.
     rt.shutdown_background();

@@ -217,6 +217,12 @@ impl ManagedServer {
                         command.extend(["--listen".into(), u.clone()]);
                     }
                 }
+                if !extra.iter().any(|a| a == "--threads" || a.starts_with("--threads=")) {
+                    // The machine's cores shared among the workers: one each on a machine
+                    // with no more cores than workers (a single-threaded runtime).
+                    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+                    command.extend(["--threads".into(), (cores / k).max(1).to_string()]);
+                }
                 command.extend(extra.iter().cloned());
                 Launch { command, env: vec![(SECRET_ENV.into(), secret.clone())], cwd: None }
             }

@@ -103,6 +103,8 @@ pub struct ServerConfig {
     pub listen: Vec<Listen>,
     /// Processes sharing each port (SO_REUSEPORT); 1 serves in this process only.
     pub workers: usize,
+    /// Runtime threads of each process (1: a single-threaded runtime; 0: one per core).
+    pub threads: usize,
     /// Open connections (sessions for HTTP) beyond which new ones are refused.
     pub max_connections: Option<usize>,
     /// Requests in progress beyond which new ones are shed with -32000 / HTTP 503.
@@ -194,6 +196,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: vec![],
             workers: 1,
+            threads: 0,
             max_connections: None,
             max_inflight: None,
             latency: None,

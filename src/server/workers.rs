@@ -34,6 +34,7 @@ pub struct WorkerSet {
 /// The command-line flags that reproduce `config` except `--listen` and `--workers`.
 fn worker_args(config: &ServerConfig, urls: &[String], index: usize) -> Vec<String> {
     let mut a = vec!["serve".to_string(), "--workers".into(), "1".into(), "--worker-index".into(), index.to_string()];
+    a.extend(["--threads".into(), config.threads.to_string()]);
     for u in urls {
         a.extend(["--listen".into(), u.clone()]);
     }
