@@ -35,13 +35,14 @@
 //! then sends that request once more.
 
 use super::conn::{itoa, Encoded, Reply};
-use super::http_wire::{Body, End, Found, Reader, Spare};
+use super::http_wire::{Body, End, Found, Reader};
 use super::recorder::Outcome;
 use crate::client::auth::Auth;
 use crate::client::server_requests::ServerRequests;
 use crate::client::transport::http::conn::{rpc_error_in, rpc_status_in, Endpoint};
 use crate::client::transport::http::events::{EventParser, Kind};
 use crate::client::{ClientError, ErrorKind};
+use crate::net::http1::{BadFraming, Spare};
 use crate::protocol::mcp::methods;
 use hyper::header::HeaderValue;
 use std::io;
@@ -202,6 +203,12 @@ pub(super) enum Fail {
     Protocol(String),
     /// Refused with `status` (401 or 403) and OAuth could not get a usable token.
     Refused { status: u16, detail: String },
+}
+
+impl From<BadFraming> for Fail {
+    fn from(e: BadFraming) -> Fail {
+        Fail::Protocol(e.0.into())
+    }
 }
 
 impl Fail {
@@ -629,7 +636,7 @@ impl HttpConn {
 async fn read_events(
     rd: &mut Reader,
     stream: &mut TcpStream,
-    framing: super::http_wire::Framing,
+    framing: crate::net::http1::Framing,
     to: (&Arc<HttpShared>, Option<IpAddr>, &[u8]),
     found: &mut Found<'_>,
 ) -> Result<End, Fail> {

@@ -1,8 +1,9 @@
 //! HTTP-family serving: Streamable HTTP, legacy HTTP+SSE and WebSocket upgrades, all on
-//! every `http://`, `sse+http://` and `ws://` listener (hyper 1, HTTP/1.1, keep-alive), and
-//! on their TLS forms `https://`, `sse+https://` and `wss://` (each connection's handshake
-//! runs in that connection's task, bounded by [`crate::net::tls::HANDSHAKE_TIMEOUT`], so a
-//! slow handshake never holds up accepting).
+//! every `http://`, `sse+http://` and `ws://` listener (HTTP/1.1, keep-alive: the lean
+//! connections of [`lean`], which hold no buffer while idle), and on their TLS forms
+//! `https://`, `sse+https://` and `wss://` (hyper 1; each connection's handshake runs in
+//! that connection's task, bounded by [`crate::net::tls::HANDSHAKE_TIMEOUT`], so a slow
+//! handshake never holds up accepting). Both feed the same routes.
 //!
 //! Routes:
 //! - the Streamable HTTP path (`http://…/PATH`, default `/mcp`): POST, GET (a session's
@@ -32,6 +33,7 @@
 //! ([`crate::server::siblings`]).
 
 mod body;
+mod lean;
 mod legacy;
 mod sessions;
 mod stateless;
@@ -42,7 +44,7 @@ mod upgrade;
 use super::handler::ServerState;
 use super::stats::Stats;
 use super::Listen;
-use crate::net::tls::{MaybeTls, TlsAcceptor};
+use crate::net::tls::TlsAcceptor;
 use crate::protocol::jsonrpc::{ErrorObject, Response as RpcResponse};
 use body::Body;
 use bytes::Bytes;
@@ -57,6 +59,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+/// A request as the routes see it.
+type Req = Request<ReqBody>;
+
+/// A request's body: still to be read (a connection served by hyper), or read already by
+/// a lean connection ([`lean`]), or found too large to read.
+enum ReqBody {
+    Incoming(Incoming),
+    Read(Bytes),
+    TooLarge,
+}
 
 /// How long open connections may finish in-flight requests after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -142,7 +155,7 @@ pub async fn serve(
 async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
     let stream = match &shared.tls {
-        None => MaybeTls::Plain(stream),
+        None => return lean::serve(stream, shared).await,
         Some(acceptor) => {
             let handshake = crate::net::tls::accept(acceptor, stream);
             tokio::select! {
@@ -160,7 +173,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
         let attached = Arc::new(sessions::Attached::new(shared.state.clone()));
         hyper::service::service_fn(move |req| {
             let (shared, attached) = (shared.clone(), attached.clone());
-            async move { Ok::<_, Infallible>(shared.route(req, &attached).await) }
+            async move { Ok::<_, Infallible>(shared.route(req.map(ReqBody::Incoming), &attached).await) }
         })
     };
     let conn =
@@ -175,7 +188,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
 }
 
 impl Shared {
-    async fn route(self: &Arc<Self>, req: Request<Incoming>, attached: &sessions::Attached) -> Response<Body> {
+    async fn route(self: &Arc<Self>, req: Req, attached: &sessions::Attached) -> Response<Body> {
         if let Some(origin) = req.headers().get(ORIGIN) {
             if !self.origin_allowed(origin) {
                 return self.error(StatusCode::FORBIDDEN, -32000, "Forbidden: Origin not allowed");
@@ -323,7 +336,7 @@ impl Shared {
     }
 
     /// Reads a request body of at most `max_message_size` bytes; the error is the reply to send.
-    async fn read_body(&self, body: Incoming) -> Result<Bytes, Response<Body>> {
+    async fn read_body(&self, body: ReqBody) -> Result<Bytes, Response<Body>> {
         let limit = self.state.config.max_message_size;
         let too_large = || {
             self.error(
@@ -331,6 +344,12 @@ impl Shared {
                 -32600,
                 &format!("Request body exceeds the limit of {limit} bytes"),
             )
+        };
+        let body = match body {
+            // A lean connection read it within the limit, or marked it too large.
+            ReqBody::Read(b) => return Ok(b),
+            ReqBody::TooLarge => return Err(too_large()),
+            ReqBody::Incoming(body) => body,
         };
         if body.size_hint().lower() > limit as u64 {
             return Err(too_large());

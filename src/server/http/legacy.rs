@@ -5,13 +5,12 @@
 //! session ends when the stream's connection goes away.
 
 use super::body::{self, Body};
-use super::{is_unattributed_error, json, Shared};
+use super::{is_unattributed_error, json, Req, Shared};
 use crate::server::handler::{Outcome, SessionState};
 use crate::server::stats::Stats;
 use bytes::Bytes;
-use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -61,7 +60,7 @@ pub fn open(shared: &Arc<Shared>) -> Response<Body> {
 }
 
 /// POST /message?sessionId=…: 202, the reply goes onto the session's stream.
-pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+pub async fn post(shared: &Arc<Shared>, req: Req) -> Response<Body> {
     let state = &shared.state;
     let Some(id) = req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("sessionId="))) else {
         return shared.error(StatusCode::BAD_REQUEST, -32000, "Bad Request: sessionId query parameter is required");

@@ -14,15 +14,14 @@
 
 use super::body::{self, Body};
 use super::streamable::{self, MCP_PROTOCOL_VERSION};
-use super::{json, status, Shared};
+use super::{json, status, Req, Shared};
 use crate::protocol::jsonrpc::{self, ErrorObject, Message, Payload, Response as RpcResponse, INVALID_REQUEST};
 use crate::protocol::{mcp, stateless};
 use crate::server::handler::Outcome;
 use crate::server::stateless::{unsupported, Headers};
 use crate::server::stats::Stats;
-use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue, ACCEPT, ALLOW};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -43,7 +42,7 @@ pub fn method_not_allowed() -> Response<Body> {
     resp
 }
 
-pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+pub async fn post(shared: &Arc<Shared>, req: Req) -> Response<Body> {
     let state = &shared.state;
     if state.overloaded() {
         return shared.shed("too many requests in flight");

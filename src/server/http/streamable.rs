@@ -23,16 +23,15 @@
 use super::body::{self, Body, PendingReply};
 use super::sessions::{Attached, HttpSession};
 use super::streams::{self, ResumeError};
-use super::{is_unattributed_error, json, status, Shared};
+use super::{is_unattributed_error, json, status, Req, Shared};
 use crate::protocol::jsonrpc::{self, Message, Payload};
 use crate::protocol::mcp::methods;
 use crate::server::handler::{Outcome, SessionState};
 use crate::server::peer::{StreamCloser, Streaming};
 use crate::server::stats::Stats;
 use bytes::Bytes;
-use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use std::sync::Arc;
 
 const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
@@ -46,7 +45,7 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 /// its id: [`super::streams`].)
 const PRIMING: &[u8] = b"data:\n\n";
 
-pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>, attached: &Attached) -> Response<Body> {
+pub async fn post(shared: &Arc<Shared>, req: Req, attached: &Attached) -> Response<Body> {
     let state = &shared.state;
     if state.overloaded() {
         return shared.shed("too many requests in flight");
@@ -182,7 +181,7 @@ fn resumable(shared: &Arc<Shared>, session: &Arc<HttpSession>, call: Streaming) 
 /// GET: with `Last-Event-ID`, resumes the stream that id names after it; without, opens
 /// the session's standalone stream. 406 when the `Accept` rules an event stream out, 400
 /// without a session id or for an id that cannot be resumed, 404 for an unknown session.
-pub fn get(shared: &Arc<Shared>, req: &Request<Incoming>, attached: &Attached) -> Response<Body> {
+pub fn get(shared: &Arc<Shared>, req: &Req, attached: &Attached) -> Response<Body> {
     let headers = req.headers();
     let accepts = headers.get_all(ACCEPT).iter().next().is_none()
         || headers.get_all(ACCEPT).iter().any(|a| {
@@ -238,7 +237,7 @@ pub fn get(shared: &Arc<Shared>, req: &Request<Incoming>, attached: &Attached) -
 }
 
 /// DELETE: ends the session (204), 404 when unknown, 400 without an id.
-pub fn delete(shared: &Arc<Shared>, req: &Request<Incoming>) -> Response<Body> {
+pub fn delete(shared: &Arc<Shared>, req: &Req) -> Response<Body> {
     let Some(id) = req.headers().get(MCP_SESSION_ID) else {
         return shared.error(StatusCode::BAD_REQUEST, -32000, "Bad Request: Mcp-Session-Id header is required");
     };

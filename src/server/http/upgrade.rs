@@ -5,13 +5,12 @@
 //! cannot set headers), so no bearer check happens here.
 
 use super::body::Body;
-use super::Shared;
-use hyper::body::Incoming;
+use super::{Req, Shared};
 use hyper::header::{
     HeaderMap, HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
     SEC_WEBSOCKET_VERSION, UPGRADE,
 };
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -29,7 +28,7 @@ fn offers_mcp(headers: &HeaderMap) -> bool {
         .any(|v| v.split(',').any(|p| p.trim() == "mcp"))
 }
 
-pub fn websocket(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+pub fn websocket(shared: &Arc<Shared>, req: Req) -> Response<Body> {
     let headers = req.headers();
     let Some(key) = headers.get(SEC_WEBSOCKET_KEY) else {
         return shared.error(StatusCode::BAD_REQUEST, -32000, "Bad Request: Sec-WebSocket-Key is missing");
@@ -44,14 +43,18 @@ pub fn websocket(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body>
     }
     let accept = derive_accept_key(key.as_bytes());
     let mcp = offers_mcp(headers);
-    let (state, shutdown) = (shared.state.clone(), shared.shutdown.clone());
-    tokio::spawn(async move {
-        match hyper::upgrade::on(req).await {
-            // On shutdown the client gets a proper close frame (1001).
-            Ok(upgraded) => crate::server::ws::serve_upgraded_until(TokioIo::new(upgraded), state, shutdown).await,
-            Err(e) => tracing::debug!("websocket upgrade failed: {e}"),
-        }
-    });
+    // A connection served by hyper upgrades through hyper; a lean one takes its socket
+    // over itself once this 101 is written (`super::lean`).
+    if req.extensions().get::<hyper::upgrade::OnUpgrade>().is_some() {
+        let (state, shutdown) = (shared.state.clone(), shared.shutdown.clone());
+        tokio::spawn(async move {
+            match hyper::upgrade::on(req).await {
+                // On shutdown the client gets a proper close frame (1001).
+                Ok(upgraded) => crate::server::ws::serve_upgraded_until(TokioIo::new(upgraded), state, shutdown).await,
+                Err(e) => tracing::debug!("websocket upgrade failed: {e}"),
+            }
+        });
+    }
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
