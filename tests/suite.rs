@@ -132,6 +132,25 @@ fn resource_conflicts_serialize() {
 }
 
 #[test]
+fn load_scenarios_run_alone_against_a_server_they_share() {
+    let f = Fixture::new("name: l\nparallelism: 3\nscenarios: [a.yaml, b.yaml, c.yaml]\n");
+    f.scenario("a", "tags: [load]\nresources: {connections: 0}\n", SLEEP);
+    f.scenario("b", "tags: [load]\nresources: {connections: 0}\n", SLEEP);
+    f.scenario("c", "resources: {connections: 0}\n", SLEEP);
+    // One built-in server per scenario: they measure their own servers, side by side.
+    let (out, r) = f.run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(overlap(span(&r, "a"), span(&r, "b")), "{r}");
+    // One server for all (as with --target): a load scenario has it to itself.
+    f.write("suite.yaml", "name: l\nparallelism: 3\nshared_server: true\nscenarios: [a.yaml, b.yaml, c.yaml]\n");
+    let (out, r) = f.run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (a, b, c) = (span(&r, "a"), span(&r, "b"), span(&r, "c"));
+    assert!(!overlap(a, b) && !overlap(a, c) && !overlap(b, c), "{a:?} {b:?} {c:?}");
+    assert_eq!(scenario(&r, "a")["schedule"]["exclusive"], true, "{r}");
+}
+
+#[test]
 fn a_failing_dependency_skips_its_dependents_with_the_reason() {
     let f = Fixture::new("name: f\nscenarios: [a.yaml, b.yaml, c.yaml, e.yaml]\n");
     f.scenario("a", "resources: {connections: 0}\n", "check(1 == 2, \"one is two\");\n");

@@ -472,8 +472,11 @@ pub struct PhaseResult {
     pub send_rate: f64,
     /// Seconds of load (without establishing sessions or draining).
     pub duration_s: f64,
-    /// Seconds after the load window until the last request in flight had its outcome;
-    /// throughput counts them (a backlog does not pass for capacity).
+    /// Seconds after the load window until the last request in flight had its outcome.
+    /// Throughput counts the part beyond the phase's ordinary reply time (the p99 of its
+    /// first third, when latency did not grow over the phase; else the whole drain): a
+    /// backlog worked off after the window does not pass for capacity, while the last
+    /// requests of a server that keeps up, answered as fast as any, do not lower it.
     #[serde(default)]
     pub drain_s: f64,
     pub latency: LatencyStats,
@@ -618,7 +621,12 @@ impl PhaseResult {
         let c = &self.counts;
         let replies = c.ok + c.error_total();
         let d = self.duration_s;
-        let active = d + self.drain_s;
+        let ordinary = match super::bottleneck::latency_growth(&self.timeline) {
+            Some(g) if !g.grew => g.first_p99_ms / 1e3,
+            // Latency that grew over the phase is a backlog building: its drain counts whole.
+            _ => 0.0,
+        };
+        let active = d + (self.drain_s - ordinary).max(0.0);
         self.throughput = if active > 0.0 { replies as f64 / active } else { 0.0 };
         self.send_rate = if d > 0.0 { c.sent as f64 / d } else { 0.0 };
         self.error_rate = if c.sent > 0 { (c.error_total() + c.timeouts) as f64 / c.sent as f64 } else { 0.0 };
@@ -811,6 +819,49 @@ mod tests {
         for v in [ProcessRole::Coordinator, ProcessRole::Worker, ProcessRole::Target, ProcessRole::Process] {
             check(v, v.as_str());
         }
+    }
+
+    #[test]
+    fn a_drain_within_the_ordinary_reply_time_keeps_the_throughput() {
+        // 9 s at 100 req/s, every reply 200 ms (p99 of the first third: 200 ms).
+        let mut h = new_hist();
+        (0..100).for_each(|_| h.saturating_record(200_000));
+        let timeline: Vec<TimelineEntry> = (0..9)
+            .map(|t| {
+                let mut e = TimelineEntry { t, span: 1.0, sent: 100, ok: 100, hist: encode(&h), ..Default::default() };
+                e.refresh().unwrap();
+                e
+            })
+            .collect();
+        let mut r = PhaseResult {
+            counts: Counts { sent: 900, ok: 900, ..Default::default() },
+            duration_s: 9.0,
+            timeline,
+            ..Default::default()
+        };
+        // The last requests answered in their ordinary 200 ms: the full 100 req/s.
+        r.drain_s = 0.2;
+        r.refresh().unwrap();
+        assert!((r.throughput - 100.0).abs() < 0.5, "{}", r.throughput);
+        // A backlog worked off for 1.8 s past it: 900 replies in 10.8 s.
+        r.drain_s = 2.0;
+        r.refresh().unwrap();
+        assert!((r.throughput - 900.0 / 10.8).abs() < 0.5, "{}", r.throughput);
+        // Latency that grew over the phase (a backlog building): the whole drain counts.
+        let mut slow = new_hist();
+        (0..100).for_each(|_| slow.saturating_record(1_500_000));
+        for e in r.timeline.iter_mut().skip(6) {
+            e.hist = encode(&slow);
+            e.refresh().unwrap();
+        }
+        r.drain_s = 1.6;
+        r.refresh().unwrap();
+        assert!((r.throughput - 900.0 / 10.6).abs() < 0.01, "{}", r.throughput);
+        // Without a timeline to tell the ordinary reply time, the whole drain counts.
+        r.timeline.clear();
+        r.drain_s = 0.2;
+        r.refresh().unwrap();
+        assert!((r.throughput - 900.0 / 9.2).abs() < 0.01, "{}", r.throughput);
     }
 
     #[test]

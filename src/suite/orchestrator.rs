@@ -103,6 +103,17 @@ struct Done {
     result: ScenarioResult,
 }
 
+/// A scenario's resources as scheduled. Against a server the scenarios share (yours, or
+/// one shared built-in server) a scenario tagged `load` runs alone: two load tests of one
+/// server at once measure each other, and a peak measured beside another load is not the
+/// server's.
+fn scheduled_resources(plan: &SuitePlan, i: usize) -> crate::suite::manifest::Resources {
+    let s = &plan.scenarios[i];
+    let one_server_each = plan.target == Target::Builtin && !plan.shared_server;
+    let load = s.tags.iter().any(|t| t == "load");
+    crate::suite::manifest::Resources { exclusive: s.resources.exclusive || (load && !one_server_each), ..s.resources }
+}
+
 /// Runs the plan and returns its results (not yet written).
 pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
     let started_wall = SystemTime::now();
@@ -110,6 +121,7 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
     let n = plan.scenarios.len();
     let workers = plan.parallelism.max(1).min(selected.len().max(1));
     let mut results: Vec<Option<ScenarioResult>> = vec![None; n];
+    let resources: Vec<_> = (0..n).map(|i| scheduled_resources(plan, i)).collect();
     let mut infos: Vec<ScheduleInfo> = plan
         .scenarios
         .iter()
@@ -120,7 +132,7 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
             tags: s.tags.clone(),
             level: plan.graph.levels[i],
             connections: s.resources.connections,
-            exclusive: s.resources.exclusive,
+            exclusive: resources[i].exclusive,
             timeout_ms: timeout_of(plan, cfg, i).map_or(0.0, |d| d.as_secs_f64() * 1000.0),
             worker: None,
             deps_met_ms: None,
@@ -176,13 +188,7 @@ pub fn run(plan: &SuitePlan, cfg: &RunConfig) -> RunResults {
     }
     drop(done_tx);
 
-    let mut sched = Scheduler::new(
-        &plan.graph,
-        &selected,
-        plan.scenarios.iter().map(|s| s.resources).collect(),
-        workers,
-        plan.budget,
-    );
+    let mut sched = Scheduler::new(&plan.graph, &selected, resources, workers, plan.budget);
     let t0 = Instant::now();
     let ms = |t: Instant| t.saturating_duration_since(t0).as_secs_f64() * 1000.0;
     let mut deps_met: Vec<Option<Instant>> = vec![None; n];
