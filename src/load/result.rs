@@ -352,6 +352,15 @@ pub struct Resources {
     pub mcpscript_peak_rss_bytes: u64,
     /// Highest sum over samples of the target processes' RSS (0 when none was sampled).
     pub target_peak_rss_bytes: u64,
+    /// Highest sum over samples of coordinator + worker PSS (proportional set size: a page
+    /// mapped by N processes counts 1/N in each, so the mcpscript binary's pages, mapped by
+    /// every worker, count once where the RSS sum counts them per process); 0 when
+    /// `/proc/PID/smaps_rollup` is unreadable.
+    #[serde(default)]
+    pub mcpscript_peak_pss_bytes: u64,
+    /// The same for the target processes.
+    #[serde(default)]
+    pub target_peak_pss_bytes: u64,
     /// Mean CPU over the sampled time, in % of one core (coordinator + workers; target).
     pub mcpscript_mean_cpu_pct: f64,
     pub target_mean_cpu_pct: f64,
@@ -702,6 +711,8 @@ pub fn merge(a: &PhaseResult, b: &PhaseResult) -> Result<PhaseResult, LoadError>
             r.processes.extend(y.processes.iter().cloned());
             r.mcpscript_peak_rss_bytes += y.mcpscript_peak_rss_bytes;
             r.target_peak_rss_bytes += y.target_peak_rss_bytes;
+            r.mcpscript_peak_pss_bytes += y.mcpscript_peak_pss_bytes;
+            r.target_peak_pss_bytes += y.target_peak_pss_bytes;
             r.mcpscript_mean_cpu_pct += y.mcpscript_mean_cpu_pct;
             r.target_mean_cpu_pct += y.target_mean_cpu_pct;
             r.mcpscript_peak_cpu_pct += y.mcpscript_peak_cpu_pct;

@@ -1,4 +1,5 @@
-//! Resource sampling: resident memory (`/proc/PID/statm`) and CPU time (utime + stime of
+//! Resource sampling: resident memory (`/proc/PID/statm`; the proportional set size of
+//! `/proc/PID/smaps_rollup` for the sums over processes) and CPU time (utime + stime of
 //! `/proc/PID/stat`) of a set of processes at an interval, as per-process timelines plus
 //! the peaks and means the reports quote, and how busy the whole machine was
 //! (`/proc/stat`). Target processes' children are followed too (a `serve --workers` parent
@@ -116,8 +117,9 @@ impl Sampler {
                     machine_before = machine_now;
                     // The first sample has no CPU interval; keep its memory only.
                     totals.push(Total {
-                        rss: (sum.0, sum.1),
-                        cpu: if n > 0 { (sum.2, sum.3) } else { (f64::NAN, f64::NAN) },
+                        rss: sum.rss,
+                        pss: sum.pss,
+                        cpu: if n > 0 { sum.cpu } else { (f64::NAN, f64::NAN) },
                         machine: if n > 0 { busy } else { f64::NAN },
                         dt: if n > 0 { dt } else { 0.0 },
                     });
@@ -143,9 +145,18 @@ impl Sampler {
     }
 }
 
+/// Sums of one sample per side: (mcpscript's processes, the target's).
+#[derive(Default)]
+struct Sums {
+    rss: (u64, u64),
+    pss: (u64, u64),
+    /// CPU in % of one core.
+    cpu: (f64, f64),
+}
+
 /// One sample of every watched process; returns the sums per side.
-fn sample(list: &[(u32, ProcessRole)], tracks: &mut Vec<Track>, t: f64, dt: f64) -> (u64, u64, f64, f64) {
-    let mut sum = (0u64, 0u64, 0.0f64, 0.0f64);
+fn sample(list: &[(u32, ProcessRole)], tracks: &mut Vec<Track>, t: f64, dt: f64) -> Sums {
+    let mut sum = Sums::default();
     for (pid, role) in list {
         let (Some(rss), Some(cpu)) = (crate::util::proc::rss_bytes(*pid), cpu_seconds(*pid)) else { continue };
         // A zombie (exited, not yet reaped) has no memory left to report.
@@ -170,12 +181,15 @@ fn sample(list: &[(u32, ProcessRole)], tracks: &mut Vec<Track>, t: f64, dt: f64)
         tr.series.t.push((t * 1000.0).round() / 1000.0);
         tr.series.rss_bytes.push(rss);
         tr.series.cpu_pct.push((pct * 10.0).round() / 10.0);
+        let pss = crate::util::proc::pss_bytes(*pid).unwrap_or(0);
         if *role == ProcessRole::Target {
-            sum.1 += rss;
-            sum.3 += pct;
+            sum.rss.1 += rss;
+            sum.pss.1 += pss;
+            sum.cpu.1 += pct;
         } else {
-            sum.0 += rss;
-            sum.2 += pct;
+            sum.rss.0 += rss;
+            sum.pss.0 += pss;
+            sum.cpu.0 += pct;
         }
     }
     sum
@@ -207,6 +221,8 @@ fn follow_children(watched: &Watched) {
 /// The sums of one sample over mcpscript's processes and the target's.
 struct Total {
     rss: (u64, u64),
+    /// PSS sums (mcpscript, target).
+    pss: (u64, u64),
     /// CPU in % of one core since the previous sample (NaN for the first).
     cpu: (f64, f64),
     /// Busy share of the whole machine's CPU time since the previous sample (NaN: unknown).
@@ -249,6 +265,8 @@ fn summarise(tracks: Vec<Track>, totals: Vec<Total>, interval: Duration) -> Reso
         processes,
         mcpscript_peak_rss_bytes: totals.iter().map(|t| t.rss.0).max().unwrap_or(0),
         target_peak_rss_bytes: totals.iter().map(|t| t.rss.1).max().unwrap_or(0),
+        mcpscript_peak_pss_bytes: totals.iter().map(|t| t.pss.0).max().unwrap_or(0),
+        target_peak_pss_bytes: totals.iter().map(|t| t.pss.1).max().unwrap_or(0),
         mcpscript_mean_cpu_pct,
         target_mean_cpu_pct,
         mcpscript_peak_cpu_pct,
@@ -272,7 +290,7 @@ mod tests {
 
     #[test]
     fn cpu_means_are_weighted_by_time_and_peaks_ignore_short_samples() {
-        let t = |cpu: f64, dt: f64| Total { rss: (0, 0), cpu: (cpu, 0.0), machine: f64::NAN, dt };
+        let t = |cpu: f64, dt: f64| Total { rss: (0, 0), pss: (0, 0), cpu: (cpu, 0.0), machine: f64::NAN, dt };
         // 1 s at 100%, 1 s at 50%, then a 10 ms tail that read one 10 ms tick as 100%... of 1000%.
         let totals = [t(f64::NAN, 0.0), t(100.0, 1.0), t(50.0, 1.0), t(1000.0, 0.01)];
         let (mean, peak) = cpu_of(&totals, 1.0, |t| t.cpu.0);
@@ -293,5 +311,8 @@ mod tests {
         assert_eq!(r.processes.len(), 1);
         assert!(r.processes[0].rss_bytes.len() >= 2, "{:?}", r.processes[0]);
         assert!(r.mcpscript_peak_rss_bytes > 1_000_000);
+        // PSS counts the pages shared with other processes (libc's at least) in part only.
+        let (rss, pss) = (r.mcpscript_peak_rss_bytes, r.mcpscript_peak_pss_bytes);
+        assert!(pss > 1_000_000 && pss < rss, "PSS {pss} vs RSS {rss}");
     }
 }

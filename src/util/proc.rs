@@ -39,6 +39,16 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(pages * page.max(4096) as u64)
 }
 
+/// Proportional set size of a process in bytes, from `/proc/PID/smaps_rollup`: its private
+/// pages plus each page it shares with N processes as 1/N (so the pages of one binary
+/// mapped by several worker processes count once over them); `None` when unreadable.
+pub fn pss_bytes(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = rollup.lines().find(|l| l.starts_with("Pss:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// Resident set size of this process in bytes.
 pub fn self_rss_bytes() -> Option<u64> {
     rss_bytes(std::process::id())
