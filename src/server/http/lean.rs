@@ -61,7 +61,7 @@ pub(super) async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
             // Pipelined bytes become the buffer (and go to the spares after).
             Spare(std::mem::take(&mut pending))
         };
-        let next = Box::pin(exchange(&mut stream, &shared, &attached, first, &mut pending));
+        let next = Box::pin(exchange(&mut stream, &shared, &attached, first, &mut pending, &mut shutdown));
         match next.await {
             Ok(After::KeepAlive) if !*shutdown.borrow() => {}
             Ok(After::Upgrade) => {
@@ -119,25 +119,25 @@ async fn exchange(
     attached: &Attached,
     first: Spare,
     pending: &mut Vec<u8>,
+    shutdown: &mut watch::Receiver<bool>,
 ) -> Result<After, Gone> {
     let (req, keep_alive) = match read_request(stream, shared, first, pending).await? {
         Ok(r) => r,
         Err(refusal) => {
-            write_response(stream, shared, refusal, Keep::Close, pending).await?;
+            write_response(stream, shared, refusal, Keep::Close, pending, shutdown).await?;
             return Ok(After::Close);
         }
     };
     let too_large = matches!(req.body(), ReqBody::TooLarge);
     let http10 = req.version() == Version::HTTP_10;
-    let resp = {
-        let mut stop = shared.shutdown.clone();
-        tokio::select! {
-            r = shared.route(req, attached) => r,
-            _ = after_grace(&mut stop) => return Ok(After::Close),
-        }
+    let resp = tokio::select! {
+        // The route first: most answer at once, and the shutdown watch is then never polled.
+        biased;
+        r = shared.route(req, attached) => r,
+        _ = after_grace(shutdown) => return Ok(After::Close),
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        write_response(stream, shared, resp, Keep::Quiet, pending).await?;
+        write_response(stream, shared, resp, Keep::Quiet, pending, shutdown).await?;
         return Ok(After::Upgrade);
     }
     // A body left unread leaves the connection in the middle of a request.
@@ -147,7 +147,7 @@ async fn exchange(
         (true, true) => Keep::Say,
         (true, false) => Keep::Quiet,
     };
-    write_response(stream, shared, resp, keep, pending).await?;
+    write_response(stream, shared, resp, keep, pending, shutdown).await?;
     Ok(if keep_alive { After::KeepAlive } else { After::Close })
 }
 
@@ -337,6 +337,7 @@ async fn write_response(
     resp: Response<Body>,
     keep: Keep,
     pending: &mut Vec<u8>,
+    shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), Gone> {
     let (parts, mut body) = resp.into_parts();
     let mut out = Spare::default();
@@ -369,7 +370,6 @@ async fn write_response(
     o.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
     stream.write_all(o).await?;
     drop(out);
-    let mut stop = shared.shutdown.clone();
     let most = MAX_HEAD + shared.state.config.max_message_size;
     loop {
         tokio::select! {
@@ -403,7 +403,7 @@ async fn write_response(
                     Err(e) => return Err(e.into()),
                 }
             }
-            _ = after_grace(&mut stop) => return Err(Gone),
+            _ = after_grace(shutdown) => return Err(Gone),
         }
     }
 }
