@@ -19,13 +19,14 @@ use super::sessions::Attached;
 use super::{ReqBody, Shared, SHUTDOWN_GRACE};
 use crate::net::http1::{decode, BadFraming, Chunk, Framing, Spare, MAX_HEAD, READ_CHUNK};
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http_body_util::BodyExt;
 use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
 use hyper::{Method, Request, Response, StatusCode, Version};
 use std::io::{self, Write as _};
 use std::mem::MaybeUninit;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -49,13 +50,15 @@ pub(super) async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
                 r = stream.readable() => if r.is_err() { return },
             }
             // The readiness may be left over from the last request's read: take a buffer
-            // only when bytes are there.
+            // only when bytes are there. A read through `AsyncRead` that fills less than
+            // the buffer clears the readiness (the socket is drained), so the next wait
+            // costs no extra `recv` that would only say "would block".
             let mut first = Spare::default();
-            match stream.try_read_buf(&mut first.0) {
-                Ok(0) => return,
-                Ok(_) => first,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(_) => return,
+            match stream.read_buf(&mut first.0).now_or_never() {
+                Some(Ok(0)) | Some(Err(_)) => return,
+                Some(Ok(_)) => first,
+                // Nothing there after all: the readiness is cleared; wait again.
+                None => continue,
             }
         } else {
             // Pipelined bytes become the buffer (and go to the spares after).
@@ -234,15 +237,11 @@ async fn read_request(
 
 /// Reads what the socket has into `buf` (at least one byte, or 0 at its end).
 async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
-    loop {
-        if buf.capacity() - buf.len() < 512 {
-            buf.reserve(READ_CHUNK.max(buf.len()));
-        }
-        match stream.try_read_buf(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.readable().await?,
-            r => return r,
-        }
+    if buf.capacity() - buf.len() < 512 {
+        buf.reserve(READ_CHUNK.max(buf.len()));
     }
+    // Through `AsyncRead`: a read that fills less than the buffer clears the readiness.
+    stream.read_buf(buf).await
 }
 
 /// A request head, parsed.
