@@ -457,8 +457,9 @@ pub(super) struct Env {
 
 impl Env {
     /// Reopens session `global` after its connection failed (its `nth` break), backing off
-    /// with seeded jitter, until the load window ends. Reconnects are counted under the
-    /// recorder's connect kind; the break and the recovery go into the event log.
+    /// with seeded jitter: a first attempt in any case (unless the phase stops hard), more
+    /// until the load window ends. Reconnects are counted under the recorder's connect
+    /// kind; the break and the recovery go into the event log.
     pub(super) async fn reconnect(&self, n: usize, global: u64, nth: u64) -> Option<Exclusive> {
         // Relaxed: a counter read once the phase ended.
         self.broken.fetch_add(1, Ordering::Relaxed);
@@ -479,11 +480,18 @@ impl Env {
             self.rec.sent_done(n, self.reconnect_kind, outcome, t0.elapsed());
             r
         };
-        // Waits first (the connection just broke), then retries until the load window ends.
-        let wait = |d: Duration| async move {
-            tokio::select! {
-                _ = tokio::time::sleep(d) => !self.flags.soft(),
-                _ = self.flags.hard_stopped() => false,
+        // Waits first (the connection just broke), then retries until the load window
+        // ends. The first attempt is made even when the window ended during that wait: a
+        // session that broke in the window's last moments is re-established in the drain
+        // (unless the phase stops hard), so that every broken session gets its chance.
+        let mut first = true;
+        let wait = |d: Duration| {
+            let first = std::mem::replace(&mut first, false);
+            async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => first || !self.flags.soft(),
+                    _ = self.flags.hard_stopped() => false,
+                }
             }
         };
         let c = crate::client::resilient::with_backoff(&mut backoff, false, attempt, wait).await.ok()?;
