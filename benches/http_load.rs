@@ -378,7 +378,10 @@ fn full_runs(rt: &tokio::runtime::Runtime) {
         };
         let mut plan = PhasePlan { seed: 1, ..PhasePlan::new("sustained", url, model) };
         plan.mix = vec![RequestTemplate::new("ping", None, 1)];
-        if let Some(r) = rt.block_on(run(&plan)) {
+        let others = Others::watch(server.pid());
+        let r = rt.block_on(run(&plan));
+        others.finish();
+        if let Some(r) = r {
             let errors: u64 = r.counts.errors.values().sum();
             println!(
                 "{:<5} 50K req/s over 100K sessions, 60 s: {:.1}% of the intended rate ({:.0} of {:.0} req/s), p50 {:.1} ms, \
@@ -432,4 +435,127 @@ async fn run(plan: &PhasePlan) -> Option<mcpscript::load::PhaseResult> {
             None
         }
     }
+}
+
+/// The CPU that processes other than mcpscript's took while a run went on: every 100 ms,
+/// the machine's busy ticks (`/proc/stat`) minus those of this bench, its load workers and
+/// the server (`/proc/PID/stat`). A process outside the run that wakes now and then shows
+/// as bursts; the p99 of a run that keeps the machine busy is set by them.
+struct Others {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Others {
+    fn watch(server: u32) -> Others {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let hz: f64 = 100.0; // USER_HZ: /proc reports CPU time in hundredths of a second
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+            let before = all_cpu_ticks();
+            let start = std::time::Instant::now();
+            let mut ours: Vec<u32> = vec![];
+            let (mut last_busy, mut last_ours) = (machine_busy_ticks(), 0u64);
+            // (window start in s, ticks other processes took in it)
+            let mut windows: Vec<(f64, u64)> = vec![];
+            let mut k = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if k.is_multiple_of(10) {
+                    let me = std::process::id();
+                    ours = [me, server]
+                        .into_iter()
+                        .flat_map(|p| [vec![p], mcpscript::load::sampler::children_of(p)])
+                        .flatten()
+                        .collect();
+                    last_ours = ticks_of(&ours);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                k += 1;
+                let (busy, mine) = (machine_busy_ticks(), ticks_of(&ours));
+                windows.push((
+                    start.elapsed().as_secs_f64(),
+                    busy.saturating_sub(last_busy).saturating_sub(mine.saturating_sub(last_ours)),
+                ));
+                (last_busy, last_ours) = (busy, mine);
+            }
+            let secs = start.elapsed().as_secs_f64();
+            let total: u64 = windows.iter().map(|w| w.1).sum();
+            // A burst: consecutive windows in which others took at least half a core.
+            let half = (0.05 * hz).ceil() as u64;
+            let mut bursts: Vec<(f64, u64)> = vec![];
+            let mut prev_hot = false;
+            for (t, x) in &windows {
+                let hot = *x >= half;
+                match bursts.last_mut() {
+                    Some(b) if hot && prev_hot => b.1 += x,
+                    _ if hot => bursts.push((*t, *x)),
+                    _ => {}
+                }
+                prev_hot = hot;
+            }
+            let mut gaps: Vec<f64> = bursts.windows(2).map(|w| w[1].0 - w[0].0).collect();
+            gaps.sort_by(f64::total_cmp);
+            let after = all_cpu_ticks();
+            let mut top: Vec<(u64, u32, String)> = after
+                .iter()
+                .filter(|(pid, _)| !ours.contains(pid))
+                .map(|(pid, (name, t))| (t.saturating_sub(before.get(pid).map_or(0, |b| b.1)), *pid, name.clone()))
+                .filter(|x| x.0 > 0)
+                .collect();
+            top.sort_by_key(|x| std::cmp::Reverse(x.0));
+            let names: Vec<String> = top
+                .iter()
+                .take(3)
+                .map(|(t, pid, name)| format!("{name} (pid {pid}) {:.1} s", *t as f64 / hz))
+                .collect();
+            println!(
+                "  other processes on the machine: {:.1}% of its CPU over {secs:.0} s; {} bursts of at least half a core (median {:.0} ms of CPU, {:.1} s apart); most CPU: {}",
+                100.0 * total as f64 / hz / secs / cores,
+                bursts.len(),
+                median(bursts.iter().map(|b| b.1 as f64 * 1000.0 / hz).collect()),
+                gaps.get(gaps.len() / 2).copied().unwrap_or(0.0),
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            );
+        });
+        Others { stop, thread }
+    }
+
+    fn finish(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Busy ticks of the whole machine (`/proc/stat`: all but idle and iowait).
+fn machine_busy_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> =
+        stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    f.iter().take(8).sum::<u64>() - f.get(3).copied().unwrap_or(0) - f.get(4).copied().unwrap_or(0)
+}
+
+/// utime + stime of `pid` (`/proc/PID/stat`), with its name.
+fn stat_of(pid: u32) -> Option<(String, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let name = s[s.find('(')? + 1..s.rfind(')')?].to_string();
+    let f: Vec<&str> = s[s.rfind(')')? + 1..].split_whitespace().collect();
+    Some((name, f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?))
+}
+
+fn ticks_of(pids: &[u32]) -> u64 {
+    pids.iter().filter_map(|p| stat_of(*p)).map(|x| x.1).sum()
+}
+
+/// Every process's name and CPU ticks.
+fn all_cpu_ticks() -> std::collections::HashMap<u32, (String, u64)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Default::default() };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| Some((p, stat_of(p)?)))
+        .collect()
 }
