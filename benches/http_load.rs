@@ -23,7 +23,8 @@
 //!   50,000 req/s of `ping` over 100,000 sessions for 60 s (after a 5 s ramp) over tcp and
 //!   http: achieved rate, p99 and mcpscript's peak memory (the sum over coordinator and
 //!   workers of RSS, which counts the binary's shared pages in every process, and of PSS,
-//!   which counts them once).
+//!   which counts them once); beside each, the CPU other processes on the machine took
+//!   (every 100 ms, from /proc), its bursts and the processes that took most.
 //!
 //! Goals: http closed model >= 1.0x oha at 50 and 1,000 connections; >= 0.9x the tcp
 //! path per CPU second; the server <= 4 KB per idle HTTP session; 100K HTTP sessions in
@@ -380,7 +381,7 @@ fn full_runs(rt: &tokio::runtime::Runtime) {
         plan.mix = vec![RequestTemplate::new("ping", None, 1)];
         let others = Others::watch(server.pid());
         let r = rt.block_on(run(&plan));
-        others.finish();
+        let others = others.finish();
         if let Some(r) = r {
             let errors: u64 = r.counts.errors.values().sum();
             println!(
@@ -400,6 +401,7 @@ fn full_runs(rt: &tokio::runtime::Runtime) {
             // Per-second p99 (ms), to show when the slow replies happened.
             let p99s: Vec<String> = r.timeline.iter().map(|e| format!("{}:{:.0}", e.t, e.p99)).collect();
             println!("  p99 per second: {}", p99s.join(" "));
+            println!("{others}");
             if let Some(res) = &r.resources {
                 for p in res.processes.iter().filter(|p| p.role != mcpscript::load::result::ProcessRole::Target) {
                     let mem: Vec<String> =
@@ -438,12 +440,12 @@ async fn run(plan: &PhasePlan) -> Option<mcpscript::load::PhaseResult> {
 }
 
 /// The CPU that processes other than mcpscript's took while a run went on: every 100 ms,
-/// the machine's busy ticks (`/proc/stat`) minus those of this bench, its load workers and
-/// the server (`/proc/PID/stat`). A process outside the run that wakes now and then shows
-/// as bursts; the p99 of a run that keeps the machine busy is set by them.
+/// the CPU ticks of every process (`/proc/PID/stat`) but this bench, its load workers and
+/// the server. A process outside the run that wakes now and then shows as bursts; the p99
+/// of a run that keeps the machine busy is set by them.
 struct Others {
     stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
+    thread: std::thread::JoinHandle<String>,
 }
 
 impl Others {
@@ -453,31 +455,23 @@ impl Others {
         let thread = std::thread::spawn(move || {
             let hz: f64 = 100.0; // USER_HZ: /proc reports CPU time in hundredths of a second
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-            let before = all_cpu_ticks();
+            let me = std::process::id();
+            let ours = |pid: u32, ppid: u32| [pid, ppid].iter().any(|p| *p == me || *p == server);
+            let first = all_cpu_ticks();
+            let mut last = first.clone();
             let start = std::time::Instant::now();
-            let mut ours: Vec<u32> = vec![];
-            let (mut last_busy, mut last_ours) = (machine_busy_ticks(), 0u64);
-            // (window start in s, ticks other processes took in it)
+            // Per 100 ms window: the ticks other processes took in it.
             let mut windows: Vec<(f64, u64)> = vec![];
-            let mut k = 0u64;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                if k.is_multiple_of(10) {
-                    let me = std::process::id();
-                    ours = [me, server]
-                        .into_iter()
-                        .flat_map(|p| [vec![p], mcpscript::load::sampler::children_of(p)])
-                        .flatten()
-                        .collect();
-                    last_ours = ticks_of(&ours);
-                }
                 std::thread::sleep(Duration::from_millis(100));
-                k += 1;
-                let (busy, mine) = (machine_busy_ticks(), ticks_of(&ours));
-                windows.push((
-                    start.elapsed().as_secs_f64(),
-                    busy.saturating_sub(last_busy).saturating_sub(mine.saturating_sub(last_ours)),
-                ));
-                (last_busy, last_ours) = (busy, mine);
+                let now = all_cpu_ticks();
+                let took: u64 = now
+                    .iter()
+                    .filter(|(pid, p)| !ours(**pid, p.ppid))
+                    .map(|(pid, p)| p.ticks.saturating_sub(last.get(pid).map_or(p.ticks, |l| l.ticks)))
+                    .sum();
+                windows.push((start.elapsed().as_secs_f64(), took));
+                last = now;
             }
             let secs = start.elapsed().as_secs_f64();
             let total: u64 = windows.iter().map(|w| w.1).sum();
@@ -494,13 +488,11 @@ impl Others {
                 }
                 prev_hot = hot;
             }
-            let mut gaps: Vec<f64> = bursts.windows(2).map(|w| w[1].0 - w[0].0).collect();
-            gaps.sort_by(f64::total_cmp);
-            let after = all_cpu_ticks();
-            let mut top: Vec<(u64, u32, String)> = after
+            let gaps = bursts.windows(2).map(|w| w[1].0 - w[0].0).collect();
+            let mut top: Vec<(u64, u32, String)> = last
                 .iter()
-                .filter(|(pid, _)| !ours.contains(pid))
-                .map(|(pid, (name, t))| (t.saturating_sub(before.get(pid).map_or(0, |b| b.1)), *pid, name.clone()))
+                .filter(|(pid, p)| !ours(**pid, p.ppid))
+                .map(|(pid, p)| (p.ticks.saturating_sub(first.get(pid).map_or(0, |b| b.ticks)), *pid, p.name.clone()))
                 .filter(|x| x.0 > 0)
                 .collect();
             top.sort_by_key(|x| std::cmp::Reverse(x.0));
@@ -509,21 +501,23 @@ impl Others {
                 .take(3)
                 .map(|(t, pid, name)| format!("{name} (pid {pid}) {:.1} s", *t as f64 / hz))
                 .collect();
-            println!(
-                "  other processes on the machine: {:.1}% of its CPU over {secs:.0} s; {} bursts of at least half a core (median {:.0} ms of CPU, {:.1} s apart); most CPU: {}",
+            format!(
+                "  other processes on the machine: {:.1}% of its CPU over {secs:.0} s, {} bursts of at least half a core \
+                 (median {:.0} ms of CPU, {:.1} s apart); most CPU: {}",
                 100.0 * total as f64 / hz / secs / cores,
                 bursts.len(),
                 median(bursts.iter().map(|b| b.1 as f64 * 1000.0 / hz).collect()),
-                gaps.get(gaps.len() / 2).copied().unwrap_or(0.0),
+                median(gaps),
                 if names.is_empty() { "none".to_string() } else { names.join(", ") }
-            );
+            )
         });
         Others { stop, thread }
     }
 
-    fn finish(self) {
+    /// Stops watching; what it saw, as a line to print.
+    fn finish(self) -> String {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = self.thread.join();
+        self.thread.join().unwrap_or_default()
     }
 }
 
@@ -532,28 +526,25 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs.get(xs.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// Busy ticks of the whole machine (`/proc/stat`: all but idle and iowait).
-fn machine_busy_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let f: Vec<u64> =
-        stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
-    f.iter().take(8).sum::<u64>() - f.get(3).copied().unwrap_or(0) - f.get(4).copied().unwrap_or(0)
+#[derive(Clone)]
+struct ProcCpu {
+    name: String,
+    ppid: u32,
+    ticks: u64,
 }
 
-/// utime + stime of `pid` (`/proc/PID/stat`), with its name.
-fn stat_of(pid: u32) -> Option<(String, u64)> {
+/// Name, parent and utime + stime of `pid` (`/proc/PID/stat`).
+fn stat_of(pid: u32) -> Option<ProcCpu> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let name = s[s.find('(')? + 1..s.rfind(')')?].to_string();
+    // After the name: state(0) ppid(1) ... utime(11) stime(12).
     let f: Vec<&str> = s[s.rfind(')')? + 1..].split_whitespace().collect();
-    Some((name, f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?))
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ProcCpu { name, ppid: f.get(1)?.parse().ok()?, ticks })
 }
 
-fn ticks_of(pids: &[u32]) -> u64 {
-    pids.iter().filter_map(|p| stat_of(*p)).map(|x| x.1).sum()
-}
-
-/// Every process's name and CPU ticks.
-fn all_cpu_ticks() -> std::collections::HashMap<u32, (String, u64)> {
+/// Every process's name, parent and CPU ticks.
+fn all_cpu_ticks() -> std::collections::HashMap<u32, ProcCpu> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Default::default() };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|p| Some((p, stat_of(p)?)))
