@@ -48,7 +48,7 @@ use hyper::header::HeaderValue;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -57,9 +57,6 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// How long an event stream may stay open after it delivered the reply before the
 /// connection is given up (a new one is opened for the next request).
 const STREAM_END_GRACE: Duration = Duration::from_millis(100);
-/// A keep-alive connection idle this long is checked for a close by the server before
-/// it is used (servers commonly close idle connections after a few seconds).
-const STALE_CHECK_AFTER: Duration = Duration::from_secs(1);
 /// Time a DELETE at close gets.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -257,8 +254,6 @@ pub struct HttpConn {
     headers: Box<[u8]>,
     has_session: bool,
     next_id: u64,
-    /// When the connection was last used (stale keep-alive check).
-    last_used: Instant,
     /// The session cannot go on (its connection cannot be reopened).
     broken: bool,
 }
@@ -277,16 +272,7 @@ impl HttpConn {
 
     /// A connection of a session whose header lines are `headers`, opened on first use.
     fn unopened(shared: Arc<HttpShared>, source: Option<IpAddr>, headers: Box<[u8]>) -> HttpConn {
-        HttpConn {
-            shared,
-            stream: None,
-            source,
-            headers,
-            has_session: false,
-            next_id: 1,
-            last_used: Instant::now(),
-            broken: false,
-        }
+        HttpConn { shared, stream: None, source, headers, has_session: false, next_id: 1, broken: false }
     }
 
     pub fn is_broken(&self) -> bool {
@@ -305,7 +291,6 @@ impl HttpConn {
             let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
         }
         self.stream = Some(stream);
-        self.last_used = Instant::now();
         Ok(())
     }
 
@@ -456,7 +441,9 @@ impl HttpConn {
     async fn send(&mut self, req: &[u8], want: Option<u64>, full: bool, retry: bool) -> Result<Exchanged, Fail> {
         let mut retried = false;
         loop {
-            if self.stream.is_some() && self.last_used.elapsed() >= STALE_CHECK_AFTER && !self.idle_ok() {
+            // A kept-alive connection the server closed meanwhile (servers commonly close
+            // idle ones after a few seconds) is replaced before it is used.
+            if self.stream.is_some() && !self.idle_ok() {
                 self.stream = None;
             }
             let reused = self.stream.is_some();
@@ -467,7 +454,6 @@ impl HttpConn {
                 }
             }
             let r = self.exchange(req, want, full).await;
-            self.last_used = Instant::now();
             match r {
                 Err(Fail::Unanswered(_)) if reused && retry && !retried => {
                     self.stream = None;
@@ -505,7 +491,10 @@ impl HttpConn {
         spare
     }
 
-    /// Whether the idle connection is still open (no close, error or stray bytes).
+    /// Whether the idle connection is still open (no close, error or stray bytes). Costs
+    /// no system call unless the socket turned readable since its last read: tokio keeps
+    /// the readiness its I/O driver saw (a close by the server sets it), and the response's
+    /// last read, filling less than the buffer, cleared it.
     fn idle_ok(&self) -> bool {
         let Some(s) = &self.stream else { return false };
         let mut probe = [0u8; 64];
