@@ -11,7 +11,7 @@ use super::result::{PhaseResult, ProcessRole};
 use super::sampler::{Sampler, Watched};
 use super::workers::run_distributed;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -166,7 +166,7 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
     let scale_builtin = env.builtin_here && sessions * 2 > budget.min(here_free);
     check_capacity(&share, sessions, env.builtin_here || scale_builtin, budget)?;
     let me = std::process::id();
-    let watched: Watched = Arc::new(Mutex::new(vec![(me, ProcessRole::Coordinator)]));
+    let watched = Watched::new(me, ProcessRole::Coordinator);
     // A target pid that is this process (the in-process built-in server) is sampled once,
     // as the coordinator: its CPU cannot be told apart from the load's.
     let mut target_pids: Vec<u32> = Vec::new();
@@ -175,7 +175,7 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
             target_pids.push(*p);
         }
         if *p != me {
-            watched.lock().unwrap_or_else(|e| e.into_inner()).push((*p, ProcessRole::Target));
+            watched.add(*p, ProcessRole::Target);
         }
     }
     let mut scaled = None;
@@ -183,9 +183,9 @@ pub async fn run(plan: &PhasePlan, env: RunEnv) -> Result<PhaseResult, PlanError
         match ScaledServer::start(&exe, sessions, budget, &env.builtin_flags).await {
             Ok(mut s) => {
                 share.target = s.url.clone();
-                let mut w = watched.lock().unwrap_or_else(|e| e.into_inner());
-                w.extend(s.pids().into_iter().map(|p| (p, ProcessRole::Target)));
-                drop(w);
+                for p in s.pids() {
+                    watched.add(p, ProcessRole::Target);
+                }
                 target_pids.extend(s.pids());
                 scaled = Some(s);
             }

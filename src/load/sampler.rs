@@ -10,8 +10,52 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Processes to watch, with their role; may grow while sampling runs (worker processes
-/// start after the sampler).
-pub type Watched = Arc<Mutex<Vec<(u32, ProcessRole)>>>;
+/// start after the sampler). A process added wakes the sampler, which samples it at once:
+/// a worker that lives less than one poll is still seen.
+#[derive(Clone)]
+pub struct Watched(Arc<(Mutex<WatchList>, std::sync::Condvar)>);
+
+struct WatchList {
+    procs: Vec<(u32, ProcessRole)>,
+    /// Bumped by every change (and by a stop), so a waiting sampler misses none.
+    generation: u64,
+}
+
+impl Watched {
+    pub fn new(pid: u32, role: ProcessRole) -> Watched {
+        Watched(Arc::new((Mutex::new(WatchList { procs: vec![(pid, role)], generation: 0 }), Default::default())))
+    }
+
+    /// Watches `pid` too (once).
+    pub fn add(&self, pid: u32, role: ProcessRole) {
+        let mut w = self.list();
+        if !w.procs.iter().any(|(p, _)| *p == pid) {
+            w.procs.push((pid, role));
+            w.generation += 1;
+            self.0 .1.notify_all();
+        }
+    }
+
+    fn list(&self) -> std::sync::MutexGuard<'_, WatchList> {
+        self.0 .0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn snapshot(&self) -> (Vec<(u32, ProcessRole)>, u64) {
+        let w = self.list();
+        (w.procs.clone(), w.generation)
+    }
+
+    /// Waits at most `d` for a change after `generation`.
+    fn wait(&self, generation: u64, d: Duration) {
+        let w = self.list();
+        let _ = self.0 .1.wait_timeout_while(w, d, |w| w.generation == generation);
+    }
+
+    fn poke(&self) {
+        self.list().generation += 1;
+        self.0 .1.notify_all();
+    }
+}
 
 /// How often the list of processes is checked for new ones (sampled at once).
 const POLL: Duration = Duration::from_millis(100);
@@ -76,6 +120,7 @@ struct Track {
 /// [`finish`](Sampler::finish) stops it and returns the timelines.
 pub struct Sampler {
     stop: std::sync::mpsc::Sender<()>,
+    watched: Watched,
     done: tokio::sync::oneshot::Receiver<Resources>,
 }
 
@@ -84,6 +129,7 @@ impl Sampler {
         let (stop, stop_rx) = std::sync::mpsc::channel::<()>();
         let (done_tx, done) = tokio::sync::oneshot::channel();
         let interval = interval.max(Duration::from_millis(10));
+        let handle = watched.clone();
         let _ = std::thread::Builder::new().name("load sampler".into()).spawn(move || {
             let started = Instant::now();
             let mut tracks: Vec<Track> = Vec::new();
@@ -100,7 +146,7 @@ impl Sampler {
                     follow_children(&watched);
                 }
                 polls += 1;
-                let list = watched.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let (list, generation) = watched.snapshot();
                 let fresh = list.iter().any(|(p, _)| !tracks.iter().any(|t| t.series.pid == *p));
                 if Instant::now() >= next || fresh || last {
                     next = Instant::now() + interval;
@@ -130,17 +176,25 @@ impl Sampler {
                     break;
                 }
                 let wait = next.saturating_duration_since(Instant::now()).min(POLL);
-                if !matches!(stop_rx.recv_timeout(wait), Err(std::sync::mpsc::RecvTimeoutError::Timeout)) {
+                if matches!(stop_rx.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
+                    // Woken early by a process added (or the stop).
+                    watched.wait(generation, wait);
+                } else {
+                    last = true;
+                    continue;
+                }
+                if !matches!(stop_rx.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
                     last = true;
                 }
             }
             let _ = done_tx.send(summarise(tracks, totals, interval));
         });
-        Sampler { stop, done }
+        Sampler { stop, watched: handle, done }
     }
 
     pub async fn finish(self) -> Resources {
         let _ = self.stop.send(());
+        self.watched.poke();
         self.done.await.unwrap_or_default()
     }
 }
@@ -196,24 +250,11 @@ fn sample(list: &[(u32, ProcessRole)], tracks: &mut Vec<Track>, t: f64, dt: f64)
 }
 
 fn follow_children(watched: &Watched) {
-    let targets: Vec<u32> = watched
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter(|(_, r)| *r == ProcessRole::Target)
-        .map(|(p, _)| *p)
-        .collect();
-    if targets.is_empty() {
-        return;
-    }
-    let mut kids = Vec::new();
+    let targets: Vec<u32> =
+        watched.snapshot().0.iter().filter(|(_, r)| *r == ProcessRole::Target).map(|(p, _)| *p).collect();
     for t in targets {
-        kids.extend(children_of(t));
-    }
-    let mut w = watched.lock().unwrap_or_else(|e| e.into_inner());
-    for k in kids {
-        if !w.iter().any(|(p, _)| *p == k) {
-            w.push((k, ProcessRole::Target));
+        for k in children_of(t) {
+            watched.add(k, ProcessRole::Target);
         }
     }
 }
@@ -303,9 +344,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_process_added_is_sampled_at_once_even_if_it_ends_before_the_next_poll() {
+        let watched = Watched::new(std::process::id(), ProcessRole::Coordinator);
+        // A sample every 10 s: between samples the sampler only polls (every 100 ms).
+        let s = Sampler::start(watched.clone(), Duration::from_secs(10));
+        // After the first sample: the next poll is 100 ms away.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Lives 50 ms, ending before that poll; a zombie after that (never waited for here).
+        let mut child = std::process::Command::new("sleep").arg("0.05").spawn().unwrap();
+        watched.add(child.id(), ProcessRole::Worker);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let r = s.finish().await;
+        let _ = child.wait();
+        let seen = r.processes.iter().find(|p| p.pid == child.id());
+        assert!(seen.is_some_and(|p| !p.rss_bytes.is_empty()), "{:?}", r.processes);
+    }
+
+    #[tokio::test]
     async fn samples_this_process() {
-        let watched: Watched = Arc::new(Mutex::new(vec![(std::process::id(), ProcessRole::Coordinator)]));
-        let s = Sampler::start(watched, Duration::from_millis(20));
+        let s = Sampler::start(Watched::new(std::process::id(), ProcessRole::Coordinator), Duration::from_millis(20));
         tokio::time::sleep(Duration::from_millis(100)).await;
         let r = s.finish().await;
         assert_eq!(r.processes.len(), 1);

@@ -123,7 +123,7 @@ pub async fn run_distributed(
         match spawn(exe, threads, index, &share, events_tx.clone()).await {
             Ok(w) => {
                 if let Some(list) = &watched {
-                    list.lock().unwrap_or_else(|e| e.into_inner()).push((w.pid, ProcessRole::Worker));
+                    list.add(w.pid, ProcessRole::Worker);
                 }
                 workers.push(w);
             }

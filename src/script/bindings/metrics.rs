@@ -314,7 +314,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<ScriptCtx>) {
         move |nc: NativeCallContext, pid: i64, interval: &str| -> Res<ScriptSampler> {
             let pid = pid_arg(&c, &nc, "metrics::sample", pid)?;
             let every = duration_arg(&c, &nc, "metrics::sample", interval)?.max(Duration::from_millis(10));
-            let watched: sampler::Watched = Arc::new(Mutex::new(vec![(pid, lr::ProcessRole::Process)]));
+            let watched = sampler::Watched::new(pid, lr::ProcessRole::Process);
             let s = c
                 .bridge
                 .run(async move { Sampler::start(watched, every) })
