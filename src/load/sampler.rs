@@ -350,7 +350,7 @@ mod tests {
         let s = Sampler::start(watched.clone(), Duration::from_secs(10));
         // After the first sample: the next poll is 100 ms away.
         tokio::time::sleep(Duration::from_millis(10)).await;
-        // Lives 50 ms, ending before that poll; a zombie after that (never waited for here).
+        // Lives 50 ms, ending before that poll; a zombie after that (waited for at the end).
         let mut child = std::process::Command::new("sleep").arg("0.05").spawn().unwrap();
         watched.add(child.id(), ProcessRole::Worker);
         tokio::time::sleep(Duration::from_millis(300)).await;
