@@ -467,8 +467,8 @@ impl Others {
                 let now = all_cpu_ticks();
                 let took: u64 = now
                     .iter()
-                    .filter(|(pid, p)| !ours(**pid, p.ppid))
-                    .map(|(pid, p)| p.ticks.saturating_sub(last.get(pid).map_or(p.ticks, |l| l.ticks)))
+                    .filter(|(pid, (ppid, _))| !ours(**pid, *ppid))
+                    .map(|(pid, (_, t))| t.saturating_sub(last.get(pid).map_or(*t, |l| l.1)))
                     .sum();
                 windows.push((start.elapsed().as_secs_f64(), took));
                 last = now;
@@ -489,17 +489,17 @@ impl Others {
                 prev_hot = hot;
             }
             let gaps = bursts.windows(2).map(|w| w[1].0 - w[0].0).collect();
-            let mut top: Vec<(u64, u32, String)> = last
+            let mut top: Vec<(u64, u32)> = last
                 .iter()
-                .filter(|(pid, p)| !ours(**pid, p.ppid))
-                .map(|(pid, p)| (p.ticks.saturating_sub(first.get(pid).map_or(0, |b| b.ticks)), *pid, p.name.clone()))
+                .filter(|(pid, (ppid, _))| !ours(**pid, *ppid))
+                .map(|(pid, (_, t))| (t.saturating_sub(first.get(pid).map_or(0, |b| b.1)), *pid))
                 .filter(|x| x.0 > 0)
                 .collect();
             top.sort_by_key(|x| std::cmp::Reverse(x.0));
             let names: Vec<String> = top
                 .iter()
                 .take(3)
-                .map(|(t, pid, name)| format!("{name} (pid {pid}) {:.1} s", *t as f64 / hz))
+                .map(|(t, pid)| format!("{} (pid {pid}) {:.1} s", name_of(*pid), *t as f64 / hz))
                 .collect();
             format!(
                 "  other processes on the machine: {:.1}% of its CPU over {secs:.0} s, {} bursts of at least half a core \
@@ -526,27 +526,15 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs.get(xs.len() / 2).copied().unwrap_or(0.0)
 }
 
-#[derive(Clone)]
-struct ProcCpu {
-    name: String,
-    ppid: u32,
-    ticks: u64,
-}
-
-/// Name, parent and utime + stime of `pid` (`/proc/PID/stat`).
-fn stat_of(pid: u32) -> Option<ProcCpu> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let name = s[s.find('(')? + 1..s.rfind(')')?].to_string();
-    // After the name: state(0) ppid(1) ... utime(11) stime(12).
-    let f: Vec<&str> = s[s.rfind(')')? + 1..].split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(ProcCpu { name, ppid: f.get(1)?.parse().ok()?, ticks })
-}
-
-/// Every process's name, parent and CPU ticks.
-fn all_cpu_ticks() -> std::collections::HashMap<u32, ProcCpu> {
+/// Every process's parent and CPU ticks.
+fn all_cpu_ticks() -> std::collections::HashMap<u32, (u32, u64)> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Default::default() };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|p| Some((p, stat_of(p)?)))
+        .filter_map(|p| Some((p, mcpscript::load::sampler::stat_of(p)?)))
         .collect()
+}
+
+/// The command name of `pid` (`/proc/PID/comm`).
+fn name_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).map_or_else(|_| "?".into(), |s| s.trim().to_string())
 }

@@ -60,22 +60,26 @@ impl Watched {
 /// How often the list of processes is checked for new ones (sampled at once).
 const POLL: Duration = Duration::from_millis(100);
 
-/// CPU time of a process in seconds (user + system), from `/proc/PID/stat`.
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
+/// The parent of a process and its CPU time in clock ticks (utime + stime), from
+/// `/proc/PID/stat`.
+pub fn stat_of(pid: u32) -> Option<(u32, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: fields start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     // After the name: state(0) ppid(1) ... utime(11) stime(12).
     let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / clock_ticks())
+    Some((f.get(1)?.parse().ok()?, ticks))
+}
+
+/// CPU time of a process in seconds (user + system).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    stat_of(pid).map(|(_, ticks)| ticks as f64 / clock_ticks())
 }
 
 /// The parent of a process.
 pub fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+    stat_of(pid).map(|(ppid, _)| ppid)
 }
 
 /// Direct children of `pid` (scans `/proc`).
