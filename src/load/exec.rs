@@ -188,8 +188,8 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
                 // Relaxed: a gauge.
                 open.fetch_sub(1, Ordering::Relaxed);
             }
-            let acc = ticker.finish().await;
-            let mut r = build(base, &acc, took);
+            let mut acc = ticker.finish().await;
+            let mut r = build(base, &mut acc, took);
             r.connect = ConnectResult::from_kind(&acc.kind_result(0), took.as_secs_f64(), vec![]);
             r.ping = ping;
             if lost > 0 {
@@ -256,9 +256,9 @@ pub async fn run_local(plan: &PhasePlan, mut ctl: Control) -> PhaseResult {
                     }
                 }
             };
-            let acc = ticker.finish().await;
+            let mut acc = ticker.finish().await;
             let load_end = Instant::now();
-            let mut r = build(base, &acc, window);
+            let mut r = build(base, &mut acc, window);
             r.drain_s = drained.as_secs_f64();
             let _ = r.refresh();
             connect.reconnects = acc.kind_result(main).counts.ok;
@@ -387,18 +387,22 @@ fn base(plan: &PhasePlan) -> PhaseResult {
     }
 }
 
-/// The result of `plan` from what `acc` accumulated over `load_time` of load.
-pub fn result_from(plan: &PhasePlan, acc: &Accumulator, load_time: Duration) -> PhaseResult {
+/// The result of `plan` from what `acc` accumulated over `load_time` of load (the timeline
+/// moves from `acc` into the result).
+pub fn result_from(plan: &PhasePlan, acc: &mut Accumulator, load_time: Duration) -> PhaseResult {
     build(base(plan), acc, load_time)
 }
 
-fn build(mut r: PhaseResult, acc: &Accumulator, load_time: Duration) -> PhaseResult {
+/// The timeline moves from `acc` into the result rather than being copied: with a
+/// histogram per second it is megabytes after a few minutes, and a worker builds its
+/// result just when it is about to serialise it.
+fn build(mut r: PhaseResult, acc: &mut Accumulator, load_time: Duration) -> PhaseResult {
     let (counts, hist) = acc.main_total();
     r.counts = counts;
     r.histogram = super::result::encode(&hist);
     r.per_kind = (0..acc.main).map(|k| (acc.names[k].clone(), acc.kind_result(k))).collect();
     r.dropped = acc.dropped;
-    r.timeline = acc.timeline.clone();
+    r.timeline = std::mem::take(&mut acc.timeline);
     r.duration_s = load_time.as_secs_f64();
     let _ = r.refresh();
     r

@@ -6,7 +6,8 @@
 //!   (cancel). End of input also means stop: the coordinator is gone.
 //! - worker -> coordinator, stdout: [`Report`]s: `ready` once the sessions are open,
 //!   `tick` every second (the folded window with its V2 histograms, so a worker that
-//!   dies mid-run still leaves its measurements behind), and the final `result`.
+//!   dies mid-run still leaves its measurements behind), and the final `result`, without
+//!   the timeline: the coordinator folds that from the load ticks.
 
 use super::error::LoadError;
 use super::exec::{run_local, Control};
@@ -120,7 +121,11 @@ where
         events: None,
         started: None,
     };
-    let result = run_local(&start.plan, ctl).await;
+    let mut result = run_local(&start.plan, ctl).await;
+    // The coordinator has every second of the timeline from the load ticks (the last,
+    // partial one too): sending it again would double, just as the phase ends, what both
+    // sides hold (a histogram per second, megabytes after a few minutes).
+    result.timeline = Vec::new();
     let _ = tx.send(Report::Result { result: Box::new(result) });
     drop(tx);
     let _ = writer.await;

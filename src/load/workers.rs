@@ -214,7 +214,7 @@ pub async fn run_distributed(
                 }
                 report.status = why.clone();
                 report.failed = true;
-                let mut p = partial_result(&w.share, &w.partial, w.connect.take());
+                let mut p = partial_result(&w.share, &mut w.partial, w.connect.take());
                 p.note(format!("worker {} (pid {}) {why}", w.index, w.pid));
                 parts.push(p);
             }
@@ -274,7 +274,15 @@ fn handle(workers: &mut [Worker], index: u32, ev: Event, live: Option<&super::li
                 l.setup_second(&snap);
             }
         }
-        Event::Report(Report::Result { result }) => w.result = Some(*result),
+        Event::Report(Report::Result { result }) => {
+            let mut r = *result;
+            // A worker leaves its timeline out of its result: it is the load ticks' (the
+            // same folds of the same seconds), which are here already.
+            if r.timeline.is_empty() {
+                r.timeline = std::mem::take(&mut w.partial.timeline);
+            }
+            w.result = Some(r);
+        }
         Event::Report(Report::Error { message }) => {
             w.garbage.get_or_insert(message);
         }
@@ -283,8 +291,9 @@ fn handle(workers: &mut [Worker], index: u32, ev: Event, live: Option<&super::li
 
 /// What a worker that died had measured, from its ticks. Requests it sent but never
 /// accounted for are counted as `worker_lost` errors, so the identity still holds.
-fn partial_result(share: &PhasePlan, acc: &Accumulator, connect: Option<result::ConnectResult>) -> PhaseResult {
-    let mut r = exec::result_from(share, acc, Duration::from_secs(acc.timeline.len() as u64));
+fn partial_result(share: &PhasePlan, acc: &mut Accumulator, connect: Option<result::ConnectResult>) -> PhaseResult {
+    let seconds = Duration::from_secs(acc.timeline.len() as u64);
+    let mut r = exec::result_from(share, acc, seconds);
     for k in r.per_kind.values_mut() {
         let lost = k.counts.sent.saturating_sub(k.counts.finished());
         if lost > 0 {
