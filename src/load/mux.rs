@@ -440,7 +440,7 @@ pub struct Deadlines {
     buckets: Mutex<Wheel>,
 }
 
-/// Buckets in age of this long are compacted.
+/// A bucket is compacted once it is this old.
 const COMPACT_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
