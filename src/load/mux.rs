@@ -474,11 +474,14 @@ impl Deadlines {
 
     fn push(&self, due: Instant, conn: Weak<MuxConn>, id: u64) {
         let tick = self.tick_of(due);
-        let born = self.tick_of(Instant::now());
         let mut w = self.wheel();
         match w.buckets.back_mut() {
             Some(b) if b.due >= tick => b.entries.push((conn, id)),
-            _ => w.buckets.push_back(Bucket { due: tick, born, entries: vec![(conn, id)] }),
+            // The clock is read once per bucket, not per request.
+            _ => {
+                let born = self.tick_of(Instant::now());
+                w.buckets.push_back(Bucket { due: tick, born, entries: vec![(conn, id)] })
+            }
         }
     }
 

@@ -17,13 +17,18 @@ pub struct Watched(Arc<(Mutex<WatchList>, std::sync::Condvar)>);
 
 struct WatchList {
     procs: Vec<(u32, ProcessRole)>,
-    /// Bumped by every change (and by a stop), so a waiting sampler misses none.
+    /// Bumped by every change, so a waiting sampler misses none.
     generation: u64,
+    /// The sampler is asked to take its last sample and end.
+    stopped: bool,
 }
 
 impl Watched {
     pub fn new(pid: u32, role: ProcessRole) -> Watched {
-        Watched(Arc::new((Mutex::new(WatchList { procs: vec![(pid, role)], generation: 0 }), Default::default())))
+        Watched(Arc::new((
+            Mutex::new(WatchList { procs: vec![(pid, role)], generation: 0, stopped: false }),
+            Default::default(),
+        )))
     }
 
     /// Watches `pid` too (once).
@@ -45,14 +50,15 @@ impl Watched {
         (w.procs.clone(), w.generation)
     }
 
-    /// Waits at most `d` for a change after `generation`.
-    fn wait(&self, generation: u64, d: Duration) {
-        let w = self.list();
-        let _ = self.0 .1.wait_timeout_while(w, d, |w| w.generation == generation);
+    /// Waits at most `d` for a change after `generation` or a stop; whether stopped.
+    fn wait(&self, generation: u64, d: Duration) -> bool {
+        let unchanged = |w: &mut WatchList| w.generation == generation && !w.stopped;
+        let (w, _) = self.0 .1.wait_timeout_while(self.list(), d, unchanged).unwrap_or_else(|e| e.into_inner());
+        w.stopped
     }
 
-    fn poke(&self) {
-        self.list().generation += 1;
+    fn stop(&self) {
+        self.list().stopped = true;
         self.0 .1.notify_all();
     }
 }
@@ -121,16 +127,14 @@ struct Track {
 }
 
 /// A running sampler (on a thread of its own, so a saturated runtime cannot skew it);
-/// [`finish`](Sampler::finish) stops it and returns the timelines.
+/// [`finish`](Sampler::finish) stops it and returns the timelines (dropping it stops it).
 pub struct Sampler {
-    stop: std::sync::mpsc::Sender<()>,
     watched: Watched,
     done: tokio::sync::oneshot::Receiver<Resources>,
 }
 
 impl Sampler {
     pub fn start(watched: Watched, interval: Duration) -> Sampler {
-        let (stop, stop_rx) = std::sync::mpsc::channel::<()>();
         let (done_tx, done) = tokio::sync::oneshot::channel();
         let interval = interval.max(Duration::from_millis(10));
         let handle = watched.clone();
@@ -180,26 +184,23 @@ impl Sampler {
                     break;
                 }
                 let wait = next.saturating_duration_since(Instant::now()).min(POLL);
-                if matches!(stop_rx.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
-                    // Woken early by a process added (or the stop).
-                    watched.wait(generation, wait);
-                } else {
-                    last = true;
-                    continue;
-                }
-                if !matches!(stop_rx.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
-                    last = true;
-                }
+                // Woken early by a process added or the stop.
+                last = watched.wait(generation, wait);
             }
             let _ = done_tx.send(summarise(tracks, totals, interval));
         });
-        Sampler { stop, watched: handle, done }
+        Sampler { watched: handle, done }
     }
 
-    pub async fn finish(self) -> Resources {
-        let _ = self.stop.send(());
-        self.watched.poke();
-        self.done.await.unwrap_or_default()
+    pub async fn finish(mut self) -> Resources {
+        self.watched.stop();
+        (&mut self.done).await.unwrap_or_default()
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.watched.stop();
     }
 }
 
