@@ -202,6 +202,24 @@ pub(crate) fn poll_lines<R: AsyncRead + Unpin>(
     })
 }
 
+/// Reads what `stream` holds now, without waiting, into the thread's scratch buffer and
+/// hands every complete line to `f` (a partial line is kept in `partial`). `Ok(Some(n))`
+/// after reading `n` bytes (`n` == [`SCRATCH`]: more may be waiting), `Ok(None)` when
+/// nothing was waiting.
+pub(crate) fn try_read_lines(
+    stream: &TcpStream,
+    partial: &mut Vec<u8>,
+    max: usize,
+    f: &mut dyn FnMut(&[u8]),
+) -> Result<Option<usize>, Broken> {
+    SCRATCH_BUF.with_borrow_mut(|buf| match stream.try_read(buf) {
+        Ok(0) => Err(Broken::Eof),
+        Ok(n) => split_lines(partial, &buf[..n], max, f).map(|_| Some(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(_) => Err(Broken::Io),
+    })
+}
+
 /// Splits `data` (continuing `partial`) into lines.
 pub fn split_lines(partial: &mut Vec<u8>, mut data: &[u8], max: usize, f: &mut dyn FnMut(&[u8])) -> Result<(), Broken> {
     if !partial.is_empty() {
@@ -370,19 +388,13 @@ impl LineConn {
         }
         loop {
             let mut answers: Vec<Vec<u8>> = Vec::new();
-            let r = SCRATCH_BUF.with_borrow_mut(|buf| match self.stream.try_read(buf) {
-                Ok(0) => Err(()),
-                Ok(n) => {
-                    let mut f = |line: &[u8]| {
-                        if let Line::Answer(a) = classify(line, &self.requests) {
-                            answers.push(a);
-                        }
-                    };
-                    split_lines(&mut self.partial, &buf[..n], self.max, &mut f).map(|_| n == buf.len()).map_err(|_| ())
+            let requests = &self.requests;
+            let mut f = |line: &[u8]| {
+                if let Line::Answer(a) = classify(line, requests) {
+                    answers.push(a);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-                Err(_) => Err(()),
-            });
+            };
+            let r = try_read_lines(&self.stream, &mut self.partial, self.max, &mut f);
             for a in answers {
                 // A short answer to an idle socket is written at once; if not, the
                 // connection is in no state to be held.
@@ -391,9 +403,9 @@ impl LineConn {
                 }
             }
             match r {
-                Ok(true) => continue,
-                Ok(false) => return !self.broken,
-                Err(()) => {
+                Ok(Some(SCRATCH)) => continue,
+                Ok(_) => return !self.broken,
+                Err(_) => {
                     self.broken = true;
                     return false;
                 }
@@ -446,12 +458,11 @@ impl LineConn {
         id
     }
 
-    /// Turns this connection into a multiplexed one reporting to `hooks` (starts its
-    /// reader task).
+    /// Turns this connection into a multiplexed one reporting to `hooks` (read by one of
+    /// the phase's reader tasks).
     pub fn into_mux(self, hooks: Arc<super::mux::Hooks>) -> Arc<super::mux::MuxConn> {
         let LineConn { stream, partial, next_id, max, abortive_close, requests, .. } = self;
-        let (rd, wr) = stream.into_split();
-        super::mux::MuxConn::start(rd, wr, partial, next_id, max, abortive_close, hooks, requests)
+        super::mux::MuxConn::start(stream, partial, next_id, max, abortive_close, hooks, requests)
     }
 
     /// Closes the connection (abortively when configured).

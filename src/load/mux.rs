@@ -2,14 +2,16 @@
 //! task, channel or timer per request. The scheduler writes a request straight into the
 //! socket (non-blocking; only when the socket buffer is full does the rest wait in a
 //! per-connection backlog that a flusher task drains) and notes it in the connection's
-//! pending set; the connection's reader task records each reply's outcome and latency
-//! (from the *intended* send time) directly into the phase's recorder. Deadlines go into
+//! pending set. Replies are read by a reader task shared by up to [`GROUP`] connections
+//! ([`ReadGroup`]: a connection's waker queues it there, so a connection costs no task of
+//! its own), which records each reply's outcome and latency (from the *intended* send
+//! time) directly into the phase's recorder. Deadlines go into
 //! a coarse wheel ([`Deadlines`]) that a sweeper walks every [`TICK`]: a request still
 //! pending when its bucket comes due is a timeout. Every request leaves the pending set
 //! exactly once (reply, timeout, connection loss or cancellation) under the connection's
 //! lock, which is what keeps `sent = ok + errors + timeouts + cancelled` exact.
 
-use super::conn::{cancel_line, classify, poll_lines, Encoded, Line, Reply, PREFIX};
+use super::conn::{cancel_line, classify, try_read_lines, Encoded, Line, Reply, PREFIX};
 use super::recorder::{Outcome, PhaseRecorder};
 use super::resilience::Breaker;
 use crate::client::server_requests::ServerRequests;
@@ -17,11 +19,11 @@ use crate::client::ErrorKind;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
-use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
 
 /// Resolution of request deadlines.
 pub const TICK: Duration = Duration::from_millis(50);
@@ -41,6 +43,8 @@ pub struct Hooks {
     resend_max: Vec<u8>,
     /// Requests whose connection broke, waiting to be resent (still counted in flight).
     requeued: Mutex<Vec<Entry>>,
+    /// The read group new connections join, and how many have joined it.
+    readers: Mutex<(Weak<ReadGroup>, usize)>,
 }
 
 impl Hooks {
@@ -66,7 +70,23 @@ impl Hooks {
             breaker,
             resend_max,
             requeued: Mutex::new(Vec::new()),
+            readers: Mutex::new((Weak::new(), 0)),
         })
+    }
+
+    /// The read group a new connection joins: the current one until it has [`GROUP`]
+    /// connections, then a new one (with its task).
+    fn read_group(&self) -> Arc<ReadGroup> {
+        let mut r = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if r.1 < GROUP {
+            if let Some(g) = r.0.upgrade() {
+                r.1 += 1;
+                return g;
+            }
+        }
+        let g = ReadGroup::start();
+        *r = (Arc::downgrade(&g), 1);
+        g
     }
 
     fn finish(&self, e: &Entry, outcome: Outcome) {
@@ -168,14 +188,20 @@ impl State {
     }
 }
 
-/// A multiplexed lean connection.
+/// A multiplexed lean connection. Dropping it closes the socket: with SO_LINGER 0 (set at
+/// connect when `abortive`) that is an RST, so neither side keeps a TIME_WAIT.
 pub struct MuxConn {
-    /// Never dropped normally when `abortive`: dropping a write half sends a FIN, and the
-    /// server's FIN arriving before the last handle goes would leave a TIME_WAIT behind.
-    wr: ManuallyDrop<OwnedWriteHalf>,
+    stream: TcpStream,
     state: Mutex<State>,
+    /// The partial line read so far (only the read group touches it).
+    partial: Mutex<Vec<u8>>,
+    /// Longest line accepted.
+    max: usize,
     hooks: Arc<Hooks>,
-    reader: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Queues this connection on its read group when the socket becomes readable.
+    waker: Waker,
+    /// Queued on the read group and not yet read.
+    queued: AtomicBool,
     abortive: bool,
     /// What server requests get (shared by the phase's connections).
     requests: Arc<ServerRequests>,
@@ -186,11 +212,10 @@ pub struct MuxConn {
 pub struct Closed;
 
 impl MuxConn {
-    /// Takes over a connection after its handshake and starts its reader task.
-    #[allow(clippy::too_many_arguments)]
+    /// Takes over a connection after its handshake (`partial`: what was read of the next
+    /// line) and joins it to a read group.
     pub fn start(
-        rd: OwnedReadHalf,
-        wr: OwnedWriteHalf,
+        stream: TcpStream,
         partial: Vec<u8>,
         next_id: u64,
         max: usize,
@@ -198,16 +223,20 @@ impl MuxConn {
         hooks: Arc<Hooks>,
         requests: Arc<ServerRequests>,
     ) -> Arc<MuxConn> {
-        let conn = Arc::new(MuxConn {
-            wr: ManuallyDrop::new(wr),
+        let group = hooks.read_group();
+        let conn = Arc::new_cyclic(|me| MuxConn {
+            stream,
             state: Mutex::new(State { next_id, ..State::default() }),
+            partial: Mutex::new(partial),
+            max,
             hooks,
-            reader: Mutex::new(None),
+            waker: Waker::from(Arc::new(Waking { conn: me.clone(), group })),
+            queued: AtomicBool::new(false),
             abortive,
             requests,
         });
-        let task = tokio::spawn(reader(Arc::downgrade(&conn), rd, partial, max));
-        *conn.reader.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
+        // The first read registers the waker with the socket.
+        conn.waker.wake_by_ref();
         conn
     }
 
@@ -273,7 +302,7 @@ impl MuxConn {
             for (s, p) in slices.iter_mut().zip(parts) {
                 *s = IoSlice::new(p);
             }
-            match self.wr.try_write_vectored(&slices[..parts.len().min(4)]) {
+            match self.stream.try_write_vectored(&slices[..parts.len().min(4)]) {
                 Ok(n) => done = n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => {
@@ -342,39 +371,153 @@ impl MuxConn {
         }
     }
 
-    /// Stops the reader, cancels what is pending and closes the socket (abortively when
-    /// configured: no TIME_WAIT).
+    /// Cancels what is pending and stops reading; the socket closes (abortively when
+    /// configured: no TIME_WAIT) when the last handle is dropped.
     pub fn close(&self) {
-        if let Some(h) = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            h.abort();
-        }
         self.fail_all(Outcome::Cancelled);
         if self.abortive {
-            let _ = socket2::SockRef::from(self.wr.as_ref()).set_linger(Some(Duration::ZERO));
+            let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+        }
+    }
+
+    /// Reads what the socket holds and delivers every complete line, until the socket has
+    /// nothing more (the waker is then registered with it) or breaks. Called by the read
+    /// group only.
+    fn read(self: &Arc<Self>) {
+        if self.state().closed {
+            return;
+        }
+        let mut cx = Context::from_waker(&self.waker);
+        let mut partial = self.partial.lock().unwrap_or_else(|e| e.into_inner());
+        let broken = loop {
+            // Also the task's budget: once it is spent this is `Pending` and the waker is
+            // woken, so the connection is read again after the group task yields.
+            match self.stream.poll_read_ready(&mut cx) {
+                Poll::Pending => break false,
+                Poll::Ready(Err(_)) => break true,
+                Poll::Ready(Ok(())) => {}
+            }
+            match try_read_lines(&self.stream, &mut partial, self.max, &mut |line| deliver(self, line)) {
+                Ok(_) => {}
+                Err(_) => break true,
+            }
+        };
+        if partial.is_empty() && partial.capacity() > 4096 {
+            *partial = Vec::new();
+        }
+        drop(partial);
+        if broken {
+            self.fail_all(Outcome::Error(ErrorKind::Transport));
         }
     }
 }
 
-impl Drop for MuxConn {
-    fn drop(&mut self) {
-        // SAFETY: `wr` is taken exactly once, here, and never used again.
-        let wr = unsafe { ManuallyDrop::take(&mut self.wr) };
-        if self.abortive {
-            // No FIN: the socket (SO_LINGER 0 since connect) ends with an RST when its
-            // last handle (the read half) is dropped.
-            wr.forget();
+/// A connection's waker: queues the connection on its read group.
+struct Waking {
+    conn: Weak<MuxConn>,
+    group: Arc<ReadGroup>,
+}
+
+impl Wake for Waking {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(c) = self.conn.upgrade() {
+            if !c.queued.swap(true, Ordering::AcqRel) {
+                self.group.queue(c);
+            }
         }
+    }
+}
+
+/// Connections one read task serves at most.
+pub const GROUP: usize = 256;
+
+/// Connections sharing one reader task: a connection whose socket became readable is
+/// queued here and the task reads it. The task ends once the group is dropped (its last
+/// connection gone).
+pub struct ReadGroup {
+    ready: Mutex<Ready>,
+}
+
+#[derive(Default)]
+struct Ready {
+    conns: Vec<Arc<MuxConn>>,
+    /// The task, when it waits for a connection to be queued.
+    task: Option<Waker>,
+}
+
+impl ReadGroup {
+    fn start() -> Arc<ReadGroup> {
+        let g = Arc::new(ReadGroup { ready: Mutex::new(Ready::default()) });
+        tokio::spawn(read_group(Arc::downgrade(&g)));
+        g
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Ready> {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn queue(&self, c: Arc<MuxConn>) {
+        let task = {
+            let mut r = self.lock();
+            r.conns.push(c);
+            r.task.take()
+        };
+        if let Some(t) = task {
+            t.wake();
+        }
+    }
+}
+
+impl Drop for ReadGroup {
+    fn drop(&mut self) {
+        if let Some(t) = self.ready.get_mut().unwrap_or_else(|e| e.into_inner()).task.take() {
+            t.wake();
+        }
+    }
+}
+
+/// A read group's task: reads the queued connections, in batches, until the group is gone.
+async fn read_group(group: Weak<ReadGroup>) {
+    let mut batch: Vec<Arc<MuxConn>> = Vec::new();
+    loop {
+        let alive = poll_fn(|cx| {
+            let Some(g) = group.upgrade() else { return Poll::Ready(false) };
+            let mut r = g.lock();
+            if r.conns.is_empty() {
+                if !r.task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
+                    r.task = Some(cx.waker().clone());
+                }
+                return Poll::Pending;
+            }
+            std::mem::swap(&mut batch, &mut r.conns);
+            Poll::Ready(true)
+        })
+        .await;
+        if !alive {
+            return;
+        }
+        for c in batch.drain(..) {
+            // Cleared first: a wake while it is read queues it again.
+            c.queued.store(false, Ordering::Release);
+            c.read();
+        }
+        // Reads spend the task's budget; once it is spent, let the runtime run others.
+        tokio::task::consume_budget().await;
     }
 }
 
 async fn flush(conn: Arc<MuxConn>) {
     loop {
-        if conn.wr.writable().await.is_err() {
+        if conn.stream.writable().await.is_err() {
             conn.fail_all(Outcome::Error(ErrorKind::Transport));
             return;
         }
         let mut st = conn.state();
-        match conn.wr.try_write(&st.backlog) {
+        match conn.stream.try_write(&st.backlog) {
             Ok(n) => {
                 st.backlog.drain(..n);
                 if st.backlog.is_empty() {
@@ -394,23 +537,7 @@ async fn flush(conn: Arc<MuxConn>) {
     }
 }
 
-async fn reader(conn: Weak<MuxConn>, mut rd: OwnedReadHalf, mut partial: Vec<u8>, max: usize) {
-    loop {
-        let r = poll_fn(|cx| poll_lines(cx, &mut rd, &mut partial, max, &mut |line| deliver(&conn, line))).await;
-        if r.is_err() {
-            if let Some(c) = conn.upgrade() {
-                c.fail_all(Outcome::Error(ErrorKind::Transport));
-            }
-            return;
-        }
-        if partial.is_empty() && partial.capacity() > 4096 {
-            partial = Vec::new();
-        }
-    }
-}
-
-fn deliver(conn: &Weak<MuxConn>, line: &[u8]) {
-    let Some(c) = conn.upgrade() else { return };
+fn deliver(c: &Arc<MuxConn>, line: &[u8]) {
     let (entry, outcome) = match classify(line, &c.requests) {
         Line::Reply(id, reply) => (c.state().take(id), reply.outcome()),
         Line::Garbage(Some(id)) => (c.state().take(id), Reply::Protocol.outcome()),
@@ -569,6 +696,71 @@ mod tests {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     use tokio::net::{TcpListener, TcpStream};
 
+    /// Connections beyond one group's worth all get their replies read (by more than one
+    /// group), and dropping them closes their sockets and frees the groups: a connection's
+    /// waker does not keep it alive.
+    #[tokio::test]
+    async fn read_groups_read_every_connection_and_let_dropped_ones_go() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let n = 2 * GROUP + 10;
+        let closed = Arc::new(AtomicU64::new(0));
+        let server = {
+            let closed = closed.clone();
+            tokio::spawn(async move {
+                for _ in 0..n {
+                    let (s, _) = listener.accept().await.unwrap();
+                    let closed = closed.clone();
+                    tokio::spawn(async move {
+                        let (rd, mut wr) = s.into_split();
+                        let mut lines = BufReader::new(rd).lines();
+                        while let Ok(Some(line)) = lines.next_line().await {
+                            let id = serde_json::from_str::<serde_json::Value>(&line).unwrap()["id"].as_u64().unwrap();
+                            let reply = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{}}}}\n");
+                            if wr.write_all(reply.as_bytes()).await.is_err() {
+                                break;
+                            }
+                        }
+                        closed.fetch_add(1, Ordering::Relaxed);
+                    });
+                }
+            })
+        };
+        let rec = PhaseRecorder::new(1, Arc::new(AtomicI64::new(0)));
+        let hooks = Hooks::new(rec.clone(), Duration::from_secs(10));
+        let requests = Arc::new(ServerRequests::default());
+        let mut conns = Vec::new();
+        for _ in 0..n {
+            let client = TcpStream::connect(addr).await.unwrap();
+            conns.push(MuxConn::start(client, Vec::new(), 1, 1 << 20, false, hooks.clone(), requests.clone()));
+        }
+        let enc = Encoded::new("ping", None);
+        for round in 0..3 {
+            for (i, c) in conns.iter().enumerate() {
+                c.send(&enc, 0, (round * n + i) as u64, 0).unwrap();
+            }
+        }
+        let waited = Instant::now();
+        while hooks.inflight.load(Ordering::Acquire) > 0 {
+            assert!(waited.elapsed() < Duration::from_secs(10), "replies were not read");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        server.await.unwrap();
+        let mut acc = Accumulator::new(vec!["ping".into()], 0);
+        let snap = rec.fold(&mut acc, &mut rec.spares(), 0, 1.0);
+        assert_eq!(snap.kinds[0].0.ok, 3 * n as u64);
+        // Two full groups, and the third has the last ten.
+        assert_eq!(hooks.readers.lock().unwrap().1, 10);
+
+        drop(conns);
+        let waited = Instant::now();
+        while closed.load(Ordering::Relaxed) < n as u64 {
+            assert!(waited.elapsed() < Duration::from_secs(5), "dropped connections kept their sockets open");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(hooks.readers.lock().unwrap().0.upgrade().is_none(), "the read group outlived its connections");
+    }
+
     /// Compacting a bucket drops the answered requests and keeps the pending ones, which
     /// still time out when their bucket comes due; a bucket younger than asked is left alone.
     #[tokio::test]
@@ -578,9 +770,8 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap();
         let rec = PhaseRecorder::new(1, Arc::new(AtomicI64::new(0)));
         let hooks = Hooks::new(rec.clone(), Duration::from_millis(300));
-        let (rd, wr) = client.into_split();
         let requests = Arc::new(ServerRequests::default());
-        let conn = MuxConn::start(rd, wr, Vec::new(), 1, 1 << 20, false, hooks.clone(), requests);
+        let conn = MuxConn::start(client, Vec::new(), 1, 1 << 20, false, hooks.clone(), requests);
         let enc = Encoded::new("ping", None);
         for n in 0..10 {
             conn.send(&enc, 0, n, 0).unwrap();
