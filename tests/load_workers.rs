@@ -138,6 +138,14 @@ fn worker_processes_give_the_same_totals_as_one_process_and_leave_no_children() 
     assert_eq!(per_kind, 3000);
     let timeline_sent: u64 = p4[1]["timeline"].as_array().unwrap().iter().map(|e| n(e, "sent")).sum();
     assert_eq!(timeline_sent, 800, "worker timelines merge by second");
+    // Each second keeps its latencies, merged over the workers: every reply is in them.
+    let timeline_latencies: u64 = p4[1]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| mcpscript::load::result::decode(e["hist"].as_str().unwrap_or_default()).map_or(0, |h| h.len()))
+        .sum();
+    assert_eq!(timeline_latencies, n(&p4[1], "ok") + errors(&p4[1]), "per-second latencies merge too");
     // Resources: coordinator, 4 workers and the 5 server processes were sampled.
     let procs = p4[0]["resources"]["processes"].as_array().unwrap();
     assert_eq!(procs.iter().filter(|p| p["role"] == "worker").count(), 4, "{procs:?}");

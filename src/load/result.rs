@@ -206,7 +206,8 @@ pub struct TimelineEntry {
 }
 
 impl TimelineEntry {
-    fn merge(&mut self, o: &TimelineEntry) -> Result<(), LoadError> {
+    /// Adds another share's same second.
+    pub(super) fn merge(&mut self, o: &TimelineEntry) -> Result<(), LoadError> {
         self.span = self.span.max(o.span);
         self.sent += o.sent;
         self.ok += o.ok;

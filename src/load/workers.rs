@@ -3,7 +3,8 @@
 //! [`share`](super::plan::PhasePlan::share) of the plan on stdin, opens its sessions and
 //! says `ready`; once all are ready (or dead) every worker gets `go` at the same moment, so
 //! their timelines line up. Workers stream a `tick` per second and a final `result` (its
-//! timeline left out: the load ticks carry it), which merge exactly. Each worker runs in
+//! timeline left out: the load ticks carry it, merged by second as they arrive), which
+//! merge exactly. Each worker runs in
 //! its own process group ([`spawn_direct`]), which is killed when the worker is dropped;
 //! workers die with the coordinator, even a SIGKILLed one: PR_SET_PDEATHSIG (set when
 //! spawned and again by the worker itself), and the commands a worker starts (stdio
@@ -18,10 +19,12 @@ use super::error::LoadError;
 use super::exec;
 use super::plan::{Model, PhasePlan};
 use super::recorder::Accumulator;
-use super::result::{self, PhaseResult, PhaseStatus, ProcessRole, WorkerReport};
+use super::result::{self, PhaseResult, PhaseStatus, ProcessRole, TimelineEntry, WorkerReport};
 use super::sampler::Watched;
 use super::worker::{Report, Start, TickStage, THREADS_ENV};
 use crate::util::proc::{spawn_direct, Group};
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -132,6 +135,8 @@ pub async fn run_distributed(
         }
     }
     drop(events_tx);
+    // The phase's timeline, merged second by second as the workers' load ticks arrive.
+    let mut timeline = Timeline::default();
     let mut stopping: Option<Instant> = None;
     let mut went = false;
     loop {
@@ -154,7 +159,7 @@ pub async fn run_distributed(
         let tick = tokio::time::sleep(Duration::from_millis(500));
         tokio::select! {
             ev = events.recv() => match ev {
-                Some((i, ev)) => handle(&mut workers, i, ev, live.as_deref()),
+                Some((i, ev)) => handle(&mut workers, &mut timeline, i, ev, live.as_deref()),
                 None => break,
             },
             _ = super::until_true(&mut stop), if stopping.is_none() => {
@@ -222,6 +227,11 @@ pub async fn run_distributed(
         }
         reports.push(report);
     }
+    // The parts' timelines (the seconds' counts, their latencies already in `timeline`)
+    // are left out of the merge: `timeline` is the merged one.
+    for p in &mut parts {
+        p.timeline = Vec::new();
+    }
     let mut merged = match result::merge_all(parts.iter()) {
         Ok(Some(m)) => m,
         Ok(None) => PhaseResult {
@@ -238,6 +248,7 @@ pub async fn run_distributed(
             r
         }
     };
+    merged.timeline = timeline.0.into_values().collect();
     merged.sessions = plan.model.sessions();
     merged.intended_rate = plan.model.intended_rate();
     merged.segments = plan.segment.into_iter().collect();
@@ -253,7 +264,32 @@ pub async fn run_distributed(
     merged
 }
 
-fn handle(workers: &mut [Worker], index: u32, ev: Event, live: Option<&super::live::PhaseLive>) {
+/// The workers' load seconds merged by second (what merging their timelines at the end
+/// would give, without keeping each worker's latencies of every second until then).
+#[derive(Default)]
+struct Timeline(BTreeMap<u32, TimelineEntry>);
+
+impl Timeline {
+    fn add(&mut self, e: TimelineEntry) {
+        match self.0.entry(e.t) {
+            Entry::Occupied(mut x) => {
+                // Only a garbled histogram fails; the second then keeps what it had.
+                let _ = x.get_mut().merge(&e);
+            }
+            Entry::Vacant(v) => {
+                v.insert(e);
+            }
+        }
+    }
+}
+
+fn handle(
+    workers: &mut [Worker],
+    timeline: &mut Timeline,
+    index: u32,
+    ev: Event,
+    live: Option<&super::live::PhaseLive>,
+) {
     let Some(w) = workers.iter_mut().find(|w| w.index == index) else { return };
     w.last_heard = Instant::now();
     match ev {
@@ -267,7 +303,17 @@ fn handle(workers: &mut [Worker], index: u32, ev: Event, live: Option<&super::li
         }
         Event::Report(Report::Tick { stage, snap }) => {
             if stage == TickStage::Load {
+                let before = w.partial.timeline.len();
                 let _ = w.partial.fold_snap(&snap);
+                // A second the worker's accumulator kept goes into the merged timeline;
+                // the worker's copy keeps its counts (for a partial result if the worker
+                // dies) and gives up its latencies.
+                if w.partial.timeline.len() > before {
+                    if let Some(e) = w.partial.timeline.last_mut() {
+                        let hist = std::mem::take(&mut e.hist);
+                        timeline.add(TimelineEntry { hist, ..e.clone() });
+                    }
+                }
                 if let Some(l) = live {
                     l.load_second(&snap);
                 }
@@ -276,13 +322,9 @@ fn handle(workers: &mut [Worker], index: u32, ev: Event, live: Option<&super::li
             }
         }
         Event::Report(Report::Result { result }) => {
-            let mut r = *result;
             // A worker leaves its timeline out of its result: it is the load ticks' (the
-            // same folds of the same seconds), which are here already.
-            if r.timeline.is_empty() {
-                r.timeline = std::mem::take(&mut w.partial.timeline);
-            }
-            w.result = Some(r);
+            // same folds of the same seconds), merged into `timeline` already.
+            w.result = Some(*result);
         }
         Event::Report(Report::Error { message }) => {
             w.garbage.get_or_insert(message);
