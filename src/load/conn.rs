@@ -205,19 +205,36 @@ pub(crate) fn poll_lines<R: AsyncRead + Unpin>(
 /// Reads what `stream` holds now, without waiting, into the thread's scratch buffer and
 /// hands every complete line to `f` (a partial line is kept in `partial`). `Ok(Some(n))`
 /// after reading `n` bytes (`n` == [`SCRATCH`]: more may be waiting), `Ok(None)` when
-/// nothing was waiting.
+/// nothing was waiting. A read that did not fill the buffer took everything there was, so
+/// it clears the socket's readiness as tokio's own reads do: the next wait registers at
+/// once instead of costing a read that finds nothing.
 pub(crate) fn try_read_lines(
     stream: &TcpStream,
     partial: &mut Vec<u8>,
     max: usize,
     f: &mut dyn FnMut(&[u8]),
 ) -> Result<Option<usize>, Broken> {
-    SCRATCH_BUF.with_borrow_mut(|buf| match stream.try_read(buf) {
-        Ok(0) => Err(Broken::Eof),
-        Ok(n) => split_lines(partial, &buf[..n], max, f).map(|_| Some(n)),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-        Err(_) => Err(Broken::Io),
-    })
+    let mut got = None;
+    let r = stream.try_io(tokio::io::Interest::READABLE, || {
+        SCRATCH_BUF.with_borrow_mut(|buf| {
+            let n = io::Read::read(&mut &*socket2::SockRef::from(stream), buf)?;
+            got = Some(match n {
+                0 => Err(Broken::Eof),
+                n => split_lines(partial, &buf[..n], max, f).map(|_| n),
+            });
+            if n > 0 && n < buf.len() {
+                // Not a failed read: what tells `try_io` to clear the readiness.
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(())
+            }
+        })
+    });
+    match (got, r) {
+        (Some(read), _) => read.map(Some),
+        (None, Err(e)) if e.kind() != io::ErrorKind::WouldBlock => Err(Broken::Io),
+        (None, _) => Ok(None),
+    }
 }
 
 /// Splits `data` (continuing `partial`) into lines.
