@@ -390,8 +390,9 @@ impl MuxConn {
         let mut cx = Context::from_waker(&self.waker);
         let mut partial = self.partial.lock().unwrap_or_else(|e| e.into_inner());
         let broken = loop {
-            // Also the task's budget: once it is spent this is `Pending` and the waker is
-            // woken, so the connection is read again after the group task yields.
+            // This also spends the group task's budget: once it is spent, this returns
+            // `Pending` and wakes the waker, so the connection is queued again and read
+            // after the group task has yielded.
             match self.stream.poll_read_ready(&mut cx) {
                 Poll::Pending => break false,
                 Poll::Ready(Err(_)) => break true,
