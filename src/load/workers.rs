@@ -4,12 +4,11 @@
 //! says `ready`; once all are ready (or dead) every worker gets `go` at the same moment, so
 //! their timelines line up. Workers stream a `tick` per second and a final `result` (its
 //! timeline left out: the load ticks carry it, merged by second as they arrive), which
-//! merge exactly. Each worker runs in
-//! its own process group ([`spawn_direct`]), which is killed when the worker is dropped;
-//! workers die with the coordinator, even a SIGKILLed one: PR_SET_PDEATHSIG (set when
-//! spawned and again by the worker itself), and the commands a worker starts (stdio
-//! servers) are supervised by `mcpscript reap`, which kills their groups when the worker
-//! dies. A worker that dies is reported with its exit status;
+//! merge exactly. Each worker runs in its own process group ([`spawn_direct`]), which is
+//! killed when the worker is dropped; workers die with the coordinator, even a SIGKILLed
+//! one: PR_SET_PDEATHSIG (set when spawned and again by the worker itself), and the
+//! commands a worker starts (stdio servers) are supervised by `mcpscript reap`, which kills
+//! their groups when the worker dies. A worker that dies is reported with its exit status;
 //! its share is marked failed, what its ticks measured is kept (requests it never
 //! accounted for count as `worker_lost` errors), and the others' data is untouched. No read
 //! waits forever: a worker silent for [`SILENCE_LIMIT`] while it should be talking is
@@ -273,7 +272,8 @@ impl Timeline {
     fn add(&mut self, e: TimelineEntry) {
         match self.0.entry(e.t) {
             Entry::Occupied(mut x) => {
-                // Only a garbled histogram fails; the second then keeps what it had.
+                // Only a histogram that does not decode fails (never one a worker
+                // encoded): its counts are added, the second's latencies stay as they were.
                 let _ = x.get_mut().merge(&e);
             }
             Entry::Vacant(v) => {
