@@ -206,8 +206,7 @@ pub struct TimelineEntry {
 }
 
 impl TimelineEntry {
-    /// Adds another share's same second.
-    pub(super) fn merge(&mut self, o: &TimelineEntry) -> Result<(), LoadError> {
+    fn merge(&mut self, o: &TimelineEntry) -> Result<(), LoadError> {
         self.span = self.span.max(o.span);
         self.sent += o.sent;
         self.ok += o.ok;
@@ -658,17 +657,35 @@ impl PhaseResult {
     }
 }
 
-fn merge_timelines(a: &[TimelineEntry], b: &[TimelineEntry]) -> Result<Vec<TimelineEntry>, LoadError> {
-    let mut by_t: BTreeMap<u32, TimelineEntry> = a.iter().map(|e| (e.t, e.clone())).collect();
-    for e in b {
-        match by_t.get_mut(&e.t) {
-            Some(x) => x.merge(e)?,
-            None => {
-                by_t.insert(e.t, e.clone());
+/// The seconds of shares that ran at the same time, merged by second.
+#[derive(Default)]
+pub struct TimelineMerge(BTreeMap<u32, TimelineEntry>);
+
+impl TimelineMerge {
+    /// Adds one share's second. Fails only on a histogram that does not decode: that
+    /// second then has the share's counts but not its latencies.
+    pub fn add(&mut self, e: TimelineEntry) -> Result<(), LoadError> {
+        match self.0.entry(e.t) {
+            std::collections::btree_map::Entry::Occupied(mut x) => x.get_mut().merge(&e),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(e);
+                Ok(())
             }
         }
     }
-    Ok(by_t.into_values().collect())
+
+    /// The merged seconds, in order.
+    pub fn into_timeline(self) -> Vec<TimelineEntry> {
+        self.0.into_values().collect()
+    }
+}
+
+fn merge_timelines(a: &[TimelineEntry], b: &[TimelineEntry]) -> Result<Vec<TimelineEntry>, LoadError> {
+    let mut m = TimelineMerge::default();
+    for e in a.iter().chain(b) {
+        m.add(e.clone())?;
+    }
+    Ok(m.into_timeline())
 }
 
 /// Combines the results of shares of one phase that ran at the same time (worker

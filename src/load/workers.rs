@@ -18,12 +18,10 @@ use super::error::LoadError;
 use super::exec;
 use super::plan::{Model, PhasePlan};
 use super::recorder::Accumulator;
-use super::result::{self, PhaseResult, PhaseStatus, ProcessRole, TimelineEntry, WorkerReport};
+use super::result::{self, PhaseResult, PhaseStatus, ProcessRole, TimelineEntry, TimelineMerge, WorkerReport};
 use super::sampler::Watched;
 use super::worker::{Report, Start, TickStage, THREADS_ENV};
 use crate::util::proc::{spawn_direct, Group};
-use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -135,7 +133,7 @@ pub async fn run_distributed(
     }
     drop(events_tx);
     // The phase's timeline, merged second by second as the workers' load ticks arrive.
-    let mut timeline = Timeline::default();
+    let mut timeline = TimelineMerge::default();
     let mut stopping: Option<Instant> = None;
     let mut went = false;
     loop {
@@ -247,7 +245,7 @@ pub async fn run_distributed(
             r
         }
     };
-    merged.timeline = timeline.0.into_values().collect();
+    merged.timeline = timeline.into_timeline();
     merged.sessions = plan.model.sessions();
     merged.intended_rate = plan.model.intended_rate();
     merged.segments = plan.segment.into_iter().collect();
@@ -263,29 +261,9 @@ pub async fn run_distributed(
     merged
 }
 
-/// The workers' load seconds merged by second (what merging their timelines at the end
-/// would give, without keeping each worker's latencies of every second until then).
-#[derive(Default)]
-struct Timeline(BTreeMap<u32, TimelineEntry>);
-
-impl Timeline {
-    fn add(&mut self, e: TimelineEntry) {
-        match self.0.entry(e.t) {
-            Entry::Occupied(mut x) => {
-                // Only a histogram that does not decode fails (never one a worker
-                // encoded): its counts are added, the second's latencies stay as they were.
-                let _ = x.get_mut().merge(&e);
-            }
-            Entry::Vacant(v) => {
-                v.insert(e);
-            }
-        }
-    }
-}
-
 fn handle(
     workers: &mut [Worker],
-    timeline: &mut Timeline,
+    timeline: &mut TimelineMerge,
     index: u32,
     ev: Event,
     live: Option<&super::live::PhaseLive>,
@@ -311,7 +289,9 @@ fn handle(
                 if w.partial.timeline.len() > before {
                     if let Some(e) = w.partial.timeline.last_mut() {
                         let hist = std::mem::take(&mut e.hist);
-                        timeline.add(TimelineEntry { hist, ..e.clone() });
+                        // Only a histogram that does not decode fails (never one a worker
+                        // encoded): its counts are added, not its latencies.
+                        let _ = timeline.add(TimelineEntry { hist, ..e.clone() });
                     }
                 }
                 if let Some(l) = live {
