@@ -3,9 +3,10 @@
 //! started by this bench as a child process, in one sitting.
 //!
 //! ```text
-//! cargo bench --bench http_load                 # the quick figures (about a minute)
+//! cargo bench --bench http_load                 # the quick figures (about two minutes)
 //! cargo bench --bench http_load -- --full       # plus 100K sessions held and 50K req/s (minutes)
 //! BENCH_SECS=10 cargo bench --bench http_load   # longer throughput windows (default 5 s)
+//! BENCH_ROUNDS=5 cargo bench --bench http_load  # more rounds of the closed model (default 3)
 //! ```
 //!
 //! Printed:
@@ -17,7 +18,8 @@
 //!   the engine's closed model of `ping` over http and over tcp (same endpoint, same
 //!   request), each with its client CPU per request (utime + stime of /proc/self/stat over
 //!   the load window, connecting excluded); and the http path's requests per client CPU
-//!   second against the tcp path's.
+//!   second against the tcp path's. The three cases take turns for several rounds, and
+//!   the ratios are of the sums over the rounds.
 //! - `--full`: 100,000 HTTP sessions held (over worker processes, against a server of
 //!   8 workers) with mcpscript's peak memory, coordinator plus workers, from /proc; and
 //!   50,000 req/s of `ping` over 100,000 sessions for 60 s (after a 5 s ramp) over tcp and
@@ -50,6 +52,7 @@ const PING: &str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
 fn main() {
     let full = std::env::args().any(|a| a == "--full");
     let secs: u64 = std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let rounds: u32 = std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
     mcpscript::util::proc::raise_nofile_limit();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let server = Server::spawn(2);
@@ -70,7 +73,7 @@ fn main() {
         );
     }
 
-    println!("\n== closed model of ping, {secs} s per case ==");
+    println!("\n== closed model of ping, {secs} s per case, {rounds} rounds ==");
     let oha = find_oha();
     if oha.is_none() {
         println!("oha not found on PATH or in ~/.cargo/bin: install it with `cargo install --locked oha`");
@@ -80,18 +83,34 @@ fn main() {
         "case", "req/s", "p50 ms", "p99 ms", "client us/req", "req/CPU-s"
     );
     for conns in [50u64, 1000] {
-        let oha_rate = oha.as_ref().and_then(|o| run_oha(o, &http, conns, secs));
-        if let Some(r) = oha_rate {
-            println!("{:<28} {r:>10.0}", format!("oha http, {conns} conns"));
+        // Rounds interleave the cases: each case opens its connections anew, and how the
+        // server's SO_REUSEPORT spreads them over its 2 processes (25/25 or 32/18 at 50)
+        // moves a case's rate and CPU per request by 10% or more; the sums over rounds
+        // even that out, and the machine's slow and busy moments fall on every case.
+        let (mut oha_sum, mut h_sum, mut t_sum) = (None::<f64>, Measured::default(), Measured::default());
+        for round in 1..=rounds {
+            let oha_rate = oha.as_ref().and_then(|o| run_oha(o, &http, conns, secs));
+            if let Some(r) = oha_rate {
+                println!("{:<28} {r:>10.0}", format!("oha http, {conns} conns #{round}"));
+                *oha_sum.get_or_insert(0.0) += r;
+            }
+            let h = rt.block_on(engine(&http, conns, secs));
+            h.print(&format!("mcpscript http, {conns} conns #{round}"));
+            let t = rt.block_on(engine(&tcp, conns, secs));
+            t.print(&format!("mcpscript tcp, {conns} conns #{round}"));
+            h_sum.add(&h);
+            t_sum.add(&t);
         }
-        let h = rt.block_on(engine(&http, conns, secs));
-        h.print(&format!("mcpscript http, {conns} conns"));
-        let t = rt.block_on(engine(&tcp, conns, secs));
-        t.print(&format!("mcpscript tcp, {conns} conns"));
-        if let Some(o) = oha_rate {
-            println!("  http / oha: {:.2}x", h.rate / o);
+        println!("  over the {rounds} rounds, {conns} connections:");
+        if let Some(o) = oha_sum {
+            println!("  http / oha (mean req/s): {:.2}x", h_sum.rate / o);
         }
-        println!("  http / tcp per client CPU second: {:.2}x", h.per_cpu() / t.per_cpu());
+        println!(
+            "  http / tcp per client CPU second: {:.2}x ({:.1} us/req over http, {:.1} over tcp)",
+            h_sum.per_cpu() / t_sum.per_cpu(),
+            h_sum.us_per_req(),
+            t_sum.us_per_req()
+        );
     }
     drop(server);
 
@@ -172,6 +191,7 @@ async fn futures_close(held: Vec<mcpscript::load::pool::Exclusive>) {
     while set.join_next().await.is_some() {}
 }
 
+#[derive(Default)]
 struct Measured {
     rate: f64,
     p50: f64,
@@ -185,8 +205,20 @@ impl Measured {
         self.ok as f64 / self.cpu_s.max(1e-9)
     }
 
+    fn us_per_req(&self) -> f64 {
+        self.cpu_s * 1e6 / self.ok.max(1) as f64
+    }
+
+    /// Adds a round: requests and CPU summed, req/s summed (the sum of rates over the sum
+    /// of another case's rates is the ratio of their means).
+    fn add(&mut self, other: &Measured) {
+        self.rate += other.rate;
+        self.ok += other.ok;
+        self.cpu_s += other.cpu_s;
+    }
+
     fn print(&self, name: &str) {
-        let us = self.cpu_s * 1e6 / self.ok.max(1) as f64;
+        let us = self.us_per_req();
         println!(
             "{name:<28} {:>10.0} {:>9.3} {:>9.3} {us:>14.1} {:>12.0}",
             self.rate,
