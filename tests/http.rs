@@ -661,3 +661,49 @@ async fn sibling_workers_take_over_signed_sessions() {
     let r = raw_with_session(&authority(&http_url(&sibling)), &forged, ping).await;
     assert_eq!(r.status, 404, "a tampered id does not verify");
 }
+
+/// An idle keep-alive connection of the lean HTTP server is closed when the server shuts
+/// down, after several requests on it (its wait for the next request watches the shutdown
+/// for the connection's whole life).
+#[tokio::test]
+async fn shutdown_closes_an_idle_keep_alive_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start_http().await;
+    let addr = authority(&http_url(&server));
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut buf = Vec::new();
+    for _ in 0..3 {
+        s.write_all(req.as_bytes()).await.unwrap();
+        // One whole response (no session: a 400 with a JSON body), the connection kept.
+        buf.clear();
+        let end = loop {
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk)).await.unwrap().unwrap();
+            assert!(n > 0, "the server closed the connection after {:?}", String::from_utf8_lossy(&buf));
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_lowercase();
+            if let Some(head) = text.find("\r\n\r\n") {
+                let len: usize = text[..head]
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse().unwrap())
+                    .expect("a Content-Length");
+                if buf.len() >= head + 4 + len {
+                    break head + 4 + len;
+                }
+            }
+        };
+        assert!(buf.starts_with(b"HTTP/1.1 400"), "{}", String::from_utf8_lossy(&buf));
+        assert_eq!(end, buf.len(), "nothing after the response");
+    }
+    server.shutdown().await;
+    let mut rest = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut rest)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the idle connection is still open after shutdown: {read:?}");
+}
