@@ -39,7 +39,7 @@ pub(super) async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
     // What the idle wait watches, for the connection's whole life: its waiter joins the
     // shutdown channel's list once, not once per request (joining and leaving it around
-    // every request took 3% of the server's CPU).
+    // every request took about 3% of a server process's CPU at 30K req/s).
     let mut idle_watch = shared.shutdown.clone();
     let stopping = idle_watch.wait_for(|s| *s);
     tokio::pin!(stopping);
