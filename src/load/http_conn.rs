@@ -373,7 +373,9 @@ impl HttpConn {
             if ex.status == 404 && self.has_session && !renewed {
                 // The server forgot the session: a new one, and this request once more.
                 renewed = true;
-                if let Err(e) = self.handshake().await {
+                // Boxed: the rare path, and inline it would make every request's future
+                // larger by the handshake's (the request's future is copied as it goes).
+                if let Err(e) = Box::pin(self.handshake()).await {
                     if e.is_fatal_to_session() {
                         self.broken = true;
                     }
@@ -392,15 +394,17 @@ impl HttpConn {
     /// name themselves), on the kept-alive connection or a new one. A reused connection
     /// that fails before any response byte is replaced and, when `retry`, the POST sent
     /// again once. A connection that cannot be opened breaks the session.
-    async fn post(
-        &mut self,
-        body: Body<'_>,
-        lines: &[u8],
+    fn post<'a>(
+        &'a mut self,
+        body: Body<'a>,
+        lines: &'a [u8],
         want: Option<u64>,
         full: bool,
         retry: bool,
-    ) -> Result<Exchanged, Fail> {
-        self.post_as(body, lines, want, full, retry, true).await
+    ) -> impl std::future::Future<Output = Result<Exchanged, Fail>> + Send + 'a {
+        // Not an `async fn` of its own: a future wrapping `post_as`'s would be one more
+        // state to lay out and copy per request.
+        self.post_as(body, lines, want, full, retry, true)
     }
 
     /// [`post`](Self::post), with or without the session's header lines (`initialize`
@@ -504,8 +508,11 @@ impl HttpConn {
     /// Writes `req` and reads its response. Returns what it said and whether the
     /// connection can carry another request.
     async fn exchange(&mut self, req: &[u8], want: Option<u64>, full: bool) -> Result<(Exchanged, bool), Fail> {
-        let shared = self.shared.clone();
-        let Some(stream) = self.stream.as_mut() else { return Err(Fail::Unanswered("no connection".into())) };
+        // The fields borrowed apart: no clone of the shared `Arc` per request (every
+        // session's requests would bump one counter, a cache line both cores fight over).
+        let HttpConn { shared, stream, source, headers, .. } = self;
+        let (source, headers) = (*source, &**headers);
+        let Some(stream) = stream.as_mut() else { return Err(Fail::Unanswered("no connection".into())) };
         stream.write_all(req).await.map_err(|e| Fail::Unanswered(format!("while sending: {e}")))?;
         let mut rd = Reader::default();
         let mut head = rd.head(stream, full).await?;
@@ -554,11 +561,10 @@ impl HttpConn {
         let mut found =
             Found { want, full, reply: None, message: None, answers: Vec::new(), requests: &shared.requests };
         // Answers go out as their requests arrive: the server may wait for them to reply.
-        let (source, headers) = (self.source, &self.headers);
         let ended = if head.event_stream {
             // Boxed: the event-stream reader is the rare path, and inline it would grow
             // the future every request moves (twice: into its timeout and its await).
-            Box::pin(read_events(&mut rd, stream, head.framing, (&shared, source, headers), &mut found)).await?
+            Box::pin(read_events(&mut rd, stream, head.framing, (shared, source, headers), &mut found)).await?
         } else {
             let limit = shared.max_message;
             let mut spare = Spare::default();
@@ -575,7 +581,7 @@ impl HttpConn {
             found.message(body);
             end
         };
-        found.send_answers(&shared, source, headers);
+        found.send_answers(shared, source, headers);
         ex.reply = found.reply;
         ex.full = found.message;
         Ok((ex, keep && ended == End::Done))

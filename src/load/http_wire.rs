@@ -8,7 +8,7 @@
 use super::conn::{classify, itoa, Encoded, Line, Reply, PREFIX};
 use super::http_conn::Fail;
 use crate::client::server_requests::ServerRequests;
-use crate::net::http1::{decode, Chunk, Framing, Spare, MAX_HEAD, READ_CHUNK};
+use crate::net::http1::{contains_ignore_case, decode, Chunk, Framing, Spare, MAX_HEAD, READ_CHUNK};
 use serde_json::value::RawValue;
 use std::io;
 use std::mem::MaybeUninit;
@@ -153,7 +153,7 @@ fn parse_head(resp: &httparse::Response<'_, '_>, status: u16, want_session: bool
         } else if name.eq_ignore_ascii_case(b"content-type") {
             event_stream = value.len() >= 17 && value[..17].eq_ignore_ascii_case(b"text/event-stream");
         } else if name.eq_ignore_ascii_case(b"connection") {
-            close = close || value.windows(5).any(|w| w.eq_ignore_ascii_case(b"close"));
+            close = close || contains_ignore_case(value, b"close");
         } else if want_session && name.eq_ignore_ascii_case(SESSION_HEADER.as_bytes()) {
             let v = std::str::from_utf8(value).ok().filter(|v| !v.is_empty());
             session = v.filter(|v| v.bytes().all(|b| (0x21..0x7f).contains(&b))).map(str::to_string);

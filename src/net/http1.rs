@@ -3,7 +3,8 @@
 //! incremental decoding ([`decode`]: `Content-Length`, chunked, or until the connection
 //! closes, split anywhere), and the per-thread spare buffers ([`Spare`]) that a request
 //! in flight borrows for its bytes and gives back, so that an idle connection holds no
-//! buffer and the steady state allocates none.
+//! buffer and the steady state allocates none; and how header values are searched
+//! ([`contains_ignore_case`]).
 
 use std::cell::RefCell;
 
@@ -11,6 +12,14 @@ use std::cell::RefCell;
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Initial size of a spare buffer (grown only for large messages).
 pub const READ_CHUNK: usize = 2048;
+
+/// Whether `needle` occurs in `hay`, ASCII case ignored (header values: `Accept`,
+/// `Content-Type`, `Connection`). Only windows that start with the needle's first letter
+/// are compared whole: it runs over header values of every request.
+pub fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    let Some(first) = needle.first().map(u8::to_ascii_lowercase) else { return true };
+    hay.windows(needle.len()).any(|w| w[0].to_ascii_lowercase() == first && w.eq_ignore_ascii_case(needle))
+}
 
 /// How a message body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,5 +182,17 @@ mod tests {
         assert_eq!((body.as_slice(), f), (&b"abcd"[..], Framing::Done));
         let mut f = Framing::Chunked(Chunk::Size);
         assert!(decode::<BadFraming>(&mut f, b"zz\r\n", &mut |_| Ok(false)).is_err());
+    }
+
+    #[test]
+    fn finds_a_needle_in_any_case_anywhere_and_only_whole() {
+        let accept = b"Application/JSON, Text/Event-Stream";
+        assert!(contains_ignore_case(accept, b"application/json"));
+        assert!(contains_ignore_case(accept, b"text/event-stream"));
+        assert!(contains_ignore_case(b"keep-alive, CLOSE", b"close"));
+        // A window that starts right but differs later, and a needle longer than the hay.
+        assert!(!contains_ignore_case(b"text/event-strean", b"text/event-stream"));
+        assert!(!contains_ignore_case(b"json", b"application/json"));
+        assert!(contains_ignore_case(b"anything", b""));
     }
 }

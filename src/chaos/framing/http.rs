@@ -9,6 +9,7 @@ use super::chunked::{Decoder, Event};
 use super::sse::Sse;
 use super::ws::Ws;
 use super::{Envelope, HttpLink, Sink, Unit};
+use crate::net::http1::contains_ignore_case;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -446,10 +447,6 @@ fn replace_line(text: &[u8], from: usize, to: usize, line: &[u8]) -> Vec<u8> {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&text[end..]);
     out
-}
-
-fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// Lines of a head as (start, end) offsets, without their `\r\n`.

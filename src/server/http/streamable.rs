@@ -24,6 +24,7 @@ use super::body::{self, Body, PendingReply};
 use super::sessions::{Attached, HttpSession};
 use super::streams::{self, ResumeError};
 use super::{is_unattributed_error, json, status, Req, Shared};
+use crate::net::http1::contains_ignore_case;
 use crate::protocol::jsonrpc::{self, Message, Payload};
 use crate::protocol::mcp::methods;
 use crate::server::handler::{Outcome, SessionState};
@@ -291,10 +292,6 @@ fn wants_event_stream(query: Option<&str>, headers: &HeaderMap) -> bool {
 
 fn starts_with_ignore_case(hay: &[u8], prefix: &[u8]) -> bool {
     hay.len() >= prefix.len() && hay[..prefix.len()].eq_ignore_ascii_case(prefix)
-}
-
-fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 #[cfg(test)]
