@@ -2,6 +2,8 @@
 //! and the real client (plus raw hyper requests where the point is the HTTP exchange
 //! itself: status codes, headers, batches, Origin, WebSocket handshake).
 
+mod common;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::HeaderMap;
@@ -681,26 +683,10 @@ async fn shutdown_closes_an_idle_keep_alive_connection() {
     for _ in 0..3 {
         s.write_all(req.as_bytes()).await.unwrap();
         // One whole response (no session: a 400 with a JSON body), the connection kept.
-        buf.clear();
-        let end = loop {
-            let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk)).await.unwrap().unwrap();
-            assert!(n > 0, "the server closed the connection after {:?}", String::from_utf8_lossy(&buf));
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf).to_lowercase();
-            if let Some(head) = text.find("\r\n\r\n") {
-                let len: usize = text[..head]
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .map(|v| v.trim().parse().unwrap())
-                    .expect("a Content-Length");
-                if buf.len() >= head + 4 + len {
-                    break head + 4 + len;
-                }
-            }
-        };
-        assert!(buf.starts_with(b"HTTP/1.1 400"), "{}", String::from_utf8_lossy(&buf));
-        assert_eq!(end, buf.len(), "nothing after the response");
+        let read = tokio::time::timeout(Duration::from_secs(5), common::raw_http::read_response(&mut s, &mut buf));
+        let resp = read.await.unwrap().expect("a response, the connection kept");
+        assert_eq!(resp.status, 400, "{}", String::from_utf8_lossy(&resp.body));
+        assert!(buf.is_empty(), "nothing after the response");
     }
     server.shutdown().await;
     let mut rest = [0u8; 64];

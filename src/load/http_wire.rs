@@ -8,7 +8,9 @@
 use super::conn::{classify, itoa, Encoded, Line, Reply, PREFIX};
 use super::http_conn::Fail;
 use crate::client::server_requests::ServerRequests;
-use crate::net::http1::{contains_ignore_case, decode, Chunk, Framing, Spare, MAX_HEAD, READ_CHUNK};
+use crate::net::http1::{
+    contains_ignore_case, decode, starts_with_ignore_case, Chunk, Framing, Spare, MAX_HEAD, READ_CHUNK,
+};
 use serde_json::value::RawValue;
 use std::io;
 use std::mem::MaybeUninit;
@@ -151,7 +153,7 @@ fn parse_head(resp: &httparse::Response<'_, '_>, status: u16, want_session: bool
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             chunked = ends_with_ignore_case(value, b"chunked");
         } else if name.eq_ignore_ascii_case(b"content-type") {
-            event_stream = value.len() >= 17 && value[..17].eq_ignore_ascii_case(b"text/event-stream");
+            event_stream = starts_with_ignore_case(value, b"text/event-stream");
         } else if name.eq_ignore_ascii_case(b"connection") {
             close = close || contains_ignore_case(value, b"close");
         } else if want_session && name.eq_ignore_ascii_case(SESSION_HEADER.as_bytes()) {

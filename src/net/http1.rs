@@ -4,7 +4,7 @@
 //! closes, split anywhere), and the per-thread spare buffers ([`Spare`]) that a request
 //! in flight borrows for its bytes and gives back, so that an idle connection holds no
 //! buffer and the steady state allocates none; and how header values are searched
-//! ([`contains_ignore_case`]).
+//! ([`contains_ignore_case`], [`starts_with_ignore_case`]).
 
 use std::cell::RefCell;
 
@@ -19,6 +19,12 @@ pub const READ_CHUNK: usize = 2048;
 pub fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
     let Some(first) = needle.first().map(u8::to_ascii_lowercase) else { return true };
     hay.windows(needle.len()).any(|w| w[0].to_ascii_lowercase() == first && w.eq_ignore_ascii_case(needle))
+}
+
+/// Whether `hay` starts with `prefix`, ASCII case ignored (a media type before its
+/// parameters).
+pub fn starts_with_ignore_case(hay: &[u8], prefix: &[u8]) -> bool {
+    hay.len() >= prefix.len() && hay[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 /// How a message body is delimited.

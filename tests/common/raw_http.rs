@@ -1,5 +1,7 @@
-//! The request side of the tiny HTTP/1.1 servers some tests write to control every byte a
-//! client gets: one request at a time, its head and then `Content-Length` bytes of body.
+//! Raw HTTP/1.1 messages read off a socket, one at a time: its head and then
+//! `Content-Length` bytes of body. The request side serves the tiny HTTP/1.1 servers some
+//! tests write to control every byte a client gets; the response side, tests that speak
+//! to a server byte by byte.
 
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -20,9 +22,32 @@ impl RawRequest {
     }
 }
 
+/// One response as it came.
+pub struct RawResponse {
+    pub status: u16,
+    /// Header names lowercased, values trimmed, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
 /// Reads the next request on `sock`; `buf` keeps what was read beyond it. `None` once the
 /// connection ends or fails.
 pub async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<RawRequest> {
+    let (start, headers, body) = read_message(sock, buf).await?;
+    let method = start.split(' ').next().unwrap_or("").to_string();
+    Some(RawRequest { method, headers, body })
+}
+
+/// Reads the next response on `sock` (one with a `Content-Length`, or none for no body);
+/// `buf` keeps what was read beyond it. `None` once the connection ends or fails.
+pub async fn read_response(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<RawResponse> {
+    let (start, headers, body) = read_message(sock, buf).await?;
+    let status = start.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Some(RawResponse { status, headers, body })
+}
+
+/// The start line, headers and body of the next message on `sock`.
+async fn read_message(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
@@ -31,7 +56,7 @@ pub async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Raw
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
     let mut lines = head.split("\r\n");
-    let method = lines.next().unwrap_or("").split(' ').next().unwrap_or("").to_string();
+    let start = lines.next().unwrap_or("").to_string();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
@@ -42,7 +67,7 @@ pub async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Raw
     }
     let body = buf[head_end..head_end + len].to_vec();
     buf.drain(..head_end + len);
-    Some(RawRequest { method, headers, body })
+    Some((start, headers, body))
 }
 
 async fn fill(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<()> {

@@ -24,7 +24,7 @@ use super::body::{self, Body, PendingReply};
 use super::sessions::{Attached, HttpSession};
 use super::streams::{self, ResumeError};
 use super::{is_unattributed_error, json, status, Req, Shared};
-use crate::net::http1::contains_ignore_case;
+use crate::net::http1::{contains_ignore_case, starts_with_ignore_case};
 use crate::protocol::jsonrpc::{self, Message, Payload};
 use crate::protocol::mcp::methods;
 use crate::server::handler::{Outcome, SessionState};
@@ -288,10 +288,6 @@ fn wants_event_stream(query: Option<&str>, headers: &HeaderMap) -> bool {
         stream |= contains_ignore_case(a, b"text/event-stream");
     }
     stream
-}
-
-fn starts_with_ignore_case(hay: &[u8], prefix: &[u8]) -> bool {
-    hay.len() >= prefix.len() && hay[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 #[cfg(test)]
